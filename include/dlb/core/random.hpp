@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <numbers>
 #include <random>
 
@@ -17,10 +18,15 @@ namespace dlb {
 /// Seedable 64-bit Mersenne Twister; its output sequence is fixed by the C++ standard.
 using Generator = std::mt19937_64;
 
-/// Uniform draw in [0, 1) with the full mantissa of T's double source: u = (g() >> 11) * 2^-53.
+/// Uniform draw in [0, 1): u = k * 2^-b with k uniform on b bits, b = 24 for float and 53
+/// otherwise, so rounding to T can never produce 1.
 template <Scalar T>
 T SampleUniform(Generator& gen) {
-  return static_cast<T>(static_cast<double>(gen() >> 11) * 0x1.0p-53);
+  if constexpr (std::numeric_limits<T>::digits <= 24) {
+    return static_cast<T>(gen() >> 40) * T(0x1.0p-24);
+  } else {
+    return static_cast<T>(static_cast<double>(gen() >> 11) * 0x1.0p-53);
+  }
 }
 
 /// Standard normal draw N(0, 1) by the Box-Muller transform:

@@ -1,0 +1,147 @@
+#pragma once
+/// \file
+/// Mini-batch iteration over an in-memory data set.
+
+#include <cstdint>
+#include <iterator>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "dlb/core/error.hpp"
+#include "dlb/core/random.hpp"
+#include "dlb/core/types.hpp"
+
+namespace dlb {
+
+/// One mini-batch: features (features x n, one column per sample) and their n labels.
+/// Views into the DataSet's buffers, valid until the next batch is read.
+template <Scalar T>
+struct Batch {
+  Eigen::Map<const Matrix<T>> x;
+  Eigen::Map<const Labels> y;
+};
+
+/// Splits (X, y) into mini-batches, in a new random order every epoch.
+///
+/// Represents: a reference to X (features x N, one column per sample) and y (N labels), a
+/// sample order, and buffers holding the current batch.
+/// Requires: X and y outlive the DataSet and do not change while it is used (they are not
+/// copied; temporaries are rejected at compile time).
+/// Ensures: every epoch visits each sample at most once (exactly once unless drop_last
+/// leaves out the last N mod batch_size samples of that epoch's order); begin() starts an
+/// epoch and reshuffles when `shuffle` is set; reading batches allocates nothing.
+/// Usage: `for (const auto& batch : dataset) model.Forward(batch.x) ...`
+template <Scalar T = float>
+class DataSet {
+ public:
+  /// Throws ShapeError when X.cols() != y.size() or the set is empty, ArgumentError when
+  /// batch_size < 1 or batch_size > N.
+  DataSet(const Matrix<T>& x, const Labels& y, Index batch_size, bool shuffle = true,
+          bool drop_last = true, std::uint64_t seed = 0)
+      : x_(&x), y_(&y), batch_size_(batch_size), shuffle_(shuffle), drop_last_(drop_last),
+        gen_(seed) {
+    if (x.cols() != y.size()) {
+      throw ShapeError("DataSet: X has " + std::to_string(x.cols()) + " samples (columns) but y has " +
+                       std::to_string(y.size()) + " labels");
+    }
+    if (x.cols() == 0 || x.rows() == 0) {
+      throw ShapeError("DataSet: X is " + std::to_string(x.rows()) + " x " +
+                       std::to_string(x.cols()) + "; need at least one feature and one sample");
+    }
+    if (batch_size < 1 || batch_size > x.cols()) {
+      throw ArgumentError("DataSet: batch_size must be in 1.." + std::to_string(x.cols()) +
+                          " (the number of samples), got " + std::to_string(batch_size));
+    }
+    order_.resize(static_cast<std::size_t>(x.cols()));
+    std::iota(order_.begin(), order_.end(), Index{0});
+    if (shuffle_) {
+      batch_x_.resize(x.rows(), batch_size);
+      batch_y_.resize(batch_size);
+    }
+  }
+  DataSet(Matrix<T>&&, const Labels&, Index, bool = true, bool = true, std::uint64_t = 0) = delete;
+  DataSet(const Matrix<T>&, Labels&&, Index, bool = true, bool = true, std::uint64_t = 0) = delete;
+
+  /// Number of samples N.
+  Index NumSamples() const { return x_->cols(); }
+  Index NumFeatures() const { return x_->rows(); }
+  Index BatchSize() const { return batch_size_; }
+  /// Batches per epoch: floor(N / batch_size) with drop_last, ceil(N / batch_size) without.
+  Index NumBatches() const {
+    const Index n = NumSamples();
+    return drop_last_ ? n / batch_size_ : (n + batch_size_ - 1) / batch_size_;
+  }
+  /// Samples visited per epoch.
+  Index SamplesPerEpoch() const {
+    return drop_last_ ? NumBatches() * batch_size_ : NumSamples();
+  }
+
+  /// Starts an epoch: draws a new sample order (Fisher-Yates) when shuffling.
+  void StartEpoch() {
+    if (!shuffle_) return;
+    for (std::size_t i = order_.size() - 1; i > 0; --i) {
+      std::swap(order_[i], order_[SampleIndex(gen_, i + 1)]);
+    }
+  }
+
+  /// Batch `index` (0 .. NumBatches()-1) of the current epoch's order. With shuffling the
+  /// samples are gathered into the DataSet's buffers; without, the views point into X and y.
+  Batch<T> GetBatch(Index index) {
+    if (index < 0 || index >= NumBatches()) {
+      throw ArgumentError("DataSet::GetBatch: batch " + std::to_string(index) + " outside 0.." +
+                          std::to_string(NumBatches() - 1));
+    }
+    const Index first = index * batch_size_;
+    const Index count = std::min(batch_size_, NumSamples() - first);
+    if (!shuffle_) {
+      return {Eigen::Map<const Matrix<T>>(x_->col(first).data(), x_->rows(), count),
+              Eigen::Map<const Labels>(y_->data() + first, count)};
+    }
+    for (Index j = 0; j < count; ++j) {
+      const Index sample = order_[static_cast<std::size_t>(first + j)];
+      batch_x_.col(j) = x_->col(sample);
+      batch_y_(j) = (*y_)(sample);
+    }
+    return {Eigen::Map<const Matrix<T>>(batch_x_.data(), x_->rows(), count),
+            Eigen::Map<const Labels>(batch_y_.data(), count)};
+  }
+
+  /// Input iterator over one epoch's batches; begin() calls StartEpoch().
+  class Iterator {
+   public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = Batch<T>;
+    using difference_type = std::ptrdiff_t;
+    Iterator(DataSet* set, Index index) : set_(set), index_(index) {}
+    Batch<T> operator*() const { return set_->GetBatch(index_); }
+    Iterator& operator++() {
+      ++index_;
+      return *this;
+    }
+    bool operator==(const Iterator& other) const { return index_ == other.index_; }
+
+   private:
+    DataSet* set_;
+    Index index_;
+  };
+
+  Iterator begin() {
+    StartEpoch();
+    return Iterator(this, 0);
+  }
+  Iterator end() { return Iterator(this, NumBatches()); }
+
+ private:
+  const Matrix<T>* x_;
+  const Labels* y_;
+  Index batch_size_;
+  bool shuffle_;
+  bool drop_last_;
+  Generator gen_;
+  std::vector<Index> order_;
+  Matrix<T> batch_x_;
+  Labels batch_y_;
+};
+
+}  // namespace dlb

@@ -1,0 +1,42 @@
+#pragma once
+/// \file
+/// DLBlocks umbrella header: includes every public block.
+
+#include "dlb/core/error.hpp"
+#include "dlb/core/parameter.hpp"
+#include "dlb/core/random.hpp"
+#include "dlb/core/threads.hpp"
+#include "dlb/core/types.hpp"
+
+#include "dlb/layers/dropout.hpp"
+#include "dlb/layers/init.hpp"
+#include "dlb/layers/layer.hpp"
+#include "dlb/layers/leaky_relu.hpp"
+#include "dlb/layers/linear.hpp"
+#include "dlb/layers/relu.hpp"
+#include "dlb/layers/sigmoid.hpp"
+#include "dlb/layers/tanh.hpp"
+
+#include "dlb/losses/cross_entropy.hpp"
+#include "dlb/losses/loss.hpp"
+#include "dlb/losses/mse.hpp"
+#include "dlb/metrics/accuracy.hpp"
+
+#include "dlb/optimizers/adam.hpp"
+#include "dlb/optimizers/adamw.hpp"
+#include "dlb/optimizers/momentum.hpp"
+#include "dlb/optimizers/nesterov.hpp"
+#include "dlb/optimizers/optimizer.hpp"
+#include "dlb/optimizers/sgd.hpp"
+#include "dlb/optimizers/update_rule.hpp"
+
+#include "dlb/model/model.hpp"
+
+#include "dlb/data/dataset.hpp"
+#include "dlb/data/fashion_mnist.hpp"
+#include "dlb/data/idx.hpp"
+#include "dlb/data/split.hpp"
+#include "dlb/data/standardize.hpp"
+
+#include "dlb/training/divergence_guard.hpp"
+#include "dlb/training/train.hpp"

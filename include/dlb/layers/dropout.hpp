@@ -1,0 +1,75 @@
+#pragma once
+/// \file
+/// Inverted dropout.
+
+#include <cmath>
+#include <string>
+
+#include "dlb/core/error.hpp"
+#include "dlb/core/random.hpp"
+#include "dlb/core/types.hpp"
+#include "dlb/layers/elementwise.hpp"
+
+namespace dlb {
+
+/// Drops each element with probability p during training and scales the kept ones by
+/// 1 / (1 - p), so E[Y] = X; in inference Y = X.
+///
+/// Train:     M_ij = (u_ij >= p) / (1 - p) with u_ij ~ U[0, 1),  Y = M .* X,  dX = M .* dY.
+/// Inference: Y = X, dX = dY.
+/// The mask is drawn from the layer's own generator, reseeded by Init(gen) (ModelNN does
+/// that), so a run is reproducible from the model's seed.
+template <Scalar T = float>
+class Dropout : public ElementwiseLayer {
+ public:
+  using Scalar = T;
+
+  /// p is the probability of dropping; throws ArgumentError unless 0 <= p < 1.
+  explicit Dropout(T p = T(0.5), std::uint64_t seed = 0) : p_(p), gen_(seed) {
+    if (!(p >= T(0) && p < T(1))) {
+      throw ArgumentError("Dropout: p (probability of dropping) must be in [0, 1), got " +
+                          std::to_string(p));
+    }
+  }
+
+  std::string Name() const { return "Dropout(" + std::to_string(p_) + ")"; }
+  T p() const { return p_; }
+
+  void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode mode) {
+    last_mode_ = mode;
+    y.resize(x.rows(), x.cols());
+    if (mode == Mode::Inference || p_ == T(0)) {
+      y = x;
+      return;
+    }
+    mask_.resize(x.rows(), x.cols());
+    const T keep_scale = T(1) / (T(1) - p_);
+    T* mask = mask_.data();
+    for (Index i = 0, n = mask_.size(); i < n; ++i) {
+      mask[i] = SampleUniform<T>(gen_) >= p_ ? keep_scale : T(0);
+    }
+    y.array() = x.array() * mask_.array();
+  }
+
+  void Backward(const ConstMatrixRef<T>& /*x*/, const ConstMatrixRef<T>& /*y*/,
+                const ConstMatrixRef<T>& dy, Matrix<T>* dx) {
+    if (dx == nullptr) return;
+    dx->resize(dy.rows(), dy.cols());
+    if (last_mode_ == Mode::Inference || p_ == T(0)) {
+      *dx = dy;
+    } else {
+      dx->array() = dy.array() * mask_.array();
+    }
+  }
+
+  /// Reseeds the mask generator from `gen`.
+  void Init(Generator& gen) { gen_.seed(gen()); }
+
+ private:
+  T p_;
+  Generator gen_;
+  Matrix<T> mask_;
+  Mode last_mode_ = Mode::Train;
+};
+
+}  // namespace dlb

@@ -1,0 +1,93 @@
+#pragma once
+/// \file
+/// Fully connected layer.
+
+#include <string>
+#include <vector>
+
+#include "dlb/core/error.hpp"
+#include "dlb/core/parameter.hpp"
+#include "dlb/core/random.hpp"
+#include "dlb/core/types.hpp"
+#include "dlb/layers/init.hpp"
+
+namespace dlb {
+
+/// Affine map Z = W X + b.
+///
+/// Shapes: X is in x batch, W is out x in, b is out x 1, Z is out x batch.
+/// Backward: dW = dZ X^T, db = sum over columns of dZ, dX = W^T dZ.
+/// W is drawn by `init` (see Init); b starts at 0. A freshly constructed layer is
+/// initialised from a fixed seed; ModelNN re-initialises it from the model's generator.
+template <Scalar T = float>
+class Linear {
+ public:
+  using Scalar = T;
+
+  /// Throws ArgumentError unless in >= 1, out >= 1 and (for Init::Const) init_std >= 0.
+  Linear(Index in, Index out, dlb::Init init = dlb::Init::Kaiming, T init_std = T(0.01))
+      : init_(init), init_std_(init_std) {
+    if (in < 1 || out < 1) {
+      throw ArgumentError("Linear(" + std::to_string(in) + " -> " + std::to_string(out) +
+                          "): both sizes must be >= 1");
+    }
+    if (!(init_std >= T(0))) {
+      throw ArgumentError("Linear: init_std must be >= 0, got " + std::to_string(init_std));
+    }
+    weight_.resize(out, in);
+    bias_.setZero(out, 1);
+    grad_weight_.setZero(out, in);
+    grad_bias_.setZero(out, 1);
+    Generator gen(kDefaultSeed);
+    Init(gen);
+  }
+
+  std::string Name() const {
+    return "Linear(" + std::to_string(InputSize()) + " -> " + std::to_string(weight_.rows()) +
+           ")";
+  }
+  Index InputSize() const { return weight_.cols(); }
+  Index OutputSize(Index /*input_size*/) const { return weight_.rows(); }
+
+  /// Z = W X + b (the bias broadcast over the columns).
+  void Forward(const ConstMatrixRef<T>& x, Matrix<T>& z, Mode /*mode*/) {
+    z.resize(weight_.rows(), x.cols());
+    z.noalias() = weight_ * x;
+    z.colwise() += bias_.col(0);
+  }
+
+  /// dW = dZ X^T, db = dZ 1, and dX = W^T dZ when dx is not null.
+  void Backward(const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& /*z*/,
+                const ConstMatrixRef<T>& dz, Matrix<T>* dx) {
+    grad_weight_.noalias() = dz * x.transpose();
+    grad_bias_.noalias() = dz.rowwise().sum();
+    if (dx != nullptr) {
+      dx->resize(weight_.cols(), dz.cols());
+      dx->noalias() = weight_.transpose() * dz;
+    }
+  }
+
+  std::vector<Parameter<T>> Parameters() {
+    return {{"weight", &weight_, &grad_weight_}, {"bias", &bias_, &grad_bias_}};
+  }
+
+  /// Redraws W from the layer's Init scheme and zeroes b.
+  void Init(Generator& gen) {
+    InitializeWeights(weight_, init_, init_std_, gen);
+    bias_.setZero();
+  }
+
+  const Matrix<T>& weight() const { return weight_; }
+  const Matrix<T>& bias() const { return bias_; }
+  Matrix<T>& weight() { return weight_; }
+  Matrix<T>& bias() { return bias_; }
+
+ private:
+  static constexpr std::uint64_t kDefaultSeed = 0x5eed;
+
+  dlb::Init init_;
+  T init_std_;
+  Matrix<T> weight_, bias_, grad_weight_, grad_bias_;
+};
+
+}  // namespace dlb

@@ -1,0 +1,33 @@
+#pragma once
+/// \file
+/// Rectified linear unit.
+
+#include <string>
+
+#include "dlb/core/types.hpp"
+#include "dlb/layers/elementwise.hpp"
+
+namespace dlb {
+
+/// Y = max(X, 0) element-wise; dX = dY where Y > 0, else 0. Any shape.
+template <Scalar T = float>
+class ReLU : public ElementwiseLayer {
+ public:
+  using Scalar = T;
+
+  std::string Name() const { return "ReLU"; }
+
+  void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode /*mode*/) {
+    y.resize(x.rows(), x.cols());
+    y.array() = x.array().max(T(0));
+  }
+
+  void Backward(const ConstMatrixRef<T>& /*x*/, const ConstMatrixRef<T>& y,
+                const ConstMatrixRef<T>& dy, Matrix<T>* dx) {
+    if (dx == nullptr) return;
+    dx->resize(dy.rows(), dy.cols());
+    dx->array() = (y.array() > T(0)).select(dy.array(), T(0));
+  }
+};
+
+}  // namespace dlb

@@ -1,0 +1,33 @@
+#pragma once
+/// \file
+/// Hyperbolic tangent.
+
+#include <string>
+
+#include "dlb/core/types.hpp"
+#include "dlb/layers/elementwise.hpp"
+
+namespace dlb {
+
+/// Y = tanh(X) element-wise; dX = dY * (1 - Y^2). Any shape.
+template <Scalar T = float>
+class Tanh : public ElementwiseLayer {
+ public:
+  using Scalar = T;
+
+  std::string Name() const { return "Tanh"; }
+
+  void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode /*mode*/) {
+    y.resize(x.rows(), x.cols());
+    y.array() = x.array().tanh();
+  }
+
+  void Backward(const ConstMatrixRef<T>& /*x*/, const ConstMatrixRef<T>& y,
+                const ConstMatrixRef<T>& dy, Matrix<T>* dx) {
+    if (dx == nullptr) return;
+    dx->resize(dy.rows(), dy.cols());
+    dx->array() = dy.array() * (T(1) - y.array().square());
+  }
+};
+
+}  // namespace dlb

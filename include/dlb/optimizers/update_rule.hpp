@@ -1,0 +1,84 @@
+#pragma once
+/// \file
+/// The UpdateRule contract: how one parameter block moves given its gradient.
+///
+/// A rule is a small policy object holding hyper-parameters; whatever it remembers between
+/// steps for a parameter (velocity, moments) lives in a State created once per parameter
+/// block by the Optimizer. Required members (R::Scalar is T):
+/// ```
+///   struct State;                                   // per-parameter memory
+///   State MakeState(const Matrix<T>& param) const;  // zero memory of param's shape
+///   void Update(Matrix<T>& param, const Matrix<T>& grad, State& state,
+///               std::int64_t step) const;           // step = 1, 2, ... (once per Optimizer::Step)
+///   T LearningRate() const;  void SetLearningRate(T lr);
+///   std::string Name() const;
+/// ```
+
+#include <cmath>
+#include <concepts>
+#include <cstdint>
+#include <string>
+
+#include "dlb/core/error.hpp"
+#include "dlb/core/types.hpp"
+
+namespace dlb {
+
+/// Satisfied by every type that fulfils the UpdateRule contract described above.
+template <class R>
+concept UpdateRule = requires { typename R::Scalar; typename R::State; } &&
+    Scalar<typename R::Scalar> &&
+    requires(R& rule, const R& const_rule, Matrix<typename R::Scalar>& param,
+             const Matrix<typename R::Scalar>& grad, typename R::State& state, std::int64_t step,
+             typename R::Scalar lr) {
+      { const_rule.MakeState(param) } -> std::same_as<typename R::State>;
+      const_rule.Update(param, grad, state, step);
+      { const_rule.LearningRate() } -> std::convertible_to<typename R::Scalar>;
+      rule.SetLearningRate(lr);
+      { const_rule.Name() } -> std::convertible_to<std::string>;
+    };
+
+namespace internal {
+
+/// Throws ArgumentError "<rule>: <what> must be <requirement>, got <value>" unless `ok`.
+template <Scalar T>
+void RequireHyper(bool ok, const char* rule, const char* what, const char* requirement, T value) {
+  if (!ok) {
+    throw ArgumentError(std::string(rule) + ": " + what + " must be " + requirement + ", got " +
+                        std::to_string(value));
+  }
+}
+
+/// Learning rate and L2 weight decay, validated: lr > 0 and finite, weight_decay >= 0.
+template <Scalar T>
+class RuleHyperParameters {
+ public:
+  RuleHyperParameters(const char* rule, T lr, T weight_decay)
+      : rule_(rule), lr_(lr), weight_decay_(weight_decay) {
+    SetLearningRate(lr);
+    RequireHyper(std::isfinite(weight_decay) && weight_decay >= T(0), rule, "weight_decay",
+                 "finite and >= 0", weight_decay);
+  }
+
+  T LearningRate() const { return lr_; }
+  void SetLearningRate(T lr) {
+    RequireHyper(std::isfinite(lr) && lr > T(0), rule_, "learning rate", "finite and > 0", lr);
+    lr_ = lr;
+  }
+  T WeightDecay() const { return weight_decay_; }
+
+ private:
+  const char* rule_;
+  T lr_;
+  T weight_decay_;
+};
+
+/// Throws ArgumentError unless 0 <= beta < 1.
+template <Scalar T>
+void RequireBeta(const char* rule, const char* what, T beta) {
+  RequireHyper(beta >= T(0) && beta < T(1), rule, what, "in [0, 1)", beta);
+}
+
+}  // namespace internal
+
+}  // namespace dlb
