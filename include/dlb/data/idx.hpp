@@ -1,0 +1,640 @@
+#pragma once
+/// \file
+/// Reader and writer for the IDX format of MNIST and Fashion-MNIST, raw or gzip-compressed.
+///
+/// An IDX file is a big-endian header followed by the elements in row-major order:
+///
+///     bytes 0-1  zero
+///     byte  2    element type (only 0x08, unsigned byte, is supported)
+///     byte  3    number of dimensions n
+///     bytes 4..  n dimension sizes, each a big-endian uint32
+///     then       the product of the sizes, one byte per element
+///
+/// Images are idx3 (magic 0x00000803: count x rows x cols), labels idx1 (magic 0x00000801).
+/// The reader trusts nothing in the file: every size is checked against what the file really
+/// holds before memory is committed to it, so a hostile header cannot cause a giant allocation.
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
+
+#include "dlb/core/error.hpp"
+#include "dlb/core/types.hpp"
+
+namespace dlb {
+
+/// A set of grayscale images as stored in an idx3 file: `count` images of `rows` x `cols`
+/// bytes, each image row-major, images one after the other
+/// (pixels.size() == count * rows * cols).
+struct IdxImages {
+  Index count = 0;
+  Index rows = 0;
+  Index cols = 0;
+  std::vector<std::uint8_t> pixels;
+};
+
+namespace detail {
+
+inline std::string Hex32(std::uint32_t value) {
+  char text[11];
+  std::snprintf(text, sizeof text, "0x%08X", static_cast<unsigned>(value));
+  return text;
+}
+
+inline std::string Hex8(unsigned value) {
+  char text[5];
+  std::snprintf(text, sizeof text, "0x%02X", value & 0xFFu);
+  return text;
+}
+
+inline std::string ErrnoText(int error) { return std::generic_category().message(error); }
+
+inline std::uint32_t LoadBigEndian32(const std::uint8_t* bytes) {
+  return (std::uint32_t{bytes[0]} << 24) | (std::uint32_t{bytes[1]} << 16) |
+         (std::uint32_t{bytes[2]} << 8) | std::uint32_t{bytes[3]};
+}
+
+inline void StoreBigEndian32(std::uint32_t value, std::uint8_t* bytes) {
+  bytes[0] = static_cast<std::uint8_t>(value >> 24);
+  bytes[1] = static_cast<std::uint8_t>(value >> 16);
+  bytes[2] = static_cast<std::uint8_t>(value >> 8);
+  bytes[3] = static_cast<std::uint8_t>(value);
+}
+
+struct FileCloser {
+  void operator()(std::FILE* file) const noexcept { std::fclose(file); }
+};
+using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
+
+/// The decompressed content of a file, read front to back: the bytes as they are for a raw
+/// file, the inflated stream for a gzip file (recognised by its magic bytes 1f 8b, whatever
+/// its name). Offsets in errors are positions in this content.
+class IdxInput {
+ public:
+  explicit IdxInput(const std::string& path) : path_(path) {
+    std::error_code error;
+    const auto status = std::filesystem::status(path, error);
+    if (status.type() == std::filesystem::file_type::not_found) {
+      throw FileError(path, std::nullopt, "cannot open: no such file");
+    }
+    if (error) throw FileError(path, std::nullopt, "cannot open: " + error.message());
+    if (std::filesystem::is_directory(status)) {
+      throw FileError(path, std::nullopt, "cannot open: expected a file, found a directory");
+    }
+    errno = 0;
+    file_.reset(std::fopen(path.c_str(), "rb"));
+    if (!file_) throw FileError(path, std::nullopt, "cannot open: " + ErrnoText(errno));
+
+    // Sniff the gzip magic; the sniffed bytes are handed back by the first reads.
+    sniff_size_ = FreadAll(sniff_.data(), sniff_.size());
+    if (sniff_size_ == 2 && sniff_[0] == 0x1F && sniff_[1] == 0x8B) {
+      gzip_ = true;
+      input_.resize(kInputChunk);
+      // 16 + MAX_WBITS: accept only the gzip wrapper, never zlib or raw deflate.
+      if (inflateInit2(&stream_, 16 + MAX_WBITS) != Z_OK) {
+        throw FileError(path, std::nullopt, "cannot start gzip decompression: out of memory");
+      }
+      inflating_ = true;  // nothing below may throw, or inflateEnd would be skipped
+    } else if (std::filesystem::is_regular_file(status)) {
+      const auto size = std::filesystem::file_size(path, error);
+      if (!error) size_ = size;
+    }
+  }
+
+  IdxInput(const IdxInput&) = delete;
+  IdxInput& operator=(const IdxInput&) = delete;
+
+  ~IdxInput() {
+    if (inflating_) inflateEnd(&stream_);
+  }
+
+  const std::string& path() const noexcept { return path_; }
+  bool gzip() const noexcept { return gzip_; }
+  /// Bytes of content delivered so far.
+  std::uint64_t offset() const noexcept { return offset_; }
+  /// Total content size when known without reading it (a raw regular file).
+  std::optional<std::uint64_t> size() const noexcept { return size_; }
+
+  /// Reads up to n bytes of content into out; returns fewer only at the end of the content.
+  /// Throws FileError on a read error or a corrupt or truncated gzip stream.
+  std::size_t Read(std::uint8_t* out, std::size_t n) {
+    const std::size_t done = gzip_ ? Inflate(out, n) : ReadRaw(out, n);
+    offset_ += done;
+    return done;
+  }
+
+ private:
+  static constexpr std::size_t kInputChunk = std::size_t{1} << 16;
+
+  std::size_t FreadAll(std::uint8_t* out, std::size_t n) {
+    std::size_t done = 0;
+    while (done < n) {
+      const std::size_t got = std::fread(out + done, 1, n - done, file_.get());
+      file_bytes_ += got;
+      done += got;
+      if (got == 0) {
+        if (std::ferror(file_.get())) {
+          throw FileError(path_, offset_ + done, "read error: " + ErrnoText(errno));
+        }
+        break;
+      }
+    }
+    return done;
+  }
+
+  std::size_t ReadRaw(std::uint8_t* out, std::size_t n) {
+    std::size_t done = 0;
+    while (sniff_used_ < sniff_size_ && done < n) out[done++] = sniff_[sniff_used_++];
+    return done + FreadAll(out + done, n - done);
+  }
+
+  std::uint64_t CompressedOffset() const noexcept { return file_bytes_ - stream_.avail_in; }
+
+  // Refills the inflate input; returns false at the end of the file.
+  bool Refill() {
+    if (sniff_used_ < sniff_size_) {
+      const std::size_t count = sniff_size_ - sniff_used_;
+      std::memcpy(input_.data(), sniff_.data() + sniff_used_, count);
+      sniff_used_ = sniff_size_;
+      stream_.next_in = input_.data();
+      stream_.avail_in = static_cast<uInt>(count);
+      return true;
+    }
+    const std::size_t got = FreadAll(input_.data(), input_.size());
+    stream_.next_in = input_.data();
+    stream_.avail_in = static_cast<uInt>(got);
+    return got > 0;
+  }
+
+  std::string Where() const {
+    return "at compressed byte " + std::to_string(CompressedOffset()) + ", after " +
+           std::to_string(offset_ + produced_) + " decompressed bytes";
+  }
+
+  std::size_t Inflate(std::uint8_t* out, std::size_t n) {
+    std::size_t done = 0;
+    produced_ = 0;
+    while (done < n && !finished_) {
+      if (stream_.avail_in == 0 && !Refill()) {
+        if (member_ > 0 && member_output_ == 0) {
+          if (!member_started_) {
+            finished_ = true;  // the file ends cleanly after a complete gzip member
+            break;
+          }
+          throw FileError(path_, offset_ + done,
+                          "unexpected bytes after the end of the gzip stream " + Where() +
+                              ": expected another complete gzip member or the end of the file");
+        }
+        throw FileError(path_, offset_ + done,
+                        "truncated gzip stream: the file ends " + Where() +
+                            ", before the end of the gzip stream");
+      }
+      const std::size_t room = std::min<std::size_t>(n - done, std::numeric_limits<uInt>::max());
+      stream_.next_out = out + done;
+      stream_.avail_out = static_cast<uInt>(room);
+      const uInt before_in = stream_.avail_in;
+      const int status = inflate(&stream_, Z_NO_FLUSH);
+      const std::size_t made = room - stream_.avail_out;
+      done += made;
+      produced_ = done;
+      member_output_ += made;
+      if (stream_.avail_in != before_in) member_started_ = true;
+      if (status == Z_STREAM_END) {
+        // Like gzip -d, accept further concatenated members; anything else is garbage.
+        ++member_;
+        member_started_ = false;
+        member_output_ = 0;
+        inflateReset(&stream_);
+      } else if (status == Z_DATA_ERROR || status == Z_NEED_DICT || status == Z_STREAM_ERROR) {
+        const std::string reason = stream_.msg ? stream_.msg : "invalid data";
+        if (member_ > 0 && member_output_ == 0) {
+          throw FileError(path_, offset_ + done,
+                          "unexpected bytes after the end of the gzip stream " + Where() +
+                              ": expected another gzip member or the end of the file (" + reason +
+                              ")");
+        }
+        throw FileError(path_, offset_ + done, "corrupt gzip stream " + Where() + ": " + reason);
+      } else if (status == Z_MEM_ERROR) {
+        throw FileError(path_, offset_ + done, "gzip decompression ran out of memory");
+      }
+      // Z_OK, and Z_BUF_ERROR (no progress until more input arrives), just go on.
+    }
+    return done;
+  }
+
+  std::string path_;
+  FilePtr file_;
+  std::array<std::uint8_t, 2> sniff_{};
+  std::size_t sniff_size_ = 0;
+  std::size_t sniff_used_ = 0;
+  bool gzip_ = false;
+  bool inflating_ = false;
+  bool finished_ = false;
+  bool member_started_ = false;
+  int member_ = 0;
+  std::uint64_t member_output_ = 0;
+  z_stream stream_{};
+  std::vector<std::uint8_t> input_;
+  std::uint64_t file_bytes_ = 0;
+  std::uint64_t offset_ = 0;
+  std::size_t produced_ = 0;  // output of the Read in progress, for error offsets
+  std::optional<std::uint64_t> size_;
+};
+
+/// What an IDX file of one kind must look like.
+struct IdxKind {
+  std::uint32_t magic;
+  const char* description;             // e.g. "idx3 images"
+  std::vector<const char*> dim_names;  // one per dimension
+};
+
+inline const char* ElementTypeName(unsigned type) {
+  switch (type) {
+    case 0x08:
+      return "unsigned byte";
+    case 0x09:
+      return "signed byte";
+    case 0x0B:
+      return "int16";
+    case 0x0C:
+      return "int32";
+    case 0x0D:
+      return "float32";
+    case 0x0E:
+      return "float64";
+    default:
+      return "not an IDX type";
+  }
+}
+
+/// An IDX array: its dimension sizes and its elements.
+struct IdxArray {
+  std::vector<std::uint32_t> dims;
+  std::vector<std::uint8_t> data;
+};
+
+// Reads `total` content bytes when the content size is unknown (gzip): the buffers grow only
+// as fast as data really arrives (each new chunk at most as large as what was read so far,
+// plus a small floor), so a header that lies about the count costs at most kMinChunk bytes.
+inline std::vector<std::uint8_t> ReadStreamed(IdxInput& in, std::uint64_t total,
+                                              const std::string& what) {
+  constexpr std::uint64_t kMinChunk = std::uint64_t{1} << 16;
+  constexpr std::uint64_t kMaxChunk = std::uint64_t{1} << 24;
+  const std::uint64_t start = in.offset();
+  std::vector<std::vector<std::uint8_t>> chunks;
+  std::uint64_t have = 0;
+  while (have < total) {
+    const std::uint64_t want = std::min(total - have, std::clamp(have, kMinChunk, kMaxChunk));
+    std::vector<std::uint8_t> chunk(static_cast<std::size_t>(want));
+    const std::size_t got = in.Read(chunk.data(), chunk.size());
+    have += got;
+    if (got < want) {
+      throw FileError(in.path(), in.offset(),
+                      "truncated data: the header declares " + what + " (" + std::to_string(total) +
+                          " bytes after the " + std::to_string(start) +
+                          "-byte header), but the decompressed content holds only " +
+                          std::to_string(have) + " data bytes");
+    }
+    chunks.push_back(std::move(chunk));
+  }
+  if (chunks.size() == 1) return std::move(chunks.front());
+  std::vector<std::uint8_t> data;
+  data.reserve(static_cast<std::size_t>(total));
+  for (auto& chunk : chunks) {
+    data.insert(data.end(), chunk.begin(), chunk.end());
+    std::vector<std::uint8_t>().swap(chunk);
+  }
+  return data;
+}
+
+inline IdxArray ReadIdxArray(const std::string& path, const IdxKind& kind) {
+  IdxInput in(path);
+  const std::string expected = "expected " + Hex32(kind.magic) + " (" + kind.description + ")";
+
+  std::uint8_t magic_bytes[4];
+  const std::size_t got = in.Read(magic_bytes, 4);
+  if (got == 0) {
+    throw FileError(path, 0,
+                    std::string(in.gzip() ? "empty gzip content" : "empty file") +
+                        ": expected an IDX header starting with magic number " + Hex32(kind.magic) +
+                        " (" + kind.description + ")");
+  }
+  if (got < 4) {
+    throw FileError(path, got,
+                    "truncated header: expected a 4-byte magic number, found only " +
+                        std::to_string(got) + " byte(s)");
+  }
+  const std::uint32_t magic = LoadBigEndian32(magic_bytes);
+  if (magic_bytes[0] != 0 || magic_bytes[1] != 0) {
+    throw FileError(
+        path, 0,
+        "wrong magic number: " + expected + ", found " + Hex32(magic) + " (not an IDX file)");
+  }
+  const unsigned type = magic_bytes[2];
+  const unsigned wanted_type = (kind.magic >> 8) & 0xFFu;
+  if (type != wanted_type) {
+    throw FileError(path, 2,
+                    "unsupported element type " + Hex8(type) + " (" + ElementTypeName(type) +
+                        ") in magic number " + Hex32(magic) + ": expected element type " +
+                        Hex8(wanted_type) + " (" + ElementTypeName(wanted_type) + ")");
+  }
+  const unsigned ndims = magic_bytes[3];
+  if (ndims != kind.dim_names.size()) {
+    throw FileError(path, 3,
+                    "wrong number of dimensions in magic number " + Hex32(magic) + ": expected " +
+                        std::to_string(kind.dim_names.size()) + " (" + kind.description +
+                        "), found " + std::to_string(ndims));
+  }
+
+  IdxArray array;
+  std::uint8_t size_bytes[4];
+  std::uint64_t product = 1;
+  // Sizes must stay addressable both as Index (Eigen) and as size_t (std::vector).
+  const std::uint64_t limit =
+      std::min<std::uint64_t>(static_cast<std::uint64_t>(std::numeric_limits<Index>::max()),
+                              std::min<std::uint64_t>(std::numeric_limits<std::size_t>::max(),
+                                                      std::vector<std::uint8_t>().max_size()));
+  std::string shape;
+  for (unsigned d = 0; d < ndims; ++d) {
+    const std::uint64_t at = 4 + 4 * std::uint64_t{d};
+    if (in.Read(size_bytes, 4) < 4) {
+      throw FileError(path, in.offset(),
+                      "truncated header: expected " + std::to_string(ndims) +
+                          " 4-byte dimension sizes (a " + std::to_string(4 + 4 * ndims) +
+                          "-byte header), but the content ends at byte " +
+                          std::to_string(in.offset()));
+    }
+    const std::uint32_t size = LoadBigEndian32(size_bytes);
+    shape += (d ? " x " : "") + std::to_string(size);
+    if (size == 0) {
+      throw FileError(path, at,
+                      std::string("zero dimension: size of dimension ") + std::to_string(d) + " (" +
+                          kind.dim_names[d] + ") is 0, expected at least 1");
+    }
+    if (product > limit / size) {
+      throw FileError(path, at,
+                      "dimension product overflows: " + shape + " elements exceeds the limit of " +
+                          std::to_string(limit));
+    }
+    product *= size;
+    array.dims.push_back(size);
+  }
+
+  const std::uint64_t header = in.offset();
+  // "60000 images of 28 x 28", "60000 labels"
+  std::string what = std::to_string(array.dims[0]) + " " + kind.dim_names[0];
+  for (unsigned d = 1; d < ndims; ++d)
+    what += (d == 1 ? " of " : " x ") + std::to_string(array.dims[d]);
+  if (const auto size = in.size()) {
+    // Raw file: the size is known, so both bounds are checked before anything is allocated.
+    const std::uint64_t available = *size - std::min(*size, header);
+    if (available < product) {
+      throw FileError(path, *size,
+                      "truncated data: the header declares " + what + " (" +
+                          std::to_string(product) + " bytes after the " + std::to_string(header) +
+                          "-byte header), but the file holds only " + std::to_string(available) +
+                          " data bytes");
+    }
+    if (available > product) {
+      throw FileError(path, header + product,
+                      "trailing data: " + std::to_string(available - product) +
+                          " unexpected byte(s) after the " + what + " declared by the header");
+    }
+  }
+  array.data = ReadStreamed(in, product, what);
+  std::uint8_t extra;
+  if (in.Read(&extra, 1) != 0) {
+    throw FileError(path, header + product,
+                    "trailing data: unexpected bytes after the " + what +
+                        " declared by the header (the content should end at byte " +
+                        std::to_string(header + product) + ")");
+  }
+  return array;
+}
+
+inline const IdxKind& ImagesKind() {
+  static const IdxKind kind{0x00000803, "idx3 unsigned-byte images", {"images", "rows", "columns"}};
+  return kind;
+}
+
+inline const IdxKind& LabelsKind() {
+  static const IdxKind kind{0x00000801, "idx1 unsigned-byte labels", {"labels"}};
+  return kind;
+}
+
+inline bool EndsWith(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+/// Writes a file all-or-nothing: the bytes go to a temporary file in the same directory,
+/// which is flushed to disk and renamed over `path` only by Commit(), so a crash leaves
+/// either the old file or the complete new one, never a half-written one.
+class AtomicFileWriter {
+ public:
+  explicit AtomicFileWriter(std::string path) : path_(std::move(path)) {
+    const std::filesystem::path target(path_);
+    const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
+    std::random_device entropy;
+    for (int attempt = 0; attempt < 100 && !file_; ++attempt) {
+      char suffix[24];
+      std::snprintf(suffix, sizeof suffix, ".%08x%08x.tmp", static_cast<unsigned>(entropy()),
+                    static_cast<unsigned>(entropy()));
+      temp_ = (dir / ("." + target.filename().string() + suffix)).string();
+      errno = 0;
+      file_.reset(std::fopen(temp_.c_str(), "wbx"));  // "x": never reuse an existing file
+      if (!file_ && errno != EEXIST) break;
+    }
+    if (!file_) {
+      throw FileError(path_, std::nullopt,
+                      "cannot create temporary file " + temp_ + ": " + ErrnoText(errno));
+    }
+  }
+
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+  ~AtomicFileWriter() {
+    if (file_) {
+      file_.reset();
+      std::remove(temp_.c_str());
+    }
+  }
+
+  void Write(const std::uint8_t* bytes, std::size_t n) {
+    if (n != 0 && std::fwrite(bytes, 1, n, file_.get()) != n) {
+      throw FileError(path_, std::nullopt, "cannot write " + temp_ + ": " + ErrnoText(errno));
+    }
+  }
+
+  void Commit() {
+    int error = 0;
+    if (std::fflush(file_.get()) != 0) error = errno;
+#if defined(__unix__) || defined(__APPLE__)
+    // Without the fsync a power cut after the rename could leave an empty file in place.
+    if (error == 0 && ::fsync(fileno(file_.get())) != 0) error = errno;
+#endif
+    if (std::fclose(file_.release()) != 0 && error == 0) error = errno;
+    if (error == 0 && std::rename(temp_.c_str(), path_.c_str()) != 0) error = errno;
+    if (error != 0) {
+      std::remove(temp_.c_str());
+      throw FileError(path_, std::nullopt, "cannot write: " + ErrnoText(error));
+    }
+  }
+
+ private:
+  std::string path_;
+  std::string temp_;
+  FilePtr file_;
+};
+
+/// Byte sink that gzip-compresses into an AtomicFileWriter, or passes bytes through.
+class IdxOutput {
+ public:
+  IdxOutput(const std::string& path, bool gzip) : path_(path), file_(path), gzip_(gzip) {
+    if (gzip_) {
+      std::memset(&stream_, 0, sizeof stream_);
+      if (deflateInit2(&stream_, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
+                       Z_DEFAULT_STRATEGY) != Z_OK) {
+        throw FileError(path, std::nullopt, "cannot start gzip compression: out of memory");
+      }
+      deflating_ = true;
+      buffer_.resize(std::size_t{1} << 16);
+    }
+  }
+
+  IdxOutput(const IdxOutput&) = delete;
+  IdxOutput& operator=(const IdxOutput&) = delete;
+
+  ~IdxOutput() {
+    if (deflating_) deflateEnd(&stream_);
+  }
+
+  void Write(const std::uint8_t* bytes, std::size_t n) {
+    if (!gzip_) return file_.Write(bytes, n);
+    while (n > 0) {
+      const std::size_t step = std::min<std::size_t>(n, std::size_t{1} << 30);
+      stream_.next_in = const_cast<Bytef*>(bytes);
+      stream_.avail_in = static_cast<uInt>(step);
+      Deflate(Z_NO_FLUSH);
+      bytes += step;
+      n -= step;
+    }
+  }
+
+  void Commit() {
+    if (gzip_) Deflate(Z_FINISH);
+    file_.Commit();
+  }
+
+ private:
+  void Deflate(int flush) {
+    int status;
+    do {
+      stream_.next_out = buffer_.data();
+      stream_.avail_out = static_cast<uInt>(buffer_.size());
+      status = deflate(&stream_, flush);
+      if (status == Z_STREAM_ERROR) {
+        throw FileError(path_, std::nullopt, "gzip compression failed");
+      }
+      file_.Write(buffer_.data(), buffer_.size() - stream_.avail_out);
+    } while (stream_.avail_out == 0 || (flush == Z_FINISH && status != Z_STREAM_END));
+  }
+
+  std::string path_;
+  AtomicFileWriter file_;
+  bool gzip_;
+  bool deflating_ = false;
+  z_stream stream_{};
+  std::vector<std::uint8_t> buffer_;
+};
+
+inline void WriteIdxArray(const std::string& path, const IdxKind& kind,
+                          const std::vector<Index>& dims, const std::vector<std::uint8_t>& data) {
+  std::vector<std::uint8_t> header(4 + 4 * dims.size());
+  StoreBigEndian32(kind.magic, header.data());
+  std::string shape;
+  std::uint64_t product = 1;
+  bool overflow = false;
+  for (std::size_t d = 0; d < dims.size(); ++d) {
+    shape += (d ? " x " : "") + std::to_string(dims[d]);
+    if (dims[d] < 1 || static_cast<std::uint64_t>(dims[d]) > 0xFFFFFFFFull) {
+      throw ArgumentError("writing " + path + ": " + kind.dim_names[d] + " is " +
+                          std::to_string(dims[d]) + ", expected 1 .. 4294967295 (" +
+                          kind.description + ")");
+    }
+    const auto size = static_cast<std::uint64_t>(dims[d]);
+    StoreBigEndian32(static_cast<std::uint32_t>(size), header.data() + 4 + 4 * d);
+    overflow = overflow || product > std::numeric_limits<std::uint64_t>::max() / size;
+    product *= size;
+  }
+  if (overflow || product != data.size()) {
+    throw ShapeError("writing " + path + ": " + shape + " " + kind.description + " need " +
+                     (overflow ? "more than 2^64" : std::to_string(product)) + " bytes, found " +
+                     std::to_string(data.size()));
+  }
+  IdxOutput out(path, EndsWith(path, ".gz"));
+  out.Write(header.data(), header.size());
+  out.Write(data.data(), data.size());
+  out.Commit();
+}
+
+}  // namespace detail
+
+/// Reads an idx3 image file (magic 0x00000803), raw or gzip (detected by its magic bytes).
+/// Returns count images of rows x cols bytes, exactly as stored.
+/// Throws FileError (with path and content byte offset) when the file is missing or
+/// unreadable, empty, has a wrong magic number, element type or dimension count, a zero or
+/// overflowing size, less or more data than the header declares, or a corrupt or truncated
+/// gzip stream. A lying header never causes an allocation beyond what the file really holds.
+inline IdxImages ReadIdxImages(const std::string& path) {
+  detail::IdxArray array = detail::ReadIdxArray(path, detail::ImagesKind());
+  IdxImages images;
+  images.count = static_cast<Index>(array.dims[0]);
+  images.rows = static_cast<Index>(array.dims[1]);
+  images.cols = static_cast<Index>(array.dims[2]);
+  images.pixels = std::move(array.data);
+  return images;
+}
+
+/// Reads an idx1 label file (magic 0x00000801), raw or gzip (detected by its magic bytes).
+/// Returns one byte per label. Throws FileError like ReadIdxImages.
+inline std::vector<std::uint8_t> ReadIdxLabels(const std::string& path) {
+  return detail::ReadIdxArray(path, detail::LabelsKind()).data;
+}
+
+/// Writes images as an idx3 file, gzip-compressed when path ends in ".gz", raw otherwise.
+/// The file appears complete or not at all (written to a temporary file in the same
+/// directory, then renamed). Throws ArgumentError if a size is outside 1 .. 2^32-1,
+/// ShapeError if pixels.size() != count * rows * cols, FileError if writing fails.
+inline void WriteIdxImages(const std::string& path, const IdxImages& images) {
+  detail::WriteIdxArray(path, detail::ImagesKind(), {images.count, images.rows, images.cols},
+                        images.pixels);
+}
+
+/// Writes labels as an idx1 file, gzip-compressed when path ends in ".gz", raw otherwise;
+/// atomically like WriteIdxImages. Throws ArgumentError if labels is empty or has 2^32 or
+/// more entries, FileError if writing fails.
+inline void WriteIdxLabels(const std::string& path, const std::vector<std::uint8_t>& labels) {
+  detail::WriteIdxArray(path, detail::LabelsKind(), {static_cast<Index>(labels.size())}, labels);
+}
+
+}  // namespace dlb

@@ -1,0 +1,427 @@
+// IDX reader/writer: round trips (raw and gzip) and every malformed input the reader must
+// turn into a FileError that says what was wrong and where.
+
+#include <zlib.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <initializer_list>
+#include <new>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "dlb/data/idx.hpp"
+
+// Every operator new of this program goes through here, so a test can assert that a lying
+// header did not make the reader allocate a buffer of the declared (giant) size.
+namespace {
+std::atomic<std::size_t> g_largest_allocation{0};
+
+void RecordAllocation(std::size_t n) {
+  std::size_t seen = g_largest_allocation.load(std::memory_order_relaxed);
+  while (n > seen && !g_largest_allocation.compare_exchange_weak(seen, n)) {
+  }
+}
+}  // namespace
+
+void* operator new(std::size_t n) {
+  RecordAllocation(n);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t n) { return ::operator new(n); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+
+namespace {
+
+using Bytes = std::vector<std::uint8_t>;
+
+/// A fresh directory under the system temp dir, removed with everything in it.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    std::random_device entropy;
+    const auto base = std::filesystem::temp_directory_path();
+    do {
+      path = base / ("dlb_test_idx_" + std::to_string(entropy()) + std::to_string(entropy()));
+    } while (!std::filesystem::create_directory(path));
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+void WriteBytes(const std::string& path, const Bytes& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
+  REQUIRE(out.good());
+}
+
+Bytes ReadBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+/// One gzip member holding bytes.
+Bytes Gzip(const Bytes& bytes) {
+  z_stream stream{};
+  REQUIRE(deflateInit2(&stream, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+  Bytes out(deflateBound(&stream, static_cast<uLong>(bytes.size())) + 64);
+  stream.next_in = const_cast<Bytef*>(bytes.data());
+  stream.avail_in = static_cast<uInt>(bytes.size());
+  stream.next_out = out.data();
+  stream.avail_out = static_cast<uInt>(out.size());
+  REQUIRE(deflate(&stream, Z_FINISH) == Z_STREAM_END);
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  return out;
+}
+
+Bytes Concat(std::initializer_list<Bytes> parts) {
+  Bytes out;
+  for (const Bytes& part : parts) out.insert(out.end(), part.begin(), part.end());
+  return out;
+}
+
+Bytes Be32(std::uint32_t value) {
+  return {static_cast<std::uint8_t>(value >> 24), static_cast<std::uint8_t>(value >> 16),
+          static_cast<std::uint8_t>(value >> 8), static_cast<std::uint8_t>(value)};
+}
+
+Bytes ImagesHeader(std::uint32_t count, std::uint32_t rows, std::uint32_t cols) {
+  return Concat({Be32(0x00000803), Be32(count), Be32(rows), Be32(cols)});
+}
+
+Bytes Pattern(std::size_t n) {
+  Bytes bytes(n);
+  for (std::size_t i = 0; i < n; ++i) bytes[i] = static_cast<std::uint8_t>((i * 37 + 11) % 256);
+  return bytes;
+}
+
+dlb::IdxImages SampleImages(dlb::Index count, dlb::Index rows, dlb::Index cols) {
+  dlb::IdxImages images;
+  images.count = count;
+  images.rows = rows;
+  images.cols = cols;
+  images.pixels = Pattern(static_cast<std::size_t>(count * rows * cols));
+  return images;
+}
+
+/// Matches an exception whose what() contains every given fragment.
+class MessageContains : public Catch::MatcherBase<std::exception> {
+ public:
+  MessageContains(std::initializer_list<std::string> parts) : parts_(parts) {}
+  bool match(const std::exception& error) const override {
+    const std::string message = error.what();
+    for (const std::string& part : parts_) {
+      if (message.find(part) == std::string::npos) return false;
+    }
+    return true;
+  }
+  std::string describe() const override {
+    std::string text = "has a message containing";
+    for (const std::string& part : parts_) text += " \"" + part + "\"";
+    return text;
+  }
+
+ private:
+  std::vector<std::string> parts_;
+};
+
+/// The FileError that f throws (fails the test if it throws nothing or something else).
+dlb::FileError CaughtFileError(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const dlb::FileError& error) {
+    return error;
+  }
+  FAIL("expected a dlb::FileError");
+  throw std::logic_error("unreachable");
+}
+
+void RequireSameImages(const dlb::IdxImages& a, const dlb::IdxImages& b) {
+  REQUIRE(a.count == b.count);
+  REQUIRE(a.rows == b.rows);
+  REQUIRE(a.cols == b.cols);
+  REQUIRE(a.pixels == b.pixels);
+}
+
+}  // namespace
+
+TEST_CASE("IDX images round trip through a raw file", "[idx]") {
+  TempDir dir;
+  const dlb::IdxImages images = SampleImages(3, 2, 4);
+  dlb::WriteIdxImages(dir / "images-idx3-ubyte", images);
+  const Bytes file = ReadBytes(dir / "images-idx3-ubyte");
+  REQUIRE(file == Concat({ImagesHeader(3, 2, 4), images.pixels}));
+  RequireSameImages(dlb::ReadIdxImages(dir / "images-idx3-ubyte"), images);
+}
+
+TEST_CASE("IDX images round trip through a gzip file", "[idx]") {
+  TempDir dir;
+  // Large enough for several decompression chunks.
+  const dlb::IdxImages images = SampleImages(1000, 28, 28);
+  dlb::WriteIdxImages(dir / "images.gz", images);
+  const Bytes file = ReadBytes(dir / "images.gz");
+  REQUIRE(file.size() > 2);
+  REQUIRE(file[0] == 0x1F);
+  REQUIRE(file[1] == 0x8B);
+  RequireSameImages(dlb::ReadIdxImages(dir / "images.gz"), images);
+}
+
+TEST_CASE("IDX labels round trip through raw and gzip files", "[idx]") {
+  TempDir dir;
+  const Bytes labels = {0, 1, 2, 9, 255, 7};
+  dlb::WriteIdxLabels(dir / "labels", labels);
+  REQUIRE(ReadBytes(dir / "labels") == Concat({Be32(0x00000801), Be32(6), labels}));
+  REQUIRE(dlb::ReadIdxLabels(dir / "labels") == labels);
+  dlb::WriteIdxLabels(dir / "labels.gz", labels);
+  REQUIRE(ReadBytes(dir / "labels.gz")[0] == 0x1F);
+  REQUIRE(dlb::ReadIdxLabels(dir / "labels.gz") == labels);
+}
+
+TEST_CASE("IDX gzip is detected by content, not by file name", "[idx]") {
+  TempDir dir;
+  const dlb::IdxImages images = SampleImages(2, 3, 3);
+  const Bytes raw = Concat({ImagesHeader(2, 3, 3), images.pixels});
+  WriteBytes(dir / "raw-but-named.gz", raw);
+  RequireSameImages(dlb::ReadIdxImages(dir / "raw-but-named.gz"), images);
+  WriteBytes(dir / "gzip-without-suffix", Gzip(raw));
+  RequireSameImages(dlb::ReadIdxImages(dir / "gzip-without-suffix"), images);
+}
+
+TEST_CASE("IDX reader accepts concatenated gzip members like gzip -d", "[idx]") {
+  TempDir dir;
+  const dlb::IdxImages images = SampleImages(2, 3, 3);
+  WriteBytes(dir / "two-members", Concat({Gzip(ImagesHeader(2, 3, 3)), Gzip(images.pixels)}));
+  RequireSameImages(dlb::ReadIdxImages(dir / "two-members"), images);
+}
+
+TEST_CASE("IDX writer replaces files atomically and leaves no temporary file", "[idx]") {
+  TempDir dir;
+  dlb::WriteIdxLabels(dir / "labels.gz", {1, 2, 3});
+  dlb::WriteIdxLabels(dir / "labels.gz", {4, 5});
+  REQUIRE(dlb::ReadIdxLabels(dir / "labels.gz") == Bytes{4, 5});
+  // A failed write (shape error) must not touch the existing file.
+  dlb::IdxImages bad = SampleImages(2, 2, 2);
+  bad.pixels.pop_back();
+  REQUIRE_THROWS_MATCHES(dlb::WriteIdxImages(dir / "labels.gz", bad), dlb::ShapeError,
+                         MessageContains({"2 x 2 x 2", "need 8 bytes, found 7"}));
+  REQUIRE(dlb::ReadIdxLabels(dir / "labels.gz") == Bytes{4, 5});
+  std::size_t files = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir.path)) ++files;
+  REQUIRE(files == 1);
+}
+
+TEST_CASE("IDX writer rejects what the reader could not read back", "[idx]") {
+  TempDir dir;
+  REQUIRE_THROWS_MATCHES(dlb::WriteIdxLabels(dir / "empty", {}), dlb::ArgumentError,
+                         MessageContains({"labels is 0"}));
+  REQUIRE_THROWS_MATCHES(dlb::WriteIdxImages(dir / "zero", SampleImages(0, 28, 28)),
+                         dlb::ArgumentError, MessageContains({"images is 0"}));
+  REQUIRE_THROWS_MATCHES(dlb::WriteIdxLabels(dir / "no-such-dir/labels", {1}), dlb::FileError,
+                         MessageContains({"no-such-dir/labels", "cannot create temporary file"}));
+}
+
+TEST_CASE("IDX reader reports a missing path or a directory", "[idx]") {
+  TempDir dir;
+  REQUIRE_THROWS_MATCHES(dlb::ReadIdxImages(dir / "missing"), dlb::FileError,
+                         MessageContains({dir / "missing", "no such file"}));
+  REQUIRE_THROWS_MATCHES(dlb::ReadIdxLabels(dir.path.string()), dlb::FileError,
+                         MessageContains({"found a directory"}));
+}
+
+TEST_CASE("IDX reader reports an empty file", "[idx]") {
+  TempDir dir;
+  WriteBytes(dir / "empty", {});
+  REQUIRE_THROWS_MATCHES(dlb::ReadIdxImages(dir / "empty"), dlb::FileError,
+                         MessageContains({dir / "empty", "empty file", "0x00000803"}));
+  WriteBytes(dir / "empty.gz", Gzip({}));
+  REQUIRE_THROWS_MATCHES(dlb::ReadIdxLabels(dir / "empty.gz"), dlb::FileError,
+                         MessageContains({"empty gzip content", "0x00000801"}));
+}
+
+TEST_CASE("IDX reader reports a wrong magic number in hex", "[idx]") {
+  TempDir dir;
+  WriteBytes(dir / "bad", Concat({Be32(0xDEADBEEF), Be32(1), Be32(1), Be32(1), {0}}));
+  const dlb::FileError error = CaughtFileError([&] { dlb::ReadIdxImages(dir / "bad"); });
+  CHECK_THAT(error.what(), Catch::Matchers::Contains("wrong magic number: expected 0x00000803") &&
+                               Catch::Matchers::Contains("found 0xDEADBEEF"));
+  CHECK(error.path() == dir / "bad");
+  CHECK(error.offset() == std::optional<std::uint64_t>(0));
+  WriteBytes(dir / "truncated-magic", {0, 0});
+  REQUIRE_THROWS_MATCHES(dlb::ReadIdxImages(dir / "truncated-magic"), dlb::FileError,
+                         MessageContains({"truncated header", "4-byte magic"}));
+}
+
+TEST_CASE("IDX reader rejects element types other than unsigned byte", "[idx]") {
+  TempDir dir;
+  WriteBytes(dir / "floats", Concat({Be32(0x00000D03), Be32(1), Be32(1), Be32(1), Be32(0)}));
+  const dlb::FileError error = CaughtFileError([&] { dlb::ReadIdxImages(dir / "floats"); });
+  CHECK_THAT(error.what(), Catch::Matchers::Contains("unsupported element type 0x0D (float32)") &&
+                               Catch::Matchers::Contains("expected element type 0x08"));
+  CHECK(error.offset() == std::optional<std::uint64_t>(2));
+}
+
+TEST_CASE("IDX reader rejects a wrong number of dimensions", "[idx]") {
+  TempDir dir;
+  // A label file handed to the image reader and vice versa.
+  WriteBytes(dir / "labels", Concat({Be32(0x00000801), Be32(2), {1, 2}}));
+  REQUIRE_THROWS_MATCHES(dlb::ReadIdxImages(dir / "labels"), dlb::FileError,
+                         MessageContains({"wrong number of dimensions", "expected 3", "found 1"}));
+  WriteBytes(dir / "images", Concat({ImagesHeader(1, 1, 1), {5}}));
+  REQUIRE_THROWS_MATCHES(dlb::ReadIdxLabels(dir / "images"), dlb::FileError,
+                         MessageContains({"wrong number of dimensions", "expected 1", "found 3"}));
+}
+
+TEST_CASE("IDX reader reports a header cut short", "[idx]") {
+  TempDir dir;
+  WriteBytes(dir / "short", Concat({Be32(0x00000803), Be32(5), {0, 0}}));
+  REQUIRE_THROWS_MATCHES(dlb::ReadIdxImages(dir / "short"), dlb::FileError,
+                         MessageContains({"truncated header", "16-byte header"}));
+}
+
+TEST_CASE("IDX reader rejects a zero dimension", "[idx]") {
+  TempDir dir;
+  WriteBytes(dir / "zero", ImagesHeader(4, 0, 28));
+  const dlb::FileError error = CaughtFileError([&] { dlb::ReadIdxImages(dir / "zero"); });
+  CHECK_THAT(error.what(), Catch::Matchers::Contains("zero dimension") &&
+                               Catch::Matchers::Contains("(rows) is 0"));
+  CHECK(error.offset() == std::optional<std::uint64_t>(8));
+  WriteBytes(dir / "no-labels", Concat({Be32(0x00000801), Be32(0)}));
+  REQUIRE_THROWS_MATCHES(dlb::ReadIdxLabels(dir / "no-labels"), dlb::FileError,
+                         MessageContains({"zero dimension"}));
+}
+
+TEST_CASE("IDX reader rejects an overflowing dimension product", "[idx]") {
+  TempDir dir;
+  WriteBytes(dir / "overflow", ImagesHeader(0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF));
+  const dlb::FileError error = CaughtFileError([&] { dlb::ReadIdxImages(dir / "overflow"); });
+  CHECK_THAT(error.what(), Catch::Matchers::Contains("dimension product overflows: "
+                                                     "4294967295 x 4294967295 elements"));
+  // The product already exceeds the addressable limit at the second size.
+  CHECK(error.offset() == std::optional<std::uint64_t>(8));
+}
+
+TEST_CASE("IDX reader fails fast on a header claiming billions of images", "[idx]") {
+  TempDir dir;
+  const Bytes file = Concat({ImagesHeader(4000000000u, 28, 28), Pattern(100)});
+  WriteBytes(dir / "huge", file);
+  WriteBytes(dir / "huge.gz", Gzip(file));
+  for (const std::string name : {"huge", "huge.gz"}) {
+    INFO(name);
+    g_largest_allocation = 0;
+    const auto start = std::chrono::steady_clock::now();
+    const dlb::FileError error = CaughtFileError([&] { dlb::ReadIdxImages(dir / name); });
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    CHECK_THAT(error.what(), Catch::Matchers::Contains("truncated data") &&
+                                 Catch::Matchers::Contains("4000000000 images of 28 x 28") &&
+                                 Catch::Matchers::Contains("3136000000000 bytes"));
+    CHECK(error.offset() == std::optional<std::uint64_t>(116));
+    CHECK(seconds < 2.0);
+    // The reader's buffers stay bounded by what the file holds plus a 64 KiB chunk.
+    CHECK(g_largest_allocation.load() <= (std::size_t{1} << 17));
+  }
+}
+
+TEST_CASE("IDX reader reports data cut short", "[idx]") {
+  TempDir dir;
+  const Bytes file = Concat({ImagesHeader(3, 4, 4), Pattern(47)});
+  WriteBytes(dir / "short", file);
+  const dlb::FileError error = CaughtFileError([&] { dlb::ReadIdxImages(dir / "short"); });
+  CHECK_THAT(error.what(), Catch::Matchers::Contains("truncated data") &&
+                               Catch::Matchers::Contains("the file holds only 47 data bytes"));
+  CHECK(error.offset() == std::optional<std::uint64_t>(16 + 47));
+  WriteBytes(dir / "short.gz", Gzip(file));
+  const dlb::FileError gz_error = CaughtFileError([&] { dlb::ReadIdxImages(dir / "short.gz"); });
+  CHECK_THAT(gz_error.what(),
+             Catch::Matchers::Contains("truncated data") &&
+                 Catch::Matchers::Contains("decompressed content holds only 47 data bytes"));
+  CHECK(gz_error.offset() == std::optional<std::uint64_t>(16 + 47));
+  WriteBytes(dir / "labels", Concat({Be32(0x00000801), Be32(10), Pattern(9)}));
+  REQUIRE_THROWS_MATCHES(dlb::ReadIdxLabels(dir / "labels"), dlb::FileError,
+                         MessageContains({"truncated data", "10 labels"}));
+}
+
+TEST_CASE("IDX reader reports trailing garbage after the declared data", "[idx]") {
+  TempDir dir;
+  const Bytes file = Concat({ImagesHeader(2, 2, 2), Pattern(8), {0xAB, 0xCD, 0xEF}});
+  WriteBytes(dir / "trailing", file);
+  const dlb::FileError error = CaughtFileError([&] { dlb::ReadIdxImages(dir / "trailing"); });
+  CHECK_THAT(error.what(), Catch::Matchers::Contains("trailing data: 3 unexpected byte(s)"));
+  CHECK(error.offset() == std::optional<std::uint64_t>(24));
+  WriteBytes(dir / "trailing.gz", Gzip(file));
+  const dlb::FileError gz_error = CaughtFileError([&] { dlb::ReadIdxImages(dir / "trailing.gz"); });
+  CHECK_THAT(gz_error.what(), Catch::Matchers::Contains("trailing data"));
+  CHECK(gz_error.offset() == std::optional<std::uint64_t>(24));
+}
+
+TEST_CASE("IDX reader reports garbage after the end of the gzip stream", "[idx]") {
+  TempDir dir;
+  const Bytes labels = Concat({Be32(0x00000801), Be32(3), {1, 2, 3}});
+  WriteBytes(dir / "garbage.gz", Concat({Gzip(labels), {'j', 'u', 'n', 'k'}}));
+  REQUIRE_THROWS_MATCHES(dlb::ReadIdxLabels(dir / "garbage.gz"), dlb::FileError,
+                         MessageContains({"after the end of the gzip stream"}));
+  WriteBytes(dir / "one-byte.gz", Concat({Gzip(labels), {0}}));
+  REQUIRE_THROWS_MATCHES(dlb::ReadIdxLabels(dir / "one-byte.gz"), dlb::FileError,
+                         MessageContains({"after the end of the gzip stream"}));
+}
+
+TEST_CASE("IDX reader reports a corrupt gzip stream", "[idx]") {
+  TempDir dir;
+  const dlb::IdxImages images = SampleImages(10, 8, 8);
+  const Bytes good = Gzip(Concat({ImagesHeader(10, 8, 8), images.pixels}));
+
+  Bytes bad_crc = good;
+  bad_crc[bad_crc.size() - 6] ^= 0xFF;  // inside the CRC-32 of the trailer
+  WriteBytes(dir / "bad-crc.gz", bad_crc);
+  REQUIRE_THROWS_MATCHES(
+      dlb::ReadIdxImages(dir / "bad-crc.gz"), dlb::FileError,
+      MessageContains({"corrupt gzip stream", "at compressed byte", "incorrect data check"}));
+
+  Bytes bad_method = good;
+  bad_method[2] = 7;  // compression method other than deflate
+  WriteBytes(dir / "bad-method.gz", bad_method);
+  REQUIRE_THROWS_MATCHES(dlb::ReadIdxImages(dir / "bad-method.gz"), dlb::FileError,
+                         MessageContains({"corrupt gzip stream", "unknown compression method"}));
+
+  // Damage inside the deflate data may first surface as a bad header in what it decodes to;
+  // either way it must be a FileError for this file.
+  Bytes bad_body = good;
+  for (std::size_t i = 12; i < 40; ++i) bad_body[i] = 0xFF;
+  WriteBytes(dir / "bad-body.gz", bad_body);
+  REQUIRE_THROWS_MATCHES(dlb::ReadIdxImages(dir / "bad-body.gz"), dlb::FileError,
+                         MessageContains({dir / "bad-body.gz"}));
+}
+
+TEST_CASE("IDX reader reports a truncated gzip stream with the offset reached", "[idx]") {
+  TempDir dir;
+  const Bytes content = Concat({ImagesHeader(10, 8, 8), Pattern(640)});
+  const Bytes good = Gzip(content);
+  for (const std::size_t keep :
+       {good.size() - 4, good.size() - 8, good.size() / 2, std::size_t{5}}) {
+    INFO("kept " << keep << " of " << good.size() << " compressed bytes");
+    WriteBytes(dir / "cut.gz", Bytes(good.begin(), good.begin() + static_cast<long>(keep)));
+    const dlb::FileError error = CaughtFileError([&] { dlb::ReadIdxImages(dir / "cut.gz"); });
+    CHECK_THAT(error.what(), Catch::Matchers::Contains("truncated gzip stream: the file ends at "
+                                                       "compressed byte " +
+                                                       std::to_string(keep)));
+    CHECK(error.offset().has_value());
+  }
+}
