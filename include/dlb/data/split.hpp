@@ -1,0 +1,99 @@
+#pragma once
+/// \file
+/// Stratified train/test split (like scikit-learn's train_test_split(..., stratify=y)): each
+/// class is divided in the same proportion, so a held-out set keeps the class balance.
+
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dlb/core/error.hpp"
+#include "dlb/core/random.hpp"
+#include "dlb/core/types.hpp"
+
+namespace dlb {
+
+/// The two parts of a split: samples are columns of the matrices, one label per column.
+template <Scalar T>
+struct Split {
+  Matrix<T> train_x;
+  Labels train_y;
+  Matrix<T> test_x;
+  Labels test_y;
+};
+
+namespace detail {
+
+template <Scalar T>
+void GatherColumns(const Matrix<T>& X, const Labels& y, const std::vector<Index>& columns,
+                   Matrix<T>& out_x, Labels& out_y) {
+  out_x.resize(X.rows(), static_cast<Index>(columns.size()));
+  out_y.resize(static_cast<Index>(columns.size()));
+  for (std::size_t k = 0; k < columns.size(); ++k) {
+    out_x.col(static_cast<Index>(k)) = X.col(columns[k]);
+    out_y(static_cast<Index>(k)) = y(columns[k]);
+  }
+}
+
+}  // namespace detail
+
+/// Splits the columns of X (features x samples) and their labels y into a training and a
+/// test part. For every class c with n_c samples, its sample indices are shuffled with gen
+/// (Fisher-Yates driven by SampleIndex, so the result is the same on every platform) and the
+/// first round(test_fraction * n_c) go to the test part, the rest to the training part.
+/// Within each part samples keep their original relative order (shuffle for training
+/// separately). Deterministic for a given generator state; gen is advanced.
+/// Throws ArgumentError unless 0 < test_fraction < 1 or when either part would be empty,
+/// ShapeError if X.cols() != y.size().
+template <Scalar T>
+Split<T> StratifiedSplit(const Matrix<T>& X, const Labels& y, double test_fraction,
+                         Generator& gen) {
+  if (!(test_fraction > 0.0 && test_fraction < 1.0)) {
+    throw ArgumentError("StratifiedSplit: test_fraction must be in (0, 1), got " +
+                        std::to_string(test_fraction));
+  }
+  if (X.cols() != y.size()) {
+    throw ShapeError("StratifiedSplit: X has " + std::to_string(X.cols()) +
+                     " samples (columns) but y has " + std::to_string(y.size()) + " labels");
+  }
+  // An ordered map rather than a vector indexed by label: labels need not be small or dense,
+  // and the class order (hence the use of gen) must be deterministic.
+  std::map<Label, std::vector<Index>> classes;
+  for (Index i = 0; i < y.size(); ++i) classes[y(i)].push_back(i);
+
+  std::vector<char> in_test(static_cast<std::size_t>(y.size()), 0);
+  Index test_count = 0;
+  for (auto& [label, indices] : classes) {
+    for (std::size_t i = indices.size() - 1; i > 0; --i) {
+      const auto j = static_cast<std::size_t>(SampleIndex(gen, i + 1));
+      std::swap(indices[i], indices[j]);
+    }
+    const auto take =
+        static_cast<std::size_t>(std::llround(test_fraction * static_cast<double>(indices.size())));
+    for (std::size_t k = 0; k < take; ++k) in_test[static_cast<std::size_t>(indices[k])] = 1;
+    test_count += static_cast<Index>(take);
+  }
+  if (test_count == 0 || test_count == y.size()) {
+    throw ArgumentError("StratifiedSplit: test_fraction " + std::to_string(test_fraction) + " of " +
+                        std::to_string(y.size()) + " samples in " + std::to_string(classes.size()) +
+                        " classes leaves the " + (test_count == 0 ? "test" : "training") +
+                        " part empty");
+  }
+
+  std::vector<Index> train_columns;
+  std::vector<Index> test_columns;
+  train_columns.reserve(static_cast<std::size_t>(y.size() - test_count));
+  test_columns.reserve(static_cast<std::size_t>(test_count));
+  for (Index i = 0; i < y.size(); ++i) {
+    (in_test[static_cast<std::size_t>(i)] ? test_columns : train_columns).push_back(i);
+  }
+  Split<T> split;
+  detail::GatherColumns(X, y, train_columns, split.train_x, split.train_y);
+  detail::GatherColumns(X, y, test_columns, split.test_x, split.test_y);
+  return split;
+}
+
+}  // namespace dlb

@@ -1,0 +1,100 @@
+#pragma once
+/// \file
+/// Per-feature standardization (z-scores), fitted on the training set and applied unchanged
+/// to every other set so that no statistic of the test data leaks into training.
+
+#include <cmath>
+#include <string>
+
+#include "dlb/core/error.hpp"
+#include "dlb/core/types.hpp"
+
+namespace dlb {
+
+/// Standardizes each feature (row) of a features x samples matrix.
+///
+/// Fit over the n columns x_1 .. x_n of the training set, per feature r:
+///
+///     mean_r = (1/n) * sum_j x_rj
+///     std_r  = sqrt((1/n) * sum_j (x_rj - mean_r)^2)      (population std)
+///
+/// and Transform maps x_rj to (x_rj - mean_r) / std_r. A constant feature (std_r == 0, e.g. a
+/// border pixel that is always 0) gets std_r = 1 and mean_r = its value, so it becomes
+/// exactly 0 instead of NaN.
+template <Scalar T>
+class Standardizer {
+ public:
+  /// Computes mean and std of every row of X (features x samples) over its columns.
+  /// Sums run in double whatever T is, so 60,000 float samples lose no precision.
+  /// Throws ShapeError if X has no rows or no columns, ArgumentError if X holds a
+  /// non-finite value (naming its feature).
+  void Fit(const Matrix<T>& X) {
+    if (X.rows() == 0 || X.cols() == 0) {
+      throw ShapeError("Standardizer::Fit: needs at least one feature and one sample, got " +
+                       std::to_string(X.rows()) + " x " + std::to_string(X.cols()));
+    }
+    const Index features = X.rows();
+    const auto n = static_cast<double>(X.cols());
+    Eigen::VectorXd sum = Eigen::VectorXd::Zero(features);
+    Vector<T> low = X.col(0);
+    Vector<T> high = X.col(0);
+    // Column by column: contiguous in memory, and no double copy of the whole matrix.
+    for (Index j = 0; j < X.cols(); ++j) {
+      sum += X.col(j).template cast<double>();
+      low = low.cwiseMin(X.col(j));
+      high = high.cwiseMax(X.col(j));
+    }
+    const Eigen::VectorXd mean = sum / n;
+    for (Index r = 0; r < features; ++r) {
+      if (!std::isfinite(mean(r))) {
+        throw ArgumentError("Standardizer::Fit: feature " + std::to_string(r) +
+                            " holds a non-finite value (inf or NaN)");
+      }
+    }
+    // Two passes (mean first, then squared deviations) avoid the cancellation of
+    // E[x^2] - E[x]^2.
+    Eigen::VectorXd squares = Eigen::VectorXd::Zero(features);
+    for (Index j = 0; j < X.cols(); ++j) {
+      squares += (X.col(j).template cast<double>() - mean).cwiseAbs2();
+    }
+    mean_.resize(features);
+    stddev_.resize(features);
+    for (Index r = 0; r < features; ++r) {
+      // Compare the values themselves: the rounded mean of equal values can differ from them
+      // by an ulp and give a tiny nonzero std that would blow the feature up.
+      if (low(r) == high(r)) {
+        mean_(r) = low(r);
+        stddev_(r) = T(1);
+      } else {
+        mean_(r) = static_cast<T>(mean(r));
+        stddev_(r) = static_cast<T>(std::sqrt(squares(r) / n));
+        if (!(stddev_(r) > T(0))) stddev_(r) = T(1);  // underflow to 0 in a narrow T
+      }
+    }
+  }
+
+  /// Replaces every x_rj of X (features x samples, any number of samples) by
+  /// (x_rj - mean_r) / std_r. Throws ShapeError if X.rows() differs from the fitted number of
+  /// features or Fit was never called.
+  void Transform(Matrix<T>& X) const {
+    if (mean_.size() == 0) {
+      throw ShapeError("Standardizer::Transform: Fit must be called first");
+    }
+    if (X.rows() != mean_.size()) {
+      throw ShapeError("Standardizer::Transform: expected " + std::to_string(mean_.size()) +
+                       " features (rows, as fitted), got " + std::to_string(X.rows()));
+    }
+    X = (X.colwise() - mean_).array().colwise() / stddev_.array();
+  }
+
+  /// Per-feature mean (features), empty before Fit.
+  const Vector<T>& mean() const noexcept { return mean_; }
+  /// Per-feature population std (features), constant features reported as 1; empty before Fit.
+  const Vector<T>& stddev() const noexcept { return stddev_; }
+
+ private:
+  Vector<T> mean_;
+  Vector<T> stddev_;
+};
+
+}  // namespace dlb
