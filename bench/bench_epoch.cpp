@@ -1,0 +1,135 @@
+// The notebook's job as a benchmark: training epochs of the MLP on Fashion-MNIST (or
+// synthetic data of the same shapes), timed with the library's own RunEpoch.
+//
+// Reports the median epoch time over --epochs timed epochs after --warmup untimed ones,
+// samples/s, achieved GFLOP/s (the step's matrix products, counted from the layer shapes),
+// inference throughput on the test images, test accuracy and peak RSS.
+//
+//   dlb_bench_epoch_{eigen,blas} [--data DIR | --synthetic] [--threads N] [--batch B]
+//                                [--hidden 350,250,150,50] [--optimizer adam] [--epochs 5]
+//                                [--warmup 1] [--json]
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <vector>
+
+#include "../examples/common/experiment.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+// Random images and labels with Fashion-MNIST's shapes, for machines without the data.
+dlb::FashionMnist<float> SyntheticData(std::uint64_t seed) {
+  dlb::Generator gen(seed);
+  dlb::FashionMnist<float> data;
+  auto fill = [&gen](dlb::Matrix<float>& x, dlb::Labels& y, dlb::Index n) {
+    x.resize(784, n);
+    y.resize(n);
+    for (dlb::Index i = 0; i < x.size(); ++i) x.data()[i] = dlb::SampleNormal<float>(gen);
+    for (dlb::Index j = 0; j < n; ++j) y(j) = static_cast<dlb::Label>(dlb::SampleIndex(gen, 10));
+  };
+  fill(data.train_images, data.train_labels, 60000);
+  fill(data.test_images, data.test_labels, 10000);
+  return data;
+}
+
+double PeakRssMegabytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  experiment::Settings settings;
+  settings.optimizer = "adam";
+  settings.epochs = 5;
+  settings.threads = 1;
+  int warmup = 1;
+  bool synthetic = false, json = false;
+  CLI::App app("Time training epochs of the notebook's MLP.", "dlb_bench_epoch");
+  experiment::AddFlags(app, settings);
+  app.add_option("--warmup", warmup, "Untimed epochs first")->check(CLI::Range(0, 1000));
+  app.add_flag("--synthetic", synthetic, "Random data of Fashion-MNIST's shapes");
+  app.add_flag("--json", json, "Print one JSON line");
+  if (auto code = experiment::Parse(app, argc, argv)) return *code;
+
+  try {
+    dlb::SetNumThreads(settings.threads);
+    const dlb::FashionMnist<float> data =
+        synthetic ? SyntheticData(settings.seed) : experiment::LoadData(settings.data);
+    constexpr dlb::Index kClasses = 10;
+    dlb::ModelNN<float> model = dlb::MakeMlp<float>(784, settings.hidden, kClasses,
+                                                    dlb::Activation::ReLU, dlb::Init::Kaiming,
+                                                    settings.seed);
+    dlb::Optimizer<float> optimizer =
+        dlb::MakeOptimizer<float>(settings.optimizer, model.Parameters(), settings.lr);
+    dlb::DataSet<float> train(data.train_images, data.train_labels, settings.batch, true, true,
+                              settings.seed);
+    dlb::DataSet<float> test(data.test_images, data.test_labels,
+                             std::min<dlb::Index>(1000, data.test_images.cols()), false, false);
+    dlb::CrossEntropyLoss<float> loss;
+    dlb::DivergenceGuard<float> guard(optimizer.Parameters());
+
+    std::vector<double> epoch_seconds;
+    for (int epoch = 1; epoch <= warmup + settings.epochs; ++epoch) {
+      const auto start = Clock::now();
+      dlb::RunEpoch(model, train, loss, &optimizer, dlb::Mode::Train, &guard, epoch);
+      if (epoch > warmup) epoch_seconds.push_back(Seconds(start));
+    }
+    std::sort(epoch_seconds.begin(), epoch_seconds.end());
+    const double median = epoch_seconds[epoch_seconds.size() / 2];
+
+    const auto inference_start = Clock::now();
+    const dlb::PassResult evaluation =
+        dlb::RunEpoch(model, test, loss, nullptr, dlb::Mode::Inference);
+    const double inference_seconds = Seconds(inference_start);
+
+    const double samples = static_cast<double>(train.SamplesPerEpoch());
+    const double gflop = experiment::TrainingStepFlops(784, settings.hidden, kClasses,
+                                                       settings.batch) *
+                         static_cast<double>(train.NumBatches()) * 1e-9;
+    const char* engine = experiment::ProductEngine()[0] == 'B' ? "blas" : "eigen";
+    if (json) {
+      std::printf("{\"engine\":\"%s\",\"threads\":%d,\"batch\":%d,\"hidden\":[", engine,
+                  settings.threads, settings.batch);
+      for (std::size_t i = 0; i < settings.hidden.size(); ++i) {
+        std::printf("%s%ld", i ? "," : "", static_cast<long>(settings.hidden[i]));
+      }
+      std::printf("],\"optimizer\":\"%s\",\"epochs\":%d,\"epoch_seconds_median\":%.5f,"
+                  "\"epoch_seconds_min\":%.5f,\"epoch_seconds_max\":%.5f,"
+                  "\"samples_per_second\":%.1f,\"gflops\":%.2f,"
+                  "\"inference_samples_per_second\":%.1f,\"test_accuracy\":%.4f,"
+                  "\"peak_rss_mb\":%.1f,\"synthetic\":%s}\n",
+                  settings.optimizer.c_str(), settings.epochs, median, epoch_seconds.front(),
+                  epoch_seconds.back(), samples / median, gflop / median,
+                  static_cast<double>(evaluation.samples) / inference_seconds, evaluation.score,
+                  PeakRssMegabytes(), synthetic ? "true" : "false");
+    } else {
+      std::printf("bench_epoch engine=%s threads=%d batch=%d model=%s optimizer=%s\n"
+                  "  epoch %.4f s median of %d (min %.4f, max %.4f), %.0f samples/s, "
+                  "%.1f GFLOP/s\n  inference %.0f samples/s, test accuracy %.4f, "
+                  "peak RSS %.1f MB\n",
+                  engine, settings.threads, settings.batch,
+                  experiment::Architecture(784, settings.hidden, kClasses).c_str(),
+                  settings.optimizer.c_str(), median, settings.epochs, epoch_seconds.front(),
+                  epoch_seconds.back(), samples / median, gflop / median,
+                  static_cast<double>(evaluation.samples) / inference_seconds, evaluation.score,
+                  PeakRssMegabytes());
+    }
+    return 0;
+  } catch (const dlb::Error& e) {
+    std::cerr << "dlb_bench_epoch: error: " << e.what() << "\n";
+    return 1;
+  }
+}

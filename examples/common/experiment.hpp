@@ -1,0 +1,127 @@
+#pragma once
+// The notebook's experiment as the example programs and benchmarks share it: command-line
+// flags, data preparation and the run summary. Only the library's public API is used.
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <dlb/dlb.hpp>
+#include <dlb/model/mlp.hpp>
+#include <dlb/optimizers/make_optimizer.hpp>
+
+namespace experiment {
+
+/// Settings of one training run; defaults are the notebook's.
+struct Settings {
+  std::string optimizer = "sgd";
+  std::optional<float> lr;  // empty: dlb::DefaultLearningRate(optimizer)
+  int epochs = 10;
+  int batch = 256;
+  std::vector<dlb::Index> hidden = {350, 250, 150, 50};
+  std::uint64_t seed = 0;
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::string data = "data/fashion-mnist";
+};
+
+/// Registers the flags shared by the example trainer and the benchmarks.
+inline void AddFlags(CLI::App& app, Settings& s, bool with_optimizer = true) {
+  if (with_optimizer) {
+    std::vector<std::string> names(dlb::kOptimizerNames.begin(), dlb::kOptimizerNames.end());
+    app.add_option("--optimizer", s.optimizer, "Update rule")
+        ->check(CLI::IsMember(names))
+        ->capture_default_str();
+    app.add_option("--lr", s.lr,
+                   "Learning rate (default: sgd 0.2, momentum/nesterov 0.05, adam/adamw 1e-3)")
+        ->check(CLI::PositiveNumber);
+  }
+  app.add_option("--epochs", s.epochs, "Training epochs")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--batch", s.batch, "Mini-batch size")
+      ->check(CLI::Range(1, 1 << 30))
+      ->capture_default_str();
+  app.add_option("--hidden", s.hidden, "Hidden layer widths, comma separated")
+      ->delimiter(',')
+      ->check(CLI::Range(dlb::Index{1}, dlb::Index{1} << 24))
+      ->capture_default_str();
+  app.add_option("--seed", s.seed, "Seed of the initial weights and of the shuffling")
+      ->capture_default_str();
+  app.add_option("--threads", s.threads, "Threads for the matrix products")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--data", s.data,
+                 "Directory with the Fashion-MNIST IDX files (data/fetch_fashion_mnist.sh)")
+      ->check(CLI::ExistingDirectory)
+      ->capture_default_str();
+}
+
+/// Parses the command line. Returns an exit code when the program should stop now:
+/// 0 after --help, 2 (with the error and the usage) for an invalid flag or value.
+inline std::optional<int> Parse(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::cerr << app.get_name() << ": error: " << e.what() << "\n\n" << app.help();
+    return 2;
+  }
+  return std::nullopt;
+}
+
+/// Fashion-MNIST scaled to [0, 1], then standardised per pixel with the training set's
+/// statistics (applied to both sets).
+inline dlb::FashionMnist<float> LoadData(const std::string& dir) {
+  dlb::FashionMnist<float> data = dlb::LoadFashionMnist<float>(dir);
+  dlb::Standardizer<float> standardizer;
+  standardizer.Fit(data.train_images);
+  standardizer.Transform(data.train_images);
+  standardizer.Transform(data.test_images);
+  return data;
+}
+
+/// "784-350-250-150-50-10".
+inline std::string Architecture(dlb::Index inputs, const std::vector<dlb::Index>& hidden,
+                                dlb::Index classes) {
+  std::ostringstream out;
+  out << inputs;
+  for (dlb::Index h : hidden) out << '-' << h;
+  out << '-' << classes;
+  return out.str();
+}
+
+/// FLOPs of the matrix products of one training step of an MLP with these widths and batch
+/// size: per Linear layer (in -> out) 2*out*in*batch for Z = W X and as much for dW = dZ X^T,
+/// and as much again for dX = W^T dZ except in the first layer, whose dX is not computed.
+/// The notebook's network has 14 such products.
+inline double TrainingStepFlops(dlb::Index inputs, const std::vector<dlb::Index>& hidden,
+                                dlb::Index classes, dlb::Index batch) {
+  double flops = 0;
+  dlb::Index width = inputs;
+  for (std::size_t i = 0; i <= hidden.size(); ++i) {
+    const dlb::Index next = i < hidden.size() ? hidden[i] : classes;
+    const double per_product = 2.0 * static_cast<double>(next * width * batch);
+    flops += (i == 0 ? 2.0 : 3.0) * per_product;
+    width = next;
+  }
+  return flops;
+}
+
+/// Which engine runs the matrix products in this build.
+inline const char* ProductEngine() {
+#ifdef EIGEN_USE_BLAS
+  return "BLAS (EIGEN_USE_BLAS)";
+#else
+  return "Eigen";
+#endif
+}
+
+}  // namespace experiment

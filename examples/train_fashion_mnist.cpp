@@ -1,0 +1,66 @@
+// Trains the optimizers notebook's network on Fashion-MNIST and prints one line per epoch,
+// then the test accuracy.
+//
+//   train_fashion_mnist [--optimizer sgd|momentum|nesterov|adam|adamw] [--lr LR]
+//                       [--epochs N] [--batch N] [--hidden 350,250,150,50] [--seed S]
+//                       [--threads N] [--data DIR]
+//
+// Exit codes: 0 done, 1 data or training error (e.g. divergence), 2 invalid flags.
+
+#include <iostream>
+
+#include "common/experiment.hpp"
+
+int main(int argc, char** argv) {
+  experiment::Settings settings;
+  CLI::App app("Train a multi-layer perceptron on Fashion-MNIST (the optimizers notebook).",
+               "train_fashion_mnist");
+  experiment::AddFlags(app, settings);
+  if (auto code = experiment::Parse(app, argc, argv)) return *code;
+
+  try {
+    dlb::SetNumThreads(settings.threads);
+    const dlb::FashionMnist<float> data = experiment::LoadData(settings.data);
+    const dlb::Index inputs = data.train_images.rows();
+    constexpr dlb::Index kClasses = 10;
+
+    dlb::ModelNN<float> model = dlb::MakeMlp<float>(inputs, settings.hidden, kClasses,
+                                                    dlb::Activation::ReLU, dlb::Init::Kaiming,
+                                                    settings.seed);
+    dlb::Optimizer<float> optimizer =
+        dlb::MakeOptimizer<float>(settings.optimizer, model.Parameters(), settings.lr);
+    if (settings.batch > data.train_images.cols()) {
+      std::cerr << "train_fashion_mnist: error: --batch " << settings.batch
+                << " is larger than the training set (" << data.train_images.cols()
+                << " images)\n";
+      return 2;
+    }
+    dlb::DataSet<float> train(data.train_images, data.train_labels, settings.batch,
+                              /*shuffle=*/true, /*drop_last=*/true, settings.seed);
+    dlb::DataSet<float> validation(data.test_images, data.test_labels,
+                                   std::min<dlb::Index>(settings.batch, data.test_images.cols()),
+                                   /*shuffle=*/false, /*drop_last=*/false);
+    dlb::CrossEntropyLoss<float> loss;
+
+    std::cout << "Fashion-MNIST from " << settings.data << ": " << data.train_images.cols()
+              << " training, " << data.test_images.cols() << " test images\n"
+              << "Model " << experiment::Architecture(inputs, settings.hidden, kClasses)
+              << ", ReLU, Kaiming init, " << model.NumParameters() << " parameters\n"
+              << "Optimizer " << optimizer.Name() << " lr " << optimizer.LearningRate()
+              << ", batch " << settings.batch << ", " << settings.epochs << " epochs, seed "
+              << settings.seed << ", " << settings.threads << " thread(s), products by "
+              << experiment::ProductEngine() << "\n";
+
+    const std::vector<dlb::EpochStats> history = dlb::TrainModel(
+        model, train, validation, loss, optimizer, {.epochs = settings.epochs, .log = &std::cout});
+    std::printf("Test accuracy: %.4f\n", history.back().val_score);
+    return 0;
+  } catch (const dlb::DivergenceError& e) {
+    std::cerr << "train_fashion_mnist: " << e.what()
+              << "\n  (try a smaller --lr; the parameters were kept at their last finite values)\n";
+    return 1;
+  } catch (const dlb::Error& e) {
+    std::cerr << "train_fashion_mnist: error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,31 @@
+// A program of another project that uses DLBlocks: trains a tiny model for a few steps and
+// checks the loss went down.
+#include <dlb/dlb.hpp>
+
+#include <cstdio>
+
+int main() {
+  dlb::Generator gen(7);
+  dlb::Matrix<float> x(4, 64);
+  dlb::Labels y(64);
+  for (dlb::Index j = 0; j < x.cols(); ++j) {
+    y(j) = static_cast<dlb::Label>(j % 2);
+    for (dlb::Index i = 0; i < x.rows(); ++i) {
+      x(i, j) = dlb::SampleNormal<float>(gen) + (y(j) == 1 ? 2.0f : -2.0f);
+    }
+  }
+  dlb::ModelNN<float> model(1);
+  model.Add(dlb::Linear<float>(4, 8)).Add(dlb::ReLU<float>()).Add(dlb::Linear<float>(8, 2));
+  dlb::Optimizer optimizer(model, dlb::Adam<float>(1e-2f));
+  dlb::CrossEntropyLoss<float> loss;
+  dlb::Matrix<float> dlogits;
+  float first = 0, last = 0;
+  for (int step = 0; step < 50; ++step) {
+    last = loss.Compute(model.Forward(x), y, dlogits);
+    if (step == 0) first = last;
+    model.Backward(dlogits);
+    optimizer.Step();
+  }
+  std::printf("consumer: loss %.4f -> %.4f\n", first, last);
+  return last < first ? 0 : 1;
+}
