@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <iostream>
 #include <optional>
@@ -30,6 +31,40 @@ struct Settings {
   std::string data = "data/fashion-mnist";
 };
 
+/// "350,250,150,50" -> {350, 250, 150, 50}; empty for anything else (an empty item, a width
+/// < 1 or > 2^24, a sign or other characters). An empty text means no hidden layer.
+inline std::optional<std::vector<dlb::Index>> ParseWidths(const std::string& text) {
+  std::vector<dlb::Index> widths;
+  if (text.empty()) return widths;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t end = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, end - start);
+    if (item.empty() || item.size() > 8 ||
+        item.find_first_not_of("0123456789") != std::string::npos) {
+      return std::nullopt;
+    }
+    const long width = std::stol(item);
+    if (width < 1 || width > (1L << 24)) return std::nullopt;
+    widths.push_back(width);
+    if (end == text.size()) return widths;
+    start = end + 1;
+  }
+}
+
+/// A finite number > 0.
+inline const CLI::Validator kPositive(
+    [](std::string& text) {
+      try {
+        std::size_t used = 0;
+        const double value = std::stod(text, &used);
+        if (used == text.size() && std::isfinite(value) && value > 0) return std::string();
+      } catch (const std::exception&) {
+      }
+      return "expected a finite number > 0, got '" + text + "'";
+    },
+    "NUMBER>0", "positive");
+
 /// Registers the flags shared by the example trainer and the benchmarks.
 inline void AddFlags(CLI::App& app, Settings& s, bool with_optimizer = true) {
   if (with_optimizer) {
@@ -39,7 +74,7 @@ inline void AddFlags(CLI::App& app, Settings& s, bool with_optimizer = true) {
         ->capture_default_str();
     app.add_option("--lr", s.lr,
                    "Learning rate (default: sgd 0.2, momentum/nesterov 0.05, adam/adamw 1e-3)")
-        ->check(CLI::PositiveNumber);
+        ->check(kPositive);
   }
   app.add_option("--epochs", s.epochs, "Training epochs")
       ->check(CLI::Range(1, 1000000))
@@ -47,10 +82,16 @@ inline void AddFlags(CLI::App& app, Settings& s, bool with_optimizer = true) {
   app.add_option("--batch", s.batch, "Mini-batch size")
       ->check(CLI::Range(1, 1 << 30))
       ->capture_default_str();
-  app.add_option("--hidden", s.hidden, "Hidden layer widths, comma separated")
-      ->delimiter(',')
-      ->check(CLI::Range(dlb::Index{1}, dlb::Index{1} << 24))
-      ->capture_default_str();
+  app.add_option_function<std::string>(
+         "--hidden", [&s](const std::string& text) { s.hidden = *ParseWidths(text); },
+         "Hidden layer widths, comma separated (default 350,250,150,50)")
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            return ParseWidths(text) ? std::string()
+                                     : "expected comma-separated widths >= 1 such as "
+                                       "350,250,150,50, got '" + text + "'";
+          },
+          "W1,W2,...", "widths"));
   app.add_option("--seed", s.seed, "Seed of the initial weights and of the shuffling")
       ->capture_default_str();
   app.add_option("--threads", s.threads, "Threads for the matrix products")
