@@ -1,0 +1,154 @@
+// libFuzzer target for the IDX reader (dlb/data/idx.hpp).
+//
+// Each input is written to a file and read as images and as labels. Rejection by a
+// dlb::Error is the expected outcome for most inputs; a finding is anything else: a crash or
+// sanitizer report, a leak, another exception (std::bad_alloc included), an allocation over
+// the -malloc_limit_mb given by fuzz/run.sh, or one of the checks below failing.
+//
+// Checks beyond "no crash":
+//  * an accepted file has positive sizes and exactly count * rows * cols pixels;
+//  * differential: the same bytes gzip-compressed must be accepted or rejected alike, with the
+//    same result or the same error offset (offsets are positions in the decompressed content).
+
+#include <stdlib.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dlb/core/error.hpp"
+#include "dlb/data/idx.hpp"
+
+namespace {
+
+[[noreturn]] void Finding(const std::string& what) {
+  std::fprintf(stderr, "idx_fuzzer finding: %s\n", what.c_str());
+  std::abort();
+}
+
+std::string& Directory() {
+  static std::string directory;
+  return directory;
+}
+
+void RemoveDirectory() {
+  for (const char* name : {"/input", "/input.gz"}) std::remove((Directory() + name).c_str());
+  ::rmdir(Directory().c_str());
+}
+
+// One private directory per process, created on first use and reused for every input, so the
+// fuzzer does not pay for directory creation per run nor litter the temp dir.
+const std::string& PathFor(const char* name) {
+  static const bool ready = [] {
+    const char* base = std::getenv("TMPDIR");
+    std::string pattern = std::string(base && *base ? base : "/tmp") + "/dlb_idx_fuzz_XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) Finding("cannot create a temporary directory");
+    Directory() = pattern;
+    std::atexit(RemoveDirectory);
+    return true;
+  }();
+  (void)ready;
+  static const std::string input = Directory() + "/input";
+  static const std::string input_gz = Directory() + "/input.gz";
+  return std::string(name) == "gz" ? input_gz : input;
+}
+
+void WriteFile(const std::string& path, const std::uint8_t* data, std::size_t size) {
+  std::FILE* file = std::fopen(path.c_str(), "wb");
+  if (file == nullptr) Finding("cannot write " + path);
+  if (size != 0 && std::fwrite(data, 1, size, file) != size) Finding("cannot write " + path);
+  if (std::fclose(file) != 0) Finding("cannot close " + path);
+}
+
+std::vector<std::uint8_t> Gzip(const std::uint8_t* data, std::size_t size) {
+  z_stream stream{};
+  if (deflateInit2(&stream, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    Finding("deflateInit2 failed");
+  }
+  std::vector<std::uint8_t> out(deflateBound(&stream, static_cast<uLong>(size)) + 64);
+  stream.next_in = const_cast<Bytef*>(data);
+  stream.avail_in = static_cast<uInt>(size);
+  stream.next_out = out.data();
+  stream.avail_out = static_cast<uInt>(out.size());
+  if (deflate(&stream, Z_FINISH) != Z_STREAM_END) Finding("deflate failed");
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  return out;
+}
+
+// What reading a file gave: the data on success, the error offset on rejection.
+struct Outcome {
+  bool accepted = false;
+  std::vector<std::uint8_t> data;
+  std::vector<dlb::Index> dims;
+  std::optional<std::uint64_t> error_offset;
+  std::string message;
+};
+
+Outcome ReadImages(const std::string& path) {
+  Outcome outcome;
+  try {
+    dlb::IdxImages images = dlb::ReadIdxImages(path);
+    if (images.count <= 0 || images.rows <= 0 || images.cols <= 0 ||
+        images.pixels.size() != static_cast<std::size_t>(images.count) *
+                                    static_cast<std::size_t>(images.rows) *
+                                    static_cast<std::size_t>(images.cols)) {
+      Finding("accepted images with inconsistent sizes");
+    }
+    outcome.accepted = true;
+    outcome.dims = {images.count, images.rows, images.cols};
+    outcome.data = std::move(images.pixels);
+  } catch (const dlb::FileError& error) {
+    if (error.path() != path) Finding("FileError names the wrong path: " + error.path());
+    outcome.error_offset = error.offset();
+    outcome.message = error.what();
+  }
+  return outcome;
+}
+
+Outcome ReadLabels(const std::string& path) {
+  Outcome outcome;
+  try {
+    outcome.data = dlb::ReadIdxLabels(path);
+    if (outcome.data.empty()) Finding("accepted an empty label file");
+    outcome.accepted = true;
+  } catch (const dlb::FileError& error) {
+    if (error.path() != path) Finding("FileError names the wrong path: " + error.path());
+    outcome.error_offset = error.offset();
+    outcome.message = error.what();
+  }
+  return outcome;
+}
+
+void RequireSame(const Outcome& raw, const Outcome& gz, const char* what) {
+  if (raw.accepted != gz.accepted || raw.data != gz.data || raw.dims != gz.dims ||
+      raw.error_offset != gz.error_offset) {
+    Finding(std::string(what) + ": raw and gzip readings differ:\n  raw:  " +
+            (raw.accepted ? "accepted" : raw.message) +
+            "\n  gzip: " + (gz.accepted ? "accepted" : gz.message));
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string& path = PathFor("raw");
+  WriteFile(path, data, size);
+  const Outcome images = ReadImages(path);
+  const Outcome labels = ReadLabels(path);
+
+  const bool is_gzip = size >= 2 && data[0] == 0x1F && data[1] == 0x8B;
+  if (!is_gzip) {
+    const std::vector<std::uint8_t> compressed = Gzip(data, size);
+    const std::string& gz_path = PathFor("gz");
+    WriteFile(gz_path, compressed.data(), compressed.size());
+    RequireSame(images, ReadImages(gz_path), "images");
+    RequireSame(labels, ReadLabels(gz_path), "labels");
+  }
+  return 0;
+}

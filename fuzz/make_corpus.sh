@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Regenerates the fuzzer's seed corpus fuzz/corpus/idx/: tiny valid IDX files, raw and gzip,
+# images and labels. The files are committed; this script documents where they come from.
+# gzip -n keeps them byte-identical from run to run (no name or time stamp inside).
+set -euo pipefail
+
+out=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/corpus/idx
+rm -rf "$out"
+mkdir -p "$out"
+
+# $1: file, rest: printf format and arguments for its bytes.
+emit() {
+  local file=$1
+  shift
+  # shellcheck disable=SC2059  # the format is ours, built from escapes
+  printf "$@" >"$out/$file"
+}
+
+# 2 images of 2 x 3 pixels: magic 0x00000803, sizes 2, 2, 3, then 12 pixels.
+emit images-2x2x3.idx '\x00\x00\x08\x03\x00\x00\x00\x02\x00\x00\x00\x02\x00\x00\x00\x03%b' \
+  '\x00\x10\x20\x30\x40\x50\x60\x70\x80\x90\xa0\xff'
+# 1 image of 1 x 1 pixel.
+emit images-1x1x1.idx '\x00\x00\x08\x03\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x01\x7f'
+# 5 labels: magic 0x00000801, size 5, then 0..4.
+emit labels-5.idx '\x00\x00\x08\x01\x00\x00\x00\x05\x00\x01\x02\x03\x04'
+
+gzip -n -9 -c "$out/images-2x2x3.idx" >"$out/images-2x2x3.idx.gz"
+gzip -n -9 -c "$out/labels-5.idx" >"$out/labels-5.idx.gz"
+# Two concatenated gzip members (header, then data), which the reader must accept.
+head -c 16 "$out/images-2x2x3.idx" | gzip -n -9 -c >"$out/images-2members.idx.gz"
+tail -c 12 "$out/images-2x2x3.idx" | gzip -n -9 -c >>"$out/images-2members.idx.gz"
+
+ls -l "$out"
