@@ -1,0 +1,271 @@
+// Training loop: end-to-end runs on separable synthetic data, the history and log format,
+// pass statistics, and divergence detection with parameter restoration.
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "dlb/core/error.hpp"
+#include "dlb/data/dataset.hpp"
+#include "dlb/layers/linear.hpp"
+#include "dlb/layers/relu.hpp"
+#include "dlb/losses/cross_entropy.hpp"
+#include "dlb/metrics/accuracy.hpp"
+#include "dlb/model/model.hpp"
+#include "dlb/optimizers/adam.hpp"
+#include "dlb/optimizers/adamw.hpp"
+#include "dlb/optimizers/momentum.hpp"
+#include "dlb/optimizers/nesterov.hpp"
+#include "dlb/optimizers/optimizer.hpp"
+#include "dlb/optimizers/sgd.hpp"
+#include "dlb/training/divergence_guard.hpp"
+#include "dlb/training/train.hpp"
+#include "support/helpers.hpp"
+
+using Catch::Matchers::Contains;
+using dlb::Index;
+using dlb::Labels;
+using dlb::Matrix;
+using dlb_test::What;
+
+namespace {
+
+constexpr Index kFeatures = 16;
+constexpr int kClasses = 4;
+
+/// 1600 training and 400 validation samples of 4 Gaussian clusters in 16 dimensions, drawn
+/// around the same centres (one data set split by columns).
+struct Problem {
+  Matrix<float> x_train, x_val;
+  Labels y_train, y_val;
+  Problem() {
+    const auto all = dlb_test::MakeClusters<float>(kFeatures, 2000, kClasses, 31);
+    x_train = all.x.leftCols(1600);
+    y_train = all.y.head(1600);
+    x_val = all.x.rightCols(400);
+    y_val = all.y.tail(400);
+  }
+};
+
+void BuildClassifier(dlb::ModelNN<float>& model) {
+  model.Add(dlb::Linear<float>(kFeatures, 32))
+      .Add(dlb::ReLU<float>())
+      .Add(dlb::Linear<float>(32, kClasses));
+}
+
+bool AllParametersFinite(dlb::ModelNN<float>& model) {
+  for (const auto& p : model.Parameters()) {
+    if (!p.value->allFinite()) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("FormatEpoch produces the notebook's line") {
+  const dlb::EpochStats stats{.epoch = 3,
+                              .train_loss = 0.345,
+                              .val_loss = 0.371,
+                              .train_score = 0.874,
+                              .val_score = 0.866,
+                              .seconds = 1.234};
+  CHECK(dlb::FormatEpoch(stats, 10) ==
+        "Epoch    3 / 10: | Train Loss:  0.345 | Val Loss:  0.371 | Train Score:  0.874 | "
+        "Val Score:  0.866 | Epoch Time:  1.234 |");
+  const dlb::EpochStats wide{.epoch = 120,
+                             .train_loss = 12.5,
+                             .val_loss = 0.0004,
+                             .train_score = 1.0,
+                             .val_score = 0.0,
+                             .seconds = 65.4321};
+  CHECK(dlb::FormatEpoch(wide, 1000) ==
+        "Epoch  120 / 1000: | Train Loss: 12.500 | Val Loss:  0.000 | Train Score:  1.000 | "
+        "Val Score:  0.000 | Epoch Time: 65.432 |");
+}
+
+TEST_CASE("TrainModel reaches >= 95% validation accuracy on separable clusters") {
+  const Problem problem;
+  struct Case {
+    const char* name;
+    std::function<dlb::Optimizer<float>(dlb::ModelNN<float>&)> make;
+  };
+  const Case cases[] = {
+      {"SGD", [](auto& m) { return dlb::Optimizer<float>(m, dlb::SGD<float>(0.05f)); }},
+      {"Momentum",
+       [](auto& m) { return dlb::Optimizer<float>(m, dlb::Momentum<float>(0.01f, 0.9f)); }},
+      {"Nesterov",
+       [](auto& m) { return dlb::Optimizer<float>(m, dlb::Nesterov<float>(0.01f, 0.9f)); }},
+      {"Adam", [](auto& m) { return dlb::Optimizer<float>(m, dlb::Adam<float>(0.01f)); }},
+      {"AdamW", [](auto& m) { return dlb::Optimizer<float>(m, dlb::AdamW<float>(0.01f)); }},
+  };
+  constexpr int kEpochs = 3;
+  for (const Case& c : cases) {
+    INFO("optimizer " << c.name);
+    dlb::ModelNN<float> model(11);
+    BuildClassifier(model);
+    dlb::DataSet<float> train(problem.x_train, problem.y_train, 32, true, true, 12);
+    dlb::DataSet<float> val(problem.x_val, problem.y_val, 100, false, false);
+    dlb::CrossEntropyLoss<float> loss;
+    dlb::Optimizer<float> optimizer = c.make(model);
+    model.SetMode(dlb::Mode::Inference);
+    const double untrained = dlb::ScoreAccLogits(model.Forward(problem.x_val), problem.y_val);
+    CHECK(untrained < 0.6);  // the accuracy below is learned, not given
+    std::ostringstream log;
+    dlb::TrainOptions options;
+    options.epochs = kEpochs;
+    options.log = &log;
+    const auto history = dlb::TrainModel(model, train, val, loss, optimizer, options);
+
+    REQUIRE(history.size() == kEpochs);
+    CHECK(optimizer.StepCount() == kEpochs * train.NumBatches());
+    std::string expected_log;
+    for (int e = 0; e < kEpochs; ++e) {
+      const dlb::EpochStats& s = history[static_cast<std::size_t>(e)];
+      CHECK(s.epoch == e + 1);
+      CHECK(std::isfinite(s.train_loss));
+      CHECK(std::isfinite(s.val_loss));
+      CHECK(s.train_loss > 0);
+      CHECK(s.val_loss > 0);
+      CHECK((s.train_score >= 0 && s.train_score <= 1));
+      CHECK((s.val_score >= 0 && s.val_score <= 1));
+      CHECK(s.seconds >= 0);
+      expected_log += dlb::FormatEpoch(s, kEpochs) + "\n";
+    }
+    CHECK(log.str() == expected_log);
+    CHECK(history.back().train_loss < history.front().train_loss);
+    CHECK(history.back().val_score >= 0.95);
+    // The reported validation numbers are those of the final model.
+    model.SetMode(dlb::Mode::Inference);
+    const Matrix<float> logits = model.Forward(problem.x_val);
+    CHECK(history.back().val_score == Approx(dlb::ScoreAccLogits(logits, problem.y_val)));
+    CHECK(history.back().val_loss ==
+          Approx(loss.Value(logits, problem.y_val)).epsilon(1e-5));
+  }
+}
+
+TEST_CASE("RunEpoch: loss and score are the sample-weighted means of the pass") {
+  const auto data = dlb_test::MakeClusters<float>(kFeatures, 10, kClasses, 41);
+  dlb::ModelNN<float> model(2);
+  BuildClassifier(model);
+  dlb::CrossEntropyLoss<float> loss;
+  model.SetMode(dlb::Mode::Inference);
+  const Matrix<float> logits = model.Forward(data.x);
+  const double full_loss = loss.Value(logits, data.y);
+  const double full_score = dlb::ScoreAccLogits(logits, data.y);
+
+  // Batches of 3, 3, 3, 1: an unweighted mean of batch losses would differ.
+  dlb::DataSet<float> all(data.x, data.y, 3, true, false, 5);
+  const dlb::PassResult pass = dlb::RunEpoch(model, all, loss, nullptr, dlb::Mode::Inference);
+  CHECK(pass.samples == 10);
+  CHECK(pass.loss == Approx(full_loss).epsilon(1e-6));
+  CHECK(pass.score == Approx(full_score).epsilon(1e-12));
+
+  dlb::DataSet<float> dropping(data.x, data.y, 3, false, true);
+  CHECK(dlb::RunEpoch(model, dropping, loss, nullptr, dlb::Mode::Inference).samples == 9);
+
+  // A training pass steps once per batch and requires an optimizer.
+  dlb::Optimizer<float> optimizer(model, dlb::SGD<float>(0.01f));
+  const auto before = *model.Parameters()[0].value;
+  dlb::RunEpoch(model, all, loss, &optimizer, dlb::Mode::Train);
+  CHECK(optimizer.StepCount() == 4);
+  CHECK(*model.Parameters()[0].value != before);
+  CHECK(model.GetMode() == dlb::Mode::Train);
+  REQUIRE_THROWS_MATCHES(dlb::RunEpoch(model, all, loss, nullptr, dlb::Mode::Train),
+                         dlb::ArgumentError, What(Contains("optimizer")));
+
+  dlb::TrainOptions options;
+  options.epochs = 0;
+  REQUIRE_THROWS_MATCHES(dlb::TrainModel(model, all, all, loss, optimizer, options),
+                         dlb::ArgumentError, What(Contains("epochs")));
+}
+
+TEST_CASE("TrainModel: a diverging run throws DivergenceError and keeps finite parameters") {
+  // Unnormalised features (x 1000) and SGD with lr 1e6 blow up within a few batches.
+  Problem problem;
+  problem.x_train *= 1000.0f;
+  dlb::ModelNN<float> model(3);
+  BuildClassifier(model);
+  dlb::DataSet<float> train(problem.x_train, problem.y_train, 32, true, true, 4);
+  dlb::DataSet<float> val(problem.x_val, problem.y_val, 100, false, false);
+  dlb::CrossEntropyLoss<float> loss;
+  dlb::Optimizer<float> optimizer(model, dlb::SGD<float>(1e6f));
+  dlb::TrainOptions options;
+  options.epochs = 3;
+
+  bool thrown = false;
+  try {
+    dlb::TrainModel(model, train, val, loss, optimizer, options);
+  } catch (const dlb::DivergenceError& e) {
+    thrown = true;
+    INFO(e.what());
+    CHECK(e.epoch() >= 1);
+    CHECK(e.epoch() <= 3);
+    CHECK(e.batch() >= 1);
+    CHECK(e.batch() <= train.NumBatches());
+    CHECK_THAT(std::string(e.what()),
+               Contains("training diverged at epoch " + std::to_string(e.epoch()) + ", batch " +
+                        std::to_string(e.batch()) + ": "));
+  }
+  REQUIRE(thrown);
+  CHECK(AllParametersFinite(model));
+
+  SECTION("without the guard the same run does not throw and reports a non-finite loss") {
+    dlb::ModelNN<float> unguarded(3);
+    BuildClassifier(unguarded);
+    dlb::Optimizer<float> sgd(unguarded, dlb::SGD<float>(1e6f));
+    dlb::DataSet<float> train2(problem.x_train, problem.y_train, 32, true, true, 4);
+    options.guard_divergence = false;
+    std::vector<dlb::EpochStats> history;
+    REQUIRE_NOTHROW(history = dlb::TrainModel(unguarded, train2, val, loss, sgd, options));
+    CHECK_FALSE(std::isfinite(history.back().train_loss));
+  }
+}
+
+TEST_CASE("DivergenceGuard: checks loss, gradients and parameters, restores the last values") {
+  Matrix<float> w = Matrix<float>::Ones(2, 2), gw = Matrix<float>::Zero(2, 2);
+  Matrix<float> b = Matrix<float>::Zero(2, 1), gb = Matrix<float>::Zero(2, 1);
+  dlb::DivergenceGuard<float> guard({{"0.weight", &w, &gw}, {"0.bias", &b, &gb}});
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+
+  CHECK(dlb::AllFinite(w));
+  CHECK_FALSE(dlb::AllFinite(Matrix<float>::Constant(2, 2, inf)));
+  Matrix<float> one_nan = Matrix<float>::Zero(3, 3);
+  one_nan(2, 1) = nan;
+  CHECK_FALSE(dlb::AllFinite(one_nan));
+
+  CHECK_NOTHROW(guard.CheckLoss(1.5, 1, 1));
+  REQUIRE_THROWS_MATCHES(guard.CheckLoss(std::nan(""), 2, 5), dlb::DivergenceError,
+                         What(Contains("epoch 2, batch 5") && Contains("loss")));
+  try {
+    guard.CheckLoss(INFINITY, 4, 9);
+  } catch (const dlb::DivergenceError& e) {
+    CHECK(e.epoch() == 4);
+    CHECK(e.batch() == 9);
+  }
+
+  CHECK_NOTHROW(guard.CheckGradients(1, 1));
+  gb(1) = nan;
+  REQUIRE_THROWS_MATCHES(guard.CheckGradients(1, 2), dlb::DivergenceError,
+                         What(Contains("0.bias")));
+  gb(1) = 0;
+
+  guard.Snapshot();
+  w(0, 0) = 5;  // a finite "update": kept
+  CHECK_NOTHROW(guard.CheckParametersOrRestore(1, 3));
+  CHECK(w(0, 0) == 5);
+  guard.Snapshot();
+  w(1, 1) = inf;  // a non-finite update: every parameter goes back to the snapshot
+  b(0) = 7;
+  REQUIRE_THROWS_MATCHES(guard.CheckParametersOrRestore(1, 4), dlb::DivergenceError,
+                         What(Contains("0.weight") && Contains("restored")));
+  Matrix<float> expected = Matrix<float>::Ones(2, 2);
+  expected(0, 0) = 5;
+  CHECK(w == expected);
+  CHECK(b.isZero(0));
+}
