@@ -56,12 +56,14 @@ int main(int argc, char** argv) {
   settings.epochs = 5;
   settings.threads = 1;
   int warmup = 1;
-  bool synthetic = false, json = false;
+  bool synthetic = false, json = false, no_guard = false;
   CLI::App app("Time training epochs of the notebook's MLP.", "dlb_bench_epoch");
   experiment::AddFlags(app, settings);
   app.add_option("--warmup", warmup, "Untimed epochs first")->check(CLI::Range(0, 1000));
   app.add_flag("--synthetic", synthetic, "Random data of Fashion-MNIST's shapes");
   app.add_flag("--json", json, "Print one JSON line");
+  app.add_flag("--no-guard", no_guard,
+               "Skip the divergence guard (finite checks and parameter snapshot) to measure it");
   if (auto code = experiment::Parse(app, argc, argv)) return *code;
 
   try {
@@ -84,7 +86,8 @@ int main(int argc, char** argv) {
     std::vector<double> epoch_seconds;
     for (int epoch = 1; epoch <= warmup + settings.epochs; ++epoch) {
       const auto start = Clock::now();
-      dlb::RunEpoch(model, train, loss, &optimizer, dlb::Mode::Train, &guard, epoch);
+      dlb::RunEpoch(model, train, loss, &optimizer, dlb::Mode::Train, no_guard ? nullptr : &guard,
+                    epoch);
       if (epoch > warmup) epoch_seconds.push_back(Seconds(start));
     }
     std::sort(epoch_seconds.begin(), epoch_seconds.end());
@@ -110,11 +113,11 @@ int main(int argc, char** argv) {
                   "\"epoch_seconds_min\":%.5f,\"epoch_seconds_max\":%.5f,"
                   "\"samples_per_second\":%.1f,\"gflops\":%.2f,"
                   "\"inference_samples_per_second\":%.1f,\"test_accuracy\":%.4f,"
-                  "\"peak_rss_mb\":%.1f,\"synthetic\":%s}\n",
+                  "\"peak_rss_mb\":%.1f,\"synthetic\":%s,\"guard\":%s}\n",
                   settings.optimizer.c_str(), settings.epochs, median, epoch_seconds.front(),
                   epoch_seconds.back(), samples / median, gflop / median,
                   static_cast<double>(evaluation.samples) / inference_seconds, evaluation.score,
-                  PeakRssMegabytes(), synthetic ? "true" : "false");
+                  PeakRssMegabytes(), synthetic ? "true" : "false", no_guard ? "false" : "true");
     } else {
       std::printf("bench_epoch engine=%s threads=%d batch=%d model=%s optimizer=%s\n"
                   "  epoch %.4f s median of %d (min %.4f, max %.4f), %.0f samples/s, "

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "dlb/core/error.hpp"
+#include "dlb/core/gemm.hpp"
 #include "dlb/core/parameter.hpp"
 #include "dlb/core/random.hpp"
 #include "dlb/core/types.hpp"
@@ -51,20 +52,19 @@ class Linear {
 
   /// Z = W X + b (the bias broadcast over the columns).
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& z, Mode /*mode*/) {
+    // The bias is written first and the product accumulated onto it: one pass over Z fewer
+    // than zeroing, multiplying and adding the bias.
     z.resize(weight_.rows(), x.cols());
-    z.noalias() = weight_ * x;
-    z.colwise() += bias_.col(0);
+    z.colwise() = bias_.col(0);
+    Gemm<T>(Op::None, weight_, Op::None, x, z, T(1));
   }
 
   /// dW = dZ X^T, db = dZ 1, and dX = W^T dZ when dx is not null.
   void Backward(const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& /*z*/,
                 const ConstMatrixRef<T>& dz, Matrix<T>* dx) {
-    grad_weight_.noalias() = dz * x.transpose();
+    Gemm<T>(Op::None, dz, Op::Transpose, x, grad_weight_);
     grad_bias_.noalias() = dz.rowwise().sum();
-    if (dx != nullptr) {
-      dx->resize(weight_.cols(), dz.cols());
-      dx->noalias() = weight_.transpose() * dz;
-    }
+    if (dx != nullptr) Gemm<T>(Op::Transpose, weight_, Op::None, dz, *dx);
   }
 
   std::vector<Parameter<T>> Parameters() {

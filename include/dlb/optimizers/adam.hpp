@@ -40,13 +40,7 @@ class Adam : public internal::RuleHyperParameters<T> {
   }
 
   void Update(Matrix<T>& param, const Matrix<T>& grad, State& state, std::int64_t step) const {
-    const T decay = this->WeightDecay();
-    if (decay == T(0)) {
-      UpdateMoments(grad.array(), state);
-    } else {
-      UpdateMoments(grad.array() + decay * param.array(), state);
-    }
-    ApplyMoments(param, state, step);
+    UpdateChunks(param, grad, state, step, T(1), this->WeightDecay());
   }
 
  protected:
@@ -61,23 +55,32 @@ class Adam : public internal::RuleHyperParameters<T> {
     internal::RequireHyper(std::isfinite(eps) && eps > T(0), name, "eps", "finite and > 0", eps);
   }
 
-  /// m = beta1 m + (1 - beta1) g,  v = beta2 v + (1 - beta2) g^2.
-  template <class Gradient>
-  void UpdateMoments(const Gradient& g, State& state) const {
-    state.first_moment.array() = beta1_ * state.first_moment.array() + (T(1) - beta1_) * g;
-    state.second_moment.array() =
-        beta2_ * state.second_moment.array() + (T(1) - beta2_) * g.square();
-  }
-
-  /// p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps) with bc_k = 1 - beta_k^t.
-  void ApplyMoments(Matrix<T>& param, const State& state, std::int64_t step) const {
+  /// One Adam step, chunk by chunk: p *= shrink (AdamW's decoupled decay; 1 for Adam), then
+  /// with g = grad + l2 p:  m = beta1 m + (1 - beta1) g,  v = beta2 v + (1 - beta2) g^2,
+  /// p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps), bc_k = 1 - beta_k^t.
+  void UpdateChunks(Matrix<T>& param, const Matrix<T>& grad, State& state, std::int64_t step,
+                    T shrink, T l2) const {
     const double t = static_cast<double>(step);
     const double bias_correction1 = 1.0 - std::pow(static_cast<double>(beta1_), t);
     const double bias_correction2 = 1.0 - std::pow(static_cast<double>(beta2_), t);
-    const T step_size = static_cast<T>(static_cast<double>(this->LearningRate()) / bias_correction1);
+    const T step_size =
+        static_cast<T>(static_cast<double>(this->LearningRate()) / bias_correction1);
     const T inv_sqrt_bc2 = static_cast<T>(1.0 / std::sqrt(bias_correction2));
-    param.array() -= step_size * state.first_moment.array() /
-                     (state.second_moment.array().sqrt() * inv_sqrt_bc2 + eps_);
+    internal::ForEachChunk(param.size(), [&](Index start, Index length) {
+      auto p = internal::Chunk(param, start, length);
+      auto m = internal::Chunk(state.first_moment, start, length);
+      auto v = internal::Chunk(state.second_moment, start, length);
+      const auto g = internal::Chunk(grad, start, length);
+      if (shrink != T(1)) p *= shrink;
+      if (l2 == T(0)) {
+        m = beta1_ * m + (T(1) - beta1_) * g;
+        v = beta2_ * v + (T(1) - beta2_) * g.square();
+      } else {
+        m = beta1_ * m + (T(1) - beta1_) * (g + l2 * p);
+        v = beta2_ * v + (T(1) - beta2_) * (g + l2 * p).square();
+      }
+      p -= step_size * m / (v.sqrt() * inv_sqrt_bc2 + eps_);
+    });
   }
 
  private:

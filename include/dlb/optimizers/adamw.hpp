@@ -21,10 +21,8 @@ class AdamW : public Adam<T> {
       : Adam<T>("AdamW", lr, beta1, beta2, eps, weight_decay) {}
 
   void Update(Matrix<T>& param, const Matrix<T>& grad, State& state, std::int64_t step) const {
-    const T decay = this->WeightDecay();
-    if (decay != T(0)) param *= T(1) - this->LearningRate() * decay;
-    this->UpdateMoments(grad.array(), state);
-    this->ApplyMoments(param, state, step);
+    this->UpdateChunks(param, grad, state, step, T(1) - this->LearningRate() * this->WeightDecay(),
+                       T(0));
   }
 };
 

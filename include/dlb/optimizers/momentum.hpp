@@ -35,25 +35,29 @@ class MomentumRule : public RuleHyperParameters<T> {
               std::int64_t /*step*/) const {
     const T lr = this->LearningRate();
     const T decay = this->WeightDecay();
-    auto b = state.velocity.array();
-    if (decay == T(0)) {
-      b = beta_ * b + grad.array();
-      if constexpr (kNesterov) {
-        param.array() -= lr * (grad.array() + beta_ * b);
+    ForEachChunk(param.size(), [&](Index start, Index length) {
+      auto p = Chunk(param, start, length);
+      auto b = Chunk(state.velocity, start, length);
+      const auto g = Chunk(grad, start, length);
+      if (decay == T(0)) {
+        Apply(p, b, g, lr);
       } else {
-        param.array() -= lr * b;
+        Apply(p, b, g + decay * p, lr);
       }
-    } else {
-      b = beta_ * b + (grad.array() + decay * param.array());
-      if constexpr (kNesterov) {
-        param.array() -= lr * ((grad.array() + decay * param.array()) + beta_ * b);
-      } else {
-        param.array() -= lr * b;
-      }
-    }
+    });
   }
 
  private:
+  template <class P, class B, class G>
+  void Apply(P& p, B& b, const G& g, T lr) const {
+    b = beta_ * b + g;
+    if constexpr (kNesterov) {
+      p -= lr * (g + beta_ * b);
+    } else {
+      p -= lr * b;
+    }
+  }
+
   const char* name_;
   T beta_;
 };

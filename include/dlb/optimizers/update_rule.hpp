@@ -14,6 +14,7 @@
 ///   std::string Name() const;
 /// ```
 
+#include <algorithm>
 #include <cmath>
 #include <concepts>
 #include <cstdint>
@@ -72,6 +73,25 @@ class RuleHyperParameters {
   T lr_;
   T weight_decay_;
 };
+
+/// Calls f(start, length) for consecutive chunks covering 0 .. size-1. Rules that make several
+/// passes (moments, then the parameter) run them chunk by chunk so that each chunk is read
+/// from memory once and the later passes hit the L1 cache.
+template <class F>
+void ForEachChunk(Index size, F&& f) {
+  constexpr Index kChunk = 2048;
+  for (Index start = 0; start < size; start += kChunk) f(start, std::min(kChunk, size - start));
+}
+
+/// Array view of elements start .. start+length-1 of a matrix's storage.
+template <Scalar T>
+auto Chunk(Matrix<T>& m, Index start, Index length) {
+  return Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(m.data() + start, length);
+}
+template <Scalar T>
+auto Chunk(const Matrix<T>& m, Index start, Index length) {
+  return Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(m.data() + start, length);
+}
 
 /// Throws ArgumentError unless 0 <= beta < 1.
 template <Scalar T>
