@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdio>
 #include <exception>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -77,6 +78,9 @@ double Median(std::vector<double> values) {
   const std::size_t n = values.size();
   return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
+
+// Accepts 1 .. INT_MAX (CLI::PositiveNumber's message prints DBL_MAX as the upper bound).
+const CLI::Range kPositive(1, std::numeric_limits<int>::max());
 
 std::string JoinInts(const std::vector<int>& values) {
   std::ostringstream out;
@@ -193,18 +197,18 @@ int main(int argc, char** argv) {
   bool json = false;
   bool breakdown = false;
   app.add_option("--threads", threads, "Threads for the products (Eigen and BLAS)")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
-  app.add_option("--batch", batch, "Samples per batch")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--batch", batch, "Samples per batch")->check(kPositive)->capture_default_str();
   app.add_option("--hidden", hidden, "Hidden layer widths, comma separated")
       ->delimiter(',')
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
-  app.add_option("--inputs", inputs, "Input features")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--classes", classes, "Output classes")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--batches", batches, "Steps per epoch")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--inputs", inputs, "Input features")->check(kPositive)->capture_default_str();
+  app.add_option("--classes", classes, "Output classes")->check(kPositive)->capture_default_str();
+  app.add_option("--batches", batches, "Steps per epoch")->check(kPositive)->capture_default_str();
   app.add_option("--repeats", repeats, "Timed epochs (the median is reported)")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   app.add_flag("--json", json, "Also print one JSON object line");
   app.add_flag("--breakdown", breakdown, "Also time each product separately (one extra epoch)");
