@@ -1,0 +1,210 @@
+// After a warm-up batch, a training step (batch gather, forward, loss, backward, optimizer
+// step, divergence checks) and an inference forward of the same batch size must not allocate
+// heap memory through Eigen.
+//
+// EIGEN_RUNTIME_NO_MALLOC makes every Eigen allocation call eigen_assert(is_malloc_allowed()).
+// eigen_assert is defined here to throw, so the check works whether or not NDEBUG is defined
+// (Release builds) and a failure is reported by Catch with the failing expression instead of
+// aborting the whole program. Both macros must precede every include.
+#define EIGEN_RUNTIME_NO_MALLOC
+#include <stdexcept>
+namespace dlb_test {
+struct EigenAssertion : std::logic_error {
+  using std::logic_error::logic_error;
+};
+}  // namespace dlb_test
+#define eigen_assert(x)                                                                 \
+  do {                                                                                  \
+    if (!(x)) throw ::dlb_test::EigenAssertion("eigen_assert(" #x ") failed");          \
+  } while (false)
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include "dlb/core/threads.hpp"
+#include "dlb/data/dataset.hpp"
+#include "dlb/layers/dropout.hpp"
+#include "dlb/layers/leaky_relu.hpp"
+#include "dlb/layers/linear.hpp"
+#include "dlb/layers/relu.hpp"
+#include "dlb/layers/sigmoid.hpp"
+#include "dlb/layers/tanh.hpp"
+#include "dlb/losses/cross_entropy.hpp"
+#include "dlb/losses/mse.hpp"
+#include "dlb/metrics/accuracy.hpp"
+#include "dlb/model/model.hpp"
+#include "dlb/optimizers/adam.hpp"
+#include "dlb/optimizers/adamw.hpp"
+#include "dlb/optimizers/momentum.hpp"
+#include "dlb/optimizers/nesterov.hpp"
+#include "dlb/optimizers/optimizer.hpp"
+#include "dlb/optimizers/sgd.hpp"
+#include "dlb/training/divergence_guard.hpp"
+#include "support/helpers.hpp"
+
+using dlb::Index;
+using dlb::Labels;
+using dlb::Matrix;
+
+namespace {
+
+/// Forbids Eigen heap allocations for its lifetime, re-allowing them even when a check throws.
+struct NoMallocScope {
+  NoMallocScope() { Eigen::internal::set_is_malloc_allowed(false); }
+  ~NoMallocScope() { Eigen::internal::set_is_malloc_allowed(true); }
+  NoMallocScope(const NoMallocScope&) = delete;
+  NoMallocScope& operator=(const NoMallocScope&) = delete;
+};
+
+/// Runs Eigen's products on one thread for its lifetime. With several threads Eigen's
+/// parallel GEMM allocates a shared packing buffer on every product (parallelize_gemm ->
+/// gemm_blocking_space::allocateA), which no caller can avoid; the library's own guarantee
+/// (its buffers are reused) is what these tests check.
+struct OneThread {
+  int saved = dlb::NumThreads();
+  OneThread() { dlb::SetNumThreads(1); }
+  ~OneThread() { dlb::SetNumThreads(saved); }
+  OneThread(const OneThread&) = delete;
+  OneThread& operator=(const OneThread&) = delete;
+};
+
+// Widths are kept small (784-64-32-32-10, batch 32) for speed and so that Eigen's single-thread
+// GEMM packs its blocks on the stack: a product whose packed block exceeds
+// EIGEN_STACK_ALLOCATION_LIMIT (128 KiB), e.g. 350 x 784 times 784 x 32, heap-allocates inside
+// Eigen on every call (see the note on ModelNN).
+constexpr Index kInputs = 784, kClasses = 10, kSamples = 96, kBatch = 32;
+
+struct Fixture {
+  Matrix<float> x = dlb_test::RandomMatrix<float>(kInputs, kSamples, 1);
+  Labels y = Labels(kSamples);
+  dlb::ModelNN<float> model{7};
+  Fixture() {
+    for (Index j = 0; j < kSamples; ++j) y(j) = static_cast<dlb::Label>(j % kClasses);
+    // Every built-in layer type, so each one's forward and backward are covered.
+    model.Add(dlb::Linear<float>(kInputs, 64))
+        .Add(dlb::ReLU<float>())
+        .Add(dlb::Linear<float>(64, 32))
+        .Add(dlb::Tanh<float>())
+        .Add(dlb::Dropout<float>(0.2f))
+        .Add(dlb::LeakyReLU<float>(0.1f))
+        .Add(dlb::Linear<float>(32, 32))
+        .Add(dlb::Sigmoid<float>())
+        .Add(dlb::Linear<float>(32, kClasses));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("no-alloc harness: an Eigen allocation is caught while forbidden") {
+  {
+    NoMallocScope scope;
+    REQUIRE_THROWS_AS(Matrix<double>(50, 50), dlb_test::EigenAssertion);
+  }
+  CHECK_NOTHROW(Matrix<double>(50, 50));
+}
+
+TEST_CASE("a training step and an inference forward allocate nothing after a warm-up batch") {
+  OneThread one_thread;
+  Fixture f;
+  dlb::DataSet<float> data(f.x, f.y, kBatch, /*shuffle=*/true, /*drop_last=*/true, 3);
+  dlb::CrossEntropyLoss<float> loss;
+  dlb::Optimizer<float> adam(f.model, dlb::Adam<float>(1e-3f));
+  dlb::DivergenceGuard<float> guard(adam.Parameters());
+  Matrix<float> dlogits;
+
+  auto train_step = [&](Index b, int epoch, bool guarded) {
+    const auto batch = data.GetBatch(b);
+    const Matrix<float>& logits = f.model.Forward(batch.x);
+    const double value = loss.Compute(logits, batch.y, dlogits);
+    if (guarded) guard.CheckLoss(value, epoch, b + 1);
+    f.model.Backward(dlogits);
+    if (guarded) {
+      guard.CheckGradients(epoch, b + 1);
+      guard.Snapshot();
+    }
+    adam.Step();
+    if (guarded) guard.CheckParametersOrRestore(epoch, b + 1);
+    return value;
+  };
+
+  // Warm-up: sizes every buffer (activations, gradients, dlogits, the guard's snapshot).
+  data.StartEpoch();
+  train_step(0, 1, true);
+  f.model.SetMode(dlb::Mode::Inference);
+  f.model.Forward(data.GetBatch(0).x);
+  f.model.SetMode(dlb::Mode::Train);
+
+  std::vector<double> losses;
+  losses.reserve(16);
+  {
+    NoMallocScope scope;
+    for (int epoch = 1; epoch <= 2; ++epoch) {
+      data.StartEpoch();
+      for (Index b = 0; b < data.NumBatches(); ++b) {
+        losses.push_back(train_step(b, epoch, /*guarded=*/b % 2 == 0));
+      }
+    }
+    f.model.SetMode(dlb::Mode::Inference);
+    for (Index b = 0; b < data.NumBatches(); ++b) {
+      const auto batch = data.GetBatch(b);
+      const Matrix<float>& logits = f.model.Forward(batch.x);
+      losses.push_back(loss.Value(logits, batch.y));
+      losses.push_back(static_cast<double>(dlb::CountCorrect(logits, batch.y)));
+    }
+    f.model.SetMode(dlb::Mode::Train);
+  }
+  CHECK(adam.StepCount() == 1 + 2 * data.NumBatches());
+  for (double v : losses) CHECK(std::isfinite(v));
+}
+
+TEST_CASE("every update rule steps without allocating") {
+  OneThread one_thread;
+  Fixture f;
+  dlb::CrossEntropyLoss<float> loss;
+  Matrix<float> dlogits;
+  const auto x = f.x.leftCols(kBatch);
+  const Labels y = f.y.head(kBatch);
+  loss.Compute(f.model.Forward(x), y, dlogits);
+  f.model.Backward(dlogits);
+
+  dlb::Optimizer<float> sgd(f.model, dlb::SGD<float>(1e-3f, 1e-4f));
+  dlb::Optimizer<float> momentum(f.model, dlb::Momentum<float>(1e-3f, 0.9f, 1e-4f));
+  dlb::Optimizer<float> nesterov(f.model, dlb::Nesterov<float>(1e-3f, 0.9f, 1e-4f));
+  dlb::Optimizer<float> adam(f.model, dlb::Adam<float>(1e-3f, 0.9f, 0.999f, 1e-8f, 1e-4f));
+  dlb::Optimizer<float> adamw(f.model, dlb::AdamW<float>(1e-3f));
+  dlb::Optimizer<float> plain_sgd(f.model, dlb::SGD<float>(1e-3f));
+  {
+    NoMallocScope scope;
+    for (int k = 0; k < 2; ++k) {
+      sgd.Step();
+      plain_sgd.Step();
+      momentum.Step();
+      nesterov.Step();
+      adam.Step();
+      adamw.Step();
+    }
+  }
+  CHECK(adamw.StepCount() == 2);
+}
+
+TEST_CASE("the MSE loss computes without allocating after the first call") {
+  OneThread one_thread;
+  Fixture f;
+  dlb::MseLoss<float> mse;
+  Matrix<float> doutputs;
+  const auto x = f.x.leftCols(kBatch);
+  const Labels y = f.y.head(kBatch);
+  const Matrix<float> targets = Matrix<float>::Zero(kClasses, kBatch);
+  const Matrix<float> logits = f.model.Forward(x);
+  mse.Compute(logits, y, doutputs);
+  {
+    NoMallocScope scope;
+    mse.Compute(logits, y, doutputs);
+    mse.Value(logits, y);
+    mse.Compute(logits, targets, doutputs);
+    mse.Value(logits, targets);
+  }
+  SUCCEED();
+}
