@@ -27,7 +27,11 @@ namespace dlb {
 /// initial parameters (seeded by the constructor or Init).
 /// Requires: consecutive layers fit (checked by Add: a layer with a fixed input size must
 /// receive exactly the previous output size); the first layer has a fixed input size.
-/// Ensures: Forward/Backward allocate nothing once a batch of the same size has been seen.
+/// Ensures: Forward/Backward reuse their activation and gradient buffers, so the model
+/// allocates nothing once a batch of the same size has been seen. Eigen's own matrix product
+/// (the build without EIGEN_USE_BLAS) may still allocate packing buffers inside a product:
+/// always when it runs on several threads, and on one thread when a packed block exceeds
+/// EIGEN_STACK_ALLOCATION_LIMIT (e.g. a 350 x 784 weight times a 784 x 32 batch).
 template <Scalar T = float>
 class ModelNN {
  public:
