@@ -54,5 +54,5 @@ if [[ $status -ne 0 ]]; then
        "(exit status $status); reproducer in $findings/" >&2
   exit 1
 fi
-grep -E '^#[0-9]+ +DONE' "$work/fuzz.log" || true
+grep -E '^(#[0-9]+ +DONE|Done [0-9]+ runs)' "$work/fuzz.log" || true
 echo "idx_fuzzer: no findings in $seconds s: ${executions:-?} executions, corpus $corpus files"
