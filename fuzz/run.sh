@@ -30,15 +30,16 @@ CXX=clang++ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 cmake --build "$build" --target idx_fuzzer -j "$(nproc)"
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# The fuzzer writes every input to a scratch file; on tmpfs that is several times faster.
+# Its own directory, removed here, so that even a crashed run leaves nothing behind.
+if [[ -d /dev/shm && -w /dev/shm ]]; then
+  scratch=$(mktemp -d -p /dev/shm dlb_idx_fuzz.XXXXXX)
+else
+  scratch=$(mktemp -d)
+fi
+trap 'rm -rf "$work" "$scratch"' EXIT
 cp -R "$root/fuzz/corpus/idx" "$work/corpus"
 mkdir -p "$findings"
-
-# The fuzzer writes every input to a scratch file; on tmpfs that is several times faster.
-scratch=${TMPDIR:-/tmp}
-if [[ -d /dev/shm && -w /dev/shm ]]; then
-  scratch=/dev/shm
-fi
 
 echo "Fuzzing for $seconds s (log: $work/fuzz.log while running) ..."
 status=0
