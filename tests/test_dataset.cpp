@@ -136,21 +136,35 @@ TEST_CASE("DataSet: shuffle = false keeps the order and views X without copying"
   CHECK(batch.y.data() == d.y.data() + 4);
 }
 
-TEST_CASE("DataSet: the shuffle is uniform over permutations") {
-  // 24000 epochs of 4 samples: each of the 24 orders should appear ~1000 times. A biased
-  // Fisher-Yates (e.g. drawing from 0..n-1 at every step) fails the chi-square bound.
+TEST_CASE("DataSet: each epoch's shuffle is uniform over permutations") {
+  // Each epoch reorders the previous epoch's order, so the orders themselves tend to uniform
+  // even for a biased shuffle; what must be uniform is the rearrangement sigma drawn per
+  // epoch: new[k] = old[sigma(k)]. 24000 epochs of 4 samples: each of the 24 sigmas should
+  // appear ~1000 times. A biased Fisher-Yates (e.g. drawing from all n positions at every
+  // step) fails the chi-square bound by far.
   const Indexed d(4);
-  dlb::DataSet<float> data(d.x, d.y, 4, true, true, 99);
+  dlb::DataSet<float> data(d.x, d.y, 4, true, true, 100);
   std::map<std::vector<Index>, int> counts;
   constexpr int epochs = 24000;
+  data.StartEpoch();
+  auto order = [&] {
+    const auto batch = data.GetBatch(0);
+    return std::vector<Index>{batch.y(0), batch.y(1), batch.y(2), batch.y(3)};
+  };
+  std::vector<Index> previous = order();
   for (int e = 0; e < epochs; ++e) {
     data.StartEpoch();
-    const auto batch = data.GetBatch(0);
-    counts[{batch.y(0), batch.y(1), batch.y(2), batch.y(3)}]++;
+    const std::vector<Index> current = order();
+    std::vector<Index> sigma(4);
+    for (std::size_t k = 0; k < 4; ++k) {
+      sigma[k] = std::find(previous.begin(), previous.end(), current[k]) - previous.begin();
+    }
+    counts[sigma]++;
+    previous = current;
   }
   REQUIRE(counts.size() == 24);
   double chi2 = 0;
-  for (const auto& [order, count] : counts) chi2 += (count - 1000.0) * (count - 1000.0) / 1000.0;
+  for (const auto& [sigma, count] : counts) chi2 += (count - 1000.0) * (count - 1000.0) / 1000.0;
   // 23 degrees of freedom: P(chi2 > 60) ~ 4e-5.
   CHECK(chi2 < 60);
 }
