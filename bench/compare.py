@@ -1,0 +1,481 @@
+#!/usr/bin/python3
+"""Runs the whole epoch-time comparison in one go and prints it as markdown.
+
+For 1 and 2 threads, one after another in this run:
+  * ours      dlb_bench_epoch_{eigen,blas}  (each engine that is built; the fastest counts)
+  * PyTorch   bench/pytorch_epoch.py in several torch x OpenBLAS thread configurations
+              (the fastest counts; all are shown)
+  * products  dlb_gemm_ceiling_{eigen,blas}: the 14 matrix products of the training step
+              alone (the fastest engine counts)
+then a batch-size sweep and a width sweep of ours and the products at one thread count.
+
+Goals checked in the summary: ours <= 0.9x PyTorch at 1 thread, <= 0.75x at 2 threads, and
+ours <= 1.3x the products alone.
+
+Every measurement is a subprocess printing one JSON line; a program that is missing or fails
+is reported and the rest goes on. Progress goes to stderr, the report to stdout (and to
+--markdown-out). The machine is shared: for each run the CPU time used by *other* processes
+during it is measured from /proc/stat and shown as "bg" (background load makes the 2-thread
+numbers meaningless; --wait-idle waits for a quiet machine before each run).
+
+Run with the system interpreter (the one that has torch):
+  /usr/bin/python3 bench/compare.py --build build-bench
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+HIDDEN = [350, 250, 150, 50]
+TRAIN_SAMPLES = 60000
+DATA_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+GOAL_VS_PYTORCH = {1: 0.9, 2: 0.75}
+GOAL_VS_PRODUCTS = 1.3
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "MKL_NUM_THREADS",
+               "BLIS_NUM_THREADS")
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--build", default="build-bench", help="CMake build directory (default build-bench)")
+    p.add_argument("--data", default="data/fashion-mnist",
+                   help="Fashion-MNIST directory (default data/fashion-mnist); synthetic data if absent")
+    p.add_argument("--epochs", type=int, default=None, help="timed epochs per run (default 5, --quick 2)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed epochs per run (default 1)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed epochs of the products probe (default 5, --quick 3)")
+    p.add_argument("--optimizer", default="adam", choices=("adam", "sgd", "momentum", "nesterov"))
+    p.add_argument("--threads", default="1,2", help="thread counts of the main table (default 1,2)")
+    p.add_argument("--sweep-threads", type=int, default=2, help="thread count of the sweeps (default 2)")
+    p.add_argument("--sweep-epochs", type=int, default=None,
+                   help="timed epochs per sweep point (default 2, --quick 1)")
+    p.add_argument("--sweep-pytorch", action="store_true", help="also run PyTorch (its best config) in the sweeps")
+    p.add_argument("--quick", action="store_true", help="fewer epochs and sweep points")
+    p.add_argument("--skip-sweeps", action="store_true")
+    p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+                   help="before each run wait up to SECONDS for other processes to use < 10%% CPU")
+    p.add_argument("--python", default="/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable,
+                   help="interpreter with torch for pytorch_epoch.py (default /usr/bin/python3)")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds per run before it is abandoned")
+    p.add_argument("--markdown-out", metavar="FILE", help="also write the report to FILE")
+    p.add_argument("--json-out", metavar="FILE", help="write every run's parsed JSON and command to FILE")
+    args = p.parse_args()
+    if args.epochs is None:
+        args.epochs = 2 if args.quick else 5
+    if args.repeats is None:
+        args.repeats = 3 if args.quick else 5
+    if args.sweep_epochs is None:
+        args.sweep_epochs = 1 if args.quick else 2
+    args.threads = [int(t) for t in args.threads.split(",") if t.strip()]
+    if min([args.epochs, args.repeats, args.sweep_epochs, args.sweep_threads] + args.threads) < 1 or args.warmup < 0:
+        p.error("epochs, repeats and thread counts must be >= 1, warmup >= 0")
+    args.build = resolve(args.build)
+    args.data = resolve(args.data)
+    return args
+
+
+def resolve(path):
+    """A relative path as given if it exists from the current directory, else from the repo root."""
+    if os.path.isabs(path) or os.path.exists(path):
+        return os.path.abspath(path)
+    return os.path.join(REPO, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Machine facts
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_flags_summary():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return ", ".join(x for x in ("avx2", "fma", "avx512f") if x in flags)
+    except OSError:
+        pass
+    return ""
+
+
+def cpu_family_model():
+    fam = mod = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("cpu family") and fam is None:
+                    fam = line.split(":", 1)[1].strip()
+                elif line.startswith("model") and not line.startswith("model name") and mod is None:
+                    mod = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return f"family {fam} model {mod}" if fam else ""
+
+
+def git_revision():
+    try:
+        rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def cpu_jiffies():
+    """(busy, total) jiffies over all CPUs from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    total = sum(fields[:8])       # guest time is already included in user
+    return total - idle, total
+
+
+def busy_fraction(interval):
+    b0, t0 = cpu_jiffies()
+    time.sleep(interval)
+    b1, t1 = cpu_jiffies()
+    return (b1 - b0) / max(1, t1 - t0)
+
+
+def wait_for_idle(seconds):
+    """Waits up to `seconds` until the machine is < 10% busy; returns the last busy fraction."""
+    deadline = time.monotonic() + seconds
+    busy = busy_fraction(0.5)
+    while busy >= 0.10 and time.monotonic() < deadline:
+        busy = busy_fraction(1.0)
+    return busy
+
+
+# ---------------------------------------------------------------------------------------------
+# Running one measurement
+
+
+class Runner:
+    def __init__(self, args):
+        self.args = args
+        self.records = []  # every run: command, result or error, background load
+        self.cwd = tempfile.gettempdir()  # neutral: no stray package/ dir shadowing torch
+        self.env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
+        self.ncpu = os.cpu_count() or 1
+        self.user_hz = os.sysconf("SC_CLK_TCK")
+
+    def run(self, kind, argv):
+        """Runs argv, returns its parsed JSON line (dict with '_bg' added) or None."""
+        cmd = shlex.join(argv)
+        record = {"kind": kind, "command": cmd}
+        self.records.append(record)
+        if not os.path.exists(argv[0]):
+            record["error"] = "missing"
+            log(f"  [skip] {argv[0]} not found")
+            return None
+        if self.args.wait_idle > 0:
+            before = wait_for_idle(self.args.wait_idle)
+            if before >= 0.10:
+                log(f"  [warn] machine still {before:.0%} busy after waiting {self.args.wait_idle:.0f} s")
+        log(f"  $ {cmd}")
+        usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        busy0, total0 = cpu_jiffies()
+        wall0 = time.monotonic()
+        try:
+            proc = subprocess.run(argv, cwd=self.cwd, env=self.env, capture_output=True, text=True,
+                                  timeout=self.args.timeout)
+        except subprocess.TimeoutExpired:
+            record["error"] = f"timeout after {self.args.timeout:.0f} s"
+            log(f"  [fail] {record['error']}")
+            return None
+        wall = time.monotonic() - wall0
+        busy1, total1 = cpu_jiffies()
+        usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        child_cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
+        system_cpu = (busy1 - busy0) / self.user_hz
+        # Share of the machine (all CPUs) other processes used while this one ran.
+        # Only meaningful when the run spans many clock ticks (/proc/stat counts in 1/USER_HZ s).
+        bg = (max(0.0, (system_cpu - child_cpu) / (wall * self.ncpu))
+              if wall * self.ncpu * self.user_hz >= 100 else 0.0)
+        record["background_cpu_fraction"] = bg
+        record["wall_seconds"] = wall
+        if proc.returncode != 0:
+            record["error"] = f"exit {proc.returncode}: {(proc.stderr or proc.stdout).strip()[-400:]}"
+            log(f"  [fail] {record['error']}")
+            return None
+        result = None
+        for line in reversed(proc.stdout.splitlines()):
+            if line.startswith("{"):
+                try:
+                    result = json.loads(line)
+                    break
+                except json.JSONDecodeError:
+                    continue
+        if result is None:
+            record["error"] = "no JSON line in output"
+            log(f"  [fail] no JSON line in output of {cmd}")
+            return None
+        result["_bg"] = bg
+        result["_command"] = cmd
+        record["result"] = result
+        human = next((l for l in proc.stdout.splitlines() if l and not l.startswith("{")), "")
+        log(f"    {human[:160]}" + (f"   [bg {bg:.0%}]" if bg >= 0.05 else ""))
+        return result
+
+
+# ---------------------------------------------------------------------------------------------
+# The three kinds of measurement
+
+
+def exe(args, name):
+    return os.path.join(args.build, "bench", name)
+
+
+def data_flags(args):
+    return ["--data", args.data] if args.have_data else ["--synthetic"]
+
+
+def run_ours(runner, args, threads, batch, hidden, epochs, engines=("eigen", "blas")):
+    results = []
+    for engine in engines:
+        r = runner.run("ours", [exe(args, f"dlb_bench_epoch_{engine}")] + data_flags(args) + [
+            "--threads", str(threads), "--batch", str(batch), "--hidden", ",".join(map(str, hidden)),
+            "--optimizer", args.optimizer, "--epochs", str(epochs), "--warmup", str(args.warmup), "--json"])
+        if r is not None and "epoch_seconds_median" in r:
+            r.setdefault("engine", engine)
+            results.append(r)
+    return results
+
+
+def run_pytorch(runner, args, torch_threads, blas_threads, batch, hidden, epochs):
+    r = runner.run("pytorch", [args.python, os.path.join(REPO, "bench", "pytorch_epoch.py")] + data_flags(args) + [
+        "--threads", str(torch_threads), "--blas-threads", str(blas_threads), "--batch", str(batch),
+        "--hidden", ",".join(map(str, hidden)), "--optimizer", args.optimizer, "--epochs", str(epochs),
+        "--warmup", str(args.warmup), "--json"])
+    if r is not None and "epoch_seconds_median" in r:
+        r["_config"] = (torch_threads, blas_threads)
+        return r
+    return None
+
+
+def run_products(runner, args, threads, batch, hidden, engines=("eigen", "blas")):
+    results = []
+    for engine in engines:
+        r = runner.run("products", [exe(args, f"dlb_gemm_ceiling_{engine}"),
+                                    "--threads", str(threads), "--batch", str(batch),
+                                    "--hidden", ",".join(map(str, hidden)),
+                                    "--batches", str(TRAIN_SAMPLES // batch),
+                                    "--repeats", str(args.repeats), "--json"])
+        if r is not None and "seconds_per_epoch" in r:
+            results.append(r)
+    return results
+
+
+def fastest(results, key):
+    return min(results, key=lambda r: r[key]) if results else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting
+
+
+def fmt(x, digits=3):
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def bg_note(r):
+    return f" ⚠bg {r['_bg']:.0%}" if r is not None and r.get("_bg", 0) >= 0.10 else ""
+
+
+def verdict(ratio, goal):
+    if ratio is None:
+        return "n/a"
+    return f"{ratio:.2f} {'✅' if ratio <= goal else '❌'} (goal ≤ {goal})"
+
+
+def main():
+    args = parse_args()
+    args.have_data = all(os.path.isfile(os.path.join(args.data, f)) for f in DATA_FILES)
+    runner = Runner(args)
+    started = datetime.datetime.now().astimezone()
+    ours_engines = [e for e in ("eigen", "blas") if os.path.exists(exe(args, f"dlb_bench_epoch_{e}"))]
+    product_engines = [e for e in ("eigen", "blas") if os.path.exists(exe(args, f"dlb_gemm_ceiling_{e}"))]
+    notes = []
+    if not args.have_data:
+        notes.append(f"Fashion-MNIST not found in `{args.data}`: all runs use synthetic data of the same "
+                     "shapes (timings are unaffected; accuracies are meaningless).")
+    if not ours_engines:
+        notes.append(f"Our epoch benchmark (`dlb_bench_epoch_*`) is not built in `{args.build}/bench`: "
+                     "the 'ours' columns are empty.")
+    if not product_engines:
+        notes.append(f"The GEMM ceiling (`dlb_gemm_ceiling_*`) is not built in `{args.build}/bench`.")
+    for n in notes:
+        log(f"note: {n}")
+
+    # -- main comparison ------------------------------------------------------------------------
+    rows = []
+    pytorch_all = []
+    for threads in args.threads:
+        log(f"== {threads} thread(s)")
+        ours = run_ours(runner, args, threads, 256, HIDDEN, args.epochs, ours_engines)
+        configs = [(1, 1)] if threads == 1 else [(t, b) for t in (1, threads) for b in (1, threads)]
+        torch_runs = [r for r in (run_pytorch(runner, args, t, b, 256, HIDDEN, args.epochs) for t, b in configs) if r]
+        pytorch_all += [(threads, r) for r in torch_runs]
+        products = run_products(runner, args, threads, 256, HIDDEN, product_engines)
+        rows.append((threads, ours, torch_runs, products))
+
+    # -- sweeps -----------------------------------------------------------------------------------
+    sweep_rows = {"batch": [], "width": []}
+    if not args.skip_sweeps:
+        t = args.sweep_threads
+        best_torch = next((min(rs, key=lambda r: r["epoch_seconds_median"])["_config"]
+                           for th, _, rs, _ in rows if th == t and rs), (t, t))
+        batches = [64, 256, 1024] if args.quick else [32, 64, 128, 256, 512, 1024]
+        scales = [0.5, 1, 2] if args.quick else [0.5, 1, 2, 4]
+        points = [("batch", b, HIDDEN) for b in batches]
+        points += [("width", s, [max(1, round(h * s)) for h in HIDDEN]) for s in scales]
+        for kind, value, hidden in points:
+            batch = value if kind == "batch" else 256
+            log(f"== sweep {kind}={value} ({t} thread(s), batch {batch}, hidden {hidden})")
+            ours = run_ours(runner, args, t, batch, hidden, args.sweep_epochs, ours_engines)
+            torch_run = (run_pytorch(runner, args, *best_torch, batch, hidden, args.sweep_epochs)
+                         if args.sweep_pytorch else None)
+            products = run_products(runner, args, t, batch, hidden, product_engines)
+            sweep_rows[kind].append((value, batch, hidden, ours, torch_run, products))
+
+    # -- report -----------------------------------------------------------------------------------
+    out = []
+    w = out.append
+    w(f"## DLBlocks epoch time vs PyTorch and vs the 14 products alone")
+    w("")
+    w(f"- date: {started.strftime('%Y-%m-%d %H:%M %Z')}")
+    w(f"- CPU: {cpu_model()} ({cpu_family_model()}; {os.cpu_count()} logical CPUs; {cpu_flags_summary()})")
+    w(f"- kernel: {platform.release()}; repo: {git_revision()}; build dir: `{args.build}`")
+    torch_versions = sorted({r.get("torch_version", "?") for _, r in pytorch_all})
+    blas = sorted({r.get("blas") for _, r in pytorch_all if r.get("blas")})
+    if torch_versions:
+        w(f"- PyTorch {', '.join(torch_versions)}; its matmul BLAS: {', '.join(blas) if blas else 'unknown'}")
+    w(f"- job: MLP 784-{'-'.join(map(str, HIDDEN))}-10, batch 256, {TRAIN_SAMPLES // 256} batches/epoch, "
+      f"{args.optimizer}; {args.epochs} timed epochs after {args.warmup} warm-up (median); "
+      f"products probe: median of {args.repeats} epochs; data: {'Fashion-MNIST' if args.have_data else 'synthetic'}")
+    for n in notes:
+        w(f"- **note:** {n}")
+    w("")
+    w("| threads | ours s/epoch (engine) | PyTorch s/epoch (torch×BLAS threads) | ours/PyTorch | "
+      "14 products s/epoch (engine) | ours/products |")
+    w("|---|---|---|---|---|---|")
+    for threads, ours, torch_runs, products in rows:
+        o = fastest(ours, "epoch_seconds_median")
+        p = fastest(torch_runs, "epoch_seconds_median")
+        c = fastest(products, "seconds_per_epoch")
+        os_ = o["epoch_seconds_median"] if o else None
+        ps = p["epoch_seconds_median"] if p else None
+        cs = c["seconds_per_epoch"] if c else None
+        w(f"| {threads} "
+          f"| {fmt(os_)} ({o['engine'] if o else '-'}){bg_note(o)} "
+          f"| {fmt(ps)} ({'%d×%d' % p['_config'] if p else '-'}){bg_note(p)} "
+          f"| {verdict(os_ / ps if os_ and ps else None, GOAL_VS_PYTORCH.get(threads, GOAL_VS_PYTORCH[2]))} "
+          f"| {fmt(cs)} ({c['engine'] if c else '-'}){bg_note(c)} "
+          f"| {verdict(os_ / cs if os_ and cs else None, GOAL_VS_PRODUCTS)} |")
+    w("")
+    w("All runs of the main comparison:")
+    w("")
+    w("| threads | program | config | s/epoch | GFLOP/s | samples/s | inference samples/s | test acc. | peak RSS MB | bg load |")
+    w("|---|---|---|---|---|---|---|---|---|---|")
+    for threads, ours, torch_runs, products in rows:
+        for r in ours:
+            w(f"| {threads} | ours | {r['engine']} | {fmt(r['epoch_seconds_median'])} | {fmt(r.get('gflops'), 1)} "
+              f"| {fmt(r.get('samples_per_second'), 0)} | {fmt(r.get('inference_samples_per_second'), 0)} "
+              f"| {fmt(r.get('test_accuracy'), 4)} | {fmt(r.get('peak_rss_mb'), 0)} | {r['_bg']:.0%} |")
+        for r in torch_runs:
+            w(f"| {threads} | PyTorch | {r['_config'][0]} torch × {r['_config'][1]} OpenBLAS "
+              f"| {fmt(r['epoch_seconds_median'])} | {fmt(r.get('gflops'), 1)} | {fmt(r.get('samples_per_second'), 0)} "
+              f"| {fmt(r.get('inference_samples_per_second'), 0)} | {fmt(r.get('test_accuracy'), 4)} "
+              f"| {fmt(r.get('peak_rss_mb'), 0)} | {r['_bg']:.0%} |")
+        for r in products:
+            w(f"| {threads} | 14 products | {r['engine']} | {fmt(r['seconds_per_epoch'])} | {fmt(r.get('gflops'), 1)} "
+              f"| | | | | {r['_bg']:.0%} |")
+    w("")
+
+    if not args.skip_sweeps:
+        for kind, title in (("batch", "Batch-size sweep"), ("width", "Width sweep (hidden widths scaled, batch 256)")):
+            w(f"### {title}, {args.sweep_threads} thread(s)")
+            w("")
+            torch_cols = " PyTorch s/epoch | PyTorch GFLOP/s |" if args.sweep_pytorch else ""
+            w(f"| {kind} | hidden | GFLOP/epoch | ours s/epoch (engine) | ours GFLOP/s |{torch_cols} "
+              "products s/epoch (engine) | products GFLOP/s | ours/products |")
+            w("|---|---|---|---|---|" + ("---|---|" if args.sweep_pytorch else "") + "---|---|---|")
+            for value, batch, hidden, ours, torch_run, products in sweep_rows[kind]:
+                o = fastest(ours, "epoch_seconds_median")
+                c = fastest(products, "seconds_per_epoch")
+                gflop = (c or {}).get("gflop_per_epoch") or (o or {}).get("gflop_per_epoch")
+                if gflop is None:
+                    sizes = [784] + hidden + [10]
+                    macs = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
+                    gflop = 2.0 * batch * (2 * sum(macs) + sum(macs[1:])) * (TRAIN_SAMPLES // batch) * 1e-9
+                label = f"x{value}" if kind == "width" else str(value)
+                line = (f"| {label} | {','.join(map(str, hidden))} | {gflop:.1f} "
+                        f"| {fmt(o['epoch_seconds_median'] if o else None)} ({o['engine'] if o else '-'}){bg_note(o)} "
+                        f"| {fmt(o.get('gflops') if o else None, 1)} |")
+                if args.sweep_pytorch:
+                    line += (f" {fmt(torch_run['epoch_seconds_median'] if torch_run else None)}{bg_note(torch_run)} "
+                             f"| {fmt(torch_run.get('gflops') if torch_run else None, 1)} |")
+                line += (f" {fmt(c['seconds_per_epoch'] if c else None)} ({c['engine'] if c else '-'}){bg_note(c)} "
+                         f"| {fmt(c.get('gflops') if c else None, 1)} "
+                         f"| {fmt(o['epoch_seconds_median'] / c['seconds_per_epoch'] if o and c else None, 2)} |")
+                w(line)
+            w("")
+
+    failed = [r for r in runner.records if "error" in r]
+    w("### Commands")
+    w("")
+    w(f"Report: `{shlex.join([args.python] + sys.argv)}` (from `{os.getcwd()}`); each run below was started "
+      f"from `{runner.cwd}` with {', '.join(THREAD_VARS)} removed from the environment.")
+    w("")
+    w("```")
+    for r in runner.records:
+        suffix = f"   # {r['error']}" if "error" in r else ""
+        w(r["command"] + suffix)
+    w("```")
+    if failed:
+        w("")
+        w(f"{len(failed)} run(s) missing or failed (marked above).")
+    w("")
+    w(f"Finished {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}. "
+      "`bg load` = CPU share other processes used during the run; ⚠ marks runs above 10%, "
+      "whose times are not trustworthy (2 cores: any background job distorts 2-thread runs).")
+
+    report = "\n".join(out) + "\n"
+    sys.stdout.write(report)
+    if args.markdown_out:
+        with open(args.markdown_out, "w") as f:
+            f.write(report)
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(runner.records, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
