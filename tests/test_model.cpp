@@ -186,6 +186,15 @@ TEST_CASE("ModelNN: Forward and Backward report misuse") {
     REQUIRE_THROWS_AS(model.Backward(Matrix<float>::Zero(9, 4)), dlb::ShapeError);
     CHECK_NOTHROW(model.Backward(Matrix<float>::Zero(10, 4)));
   }
+  SECTION("Backward after Add needs a new Forward (the new layer has no activations)") {
+    const Matrix<float> x = Matrix<float>::Zero(784, 4);
+    model.Forward(x);
+    model.Add(dlb::ReLU<float>());
+    REQUIRE_THROWS_MATCHES(model.Backward(Matrix<float>::Zero(10, 4)), dlb::Error,
+                           What(Contains("before Forward")));
+    model.Forward(x);
+    CHECK_NOTHROW(model.Backward(Matrix<float>::Zero(10, 4)));
+  }
 }
 
 TEST_CASE("ModelNN: NumParameters and Parameters names for 784-350-250-150-50-10") {

@@ -81,6 +81,7 @@ class ModelNN {
       output_sizes_.push_back(produced);
       outputs_.emplace_back();
       input_grads_.emplace_back();
+      forward_done_ = false;  // the new layer has no activations until the next Forward
     }
     return *this;
   }
@@ -131,6 +132,7 @@ class ModelNN {
   /// Back-propagates dL/dlogits (OutputSize() x N, from the latest Forward's batch) through
   /// every layer, leaving each parameter's gradient in its Parameter::grad. When `dinput` is
   /// given it receives dL/dX; otherwise the first layer skips that product.
+  /// Throws Error when no Forward has run since the model was built or a layer was added.
   void Backward(const ConstMatrixRef<T>& dlogits, Matrix<T>* dinput = nullptr) {
     RequireLayers("Backward");
     if (!forward_done_) {
