@@ -86,6 +86,20 @@ TEST_CASE("FormatEpoch produces the notebook's line") {
   CHECK(dlb::FormatEpoch(wide, 1000) ==
         "Epoch  120 / 1000: | Train Loss: 12.500 | Val Loss:  0.000 | Train Score:  1.000 | "
         "Val Score:  0.000 | Epoch Time: 65.432 |");
+  // A huge but finite loss (a double model on its way to diverging) is printed in full
+  // (1e250 is just below 10^250 as a double, so it prints as 9999...).
+  const dlb::EpochStats huge{.epoch = 1,
+                             .train_loss = 1e250,
+                             .val_loss = 2.0,
+                             .train_score = 0.5,
+                             .val_score = 0.25,
+                             .seconds = 1.5};
+  const std::string line = dlb::FormatEpoch(huge, 2);
+  CHECK_THAT(line, Catch::Matchers::StartsWith("Epoch    1 / 2: | Train Loss: 9999") &&
+                       Catch::Matchers::EndsWith(
+                           " | Val Loss:  2.000 | Train Score:  0.500 | Val Score:  0.250 | "
+                           "Epoch Time:  1.500 |"));
+  CHECK(line.size() > 250);
 }
 
 TEST_CASE("TrainModel reaches >= 95% validation accuracy on separable clusters") {

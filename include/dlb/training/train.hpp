@@ -87,12 +87,17 @@ PassResult RunEpoch(ModelNN<T>& model, DataSet<T>& data, L& loss,
 
 /// The notebook's line: "Epoch    3 / 10: | Train Loss:  0.345 | Val Loss:  0.371 |
 /// Train Score:  0.874 | Val Score:  0.866 | Epoch Time:  1.234 |".
+/// The line is never truncated, however large the numbers.
 inline std::string FormatEpoch(const EpochStats& s, int epochs) {
-  char line[200];
-  std::snprintf(line, sizeof line,
-                "Epoch %4d / %d: | Train Loss: %6.3f | Val Loss: %6.3f | Train Score: %6.3f | "
-                "Val Score: %6.3f | Epoch Time: %6.3f |",
-                s.epoch, epochs, s.train_loss, s.val_loss, s.train_score, s.val_score, s.seconds);
+  auto print = [&](char* out, std::size_t size) {
+    return std::snprintf(
+        out, size,
+        "Epoch %4d / %d: | Train Loss: %6.3f | Val Loss: %6.3f | Train Score: %6.3f | "
+        "Val Score: %6.3f | Epoch Time: %6.3f |",
+        s.epoch, epochs, s.train_loss, s.val_loss, s.train_score, s.val_score, s.seconds);
+  };
+  std::string line(static_cast<std::size_t>(print(nullptr, 0)), '\0');
+  print(line.data(), line.size() + 1);  // the +1 is the terminator std::string already holds
   return line;
 }
 
