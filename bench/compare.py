@@ -51,9 +51,11 @@ def log(msg):
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--build", default="build-bench", help="CMake build directory (default build-bench)")
-    p.add_argument("--data", default="data/fashion-mnist",
-                   help="Fashion-MNIST directory (default data/fashion-mnist); synthetic data if absent")
+    p.add_argument("--build", default=None,
+                   help="CMake build directory (default: build-bench in the repository root)")
+    p.add_argument("--data", default=None,
+                   help="Fashion-MNIST directory (default: data/fashion-mnist in the repository root); "
+                        "synthetic data if the IDX files are absent")
     p.add_argument("--epochs", type=int, default=None, help="timed epochs per run (default 5, --quick 2)")
     p.add_argument("--warmup", type=int, default=1, help="untimed epochs per run (default 1)")
     p.add_argument("--repeats", type=int, default=None,
@@ -68,6 +70,9 @@ def parse_args():
     p.add_argument("--skip-sweeps", action="store_true")
     p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
                    help="before each run wait up to SECONDS for other processes to use < 10%% CPU")
+    p.add_argument("--retries", type=int, default=0,
+                   help="rerun a run up to N times while other processes took >= 10%% CPU during it, "
+                        "keeping the least disturbed attempt (default 0)")
     p.add_argument("--python", default="/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable,
                    help="interpreter with torch for pytorch_epoch.py (default /usr/bin/python3)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per run before it is abandoned")
@@ -81,18 +86,13 @@ def parse_args():
     if args.sweep_epochs is None:
         args.sweep_epochs = 1 if args.quick else 2
     args.threads = [int(t) for t in args.threads.split(",") if t.strip()]
-    if min([args.epochs, args.repeats, args.sweep_epochs, args.sweep_threads] + args.threads) < 1 or args.warmup < 0:
-        p.error("epochs, repeats and thread counts must be >= 1, warmup >= 0")
-    args.build = resolve(args.build)
-    args.data = resolve(args.data)
+    if min([args.epochs, args.repeats, args.sweep_epochs, args.sweep_threads] + args.threads) < 1 or min(args.warmup, args.retries) < 0:
+        p.error("epochs, repeats and thread counts must be >= 1, warmup and retries >= 0")
+    # Defaults live in the repository whatever the current directory; given paths are taken
+    # relative to the current directory, as usual.
+    args.build = os.path.abspath(args.build) if args.build else os.path.join(REPO, "build-bench")
+    args.data = os.path.abspath(args.data) if args.data else os.path.join(REPO, "data", "fashion-mnist")
     return args
-
-
-def resolve(path):
-    """A relative path as given if it exists from the current directory, else from the repo root."""
-    if os.path.isabs(path) or os.path.exists(path):
-        return os.path.abspath(path)
-    return os.path.join(REPO, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,14 +186,29 @@ class Runner:
         self.user_hz = os.sysconf("SC_CLK_TCK")
 
     def run(self, kind, argv):
-        """Runs argv, returns its parsed JSON line (dict with '_bg' added) or None."""
+        """Runs argv (again while disturbed, up to --retries times); returns the parsed JSON line
+        of the least disturbed attempt (dict with '_bg' and '_command' added) or None."""
         cmd = shlex.join(argv)
-        record = {"kind": kind, "command": cmd}
-        self.records.append(record)
         if not os.path.exists(argv[0]):
-            record["error"] = "missing"
+            self.records.append({"kind": kind, "command": cmd, "error": "missing"})
             log(f"  [skip] {argv[0]} not found")
             return None
+        best = None
+        for attempt in range(1 + self.args.retries):
+            if attempt:
+                log(f"  [retry {attempt}/{self.args.retries}] background load {best['_bg']:.0%}")
+            result = self.run_once(kind, argv, cmd)
+            if result is None:
+                return best
+            if best is None or result["_bg"] < best["_bg"]:
+                best = result
+            if best["_bg"] < 0.10:
+                break
+        return best
+
+    def run_once(self, kind, argv, cmd):
+        record = {"kind": kind, "command": cmd}
+        self.records.append(record)
         if self.args.wait_idle > 0:
             before = wait_for_idle(self.args.wait_idle)
             if before >= 0.10:
@@ -455,7 +470,10 @@ def main():
     w("")
     w("```")
     for r in runner.records:
-        suffix = f"   # {r['error']}" if "error" in r else ""
+        if "error" in r:
+            suffix = f"   # {r['error']}"
+        else:
+            suffix = f"   # bg {r['background_cpu_fraction']:.0%}" if r.get("background_cpu_fraction", 0) >= 0.10 else ""
         w(r["command"] + suffix)
     w("```")
     if failed:
