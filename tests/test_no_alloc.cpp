@@ -34,6 +34,7 @@ struct EigenAssertion : std::logic_error {
 #include "dlb/losses/cross_entropy.hpp"
 #include "dlb/losses/mse.hpp"
 #include "dlb/metrics/accuracy.hpp"
+#include "dlb/model/mlp.hpp"
 #include "dlb/model/model.hpp"
 #include "dlb/optimizers/adam.hpp"
 #include "dlb/optimizers/adamw.hpp"
@@ -208,3 +209,43 @@ TEST_CASE("the MSE loss computes without allocating after the first call") {
   }
   SUCCEED();
 }
+
+#ifdef EIGEN_USE_BLAS
+// Built as test_no_alloc_blas: the products go to the BLAS, which packs in buffers of its own,
+// so the notebook's full network is allocation-free on two threads too.
+TEST_CASE("the notebook's network trains without allocating on two threads with the BLAS") {
+  const int saved_threads = dlb::NumThreads();
+  dlb::SetNumThreads(2);
+  constexpr Index kNotebookBatch = 256, kNotebookSamples = 3 * kNotebookBatch;
+  const Matrix<float> x = dlb_test::RandomMatrix<float>(kInputs, kNotebookSamples, 5);
+  Labels y(kNotebookSamples);
+  for (Index j = 0; j < kNotebookSamples; ++j) y(j) = static_cast<dlb::Label>(j % kClasses);
+  dlb::ModelNN<float> model = dlb::MakeMlp<float>(kInputs, {350, 250, 150, 50}, kClasses);
+  dlb::DataSet<float> data(x, y, kNotebookBatch, true, true, 11);
+  dlb::CrossEntropyLoss<float> loss;
+  dlb::Optimizer<float> adam(model, dlb::Adam<float>(1e-3f));
+  dlb::DivergenceGuard<float> guard(adam.Parameters());
+  Matrix<float> dlogits;
+  auto step = [&](Index b) {
+    const auto batch = data.GetBatch(b);
+    const double value = loss.Compute(model.Forward(batch.x), batch.y, dlogits);
+    guard.CheckLoss(value, 1, b + 1);
+    model.Backward(dlogits);
+    guard.CheckGradients(1, b + 1);
+    guard.Snapshot();
+    adam.Step();
+    guard.CheckParametersOrRestore(1, b + 1);
+  };
+  data.StartEpoch();
+  step(0);
+  {
+    NoMallocScope scope;
+    for (int epoch = 0; epoch < 2; ++epoch) {
+      data.StartEpoch();
+      for (Index b = 0; b < data.NumBatches(); ++b) step(b);
+    }
+  }
+  dlb::SetNumThreads(saved_threads);
+  CHECK(adam.StepCount() == 1 + 2 * data.NumBatches());
+}
+#endif
