@@ -62,7 +62,8 @@ def parse_args():
                    help="timed epochs of the products probe (default 5, --quick 3)")
     p.add_argument("--optimizer", default="adam", choices=("adam", "sgd", "momentum", "nesterov"))
     p.add_argument("--threads", default="1,2", help="thread counts of the main table (default 1,2)")
-    p.add_argument("--sweep-threads", type=int, default=2, help="thread count of the sweeps (default 2)")
+    p.add_argument("--sweep-threads", type=int, default=1,
+                   help="thread count of the sweeps (default 1: the steadiest numbers on a shared machine)")
     p.add_argument("--sweep-epochs", type=int, default=None,
                    help="timed epochs per sweep point (default 2, --quick 1)")
     p.add_argument("--sweep-pytorch", action="store_true", help="also run PyTorch (its best config) in the sweeps")
@@ -78,6 +79,8 @@ def parse_args():
                         "keeping the least disturbed attempt (default 0)")
     p.add_argument("--python", default="/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable,
                    help="interpreter with torch for pytorch_epoch.py (default /usr/bin/python3)")
+    p.add_argument("--no-build", action="store_true",
+                   help="do not bring the benchmark targets up to date (cmake --build) before measuring")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per run before it is abandoned")
     p.add_argument("--markdown-out", metavar="FILE", help="also write the report to FILE")
     p.add_argument("--json-out", metavar="FILE", help="write every run's parsed JSON and command to FILE")
@@ -175,6 +178,35 @@ def wait_for_idle(seconds):
     while busy >= 0.10 and time.monotonic() < deadline:
         busy = busy_fraction(1.0)
     return busy
+
+
+# ---------------------------------------------------------------------------------------------
+# Bringing the programs up to date
+
+
+TARGETS = ("dlb_bench_epoch_eigen", "dlb_bench_epoch_blas", "dlb_gemm_ceiling_eigen", "dlb_gemm_ceiling_blas")
+
+
+def build_targets(args):
+    """Runs cmake --build for each benchmark target the build directory knows.
+    Returns (notes for the report, commands run)."""
+    if not os.path.isfile(os.path.join(args.build, "CMakeCache.txt")):
+        return [f"`{args.build}` is not a configured CMake build directory: using whatever binaries it holds."], []
+    notes = []
+    commands = []
+    for target in TARGETS:
+        cmd = ["cmake", "--build", args.build, "-j", str(os.cpu_count() or 1), "--target", target]
+        log(f"  $ {shlex.join(cmd)}")
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        commands.append(shlex.join(cmd))
+        if proc.returncode != 0:
+            out = proc.stdout + proc.stderr
+            if "No rule to make target" in out or "unknown target" in out:
+                continue  # not declared in this configuration (e.g. no OpenBLAS, no bench_epoch.cpp)
+            notes.append(f"building `{target}` failed (exit {proc.returncode}); the existing binary, if any, "
+                         "was measured and may not match the sources.")
+            log(f"  [fail] {out.strip()[-600:]}")
+    return notes, commands
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,9 +387,9 @@ def main():
     args.have_data = all(os.path.isfile(os.path.join(args.data, f)) for f in DATA_FILES)
     runner = Runner(args)
     started = datetime.datetime.now().astimezone()
+    notes, build_commands = ([], []) if args.no_build else build_targets(args)
     ours_engines = [e for e in ("eigen", "blas") if os.path.exists(exe(args, f"dlb_bench_epoch_{e}"))]
     product_engines = [e for e in ("eigen", "blas") if os.path.exists(exe(args, f"dlb_gemm_ceiling_{e}"))]
-    notes = []
     if not args.have_data:
         notes.append(f"Fashion-MNIST not found in `{args.data}`: all runs use synthetic data of the same "
                      "shapes (timings are unaffected; accuracies are meaningless).")
@@ -512,6 +544,8 @@ def main():
       f"from `{runner.cwd}` with {', '.join(THREAD_VARS)} removed from the environment.")
     w("")
     w("```")
+    for c in build_commands:
+        w(c)
     for r in runner.records:
         if "error" in r:
             suffix = f"   # {r['error']}"
