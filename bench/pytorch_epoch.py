@@ -144,8 +144,11 @@ def load_data(args):
     x_test = x_test.astype(np.float32)
     x_train /= 255.0
     x_test /= 255.0
-    mean = x_train.mean(axis=0, dtype=np.float64)
-    std = x_train.std(axis=0, dtype=np.float64)
+    # Two passes in row chunks: np.std would materialise a float64 copy of the whole set.
+    chunks = range(0, x_train.shape[0], 8192)
+    mean = sum(x_train[i:i + 8192].sum(axis=0, dtype=np.float64) for i in chunks) / x_train.shape[0]
+    var = sum(np.square(x_train[i:i + 8192] - mean).sum(axis=0) for i in chunks) / x_train.shape[0]
+    std = np.sqrt(var)
     std[std == 0] = 1.0
     mean = mean.astype(np.float32)
     std = std.astype(np.float32)
