@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "dlb/core/gemm.hpp"
 #include "dlb/core/threads.hpp"
 #include "dlb/core/types.hpp"
 
@@ -100,7 +101,7 @@ std::string JsonString(const std::string& text) {
 
 class Probe {
  public:
-  Probe(const std::vector<int>& sizes, dlb::Index batch) {
+  Probe(const std::vector<int>& sizes, dlb::Index batch, bool split) : split_(split) {
     for (std::size_t i = 0; i + 1 < sizes.size(); ++i) {
       Layer l;
       l.in = sizes[i];
@@ -138,11 +139,11 @@ class Probe {
 
   // One training step's products, in the order the training loop runs them.
   void Step() {
-    for (Layer& l : layers_) l.Z.noalias() = l.W * l.X;
+    for (Layer& l : layers_) Forward(l);
     for (std::size_t i = layers_.size(); i-- > 0;) {
       Layer& l = layers_[i];
-      l.dW.noalias() = l.dZ * l.X.transpose();
-      if (i > 0) l.dX.noalias() = l.W.transpose() * l.dZ;
+      WeightGradient(l);
+      if (i > 0) InputGradient(l);
     }
   }
 
@@ -154,11 +155,11 @@ class Probe {
       product();
       products_[p++].seconds += std::chrono::duration<double>(Clock::now() - start).count();
     };
-    for (Layer& l : layers_) timed([&] { l.Z.noalias() = l.W * l.X; });
+    for (Layer& l : layers_) timed([&] { Forward(l); });
     for (std::size_t i = layers_.size(); i-- > 0;) {
       Layer& l = layers_[i];
-      timed([&] { l.dW.noalias() = l.dZ * l.X.transpose(); });
-      if (i > 0) timed([&] { l.dX.noalias() = l.W.transpose() * l.dZ; });
+      timed([&] { WeightGradient(l); });
+      if (i > 0) timed([&] { InputGradient(l); });
     }
   }
 
@@ -173,6 +174,32 @@ class Probe {
   }
 
  private:
+  // Z = W X, dW = dZ X^T, dX = W^T dZ: with --split through the library's dlb::Gemm (C cut
+  // into one block per thread), otherwise as plain Eigen expressions whose products the
+  // engine (Eigen's GEMM or the BLAS) threads itself.
+  void Forward(Layer& l) {
+    if (split_) {
+      dlb::Gemm<float>(dlb::Op::None, l.W, dlb::Op::None, l.X, l.Z);
+    } else {
+      l.Z.noalias() = l.W * l.X;
+    }
+  }
+  void WeightGradient(Layer& l) {
+    if (split_) {
+      dlb::Gemm<float>(dlb::Op::None, l.dZ, dlb::Op::Transpose, l.X, l.dW);
+    } else {
+      l.dW.noalias() = l.dZ * l.X.transpose();
+    }
+  }
+  void InputGradient(Layer& l) {
+    if (split_) {
+      dlb::Gemm<float>(dlb::Op::Transpose, l.W, dlb::Op::None, l.dZ, l.dX);
+    } else {
+      l.dX.noalias() = l.W.transpose() * l.dZ;
+    }
+  }
+
+  bool split_;
   std::vector<Layer> layers_;
   std::vector<Product> products_;
 };
@@ -196,6 +223,7 @@ int main(int argc, char** argv) {
   int repeats = 5;
   bool json = false;
   bool breakdown = false;
+  bool split = false;
   app.add_option("--threads", threads, "Threads for the products (Eigen and BLAS)")
       ->check(kPositive)
       ->capture_default_str();
@@ -212,15 +240,21 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--json", json, "Also print one JSON object line");
   app.add_flag("--breakdown", breakdown, "Also time each product separately (one extra epoch)");
+  app.add_flag("--split", split,
+               "Run the products through dlb::Gemm, which cuts each product into one block per "
+               "thread with a single-threaded engine per block (what the library's layers do)");
   CLI11_PARSE(app, argc, argv);
 
   try {
     dlb::SetNumThreads(threads);
+    // Unsplit, the engine itself must thread each product: give the BLAS its pool back
+    // (SetNumThreads leaves it at one thread when the library splits the products).
+    if (!split) dlb::internal::SetBlasThreads(threads);
 
     std::vector<int> sizes{inputs};
     sizes.insert(sizes.end(), hidden.begin(), hidden.end());
     sizes.push_back(classes);
-    Probe probe(sizes, batch);
+    Probe probe(sizes, batch, split);
 
     TimeEpoch(probe, batches);  // warm-up: page faults, BLAS buffers, thread pool start-up
     std::vector<double> seconds;
@@ -229,6 +263,7 @@ int main(int argc, char** argv) {
       for (int b = 0; b < batches; ++b) probe.TimedStep();
     }
 
+    const std::string engine = split ? std::string("dlb-") + kEngine : std::string(kEngine);
     const double median = Median(seconds);
     const double flops_per_epoch = probe.FlopsPerStep() * batches;
     const double gflops = flops_per_epoch / median * 1e-9;
@@ -236,7 +271,7 @@ int main(int argc, char** argv) {
     const std::string core = BlasCore();
 
     std::printf("gemm_ceiling engine=%s threads=%d batch=%d hidden=%s: %.4f s/epoch (median of %d, min %.4f, max %.4f), %.1f GFLOP/s, %.2f GFLOP/epoch [eigen threads %d, blas threads %d%s%s, simd %s]\n",
-                kEngine, threads, batch, JoinInts(hidden).c_str(), median, repeats,
+                engine.c_str(), threads, batch, JoinInts(hidden).c_str(), median, repeats,
                 *std::min_element(seconds.begin(), seconds.end()),
                 *std::max_element(seconds.begin(), seconds.end()), gflops, flops_per_epoch * 1e-9,
                 dlb::NumThreads(), BlasThreads(), core.empty() ? "" : ", core ", core.c_str(),
@@ -257,7 +292,7 @@ int main(int argc, char** argv) {
       std::printf("{\"engine\":\"%s\",\"threads\":%d,\"batch\":%d,\"hidden\":[%s],\"inputs\":%d,\"classes\":%d,"
                   "\"batches\":%d,\"repeats\":%d,\"seconds_per_epoch\":%.6g,\"gflops\":%.6g,"
                   "\"gflop_per_epoch\":%.6g,\"seconds_all\":[",
-                  kEngine, threads, batch, JoinInts(hidden).c_str(), inputs, classes, batches, repeats,
+                  engine.c_str(), threads, batch, JoinInts(hidden).c_str(), inputs, classes, batches, repeats,
                   median, gflops, flops_per_epoch * 1e-9);
       for (std::size_t i = 0; i < seconds.size(); ++i) std::printf("%s%.6g", i ? "," : "", seconds[i]);
       std::printf("],\"eigen_threads\":%d,\"blas_threads\":%d,\"blas_core\":%s,\"simd\":%s",

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dlb/core/error.hpp"
+#include "dlb/core/parallel.hpp"
 #include "dlb/core/random.hpp"
 #include "dlb/core/types.hpp"
 
@@ -98,11 +99,13 @@ class DataSet {
       return {Eigen::Map<const Matrix<T>>(x_->col(first).data(), x_->rows(), count),
               Eigen::Map<const Labels>(y_->data() + first, count)};
     }
-    for (Index j = 0; j < count; ++j) {
-      const Index sample = order_[static_cast<std::size_t>(first + j)];
-      batch_x_.col(j) = x_->col(sample);
-      batch_y_(j) = (*y_)(sample);
-    }
+    ParallelRanges(count, x_->rows(), [&](int, Index begin, Index length) {
+      for (Index j = begin; j < begin + length; ++j) {
+        const Index sample = order_[static_cast<std::size_t>(first + j)];
+        batch_x_.col(j) = x_->col(sample);
+        batch_y_(j) = (*y_)(sample);
+      }
+    });
     return {Eigen::Map<const Matrix<T>>(batch_x_.data(), x_->rows(), count),
             Eigen::Map<const Labels>(batch_y_.data(), count)};
   }

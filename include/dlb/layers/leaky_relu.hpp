@@ -29,14 +29,20 @@ class LeakyReLU : public ElementwiseLayer {
 
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode /*mode*/) {
     y.resize(x.rows(), x.cols());
-    y.array() = (x.array() > T(0)).select(x.array(), alpha_ * x.array());
+    ForColumnBlocks(x.rows(), x.cols(), [&](Index c, Index n) {
+      const auto xb = x.middleCols(c, n).array();
+      y.middleCols(c, n).array() = (xb > T(0)).select(xb, alpha_ * xb);
+    });
   }
 
   void Backward(const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& /*y*/,
                 const ConstMatrixRef<T>& dy, Matrix<T>* dx) {
     if (dx == nullptr) return;
     dx->resize(dy.rows(), dy.cols());
-    dx->array() = (x.array() > T(0)).select(dy.array(), alpha_ * dy.array());
+    ForColumnBlocks(dy.rows(), dy.cols(), [&](Index c, Index n) {
+      const auto dyb = dy.middleCols(c, n).array();
+      dx->middleCols(c, n).array() = (x.middleCols(c, n).array() > T(0)).select(dyb, alpha_ * dyb);
+    });
   }
 
  private:

@@ -10,6 +10,7 @@
 #include "dlb/core/parameter.hpp"
 #include "dlb/core/random.hpp"
 #include "dlb/core/types.hpp"
+#include "dlb/layers/elementwise.hpp"
 #include "dlb/layers/init.hpp"
 
 namespace dlb {
@@ -55,7 +56,8 @@ class Linear {
     // The bias is written first and the product accumulated onto it: one pass over Z fewer
     // than zeroing, multiplying and adding the bias.
     z.resize(weight_.rows(), x.cols());
-    z.colwise() = bias_.col(0);
+    ForColumnBlocks(z.rows(), z.cols(),
+                    [&](Index c, Index n) { z.middleCols(c, n).colwise() = bias_.col(0); });
     Gemm<T>(Op::None, weight_, Op::None, x, z, T(1));
   }
 
@@ -63,7 +65,9 @@ class Linear {
   void Backward(const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& /*z*/,
                 const ConstMatrixRef<T>& dz, Matrix<T>* dx) {
     Gemm<T>(Op::None, dz, Op::Transpose, x, grad_weight_);
-    grad_bias_.noalias() = dz.rowwise().sum();
+    ParallelRanges(dz.rows(), dz.cols(), [&](int, Index r, Index n) {
+      grad_bias_.middleRows(r, n).noalias() = dz.middleRows(r, n).rowwise().sum();
+    });
     if (dx != nullptr) Gemm<T>(Op::Transpose, weight_, Op::None, dz, *dx);
   }
 

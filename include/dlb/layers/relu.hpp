@@ -19,14 +19,19 @@ class ReLU : public ElementwiseLayer {
 
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode /*mode*/) {
     y.resize(x.rows(), x.cols());
-    y.array() = x.array().max(T(0));
+    ForColumnBlocks(x.rows(), x.cols(), [&](Index c, Index n) {
+      y.middleCols(c, n).array() = x.middleCols(c, n).array().max(T(0));
+    });
   }
 
   void Backward(const ConstMatrixRef<T>& /*x*/, const ConstMatrixRef<T>& y,
                 const ConstMatrixRef<T>& dy, Matrix<T>* dx) {
     if (dx == nullptr) return;
     dx->resize(dy.rows(), dy.cols());
-    dx->array() = (y.array() > T(0)).select(dy.array(), T(0));
+    ForColumnBlocks(dy.rows(), dy.cols(), [&](Index c, Index n) {
+      dx->middleCols(c, n).array() =
+          (y.middleCols(c, n).array() > T(0)).select(dy.middleCols(c, n).array(), T(0));
+    });
   }
 };
 

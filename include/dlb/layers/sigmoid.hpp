@@ -20,14 +20,19 @@ class Sigmoid : public ElementwiseLayer {
 
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode /*mode*/) {
     y.resize(x.rows(), x.cols());
-    y.array() = T(1) / (T(1) + (-x.array()).exp());
+    ForColumnBlocks(x.rows(), x.cols(), [&](Index c, Index n) {
+      y.middleCols(c, n).array() = T(1) / (T(1) + (-x.middleCols(c, n).array()).exp());
+    });
   }
 
   void Backward(const ConstMatrixRef<T>& /*x*/, const ConstMatrixRef<T>& y,
                 const ConstMatrixRef<T>& dy, Matrix<T>* dx) {
     if (dx == nullptr) return;
     dx->resize(dy.rows(), dy.cols());
-    dx->array() = dy.array() * y.array() * (T(1) - y.array());
+    ForColumnBlocks(dy.rows(), dy.cols(), [&](Index c, Index n) {
+      const auto yb = y.middleCols(c, n).array();
+      dx->middleCols(c, n).array() = dy.middleCols(c, n).array() * yb * (T(1) - yb);
+    });
   }
 };
 

@@ -19,14 +19,19 @@ class Tanh : public ElementwiseLayer {
 
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode /*mode*/) {
     y.resize(x.rows(), x.cols());
-    y.array() = x.array().tanh();
+    ForColumnBlocks(x.rows(), x.cols(), [&](Index c, Index n) {
+      y.middleCols(c, n).array() = x.middleCols(c, n).array().tanh();
+    });
   }
 
   void Backward(const ConstMatrixRef<T>& /*x*/, const ConstMatrixRef<T>& y,
                 const ConstMatrixRef<T>& dy, Matrix<T>* dx) {
     if (dx == nullptr) return;
     dx->resize(dy.rows(), dy.cols());
-    dx->array() = dy.array() * (T(1) - y.array().square());
+    ForColumnBlocks(dy.rows(), dy.cols(), [&](Index c, Index n) {
+      dx->middleCols(c, n).array() =
+          dy.middleCols(c, n).array() * (T(1) - y.middleCols(c, n).array().square());
+    });
   }
 };
 

@@ -21,6 +21,7 @@
 #include <string>
 
 #include "dlb/core/error.hpp"
+#include "dlb/core/parallel.hpp"
 #include "dlb/core/types.hpp"
 
 namespace dlb {
@@ -74,13 +75,20 @@ class RuleHyperParameters {
   T weight_decay_;
 };
 
-/// Calls f(start, length) for consecutive chunks covering 0 .. size-1. Rules that make several
-/// passes (moments, then the parameter) run them chunk by chunk so that each chunk is read
-/// from memory once and the later passes hit the L1 cache.
+/// Calls f(start, length) for consecutive chunks covering 0 .. size-1, the chunks shared out
+/// among the threads. Rules that make several passes (moments, then the parameter) run them
+/// chunk by chunk so that each chunk is read from memory once and the later passes hit the
+/// L1 cache.
 template <class F>
 void ForEachChunk(Index size, F&& f) {
   constexpr Index kChunk = 2048;
-  for (Index start = 0; start < size; start += kChunk) f(start, std::min(kChunk, size - start));
+  const Index chunks = (size + kChunk - 1) / kChunk;
+  ParallelRanges(chunks, kChunk, [&](int, Index first, Index count) {
+    for (Index chunk = first; chunk < first + count; ++chunk) {
+      const Index start = chunk * kChunk;
+      f(start, std::min(kChunk, size - start));
+    }
+  });
 }
 
 /// Array view of elements start .. start+length-1 of a matrix's storage.

@@ -3,11 +3,13 @@
 /// Detects a training run that stopped producing finite numbers and keeps the last finite
 /// parameters.
 
+#include <array>
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include "dlb/core/error.hpp"
+#include "dlb/core/parallel.hpp"
 #include "dlb/core/parameter.hpp"
 #include "dlb/core/types.hpp"
 
@@ -19,6 +21,19 @@ namespace dlb {
 template <class Derived>
 bool AllFinite(const Eigen::MatrixBase<Derived>& m) {
   return std::isfinite(static_cast<double>(m.sum()));
+}
+
+/// AllFinite for a stored matrix, its elements summed by all threads at once.
+template <Scalar T>
+bool AllFinite(const Matrix<T>& m) {
+  std::array<double, kMaxParallelParts> partial{};
+  const int parts = ParallelRanges(m.size(), 1, [&](int part, Index begin, Index length) {
+    partial[part] =
+        static_cast<double>(Eigen::Map<const Vector<T>>(m.data() + begin, length).sum());
+  });
+  double total = 0;
+  for (int part = 0; part < parts; ++part) total += partial[part];
+  return std::isfinite(total);
 }
 
 /// Wraps optimizer steps so that a step producing non-finite values is undone.
@@ -49,7 +64,14 @@ class DivergenceGuard {
   }
 
   void Snapshot() {
-    for (std::size_t i = 0; i < params_.size(); ++i) backup_[i] = *params_[i].value;
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      const Matrix<T>& value = *params_[i].value;
+      backup_[i].resize(value.rows(), value.cols());
+      ParallelRanges(value.size(), 1, [&](int, Index begin, Index length) {
+        Eigen::Map<Vector<T>>(backup_[i].data() + begin, length) =
+            Eigen::Map<const Vector<T>>(value.data() + begin, length);
+      });
+    }
   }
 
   void CheckParametersOrRestore(int epoch, Index batch) {
