@@ -70,14 +70,14 @@ int main(int argc, char** argv) {
     dlb::SetNumThreads(settings.threads);
     const dlb::FashionMnist<float> data =
         synthetic ? SyntheticData(settings.seed) : experiment::LoadData(settings.data);
-    constexpr dlb::Index kClasses = 10;
-    dlb::ModelNN<float> model = dlb::MakeMlp<float>(784, settings.hidden, kClasses,
-                                                    dlb::Activation::ReLU, dlb::Init::Kaiming,
-                                                    settings.seed);
+    if (auto code = experiment::RejectOversizedBatch(settings, data, "dlb_bench_epoch")) {
+      return *code;
+    }
+    using experiment::kClasses;
+    dlb::ModelNN<float> model = experiment::MakeModel(settings, 784);
     dlb::Optimizer<float> optimizer =
         dlb::MakeOptimizer<float>(settings.optimizer, model.Parameters(), settings.lr);
-    dlb::DataSet<float> train(data.train_images, data.train_labels, settings.batch, true, true,
-                              settings.seed);
+    dlb::DataSet<float> train = experiment::MakeBatches(data, settings).train;
     dlb::DataSet<float> test(data.test_images, data.test_labels,
                              std::min<dlb::Index>(1000, data.test_images.cols()), false, false);
     dlb::CrossEntropyLoss<float> loss;

@@ -26,12 +26,8 @@ int main(int argc, char** argv) {
   try {
     dlb::SetNumThreads(settings.threads);
     const dlb::FashionMnist<float> data = experiment::LoadData(settings.data);
-    const dlb::Index inputs = data.train_images.rows();
-    constexpr dlb::Index kClasses = 10;
-    if (settings.batch > data.train_images.cols()) {
-      std::cerr << "compare_optimizers: error: --batch " << settings.batch
-                << " is larger than the training set\n";
-      return 2;
+    if (auto code = experiment::RejectOversizedBatch(settings, data, "compare_optimizers")) {
+      return *code;
     }
 
     // Written to a temporary name and renamed at the end, so a failed run never leaves a
@@ -53,18 +49,12 @@ int main(int argc, char** argv) {
     std::vector<Summary> summaries;
     for (const char* name : {"sgd", "momentum", "nesterov", "adam"}) {
       // Same seed: every rule starts from the same weights and sees the same batch order.
-      dlb::ModelNN<float> model = dlb::MakeMlp<float>(inputs, settings.hidden, kClasses,
-                                                      dlb::Activation::ReLU,
-                                                      dlb::Init::Kaiming, settings.seed);
+      dlb::ModelNN<float> model = experiment::MakeModel(settings, data.train_images.rows());
       dlb::Optimizer<float> optimizer = dlb::MakeOptimizer<float>(name, model.Parameters());
-      dlb::DataSet<float> train(data.train_images, data.train_labels, settings.batch, true, true,
-                                settings.seed);
-      dlb::DataSet<float> validation(data.test_images, data.test_labels,
-                                     std::min<dlb::Index>(settings.batch, data.test_images.cols()),
-                                     false, false);
+      experiment::Batches batches = experiment::MakeBatches(data, settings);
       dlb::CrossEntropyLoss<float> loss;
       std::cout << "== " << optimizer.Name() << " lr " << optimizer.LearningRate() << "\n";
-      const auto history = dlb::TrainModel(model, train, validation, loss, optimizer,
+      const auto history = dlb::TrainModel(model, batches.train, batches.validation, loss, optimizer,
                                            {.epochs = settings.epochs, .log = &std::cout});
       double total = 0;
       for (const auto& e : history) {

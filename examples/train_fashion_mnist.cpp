@@ -21,30 +21,19 @@ int main(int argc, char** argv) {
   try {
     dlb::SetNumThreads(settings.threads);
     const dlb::FashionMnist<float> data = experiment::LoadData(settings.data);
+    if (auto code = experiment::RejectOversizedBatch(settings, data, "train_fashion_mnist")) {
+      return *code;
+    }
     const dlb::Index inputs = data.train_images.rows();
-    constexpr dlb::Index kClasses = 10;
-
-    dlb::ModelNN<float> model = dlb::MakeMlp<float>(inputs, settings.hidden, kClasses,
-                                                    dlb::Activation::ReLU, dlb::Init::Kaiming,
-                                                    settings.seed);
+    dlb::ModelNN<float> model = experiment::MakeModel(settings, inputs);
     dlb::Optimizer<float> optimizer =
         dlb::MakeOptimizer<float>(settings.optimizer, model.Parameters(), settings.lr);
-    if (settings.batch > data.train_images.cols()) {
-      std::cerr << "train_fashion_mnist: error: --batch " << settings.batch
-                << " is larger than the training set (" << data.train_images.cols()
-                << " images)\n";
-      return 2;
-    }
-    dlb::DataSet<float> train(data.train_images, data.train_labels, settings.batch,
-                              /*shuffle=*/true, /*drop_last=*/true, settings.seed);
-    dlb::DataSet<float> validation(data.test_images, data.test_labels,
-                                   std::min<dlb::Index>(settings.batch, data.test_images.cols()),
-                                   /*shuffle=*/false, /*drop_last=*/false);
+    experiment::Batches batches = experiment::MakeBatches(data, settings);
     dlb::CrossEntropyLoss<float> loss;
 
     std::cout << "Fashion-MNIST from " << settings.data << ": " << data.train_images.cols()
               << " training, " << data.test_images.cols() << " test images\n"
-              << "Model " << experiment::Architecture(inputs, settings.hidden, kClasses)
+              << "Model " << experiment::Architecture(inputs, settings.hidden, experiment::kClasses)
               << ", ReLU, Kaiming init, " << model.NumParameters() << " parameters\n"
               << "Optimizer " << optimizer.Name() << " lr " << optimizer.LearningRate()
               << ", batch " << settings.batch << ", " << settings.epochs << " epochs, seed "
@@ -52,7 +41,8 @@ int main(int argc, char** argv) {
               << experiment::ProductEngine() << "\n";
 
     const std::vector<dlb::EpochStats> history = dlb::TrainModel(
-        model, train, validation, loss, optimizer, {.epochs = settings.epochs, .log = &std::cout});
+        model, batches.train, batches.validation, loss, optimizer,
+        {.epochs = settings.epochs, .log = &std::cout});
     std::printf("Test accuracy: %.4f\n", history.back().val_score);
     return 0;
   } catch (const dlb::DivergenceError& e) {

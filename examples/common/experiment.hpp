@@ -129,6 +129,39 @@ inline dlb::FashionMnist<float> LoadData(const std::string& dir) {
   return data;
 }
 
+/// Fashion-MNIST's classes.
+inline constexpr dlb::Index kClasses = 10;
+
+/// The notebook's network for these settings: inputs-hidden...-10, ReLU, Kaiming init, seeded.
+inline dlb::ModelNN<float> MakeModel(const Settings& s, dlb::Index inputs) {
+  return dlb::MakeMlp<float>(inputs, s.hidden, kClasses, dlb::Activation::ReLU,
+                             dlb::Init::Kaiming, s.seed);
+}
+
+/// An error message and exit code 2 when --batch exceeds the training set; nothing otherwise.
+inline std::optional<int> RejectOversizedBatch(const Settings& s,
+                                               const dlb::FashionMnist<float>& data,
+                                               const char* program) {
+  if (s.batch <= data.train_images.cols()) return std::nullopt;
+  std::cerr << program << ": error: --batch " << s.batch << " is larger than the training set ("
+            << data.train_images.cols() << " images)\n";
+  return 2;
+}
+
+/// The notebook's batches: training batches reshuffled every epoch with the last partial
+/// batch dropped, and validation batches over the test images in order, all of them.
+struct Batches {
+  dlb::DataSet<float> train;
+  dlb::DataSet<float> validation;
+};
+inline Batches MakeBatches(const dlb::FashionMnist<float>& data, const Settings& s) {
+  return {dlb::DataSet<float>(data.train_images, data.train_labels, s.batch, /*shuffle=*/true,
+                              /*drop_last=*/true, s.seed),
+          dlb::DataSet<float>(data.test_images, data.test_labels,
+                              std::min<dlb::Index>(s.batch, data.test_images.cols()),
+                              /*shuffle=*/false, /*drop_last=*/false)};
+}
+
 /// "784-350-250-150-50-10".
 inline std::string Architecture(dlb::Index inputs, const std::vector<dlb::Index>& hidden,
                                 dlb::Index classes) {
