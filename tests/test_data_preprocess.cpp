@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
-#include <initializer_list>
 #include <limits>
 #include <map>
 #include <set>
@@ -13,29 +12,11 @@
 #include "dlb/core/random.hpp"
 #include "dlb/data/split.hpp"
 #include "dlb/data/standardize.hpp"
+#include "support/helpers.hpp"
 
 namespace {
 
-/// Matches an exception whose what() contains every given fragment.
-class MessageContains : public Catch::MatcherBase<std::exception> {
- public:
-  MessageContains(std::initializer_list<std::string> parts) : parts_(parts) {}
-  bool match(const std::exception& error) const override {
-    const std::string message = error.what();
-    for (const std::string& part : parts_) {
-      if (message.find(part) == std::string::npos) return false;
-    }
-    return true;
-  }
-  std::string describe() const override {
-    std::string text = "has a message containing";
-    for (const std::string& part : parts_) text += " \"" + part + "\"";
-    return text;
-  }
-
- private:
-  std::vector<std::string> parts_;
-};
+using dlb_test::MessageContains;
 
 /// features x samples data whose feature r has mean about 10 r and spread about r + 1.
 dlb::Matrix<double> RandomData(dlb::Index features, dlb::Index samples, std::uint64_t seed) {

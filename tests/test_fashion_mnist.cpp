@@ -3,56 +3,23 @@
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <filesystem>
-#include <initializer_list>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "dlb/data/fashion_mnist.hpp"
 #include "dlb/data/idx.hpp"
+#include "support/helpers.hpp"
+#include "support/temp_dir.hpp"
 
 namespace {
 
+using dlb_test::MessageContains;
+
 using Bytes = std::vector<std::uint8_t>;
 
-/// A fresh directory under the system temp dir, removed with everything in it.
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::random_device entropy;
-    const auto base = std::filesystem::temp_directory_path();
-    do {
-      path = base / ("dlb_test_fmnist_" + std::to_string(entropy()) + std::to_string(entropy()));
-    } while (!std::filesystem::create_directory(path));
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
-/// Matches an exception whose what() contains every given fragment.
-class MessageContains : public Catch::MatcherBase<std::exception> {
- public:
-  MessageContains(std::initializer_list<std::string> parts) : parts_(parts) {}
-  bool match(const std::exception& error) const override {
-    const std::string message = error.what();
-    for (const std::string& part : parts_) {
-      if (message.find(part) == std::string::npos) return false;
-    }
-    return true;
-  }
-  std::string describe() const override {
-    std::string text = "has a message containing";
-    for (const std::string& part : parts_) text += " \"" + part + "\"";
-    return text;
-  }
-
- private:
-  std::vector<std::string> parts_;
+/// This program's scratch directories: dlb_test_fmnist_<random digits>.
+struct TempDir : dlb_test::TempDir {
+  TempDir() : dlb_test::TempDir("dlb_test_fmnist_") {}
 };
 
 /// count 28 x 28 images whose pixels depend on (seed, image, pixel), so that any mix-up of

@@ -13,11 +13,12 @@
 #include <functional>
 #include <initializer_list>
 #include <new>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "dlb/data/idx.hpp"
+#include "support/helpers.hpp"
+#include "support/temp_dir.hpp"
 
 // Every operator new of this program goes through here, so a test can assert that a lying
 // header did not make the reader allocate a buffer of the declared (giant) size.
@@ -55,25 +56,13 @@ void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); 
 
 namespace {
 
+using dlb_test::MessageContains;
+
 using Bytes = std::vector<std::uint8_t>;
 
-/// A fresh directory under the system temp dir, removed with everything in it.
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::random_device entropy;
-    const auto base = std::filesystem::temp_directory_path();
-    do {
-      path = base / ("dlb_test_idx_" + std::to_string(entropy()) + std::to_string(entropy()));
-    } while (!std::filesystem::create_directory(path));
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
+/// This program's scratch directories: dlb_test_idx_<random digits>.
+struct TempDir : dlb_test::TempDir {
+  TempDir() : dlb_test::TempDir("dlb_test_idx_") {}
 };
 
 void WriteBytes(const std::string& path, const Bytes& bytes) {
@@ -132,27 +121,6 @@ dlb::IdxImages SampleImages(dlb::Index count, dlb::Index rows, dlb::Index cols) 
   images.pixels = Pattern(static_cast<std::size_t>(count * rows * cols));
   return images;
 }
-
-/// Matches an exception whose what() contains every given fragment.
-class MessageContains : public Catch::MatcherBase<std::exception> {
- public:
-  MessageContains(std::initializer_list<std::string> parts) : parts_(parts) {}
-  bool match(const std::exception& error) const override {
-    const std::string message = error.what();
-    for (const std::string& part : parts_) {
-      if (message.find(part) == std::string::npos) return false;
-    }
-    return true;
-  }
-  std::string describe() const override {
-    std::string text = "has a message containing";
-    for (const std::string& part : parts_) text += " \"" + part + "\"";
-    return text;
-  }
-
- private:
-  std::vector<std::string> parts_;
-};
 
 /// The FileError that f throws (fails the test if it throws nothing or something else).
 dlb::FileError CaughtFileError(const std::function<void()>& f) {

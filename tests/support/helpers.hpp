@@ -1,5 +1,5 @@
 #pragma once
-// Shared test helpers: seeded random matrices, an exception-message matcher for
+// Shared test helpers: seeded random matrices, exception-message matchers for
 // REQUIRE_THROWS_MATCHES, and a synthetic classification data set.
 
 #include <catch2/catch.hpp>
@@ -7,8 +7,10 @@
 #include <cmath>
 #include <cstdint>
 #include <exception>
+#include <initializer_list>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "dlb/core/random.hpp"
 #include "dlb/core/types.hpp"
@@ -58,6 +60,29 @@ template <class StringMatcher>
 WhatMatcher<StringMatcher> What(StringMatcher inner) {
   return WhatMatcher<StringMatcher>(std::move(inner));
 }
+
+/// Matches an exception whose what() contains every given fragment: the short form of
+/// What(Contains("a") && Contains("b") && ...), e.g.
+/// REQUIRE_THROWS_MATCHES(expr, dlb::FileError, MessageContains({"truncated header", path})).
+class MessageContains : public Catch::MatcherBase<std::exception> {
+ public:
+  MessageContains(std::initializer_list<std::string> parts) : parts_(parts) {}
+  bool match(const std::exception& error) const override {
+    const std::string message = error.what();
+    for (const std::string& part : parts_) {
+      if (message.find(part) == std::string::npos) return false;
+    }
+    return true;
+  }
+  std::string describe() const override {
+    std::string text = "has a message containing";
+    for (const std::string& part : parts_) text += " \"" + part + "\"";
+    return text;
+  }
+
+ private:
+  std::vector<std::string> parts_;
+};
 
 /// A features x n data set of `classes` Gaussian clusters: class c has a random centre with
 /// coordinates in [-center_scale, center_scale) and unit-variance noise around it. Labels cycle
