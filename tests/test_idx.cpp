@@ -32,6 +32,12 @@ void RecordAllocation(std::size_t n) {
 }
 }  // namespace
 
+// GCC 12 sees std::vector's storage, from the replaced operator new below, reach std::free in
+// the replaced operator delete and warns of a mismatch; both sides are malloc/free here.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
 void* operator new(std::size_t n) {
   RecordAllocation(n);
   if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
