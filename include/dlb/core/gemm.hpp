@@ -29,9 +29,6 @@ inline int BlasDimension(Index size) {
   }
   return static_cast<int>(size);
 }
-}  // namespace internal
-
-namespace internal {
 
 /// C = op_a(A) op_b(B) + beta C on the calling thread, into existing storage of the right
 /// shape (a whole matrix or a block of one).
