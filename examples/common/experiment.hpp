@@ -92,7 +92,17 @@ inline void AddFlags(CLI::App& app, Settings& s, bool with_optimizer = true) {
                                        "350,250,150,50, got '" + text + "'";
           },
           "W1,W2,...", "widths"));
+  // Without the check, "-1" would be taken as 2^64 - 1 for the unsigned seed.
   app.add_option("--seed", s.seed, "Seed of the initial weights and of the shuffling")
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            return !text.empty() && text.size() <= 19 &&
+                           text.find_first_not_of("0123456789") == std::string::npos
+                       ? std::string()
+                       : "expected a whole number from 0 to 9999999999999999999, got '" + text +
+                             "'";
+          },
+          "UINT", "seed"))
       ->capture_default_str();
   app.add_option("--threads", s.threads, "Threads for the matrix products")
       ->check(CLI::Range(1, 1024))
