@@ -104,8 +104,8 @@ Outcome ReadImages(const std::string& path) {
     outcome.dims = {images.count, images.rows, images.cols};
     outcome.data = std::move(images.pixels);
   } catch (const dlb::FileError& error) {
-    if (error.path() != path) Finding("FileError names the wrong path: " + error.path());
-    outcome.error_offset = error.offset();
+    if (error.Path() != path) Finding("FileError names the wrong path: " + error.Path());
+    outcome.error_offset = error.Offset();
     outcome.message = error.what();
   }
   return outcome;
@@ -118,8 +118,8 @@ Outcome ReadLabels(const std::string& path) {
     if (outcome.data.empty()) Finding("accepted an empty label file");
     outcome.accepted = true;
   } catch (const dlb::FileError& error) {
-    if (error.path() != path) Finding("FileError names the wrong path: " + error.path());
-    outcome.error_offset = error.offset();
+    if (error.Path() != path) Finding("FileError names the wrong path: " + error.Path());
+    outcome.error_offset = error.Offset();
     outcome.message = error.what();
   }
   return outcome;

@@ -78,13 +78,13 @@ TEST_CASE("Standardizer gives training features mean 0 and std 1", "[standardize
   const dlb::Matrix<double> original = X;
   dlb::Standardizer<double> standardizer;
   standardizer.Fit(X);
-  REQUIRE(standardizer.mean().size() == 5);
-  REQUIRE(standardizer.stddev().size() == 5);
+  REQUIRE(standardizer.Mean().size() == 5);
+  REQUIRE(standardizer.Stddev().size() == 5);
   for (dlb::Index r = 0; r < 5; ++r) {
     const double mean = original.row(r).mean();
     const double variance = (original.row(r).array() - mean).square().mean();  // population
-    CHECK(standardizer.mean()(r) == Approx(mean).epsilon(1e-12));
-    CHECK(standardizer.stddev()(r) == Approx(std::sqrt(variance)).epsilon(1e-12));
+    CHECK(standardizer.Mean()(r) == Approx(mean).epsilon(1e-12));
+    CHECK(standardizer.Stddev()(r) == Approx(std::sqrt(variance)).epsilon(1e-12));
   }
   standardizer.Transform(X);
   for (dlb::Index r = 0; r < 5; ++r) {
@@ -100,8 +100,8 @@ TEST_CASE("Standardizer maps a constant feature to 0 instead of NaN", "[standard
   X.row(2).setZero();
   dlb::Standardizer<double> standardizer;
   standardizer.Fit(X);
-  CHECK(standardizer.stddev()(1) == 1.0);
-  CHECK(standardizer.stddev()(2) == 1.0);
+  CHECK(standardizer.Stddev()(1) == 1.0);
+  CHECK(standardizer.Stddev()(2) == 1.0);
   standardizer.Transform(X);
   CHECK(X.allFinite());
   CHECK((X.row(1).array() == 0.0).all());
@@ -118,7 +118,7 @@ TEST_CASE("Standardizer applies the training statistics to another set", "[stand
   standardizer.Transform(test);
   for (dlb::Index j = 0; j < test.cols(); ++j) {
     for (dlb::Index r = 0; r < test.rows(); ++r) {
-      const double expected = (original(r, j) - standardizer.mean()(r)) / standardizer.stddev()(r);
+      const double expected = (original(r, j) - standardizer.Mean()(r)) / standardizer.Stddev()(r);
       REQUIRE(test(r, j) == Approx(expected).epsilon(1e-14));
     }
   }
@@ -133,8 +133,8 @@ TEST_CASE("Standardizer<float> accumulates in double", "[standardize]") {
   for (dlb::Index j = 0; j < n; ++j) X(0, j) = 1000.0f + 0.25f * (j % 2 == 0 ? 1.0f : -1.0f);
   dlb::Standardizer<float> standardizer;
   standardizer.Fit(X);
-  CHECK(standardizer.mean()(0) == Approx(1000.0).epsilon(1e-7));
-  CHECK(standardizer.stddev()(0) == Approx(0.25).epsilon(1e-5));
+  CHECK(standardizer.Mean()(0) == Approx(1000.0).epsilon(1e-7));
+  CHECK(standardizer.Stddev()(0) == Approx(0.25).epsilon(1e-5));
   standardizer.Transform(X);
   CHECK(X(0, 0) == Approx(1.0).epsilon(1e-4));
   CHECK(X(0, 1) == Approx(-1.0).epsilon(1e-4));

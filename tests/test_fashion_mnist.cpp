@@ -139,7 +139,7 @@ TEST_CASE("LoadFashionMnist rejects a label outside 0..9 and names its index", "
     CHECK_THAT(error.what(), Catch::Matchers::Contains(dir / "t10k-labels-idx1-ubyte") &&
                                  Catch::Matchers::Contains("at index 7") &&
                                  Catch::Matchers::Contains("expected 0..9, found 10"));
-    CHECK(error.offset() == std::optional<std::uint64_t>(8 + 7));
+    CHECK(error.Offset() == std::optional<std::uint64_t>(8 + 7));
   }
 }
 

@@ -247,8 +247,8 @@ TEST_CASE("IDX reader reports a wrong magic number in hex", "[idx]") {
   const dlb::FileError error = CaughtFileError([&] { dlb::ReadIdxImages(dir / "bad"); });
   CHECK_THAT(error.what(), Catch::Matchers::Contains("wrong magic number: expected 0x00000803") &&
                                Catch::Matchers::Contains("found 0xDEADBEEF"));
-  CHECK(error.path() == dir / "bad");
-  CHECK(error.offset() == std::optional<std::uint64_t>(0));
+  CHECK(error.Path() == dir / "bad");
+  CHECK(error.Offset() == std::optional<std::uint64_t>(0));
   WriteBytes(dir / "truncated-magic", {0, 0});
   REQUIRE_THROWS_MATCHES(dlb::ReadIdxImages(dir / "truncated-magic"), dlb::FileError,
                          MessageContains({"truncated header", "4-byte magic"}));
@@ -260,7 +260,7 @@ TEST_CASE("IDX reader rejects element types other than unsigned byte", "[idx]") 
   const dlb::FileError error = CaughtFileError([&] { dlb::ReadIdxImages(dir / "floats"); });
   CHECK_THAT(error.what(), Catch::Matchers::Contains("unsupported element type 0x0D (float32)") &&
                                Catch::Matchers::Contains("expected element type 0x08"));
-  CHECK(error.offset() == std::optional<std::uint64_t>(2));
+  CHECK(error.Offset() == std::optional<std::uint64_t>(2));
 }
 
 TEST_CASE("IDX reader rejects a wrong number of dimensions", "[idx]") {
@@ -287,7 +287,7 @@ TEST_CASE("IDX reader rejects a zero dimension", "[idx]") {
   const dlb::FileError error = CaughtFileError([&] { dlb::ReadIdxImages(dir / "zero"); });
   CHECK_THAT(error.what(), Catch::Matchers::Contains("zero dimension") &&
                                Catch::Matchers::Contains("(rows) is 0"));
-  CHECK(error.offset() == std::optional<std::uint64_t>(8));
+  CHECK(error.Offset() == std::optional<std::uint64_t>(8));
   WriteBytes(dir / "no-labels", Concat({Be32(0x00000801), Be32(0)}));
   REQUIRE_THROWS_MATCHES(dlb::ReadIdxLabels(dir / "no-labels"), dlb::FileError,
                          MessageContains({"zero dimension"}));
@@ -300,7 +300,7 @@ TEST_CASE("IDX reader rejects an overflowing dimension product", "[idx]") {
   CHECK_THAT(error.what(), Catch::Matchers::Contains("dimension product overflows: "
                                                      "4294967295 x 4294967295 elements"));
   // The product already exceeds the addressable limit at the second size.
-  CHECK(error.offset() == std::optional<std::uint64_t>(8));
+  CHECK(error.Offset() == std::optional<std::uint64_t>(8));
 }
 
 TEST_CASE("IDX reader fails fast on a header claiming billions of images", "[idx]") {
@@ -318,7 +318,7 @@ TEST_CASE("IDX reader fails fast on a header claiming billions of images", "[idx
     CHECK_THAT(error.what(), Catch::Matchers::Contains("truncated data") &&
                                  Catch::Matchers::Contains("4000000000 images of 28 x 28") &&
                                  Catch::Matchers::Contains("3136000000000 bytes"));
-    CHECK(error.offset() == std::optional<std::uint64_t>(116));
+    CHECK(error.Offset() == std::optional<std::uint64_t>(116));
     CHECK(seconds < 2.0);
     // The reader's buffers stay bounded by what the file holds plus a 64 KiB chunk.
     CHECK(g_largest_allocation.load() <= (std::size_t{1} << 17));
@@ -332,13 +332,13 @@ TEST_CASE("IDX reader reports data cut short", "[idx]") {
   const dlb::FileError error = CaughtFileError([&] { dlb::ReadIdxImages(dir / "short"); });
   CHECK_THAT(error.what(), Catch::Matchers::Contains("truncated data") &&
                                Catch::Matchers::Contains("the file holds only 47 data bytes"));
-  CHECK(error.offset() == std::optional<std::uint64_t>(16 + 47));
+  CHECK(error.Offset() == std::optional<std::uint64_t>(16 + 47));
   WriteBytes(dir / "short.gz", Gzip(file));
   const dlb::FileError gz_error = CaughtFileError([&] { dlb::ReadIdxImages(dir / "short.gz"); });
   CHECK_THAT(gz_error.what(),
              Catch::Matchers::Contains("truncated data") &&
                  Catch::Matchers::Contains("decompressed content holds only 47 data bytes"));
-  CHECK(gz_error.offset() == std::optional<std::uint64_t>(16 + 47));
+  CHECK(gz_error.Offset() == std::optional<std::uint64_t>(16 + 47));
   WriteBytes(dir / "labels", Concat({Be32(0x00000801), Be32(10), Pattern(9)}));
   REQUIRE_THROWS_MATCHES(dlb::ReadIdxLabels(dir / "labels"), dlb::FileError,
                          MessageContains({"truncated data", "10 labels"}));
@@ -350,11 +350,11 @@ TEST_CASE("IDX reader reports trailing garbage after the declared data", "[idx]"
   WriteBytes(dir / "trailing", file);
   const dlb::FileError error = CaughtFileError([&] { dlb::ReadIdxImages(dir / "trailing"); });
   CHECK_THAT(error.what(), Catch::Matchers::Contains("trailing data: 3 unexpected byte(s)"));
-  CHECK(error.offset() == std::optional<std::uint64_t>(24));
+  CHECK(error.Offset() == std::optional<std::uint64_t>(24));
   WriteBytes(dir / "trailing.gz", Gzip(file));
   const dlb::FileError gz_error = CaughtFileError([&] { dlb::ReadIdxImages(dir / "trailing.gz"); });
   CHECK_THAT(gz_error.what(), Catch::Matchers::Contains("trailing data"));
-  CHECK(gz_error.offset() == std::optional<std::uint64_t>(24));
+  CHECK(gz_error.Offset() == std::optional<std::uint64_t>(24));
 }
 
 TEST_CASE("IDX reader reports garbage after the end of the gzip stream", "[idx]") {
@@ -407,6 +407,6 @@ TEST_CASE("IDX reader reports a truncated gzip stream with the offset reached", 
     CHECK_THAT(error.what(), Catch::Matchers::Contains("truncated gzip stream: the file ends at "
                                                        "compressed byte " +
                                                        std::to_string(keep)));
-    CHECK(error.offset().has_value());
+    CHECK(error.Offset().has_value());
   }
 }

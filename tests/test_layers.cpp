@@ -59,10 +59,10 @@ TEST_CASE("gradient checker: accepts an exact gradient and rejects a slightly wr
 
 TEST_CASE("Linear: shapes follow W (out x in), b (out x 1), Z (out x batch)") {
   dlb::Linear<float> layer(5, 3);
-  CHECK(layer.weight().rows() == 3);
-  CHECK(layer.weight().cols() == 5);
-  CHECK(layer.bias().rows() == 3);
-  CHECK(layer.bias().cols() == 1);
+  CHECK(layer.Weight().rows() == 3);
+  CHECK(layer.Weight().cols() == 5);
+  CHECK(layer.Bias().rows() == 3);
+  CHECK(layer.Bias().cols() == 1);
   CHECK(layer.InputSize() == 5);
   CHECK(layer.OutputSize(5) == 3);
   CHECK(layer.Name() == "Linear(5 -> 3)");
@@ -70,8 +70,8 @@ TEST_CASE("Linear: shapes follow W (out x in), b (out x 1), Z (out x batch)") {
   REQUIRE(params.size() == 2);
   CHECK(params[0].name == "weight");
   CHECK(params[1].name == "bias");
-  CHECK(params[0].value == &layer.weight());
-  CHECK(params[1].value == &layer.bias());
+  CHECK(params[0].value == &layer.Weight());
+  CHECK(params[1].value == &layer.Bias());
   CHECK(params[0].grad->rows() == 3);
   CHECK(params[0].grad->cols() == 5);
   CHECK(params[1].grad->rows() == 3);
@@ -85,9 +85,9 @@ TEST_CASE("Linear: shapes follow W (out x in), b (out x 1), Z (out x batch)") {
 
 TEST_CASE("Linear: forward and backward by hand") {
   dlb::Linear<double> layer(3, 2);
-  layer.weight() << 1, 2, 3,  //
+  layer.Weight() << 1, 2, 3,  //
       4, 5, 6;
-  layer.bias() << 0.5, -1;
+  layer.Bias() << 0.5, -1;
   Matrix<double> x(3, 2);
   x << 1, 0,  //
       0, 1,   //
@@ -135,7 +135,7 @@ TEST_CASE("Linear: gradient check for input, weight and bias") {
   dlb::Generator gen(11);
   layer.Init(gen);
   // A non-zero bias so that a bias mix-up would show.
-  layer.bias() = RandomMatrix<double>(3, 1, 12);
+  layer.Bias() = RandomMatrix<double>(3, 1, 12);
   CheckLayerGradients(layer, RandomMatrix<double>(4, 5, 13), 14);
 }
 
@@ -156,27 +156,27 @@ TEST_CASE("Linear: Kaiming, Xavier and Const draw N(0, std^2) with the documente
     dlb::Linear<float> layer(in, out, c.scheme, c.init_std);
     dlb::Generator gen(2024);
     layer.Init(gen);
-    const auto [mean, std_dev] = MeanStd(layer.weight());
+    const auto [mean, std_dev] = MeanStd(layer.Weight());
     // 100k draws: the sample std is within ~0.5 % and the mean within ~0.01 std.
     CHECK(std_dev == Approx(c.expected_std).epsilon(0.03));
     CHECK(std::abs(mean) < 0.02 * c.expected_std);
-    CHECK(layer.bias().isZero(0));
+    CHECK(layer.Bias().isZero(0));
     CHECK(dlb::InitStd(c.scheme, in, c.init_std) == Approx(c.expected_std).epsilon(1e-6));
   }
 }
 
 TEST_CASE("Linear: Init zeroes the bias again and is reproducible from the seed") {
   dlb::Linear<float> a(20, 10), b(20, 10);
-  CHECK(a.weight() == b.weight());  // fixed default seed at construction
-  a.bias().setConstant(3.0f);
+  CHECK(a.Weight() == b.Weight());  // fixed default seed at construction
+  a.Bias().setConstant(3.0f);
   dlb::Generator gen_a(7), gen_b(7), gen_c(8);
   a.Init(gen_a);
   b.Init(gen_b);
-  CHECK(a.bias().isZero(0));
-  CHECK(a.weight() == b.weight());
+  CHECK(a.Bias().isZero(0));
+  CHECK(a.Weight() == b.Weight());
   b.Init(gen_c);
-  CHECK(a.weight() != b.weight());
-  CHECK((a.weight() - b.weight()).cwiseAbs().minCoeff() > 0);  // different everywhere
+  CHECK(a.Weight() != b.Weight());
+  CHECK((a.Weight() - b.Weight()).cwiseAbs().minCoeff() > 0);  // different everywhere
 }
 
 TEST_CASE("Linear: zero sizes and a negative init_std are ArgumentErrors") {

@@ -219,7 +219,7 @@ TEST_CASE("ModelNN: NumParameters and Parameters names for 784-350-250-150-50-10
   CHECK(params[2].value->rows() == 250);
   CHECK(params[2].value->cols() == 350);
   CHECK(params[3].value->cols() == 1);
-  CHECK(params[2].value == &model.LayerAt<dlb::Linear<float>>(2).weight());
+  CHECK(params[2].value == &model.LayerAt<dlb::Linear<float>>(2).Weight());
   const std::string summary = model.Summary();
   CHECK_THAT(summary, Contains("input 784") && Contains("Linear(784 -> 350)") &&
                           Contains("parameters 408210"));

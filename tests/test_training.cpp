@@ -217,13 +217,13 @@ TEST_CASE("TrainModel: a diverging run throws DivergenceError and keeps finite p
   } catch (const dlb::DivergenceError& e) {
     thrown = true;
     INFO(e.what());
-    CHECK(e.epoch() >= 1);
-    CHECK(e.epoch() <= 3);
-    CHECK(e.batch() >= 1);
-    CHECK(e.batch() <= train.NumBatches());
+    CHECK(e.Epoch() >= 1);
+    CHECK(e.Epoch() <= 3);
+    CHECK(e.BatchNumber() >= 1);
+    CHECK(e.BatchNumber() <= train.NumBatches());
     CHECK_THAT(std::string(e.what()),
-               Contains("training diverged at epoch " + std::to_string(e.epoch()) + ", batch " +
-                        std::to_string(e.batch()) + ": "));
+               Contains("training diverged at epoch " + std::to_string(e.Epoch()) + ", batch " +
+                        std::to_string(e.BatchNumber()) + ": "));
   }
   REQUIRE(thrown);
   CHECK(AllParametersFinite(model));
@@ -259,8 +259,8 @@ TEST_CASE("DivergenceGuard: checks loss, gradients and parameters, restores the 
   try {
     guard.CheckLoss(INFINITY, 4, 9);
   } catch (const dlb::DivergenceError& e) {
-    CHECK(e.epoch() == 4);
-    CHECK(e.batch() == 9);
+    CHECK(e.Epoch() == 4);
+    CHECK(e.BatchNumber() == 9);
   }
 
   CHECK_NOTHROW(guard.CheckGradients(1, 1));

@@ -33,9 +33,9 @@ class FileError : public Error {
       : Error(Format(path, offset, problem)), path_(std::move(path)), offset_(offset) {}
 
   /// The file the problem was found in.
-  const std::string& path() const noexcept { return path_; }
+  const std::string& Path() const noexcept { return path_; }
   /// Byte offset of the problem in the (decompressed) content, when it has one.
-  std::optional<std::uint64_t> offset() const noexcept { return offset_; }
+  std::optional<std::uint64_t> Offset() const noexcept { return offset_; }
 
  private:
   static std::string Format(const std::string& path, std::optional<std::uint64_t> offset,
@@ -74,9 +74,9 @@ class DivergenceError : public Error {
         batch_(batch) {}
 
   /// 1-based epoch in which the non-finite value appeared.
-  int epoch() const noexcept { return epoch_; }
+  int Epoch() const noexcept { return epoch_; }
   /// 1-based batch within that epoch.
-  std::int64_t batch() const noexcept { return batch_; }
+  std::int64_t BatchNumber() const noexcept { return batch_; }
 
  private:
   int epoch_;

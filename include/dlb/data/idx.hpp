@@ -125,12 +125,12 @@ class IdxInput {
     if (inflating_) inflateEnd(&stream_);
   }
 
-  const std::string& path() const noexcept { return path_; }
-  bool gzip() const noexcept { return gzip_; }
+  const std::string& Path() const noexcept { return path_; }
+  bool IsGzip() const noexcept { return gzip_; }
   /// Bytes of content delivered so far.
-  std::uint64_t offset() const noexcept { return offset_; }
+  std::uint64_t Offset() const noexcept { return offset_; }
   /// Total content size when known without reading it (a raw regular file).
-  std::optional<std::uint64_t> size() const noexcept { return size_; }
+  std::optional<std::uint64_t> Size() const noexcept { return size_; }
 
   /// Reads up to n bytes of content into out; returns fewer only at the end of the content.
   /// Throws FileError on a read error or a corrupt or truncated gzip stream.
@@ -297,7 +297,7 @@ inline std::vector<std::uint8_t> ReadStreamed(IdxInput& in, std::uint64_t total,
                                               const std::string& what) {
   constexpr std::uint64_t kMinChunk = std::uint64_t{1} << 16;
   constexpr std::uint64_t kMaxChunk = std::uint64_t{1} << 24;
-  const std::uint64_t start = in.offset();
+  const std::uint64_t start = in.Offset();
   std::vector<std::vector<std::uint8_t>> chunks;
   std::uint64_t have = 0;
   while (have < total) {
@@ -306,7 +306,7 @@ inline std::vector<std::uint8_t> ReadStreamed(IdxInput& in, std::uint64_t total,
     const std::size_t got = in.Read(chunk.data(), chunk.size());
     have += got;
     if (got < want) {
-      throw FileError(in.path(), in.offset(),
+      throw FileError(in.Path(), in.Offset(),
                       "truncated data: the header declares " + what + " (" + std::to_string(total) +
                           " bytes after the " + std::to_string(start) +
                           "-byte header), but the decompressed content holds only " +
@@ -332,7 +332,7 @@ inline IdxArray ReadIdxArray(const std::string& path, const IdxKind& kind) {
   const std::size_t got = in.Read(magic_bytes, 4);
   if (got == 0) {
     throw FileError(path, 0,
-                    std::string(in.gzip() ? "empty gzip content" : "empty file") +
+                    std::string(in.IsGzip() ? "empty gzip content" : "empty file") +
                         ": expected an IDX header starting with magic number " + Hex32(kind.magic) +
                         " (" + kind.description + ")");
   }
@@ -375,11 +375,11 @@ inline IdxArray ReadIdxArray(const std::string& path, const IdxKind& kind) {
   for (unsigned d = 0; d < ndims; ++d) {
     const std::uint64_t at = 4 + 4 * std::uint64_t{d};
     if (in.Read(size_bytes, 4) < 4) {
-      throw FileError(path, in.offset(),
+      throw FileError(path, in.Offset(),
                       "truncated header: expected " + std::to_string(ndims) +
                           " 4-byte dimension sizes (a " + std::to_string(4 + 4 * ndims) +
                           "-byte header), but the content ends at byte " +
-                          std::to_string(in.offset()));
+                          std::to_string(in.Offset()));
     }
     const std::uint32_t size = LoadBigEndian32(size_bytes);
     shape += (d ? " x " : "") + std::to_string(size);
@@ -397,12 +397,12 @@ inline IdxArray ReadIdxArray(const std::string& path, const IdxKind& kind) {
     array.dims.push_back(size);
   }
 
-  const std::uint64_t header = in.offset();
+  const std::uint64_t header = in.Offset();
   // "60000 images of 28 x 28", "60000 labels"
   std::string what = std::to_string(array.dims[0]) + " " + kind.dim_names[0];
   for (unsigned d = 1; d < ndims; ++d)
     what += (d == 1 ? " of " : " x ") + std::to_string(array.dims[d]);
-  if (const auto size = in.size()) {
+  if (const auto size = in.Size()) {
     // Raw file: the size is known, so both bounds are checked before anything is allocated.
     const std::uint64_t available = *size - std::min(*size, header);
     if (available < product) {

@@ -88,9 +88,9 @@ class Standardizer {
   }
 
   /// Per-feature mean (features), empty before Fit.
-  const Vector<T>& mean() const noexcept { return mean_; }
+  const Vector<T>& Mean() const noexcept { return mean_; }
   /// Per-feature population std (features), constant features reported as 1; empty before Fit.
-  const Vector<T>& stddev() const noexcept { return stddev_; }
+  const Vector<T>& Stddev() const noexcept { return stddev_; }
 
  private:
   Vector<T> mean_;

@@ -33,7 +33,7 @@ class Dropout : public ElementwiseLayer {
   }
 
   std::string Name() const { return "Dropout(" + std::to_string(p_) + ")"; }
-  T p() const { return p_; }
+  T DropProbability() const { return p_; }
 
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode mode) {
     last_mode_ = mode;

@@ -25,7 +25,7 @@ class LeakyReLU : public ElementwiseLayer {
   }
 
   std::string Name() const { return "LeakyReLU(" + std::to_string(alpha_) + ")"; }
-  T alpha() const { return alpha_; }
+  T Alpha() const { return alpha_; }
 
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode /*mode*/) {
     y.resize(x.rows(), x.cols());

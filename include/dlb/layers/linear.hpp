@@ -81,10 +81,10 @@ class Linear {
     bias_.setZero();
   }
 
-  const Matrix<T>& weight() const { return weight_; }
-  const Matrix<T>& bias() const { return bias_; }
-  Matrix<T>& weight() { return weight_; }
-  Matrix<T>& bias() { return bias_; }
+  const Matrix<T>& Weight() const { return weight_; }
+  const Matrix<T>& Bias() const { return bias_; }
+  Matrix<T>& Weight() { return weight_; }
+  Matrix<T>& Bias() { return bias_; }
 
  private:
   static constexpr std::uint64_t kDefaultSeed = 0x5eed;
