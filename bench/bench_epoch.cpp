@@ -1,5 +1,5 @@
 // The notebook's job as a benchmark: training epochs of the MLP on Fashion-MNIST (or
-// synthetic data of the same shapes), timed with the library's own RunEpoch.
+// synthetic data of the same shapes), timed with the library's own TrainEpoch.
 //
 // Reports the median epoch time over --epochs timed epochs after --warmup untimed ones,
 // samples/s, achieved GFLOP/s (the step's matrix products, counted from the layer shapes),
@@ -84,18 +84,19 @@ int main(int argc, char** argv) {
     dlb::DivergenceGuard<float> guard(optimizer.Parameters());
 
     std::vector<double> epoch_seconds;
+    const std::vector<dlb::EpochStats> no_history;
+    dlb::TrainingContext<float> context{model, optimizer, train, no_history};
     for (int epoch = 1; epoch <= warmup + settings.epochs; ++epoch) {
       const auto start = Clock::now();
-      dlb::RunEpoch(model, train, loss, &optimizer, dlb::Mode::Train, no_guard ? nullptr : &guard,
-                    epoch);
+      context.epoch = epoch;
+      dlb::TrainEpoch(context, loss, {}, no_guard ? nullptr : &guard);
       if (epoch > warmup) epoch_seconds.push_back(Seconds(start));
     }
     std::sort(epoch_seconds.begin(), epoch_seconds.end());
     const double median = epoch_seconds[epoch_seconds.size() / 2];
 
     const auto inference_start = Clock::now();
-    const dlb::PassResult evaluation =
-        dlb::RunEpoch(model, test, loss, nullptr, dlb::Mode::Inference);
+    const dlb::PassResult evaluation = dlb::Evaluate(model, test, loss);
     const double inference_seconds = Seconds(inference_start);
 
     const double samples = static_cast<double>(train.SamplesPerEpoch());

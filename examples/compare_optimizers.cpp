@@ -55,7 +55,8 @@ int main(int argc, char** argv) {
       dlb::CrossEntropyLoss<float> loss;
       std::cout << "== " << optimizer.Name() << " lr " << optimizer.LearningRate() << "\n";
       const auto history = dlb::TrainModel(model, batches.train, batches.validation, loss, optimizer,
-                                           {.epochs = settings.epochs, .log = &std::cout});
+                                           {.epochs = settings.epochs, .log = &std::cout})
+                               .history;
       double total = 0;
       for (const auto& e : history) {
         csv << name << ',' << optimizer.LearningRate() << ',' << e.epoch << ',' << e.train_loss

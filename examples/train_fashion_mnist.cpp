@@ -40,10 +40,10 @@ int main(int argc, char** argv) {
               << settings.seed << ", " << settings.threads << " thread(s), products by "
               << experiment::ProductEngine() << "\n";
 
-    const std::vector<dlb::EpochStats> history = dlb::TrainModel(
+    const dlb::TrainResult result = dlb::TrainModel(
         model, batches.train, batches.validation, loss, optimizer,
         {.epochs = settings.epochs, .log = &std::cout});
-    std::printf("Test accuracy: %.4f\n", history.back().val_score);
+    std::printf("Test accuracy: %.4f\n", result.history.back().val_score);
     return 0;
   } catch (const dlb::DivergenceError& e) {
     std::cerr << "train_fashion_mnist: " << e.what()

@@ -5,12 +5,15 @@
 #include "dlb/core/error.hpp"
 #include "dlb/core/parameter.hpp"
 #include "dlb/core/random.hpp"
+#include "dlb/core/shape.hpp"
+#include "dlb/core/state.hpp"
 #include "dlb/core/threads.hpp"
 #include "dlb/core/types.hpp"
 
 #include "dlb/layers/dropout.hpp"
 #include "dlb/layers/init.hpp"
 #include "dlb/layers/layer.hpp"
+#include "dlb/layers/layer_spec.hpp"
 #include "dlb/layers/leaky_relu.hpp"
 #include "dlb/layers/linear.hpp"
 #include "dlb/layers/relu.hpp"
@@ -24,12 +27,14 @@
 
 #include "dlb/optimizers/adam.hpp"
 #include "dlb/optimizers/adamw.hpp"
+#include "dlb/optimizers/make_optimizer.hpp"
 #include "dlb/optimizers/momentum.hpp"
 #include "dlb/optimizers/nesterov.hpp"
 #include "dlb/optimizers/optimizer.hpp"
 #include "dlb/optimizers/sgd.hpp"
 #include "dlb/optimizers/update_rule.hpp"
 
+#include "dlb/model/mlp.hpp"
 #include "dlb/model/model.hpp"
 
 #include "dlb/data/dataset.hpp"
@@ -38,5 +43,6 @@
 #include "dlb/data/split.hpp"
 #include "dlb/data/standardize.hpp"
 
+#include "dlb/training/callback.hpp"
 #include "dlb/training/divergence_guard.hpp"
 #include "dlb/training/train.hpp"

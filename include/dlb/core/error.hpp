@@ -8,6 +8,7 @@
 /// | FileError       | file loaders (IDX, Fashion-MNIST): path, byte offset, expected/found |
 /// | ShapeError      | layers, model, losses, data sets: a size that does not fit          |
 /// | ArgumentError   | constructors and setters given an invalid value (lr < 0, p >= 1 ...) |
+/// | StateError      | loading saved state whose names, dtypes or shapes do not fit       |
 /// | DivergenceError | training when the loss or a gradient stops being finite            |
 
 #include <cstdint>
@@ -59,6 +60,13 @@ class ShapeError : public Error {
 
 /// An argument outside its valid range (learning rate, probability, batch size ...).
 class ArgumentError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Saved state (a state dict, a checkpoint) whose names, element types or shapes do not fit
+/// the object it is loaded into. The message lists every missing and unexpected name.
+class StateError : public Error {
  public:
   using Error::Error;
 };

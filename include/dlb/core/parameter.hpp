@@ -3,7 +3,9 @@
 /// A named trainable tensor together with its gradient: what optimizers update and what a
 /// saved model stores.
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "dlb/core/types.hpp"
 
@@ -20,6 +22,9 @@ struct Parameter {
   std::string name;  ///< "weight", "bias"; a ModelNN prefixes the layer index: "0.weight".
   Matrix<T>* value;
   Matrix<T>* grad;
+  /// PyTorch's shape of the tensor when it is not {rows, cols} (or {rows} for a column), e.g.
+  /// {out, in, kh, kw} for a convolution weight stored as out x (in kh kw). See StateRef.
+  std::vector<std::int64_t> shape = {};
 };
 
 }  // namespace dlb

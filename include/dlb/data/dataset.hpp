@@ -11,6 +11,7 @@
 #include "dlb/core/error.hpp"
 #include "dlb/core/parallel.hpp"
 #include "dlb/core/random.hpp"
+#include "dlb/core/state.hpp"
 #include "dlb/core/types.hpp"
 
 namespace dlb {
@@ -128,6 +129,41 @@ class DataSet {
     DataSet* set_;
     Index index_;
   };
+
+  /// The state that decides the coming epochs' orders: the shuffling generator and the
+  /// current order (each epoch reshuffles the previous one), for checkpoints.
+  std::vector<StateRef<T>> State() {
+    return {{"generator", &gen_, StateKind::Resume}, {"order", &order_, StateKind::Resume}};
+  }
+
+  /// A copy of State().
+  StateDict SaveState() {
+    StateDict state;
+    CollectState(State(), StateScope::Checkpoint, state);
+    return state;
+  }
+
+  /// Restores SaveState()'s copy. Throws StateError, leaving the DataSet unchanged, when the
+  /// names or types do not fit or "order" is not a permutation of 0 .. NumSamples()-1.
+  void LoadState(const StateDict& state) {
+    Generator gen = gen_;
+    std::vector<Index> order;
+    const std::vector<StateRef<T>> scratch = {{"generator", &gen, StateKind::Resume},
+                                              {"order", &order, StateKind::Resume}};
+    RestoreState(scratch, StateScope::Checkpoint, state, "DataSet::LoadState");
+    std::vector<char> seen(order_.size(), 0);
+    bool permutation = order.size() == order_.size();
+    for (std::size_t i = 0; permutation && i < order.size(); ++i) {
+      permutation = order[i] >= 0 && order[i] < NumSamples() && !seen[static_cast<std::size_t>(order[i])];
+      if (permutation) seen[static_cast<std::size_t>(order[i])] = 1;
+    }
+    if (!permutation) {
+      throw StateError("DataSet::LoadState: the saved order is not a permutation of the " +
+                       std::to_string(NumSamples()) + " samples of this data set");
+    }
+    gen_ = gen;
+    order_ = std::move(order);
+  }
 
   Iterator begin() {
     StartEpoch();

@@ -4,11 +4,14 @@
 
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "dlb/core/error.hpp"
 #include "dlb/core/random.hpp"
+#include "dlb/core/state.hpp"
 #include "dlb/core/types.hpp"
 #include "dlb/layers/elementwise.hpp"
+#include "dlb/layers/layer_spec.hpp"
 
 namespace dlb {
 
@@ -34,6 +37,7 @@ class Dropout : public ElementwiseLayer {
 
   std::string Name() const { return "Dropout(" + std::to_string(p_) + ")"; }
   T DropProbability() const { return p_; }
+  LayerSpec Spec() const { return {"Dropout", {{"p", static_cast<double>(p_)}}}; }
 
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode mode) {
     last_mode_ = mode;
@@ -64,6 +68,9 @@ class Dropout : public ElementwiseLayer {
 
   /// Reseeds the mask generator from `gen`.
   void Init(Generator& gen) { gen_.seed(gen()); }
+
+  /// The mask generator, needed to resume training bit for bit.
+  std::vector<StateRef<T>> State() { return {{"generator", &gen_, StateKind::Resume}}; }
 
  private:
   T p_;

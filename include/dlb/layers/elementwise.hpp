@@ -1,17 +1,17 @@
 #pragma once
 /// \file
-/// Shape rules shared by element-wise layers (activations, dropout): they accept any number
-/// of rows and keep it.
+/// Shape rules shared by element-wise layers (activations, dropout): they accept any shape
+/// and keep it.
 
 #include "dlb/core/parallel.hpp"
+#include "dlb/core/shape.hpp"
 #include "dlb/core/types.hpp"
 
 namespace dlb {
 
-/// Base of element-wise layers: InputSize() is 0 ("any") and OutputSize(n) is n.
+/// Base of element-wise layers: any input shape, and the output has the same shape.
 struct ElementwiseLayer {
-  Index InputSize() const { return 0; }
-  Index OutputSize(Index input_size) const { return input_size; }
+  Shape OutputShape(const Shape& input) const { return input; }
 };
 
 /// Calls f(first_column, count) over blocks of columns of a rows x cols batch, one block per

@@ -17,6 +17,25 @@ namespace dlb {
 ///   Xavier:  std = sqrt(1 / fan_in)   (LeCun/Glorot-style, for tanh/sigmoid networks).
 enum class Init { Const, Kaiming, Xavier };
 
+/// "const", "kaiming", "xavier": the names a saved architecture uses.
+inline const char* InitName(Init scheme) {
+  switch (scheme) {
+    case Init::Const: return "const";
+    case Init::Kaiming: return "kaiming";
+    case Init::Xavier: return "xavier";
+  }
+  return "?";
+}
+
+/// The Init called `name` (see InitName); throws ArgumentError for another name.
+inline Init ParseInit(const std::string& name) {
+  for (Init scheme : {Init::Const, Init::Kaiming, Init::Xavier}) {
+    if (name == InitName(scheme)) return scheme;
+  }
+  throw ArgumentError("unknown weight initialisation '" + name +
+                      "'; expected const, kaiming or xavier");
+}
+
 /// The standard deviation `scheme` gives a weight matrix with `fan_in` inputs.
 template <Scalar T>
 T InitStd(Init scheme, Index fan_in, T init_std) {

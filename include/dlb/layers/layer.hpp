@@ -2,21 +2,26 @@
 /// \file
 /// The Layer contract: what a type must provide to be placed in a ModelNN.
 ///
-/// A layer maps a batch X (input_size x batch, one column per sample) to Y
-/// (output_size x batch) and back-propagates dL/dY to dL/dX. A convolution layer reads each
-/// column as a flattened C x H x W image; the contract only speaks of column sizes.
+/// A layer maps a batch X (input_shape.Size() x batch, one column per sample) to Y
+/// (output_shape.Size() x batch) and back-propagates dL/dY to dL/dX. Each column is one sample
+/// flattened channel-major, then rows, then columns (see Shape), so a convolution reads the
+/// column as a C x H x W image and a Linear layer after it reads the same column as a vector.
 ///
 /// Required members (L::Scalar is the scalar type T):
 /// ```
-///   std::string Name() const;                    // "Linear(784 -> 350)", used in messages
-///   Index InputSize() const;                     // rows X must have; 0 = any (element-wise)
-///   Index OutputSize(Index input_size) const;    // rows of Y for X with input_size rows
+///   std::string Name() const;                     // "Linear(784 -> 350)", used in messages
+///   Shape OutputShape(const Shape& input) const;  // Y's sample shape for X's; throws
+///                                                 //   ShapeError saying what it needs
 ///   void Forward(const ConstMatrixRef<T>& X, Matrix<T>& Y, Mode mode);
 ///   void Backward(const ConstMatrixRef<T>& X, const ConstMatrixRef<T>& Y,
 ///                 const ConstMatrixRef<T>& dY, Matrix<T>* dX);
 /// ```
+/// - OutputShape is called once by ModelNN::Add with the shape the previous layer produces
+///   (or the model's input shape); a layer that needs to know its input shape (pooling,
+///   batch norm over channels) may also provide `void SetInputShape(const Shape&)`.
 /// - Forward resizes Y (a no-op when the batch size is unchanged, so nothing is allocated
-///   after the first batch) and writes Y = f(X).
+///   after the first batch) and writes Y = f(X). `mode` is Train or Inference (dropout and
+///   batch norm behave differently).
 /// - Backward receives the X and Y of the latest Forward and dY = dL/dY; it writes
 ///   dX = dL/dX into *dX unless dX is null (the first layer's input gradient is not needed),
 ///   and *overwrites* its parameter gradients with dL/dparam summed over the batch (the
@@ -24,9 +29,21 @@
 ///
 /// Optional members, used when present:
 /// ```
-///   std::vector<Parameter<T>> Parameters();      // each trainable block, by name
-///   void Init(Generator& gen);                    // (re)draw parameters / reseed
+///   std::vector<Parameter<T>> Parameters();   // each trainable block, by name ("weight")
+///   std::vector<StateRef<T>> State();         // non-trainable state: buffers such as
+///                                             //   "running_mean" (StateKind::Buffer) and
+///                                             //   what resuming needs, such as a dropout
+///                                             //   layer's generator (StateKind::Resume)
+///   void Init(Generator& gen);                // (re)draw parameters / reseed
+///   void SetInputShape(const Shape& input);   // told the input shape by ModelNN::Add
+///   LayerSpec Spec() const;                   // type and constructor arguments, so that a
+///                                             //   saved model can be rebuilt (LoadModel)
 /// ```
+///
+/// Updating a layer written for the earlier contract (InputSize()/OutputSize(n)): replace
+/// both by `Shape OutputShape(const Shape& input) const`, e.g. for a layer with a fixed
+/// number of inputs `{ RequireInputSize(input, in_); return out_; }`, and for an
+/// element-wise layer `{ return input; }`.
 
 #include <concepts>
 #include <string>
@@ -34,7 +51,10 @@
 
 #include "dlb/core/parameter.hpp"
 #include "dlb/core/random.hpp"
+#include "dlb/core/shape.hpp"
+#include "dlb/core/state.hpp"
 #include "dlb/core/types.hpp"
+#include "dlb/layers/layer_spec.hpp"
 
 namespace dlb {
 
@@ -43,10 +63,9 @@ template <class L>
 concept Layer = requires { typename L::Scalar; } && Scalar<typename L::Scalar> &&
     requires(L& layer, const L& const_layer, const ConstMatrixRef<typename L::Scalar>& x,
              Matrix<typename L::Scalar>& y, Matrix<typename L::Scalar>* dx, Mode mode,
-             Index size) {
+             const Shape& shape) {
       { const_layer.Name() } -> std::convertible_to<std::string>;
-      { const_layer.InputSize() } -> std::convertible_to<Index>;
-      { const_layer.OutputSize(size) } -> std::convertible_to<Index>;
+      { const_layer.OutputShape(shape) } -> std::convertible_to<Shape>;
       layer.Forward(x, y, mode);
       layer.Backward(x, x, x, dx);
     };
@@ -57,8 +76,26 @@ concept LayerWithParameters = Layer<L> && requires(L& layer) {
   { layer.Parameters() } -> std::same_as<std::vector<Parameter<typename L::Scalar>>>;
 };
 
+/// A layer with non-trainable state (buffers, generators).
+template <class L>
+concept LayerWithState = Layer<L> && requires(L& layer) {
+  { layer.State() } -> std::same_as<std::vector<StateRef<typename L::Scalar>>>;
+};
+
 /// A layer whose parameters or random state are drawn from a generator.
 template <class L>
 concept InitializableLayer = Layer<L> && requires(L& layer, Generator& gen) { layer.Init(gen); };
+
+/// A layer that can describe itself for a saved architecture.
+template <class L>
+concept DescribedLayer = Layer<L> && requires(const L& layer) {
+  { layer.Spec() } -> std::convertible_to<LayerSpec>;
+};
+
+/// A layer that wants to be told its input shape.
+template <class L>
+concept ShapeAwareLayer = Layer<L> && requires(L& layer, const Shape& shape) {
+  layer.SetInputShape(shape);
+};
 
 }  // namespace dlb

@@ -7,6 +7,7 @@
 #include "dlb/core/error.hpp"
 #include "dlb/core/types.hpp"
 #include "dlb/layers/elementwise.hpp"
+#include "dlb/layers/layer_spec.hpp"
 
 namespace dlb {
 
@@ -26,6 +27,7 @@ class LeakyReLU : public ElementwiseLayer {
 
   std::string Name() const { return "LeakyReLU(" + std::to_string(alpha_) + ")"; }
   T Alpha() const { return alpha_; }
+  LayerSpec Spec() const { return {"LeakyReLU", {{"alpha", static_cast<double>(alpha_)}}}; }
 
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode /*mode*/) {
     y.resize(x.rows(), x.cols());

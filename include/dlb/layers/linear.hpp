@@ -9,9 +9,11 @@
 #include "dlb/core/gemm.hpp"
 #include "dlb/core/parameter.hpp"
 #include "dlb/core/random.hpp"
+#include "dlb/core/shape.hpp"
 #include "dlb/core/types.hpp"
 #include "dlb/layers/elementwise.hpp"
 #include "dlb/layers/init.hpp"
+#include "dlb/layers/layer_spec.hpp"
 
 namespace dlb {
 
@@ -45,11 +47,21 @@ class Linear {
   }
 
   std::string Name() const {
-    return "Linear(" + std::to_string(InputSize()) + " -> " + std::to_string(weight_.rows()) +
+    return "Linear(" + std::to_string(weight_.cols()) + " -> " + std::to_string(weight_.rows()) +
            ")";
   }
-  Index InputSize() const { return weight_.cols(); }
-  Index OutputSize(Index /*input_size*/) const { return weight_.rows(); }
+  /// Any input shape of in values (a C x H x W sample is read flattened); output {out}.
+  Shape OutputShape(const Shape& input) const {
+    RequireInputSize(input, weight_.cols());
+    return Shape(weight_.rows());
+  }
+  LayerSpec Spec() const {
+    return {"Linear",
+            {{"in", std::int64_t{weight_.cols()}},
+             {"out", std::int64_t{weight_.rows()}},
+             {"init", std::string(InitName(init_))},
+             {"init_std", static_cast<double>(init_std_)}}};
+  }
 
   /// Z = W X + b (the bias broadcast over the columns).
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& z, Mode /*mode*/) {

@@ -6,6 +6,7 @@
 
 #include "dlb/core/types.hpp"
 #include "dlb/layers/elementwise.hpp"
+#include "dlb/layers/layer_spec.hpp"
 
 namespace dlb {
 
@@ -16,6 +17,7 @@ class ReLU : public ElementwiseLayer {
   using Scalar = T;
 
   std::string Name() const { return "ReLU"; }
+  LayerSpec Spec() const { return {"ReLU", {}}; }
 
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode /*mode*/) {
     y.resize(x.rows(), x.cols());

@@ -6,6 +6,7 @@
 
 #include "dlb/core/types.hpp"
 #include "dlb/layers/elementwise.hpp"
+#include "dlb/layers/layer_spec.hpp"
 
 namespace dlb {
 
@@ -17,6 +18,7 @@ class Sigmoid : public ElementwiseLayer {
   using Scalar = T;
 
   std::string Name() const { return "Sigmoid"; }
+  LayerSpec Spec() const { return {"Sigmoid", {}}; }
 
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode /*mode*/) {
     y.resize(x.rows(), x.cols());

@@ -28,7 +28,7 @@ template <Scalar T = float>
 ModelNN<T> MakeMlp(Index inputs, const std::vector<Index>& hidden, Index classes,
                    Activation activation = Activation::ReLU, Init init = Init::Kaiming,
                    std::uint64_t seed = 0) {
-  ModelNN<T> model(seed);
+  ModelNN<T> model(Shape(inputs), seed);
   Index width = inputs;
   for (std::size_t i = 0; i <= hidden.size(); ++i) {
     const Index next = i < hidden.size() ? hidden[i] : classes;

@@ -3,6 +3,9 @@
 /// Heavy-ball momentum and Nesterov momentum, as torch.optim.SGD(momentum=beta).
 
 #include <string>
+#include <vector>
+
+#include "dlb/core/state.hpp"
 
 #include "dlb/optimizers/update_rule.hpp"
 
@@ -17,7 +20,8 @@ class MomentumRule : public RuleHyperParameters<T> {
  public:
   using Scalar = T;
   struct State {
-    Matrix<T> velocity;  ///< b, the same shape as the parameter.
+    Matrix<T> velocity;  ///< b, the same shape as the parameter (PyTorch's momentum_buffer).
+    std::vector<StateRef<T>> Tensors() { return {{"momentum_buffer", &velocity}}; }
   };
 
   MomentumRule(const char* name, T lr, T beta, T weight_decay)

@@ -3,6 +3,9 @@
 /// Plain stochastic gradient descent.
 
 #include <string>
+#include <vector>
+
+#include "dlb/core/state.hpp"
 
 #include "dlb/optimizers/update_rule.hpp"
 
@@ -15,7 +18,9 @@ template <Scalar T = float>
 class SGD : public internal::RuleHyperParameters<T> {
  public:
   using Scalar = T;
-  struct State {};
+  struct State {
+    std::vector<StateRef<T>> Tensors() { return {}; }  ///< plain SGD remembers nothing
+  };
 
   explicit SGD(T lr, T weight_decay = T(0))
       : internal::RuleHyperParameters<T>("SGD", lr, weight_decay) {}

@@ -6,7 +6,9 @@
 /// steps for a parameter (velocity, moments) lives in a State created once per parameter
 /// block by the Optimizer. Required members (R::Scalar is T):
 /// ```
-///   struct State;                                   // per-parameter memory
+///   struct State {                                  // per-parameter memory
+///     std::vector<StateRef<T>> Tensors();           //   its tensors by name ("exp_avg"),
+///   };                                              //   for saving and resuming
 ///   State MakeState(const Matrix<T>& param) const;  // zero memory of param's shape
 ///   void Update(Matrix<T>& param, const Matrix<T>& grad, State& state,
 ///               std::int64_t step) const;           // step = 1, 2, ... (once per Optimizer::Step)
@@ -19,9 +21,11 @@
 #include <concepts>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "dlb/core/error.hpp"
 #include "dlb/core/parallel.hpp"
+#include "dlb/core/state.hpp"
 #include "dlb/core/types.hpp"
 
 namespace dlb {
@@ -34,6 +38,7 @@ concept UpdateRule = requires { typename R::Scalar; typename R::State; } &&
              const Matrix<typename R::Scalar>& grad, typename R::State& state, std::int64_t step,
              typename R::Scalar lr) {
       { const_rule.MakeState(param) } -> std::same_as<typename R::State>;
+      { state.Tensors() } -> std::same_as<std::vector<StateRef<typename R::Scalar>>>;
       const_rule.Update(param, grad, state, step);
       { const_rule.LearningRate() } -> std::convertible_to<typename R::Scalar>;
       rule.SetLearningRate(lr);

@@ -1,10 +1,12 @@
 #pragma once
 /// \file
-/// The notebook's training loop: RunEpoch (one pass over a data set) and TrainModel (epochs
-/// of a training pass followed by a validation pass, printed as a table).
+/// The training loop: TrainEpoch (one pass with updates), Evaluate (one pass without) and
+/// TrainModel (epochs of both, with callbacks), plus the notebook's epoch line.
 
 #include <chrono>
 #include <cstdio>
+#include <initializer_list>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <type_traits>
@@ -17,72 +19,86 @@
 #include "dlb/metrics/accuracy.hpp"
 #include "dlb/model/model.hpp"
 #include "dlb/optimizers/optimizer.hpp"
+#include "dlb/training/callback.hpp"
 #include "dlb/training/divergence_guard.hpp"
 
 namespace dlb {
 
-/// Mean loss and accuracy of one pass, weighted by batch size.
-struct PassResult {
-  double loss = 0;   ///< (1/S) sum over batches of n_b * loss_b, S = samples seen
-  double score = 0;  ///< fraction of the S samples classified correctly
-  Index samples = 0;
-};
-
-/// One row of the training history.
-struct EpochStats {
-  int epoch = 0;  ///< 1-based
-  double train_loss = 0, val_loss = 0;
-  double train_score = 0, val_score = 0;
-  double seconds = 0;  ///< wall time of the training and validation passes
-};
-
 /// How TrainModel runs.
 struct TrainOptions {
-  int epochs = 10;
+  int epochs = 10;  ///< the last epoch to run (1-based)
+  /// Epochs already done (when resuming from a checkpoint): training starts at
+  /// initial_epoch + 1. The data order and generators must have been restored too.
+  int initial_epoch = 0;
   std::ostream* log = nullptr;  ///< where the per-epoch line goes; null prints nothing
   /// Check the loss and gradients every batch and undo a step that makes a parameter
   /// non-finite (see DivergenceGuard); the cost is about one extra read of the parameters.
   bool guard_divergence = true;
 };
 
-/// One pass over `data`. In Mode::Train every batch runs Forward, loss, Backward and
-/// optimizer->Step() (optimizer must not be null); in Mode::Inference only Forward and the
-/// loss. Sets the model's mode. `epoch` only labels divergence errors.
-/// Throws DivergenceError (training with a guard) when the loss or an update stops being finite.
+/// What TrainModel returns: one row per epoch run, and why it stopped early, if it did.
+struct TrainResult {
+  std::vector<EpochStats> history;
+  std::optional<std::string> stop_reason;
+};
+
+/// Mean loss and accuracy of `model` over `data` in Mode::Inference (no updates).
 template <Scalar T, Loss L>
-PassResult RunEpoch(ModelNN<T>& model, DataSet<T>& data, L& loss,
-                    std::type_identity_t<Optimizer<T>>* optimizer, Mode mode,
-                    std::type_identity_t<DivergenceGuard<T>>* guard = nullptr, int epoch = 0) {
-  if (mode == Mode::Train && optimizer == nullptr) {
-    throw ArgumentError("RunEpoch: Mode::Train needs an optimizer");
-  }
-  model.SetMode(mode);
+PassResult Evaluate(ModelNN<T>& model, DataSet<T>& data, L& loss) {
+  model.SetMode(Mode::Inference);
   double loss_sum = 0;
-  Index correct = 0, samples = 0, batch_index = 0;
-  Matrix<T> dlogits;  // allocated at the first batch, reused by the others
+  Index correct = 0, samples = 0;
   for (const auto& batch : data) {
-    ++batch_index;
     const Matrix<T>& logits = model.Forward(batch.x);
-    double batch_loss;
-    if (mode == Mode::Train) {
-      batch_loss = loss.Compute(logits, batch.y, dlogits);
-      if (guard != nullptr) guard->CheckLoss(batch_loss, epoch, batch_index);
-      model.Backward(dlogits);
-      if (guard != nullptr) {
-        guard->CheckGradients(epoch, batch_index);
-        guard->Snapshot();
-      }
-      optimizer->Step();
-      if (guard != nullptr) guard->CheckParametersOrRestore(epoch, batch_index);
-    } else {
-      batch_loss = loss.Value(logits, batch.y);
-    }
-    loss_sum += batch_loss * static_cast<double>(batch.x.cols());
+    loss_sum += static_cast<double>(loss.Value(logits, batch.y)) * static_cast<double>(batch.x.cols());
     correct += CountCorrect(logits, batch.y);
     samples += batch.x.cols();
   }
   return {loss_sum / static_cast<double>(samples),
           static_cast<double>(correct) / static_cast<double>(samples), samples};
+}
+
+/// One training pass over context.train in Mode::Train: per batch Forward, loss, Backward,
+/// the callbacks' AfterBackward, the guard's checks (when `guard` is given), the optimizer
+/// step and the callbacks' OnBatchEnd. Stops early, after a batch, when a callback requests
+/// it. Throws DivergenceError (guarded) when the loss or an update stops being finite.
+template <Scalar T, Loss L>
+PassResult TrainEpoch(TrainingContext<T>& context, L& loss,
+                      const std::vector<Callback<T>*>& callbacks = {},
+                      std::type_identity_t<DivergenceGuard<T>>* guard = nullptr) {
+  ModelNN<T>& model = context.model;
+  model.SetMode(Mode::Train);
+  const auto start = std::chrono::steady_clock::now();
+  double loss_sum = 0;
+  Index correct = 0, samples = 0;
+  context.batches = context.train.NumBatches();
+  context.batch = 0;
+  context.running = {};
+  for (const auto& batch : context.train) {
+    ++context.batch;
+    const Matrix<T>& logits = model.Forward(batch.x);
+    context.batch_loss = static_cast<double>(loss.Compute(logits, batch.y, context.dlogits));
+    context.batch_samples = batch.x.cols();
+    if (guard != nullptr) guard->CheckLoss(context.batch_loss, context.epoch, context.batch);
+    model.Backward(context.dlogits);
+    for (Callback<T>* callback : callbacks) callback->AfterBackward(context);
+    if (guard != nullptr) {
+      guard->CheckGradients(context.epoch, context.batch);
+      guard->Snapshot();
+    }
+    context.optimizer.Step();
+    if (guard != nullptr) guard->CheckParametersOrRestore(context.epoch, context.batch);
+    loss_sum += context.batch_loss * static_cast<double>(batch.x.cols());
+    correct += CountCorrect(logits, batch.y);
+    samples += batch.x.cols();
+    context.running = {loss_sum / static_cast<double>(samples),
+                       static_cast<double>(correct) / static_cast<double>(samples), samples};
+    context.epoch_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    for (Callback<T>* callback : callbacks) callback->OnBatchEnd(context);
+    if (context.stop_reason) break;
+  }
+  return context.running;
 }
 
 /// The notebook's line: "Epoch    3 / 10: | Train Loss:  0.345 | Val Loss:  0.371 |
@@ -101,31 +117,45 @@ inline std::string FormatEpoch(const EpochStats& s, int epochs) {
   return line;
 }
 
-/// Trains for options.epochs epochs: each epoch a training pass over `train` (with updates)
-/// and a validation pass over `validation`; prints FormatEpoch lines to options.log and
-/// returns the history. Throws DivergenceError (parameters left at their last finite
-/// values) when guarded training stops producing finite numbers.
+/// Trains from epoch options.initial_epoch + 1 to options.epochs: each epoch a training pass
+/// over `train` (with updates) and a validation pass over `validation`, with the callbacks'
+/// hooks (see Callback for their order); prints FormatEpoch lines to options.log. Stops
+/// early when a callback asks (TrainResult::stop_reason says why). Throws DivergenceError
+/// (parameters left at their last finite values) when guarded training stops producing
+/// finite numbers, ArgumentError for an invalid epoch range.
 template <Scalar T, Loss L>
-std::vector<EpochStats> TrainModel(ModelNN<T>& model, DataSet<T>& train, DataSet<T>& validation,
-                                   L& loss, Optimizer<T>& optimizer,
-                                   const TrainOptions& options = {}) {
-  if (options.epochs < 1) {
-    throw ArgumentError("TrainModel: epochs must be >= 1, got " + std::to_string(options.epochs));
+TrainResult TrainModel(ModelNN<T>& model, DataSet<T>& train, DataSet<T>& validation, L& loss,
+                       Optimizer<T>& optimizer, const TrainOptions& options = {},
+                       const std::vector<Callback<T>*>& callbacks = {}) {
+  if (options.epochs < 1 || options.initial_epoch < 0 || options.initial_epoch > options.epochs) {
+    throw ArgumentError("TrainModel: need epochs >= 1 and 0 <= initial_epoch <= epochs, got epochs " +
+                        std::to_string(options.epochs) + ", initial_epoch " +
+                        std::to_string(options.initial_epoch));
   }
-  std::vector<EpochStats> history;
+  TrainResult result;
+  TrainingContext<T> context{model, optimizer, train, result.history};
+  context.epochs = options.epochs;
   DivergenceGuard<T> guard(optimizer.Parameters());
-  for (int epoch = 1; epoch <= options.epochs; ++epoch) {
+  for (Callback<T>* callback : callbacks) callback->OnTrainBegin(context);
+  for (int epoch = options.initial_epoch + 1; epoch <= options.epochs; ++epoch) {
+    context.epoch = epoch;
     const auto start = std::chrono::steady_clock::now();
-    const PassResult fit = RunEpoch(model, train, loss, &optimizer, Mode::Train,
-                                    options.guard_divergence ? &guard : nullptr, epoch);
-    const PassResult val = RunEpoch(model, validation, loss, nullptr, Mode::Inference);
+    for (Callback<T>* callback : callbacks) callback->OnEpochBegin(context);
+    const PassResult fit = TrainEpoch(context, loss, callbacks, options.guard_divergence ? &guard : nullptr);
+    const PassResult val = Evaluate(model, validation, loss);
     const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-    history.push_back({epoch, fit.loss, val.loss, fit.score, val.score, elapsed.count()});
+    result.history.push_back({epoch, static_cast<double>(optimizer.LearningRate()), fit.loss,
+                              val.loss, fit.score, val.score, elapsed.count()});
+    context.batch = 0;
+    for (Callback<T>* callback : callbacks) callback->OnEpochEnd(context, result.history.back());
     if (options.log != nullptr) {
-      *options.log << FormatEpoch(history.back(), options.epochs) << '\n' << std::flush;
+      *options.log << FormatEpoch(result.history.back(), options.epochs) << '\n' << std::flush;
     }
+    if (context.stop_reason) break;
   }
-  return history;
+  for (Callback<T>* callback : callbacks) callback->OnTrainEnd(context);
+  result.stop_reason = context.stop_reason;
+  return result;
 }
 
 }  // namespace dlb
