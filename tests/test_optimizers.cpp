@@ -16,6 +16,7 @@
 #include "dlb/optimizers/nesterov.hpp"
 #include "dlb/optimizers/optimizer.hpp"
 #include "dlb/optimizers/sgd.hpp"
+#include "dlb/optimizers/make_optimizer.hpp"
 #include "dlb/layers/linear.hpp"
 #include "dlb/layers/relu.hpp"
 #include "dlb/model/model.hpp"
@@ -432,4 +433,25 @@ TEST_CASE("Optimizer::SaveState/LoadState carry moments, step and learning rate"
   REQUIRE_THROWS_MATCHES(momentum.LoadState(state), dlb::StateError,
                          What(Contains("missing 0.weight.momentum_buffer") &&
                               Contains("unexpected 0.weight.exp_avg, 0.weight.exp_avg_sq")));
+}
+
+TEST_CASE("MakeOptimizer: rules by name with their default learning rates") {
+  dlb::ModelNN<float> model(3, 1);
+  model.Add(dlb::Linear<float>(3, 2));
+  const std::pair<const char*, const char*> names[] = {
+      {"sgd", "SGD"}, {"momentum", "Momentum"}, {"nesterov", "Nesterov"}, {"adam", "Adam"},
+      {"adamw", "AdamW"}};
+  for (const auto& [name, rule] : names) {
+    auto optimizer = dlb::MakeOptimizer<float>(name, model);
+    CHECK(optimizer.Name() == rule);
+    CHECK(optimizer.LearningRate() == static_cast<float>(dlb::DefaultLearningRate(name)));
+    CHECK(optimizer.Parameters().size() == 2);
+  }
+  CHECK(dlb::MakeOptimizer<float>("adam", model.Parameters(), 0.5f).LearningRate() == 0.5f);
+  REQUIRE_THROWS_MATCHES(dlb::MakeOptimizer<float>("rmsprop", model), dlb::ArgumentError,
+                         What(Contains("unknown optimizer 'rmsprop'")));
+  // Built from the model, it knows when layers were added afterwards.
+  auto optimizer = dlb::MakeOptimizer<float>("sgd", model);
+  model.Add(dlb::ReLU<float>());
+  REQUIRE_THROWS_AS(optimizer.Step(), dlb::Error);
 }
