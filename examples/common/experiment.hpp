@@ -199,13 +199,8 @@ inline double TrainingStepFlops(dlb::Index inputs, const std::vector<dlb::Index>
   return flops;
 }
 
-/// Which engine runs the matrix products in this build.
-inline const char* ProductEngine() {
-#ifdef EIGEN_USE_BLAS
-  return "BLAS (EIGEN_USE_BLAS)";
-#else
-  return "Eigen";
-#endif
-}
+/// Which engine and kernels run the matrix products in this process, e.g. "OpenBLAS 0.3.21
+/// (Haswell kernels)" (dlb::GemmEngineDescription).
+inline std::string ProductEngine() { return dlb::GemmEngineDescription(); }
 
 }  // namespace experiment
