@@ -23,6 +23,11 @@ int main(int argc, char** argv) {
       ->check(experiment::kOutputFile)
       ->capture_default_str();
   if (auto code = experiment::Parse(app, argc, argv)) return *code;
+  // The parser validates only a --csv that was given; the default is checked here, as early.
+  if (const std::string problem = experiment::kOutputFile(csv_path); !problem.empty()) {
+    std::cerr << "compare_optimizers: error: --csv: " << problem << "\n";
+    return 2;
+  }
 
   try {
     dlb::SetNumThreads(settings.threads);
