@@ -19,6 +19,7 @@
 
 using Catch::Matchers::WithinRel;
 using dlb_test::MessageContains;
+using dlb_test::ScriptedValidation;
 using dlb_test::TrainingRun;
 
 namespace {
@@ -58,16 +59,6 @@ void RequireRates(const std::vector<double>& actual, const std::vector<double>& 
     CHECK_THAT(actual[i], WithinRel(expected[i], kFloatRounding));
   }
 }
-
-/// A callback that replaces the validation loss and accuracy of epoch e with script[e - 1],
-/// so plateau logic can be driven exactly.
-struct Script : dlb::Callback<float> {
-  std::vector<double> values;
-  bool score = false;
-  void OnEpochEnd(dlb::TrainingContext<float>& context, dlb::EpochStats& stats) override {
-    (score ? stats.val_score : stats.val_loss) = values.at(static_cast<std::size_t>(context.epoch - 1));
-  }
-};
 
 // torch's chainable get_lr() of each scheduler, applied once per epoch from the base rate;
 // element k is the rate of epoch k (0-based), as the optimizer holds it after k step() calls.
@@ -287,7 +278,7 @@ TEST_CASE("LinearWarmup then ReduceLROnPlateau: the plateau watches only the epo
   options.patience = 1;
   options.factor = 0.5;
   dlb::LinearWarmup<float> schedule(2, std::make_unique<dlb::ReduceLROnPlateau<float>>(options));
-  Script script;
+  ScriptedValidation script;
   // Epochs 1-2 are the warm-up (their rising losses must not count), then the plateau's own.
   script.values = {5, 6, 1, 1, 1, 1, 0.5, 0.5};
   const Rates rates = Train(run, schedule, 8, 0, &script);
@@ -375,7 +366,7 @@ TEST_CASE("ReduceLROnPlateau's defaults are torch's: 10 bad epochs tolerated, fa
           "[schedules]") {
   TrainingRun run;
   dlb::ReduceLROnPlateau<float> schedule;
-  Script script;
+  ScriptedValidation script;
   script.values.assign(25, 1.0);  // never improves after epoch 1
   const Rates rates = Train(run, schedule, 25, 0, &script);
   for (int e = 1; e <= 25; ++e) {
@@ -424,7 +415,7 @@ TEST_CASE("ReduceLROnPlateau follows torch with cooldown, thresholds, min_lr and
     INFO(c.name);
     TrainingRun run;
     dlb::ReduceLROnPlateau<float> schedule(c.options);
-    Script script;
+    ScriptedValidation script;
     script.values = losses;
     script.score = c.options.monitor == dlb::Monitor::ValScore;
     const Rates rates = Train(run, schedule, static_cast<int>(losses.size()), 0, &script);
@@ -440,7 +431,7 @@ TEST_CASE("ReduceLROnPlateau resumes its counters from a checkpoint of its State
   options.factor = 0.5;
   options.cooldown = 1;
   const std::vector<double> losses = {1, 0.9, 0.95, 0.96, 0.97, 0.8, 0.81, 0.82, 0.83, 0.84, 0.85, 0.86};
-  Script script;
+  ScriptedValidation script;
   script.values = losses;
 
   TrainingRun whole;

@@ -15,6 +15,7 @@
 #include "dlb/model/model.hpp"
 #include "dlb/optimizers/optimizer.hpp"
 #include "dlb/optimizers/sgd.hpp"
+#include "dlb/training/callback.hpp"
 #include "helpers.hpp"
 
 namespace dlb_test {
@@ -66,6 +67,16 @@ struct TrainingRun {
     dlb::ModelNN<float> model(dlb::Shape(4), seed);
     model.Add(dlb::Linear<float>(4, hidden)).Add(dlb::ReLU<float>()).Add(dlb::Linear<float>(hidden, 3));
     return model;
+  }
+};
+
+/// A callback that replaces the validation loss (or, with `score`, the accuracy) of epoch e
+/// with values[e - 1]: placed before a schedule or early stopping, it drives them exactly.
+struct ScriptedValidation : dlb::Callback<float> {
+  std::vector<double> values;
+  bool score = false;
+  void OnEpochEnd(dlb::TrainingContext<float>& context, dlb::EpochStats& stats) override {
+    (score ? stats.val_score : stats.val_loss) = values.at(static_cast<std::size_t>(context.epoch - 1));
   }
 };
 
