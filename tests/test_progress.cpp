@@ -91,6 +91,18 @@ std::vector<std::string> Redraws(std::string text) {
   return pieces;
 }
 
+/// A context of a 10-epoch run of `run`, to set by hand.
+dlb::TrainingContext<float> Context(TrainingRun& run, const std::vector<dlb::EpochStats>& history) {
+  return {.model = run.model,
+          .optimizer = run.optimizer,
+          .train = run.train,
+          .history = history,
+          .epochs = 10,
+          .running = {},
+          .dlogits = {},
+          .stop_reason = {}};
+}
+
 /// A stream over a fixed buffer: writing to it never allocates.
 class FixedBuffer : public std::streambuf {
  public:
@@ -209,18 +221,12 @@ TEST_CASE("A ProgressLine without throttling draws every batch in order", "[prog
 TEST_CASE("The live line's numbers: samples per second and time left", "[progress]") {
   TrainingRun run;
   std::vector<dlb::EpochStats> history;
-  dlb::TrainingContext<float> context{.model = run.model,
-                                      .optimizer = run.optimizer,
-                                      .train = run.train,
-                                      .history = history,
-                                      .epochs = 10,
-                                      .epoch = 3,
-                                      .batches = 200,
-                                      .batch = 50,
-                                      .running = {0.41234, 0.8, 12800},
-                                      .epoch_seconds = 2.0,
-                                      .dlogits = {},
-                                      .stop_reason = {}};
+  dlb::TrainingContext<float> context = Context(run, history);
+  context.epoch = 3;
+  context.batches = 200;
+  context.batch = 50;
+  context.running = {0.41234, 0.8, 12800};
+  context.epoch_seconds = 2.0;
   char line[192];
   const int n = dlb::FormatBatchProgress(line, sizeof line, context);
   // 12800 samples in 2 s; 150 batches left at 25 batches per second.
@@ -245,18 +251,10 @@ TEST_CASE("The live line's numbers: samples per second and time left", "[progres
 TEST_CASE("Drawing the live line allocates nothing", "[progress]") {
   TrainingRun run;
   std::vector<dlb::EpochStats> history;
-  dlb::TrainingContext<float> context{.model = run.model,
-                                      .optimizer = run.optimizer,
-                                      .train = run.train,
-                                      .history = history,
-                                      .epochs = 10,
-                                      .epoch = 1,
-                                      .batches = 100,
-                                      .batch = 0,
-                                      .running = {0.5, 0.5, 0},
-                                      .epoch_seconds = 0,
-                                      .dlogits = {},
-                                      .stop_reason = {}};
+  dlb::TrainingContext<float> context = Context(run, history);
+  context.epoch = 1;
+  context.batches = 100;
+  context.running = {0.5, 0.5, 0};
   FixedBuffer buffer;
   std::ostream out(&buffer);
   dlb::ProgressLine<float> progress(out, true, 0);

@@ -33,22 +33,45 @@ struct Rates {
   std::vector<double> epochs;
 };
 
-/// Trains `run` with `schedule` (after `before`, if given) and records the rates.
+/// Trains `run` with `schedule` (after the callbacks `before`) and records the rates.
 Rates Train(TrainingRun& run, dlb::Callback<float>& schedule, int epochs, int initial_epoch = 0,
-            dlb::Callback<float>* before = nullptr) {
+            std::vector<dlb::Callback<float>*> before = {}) {
   Rates rates;
   dlb::LambdaCallback<float> recorder;
   recorder.after_backward = [&](auto& context) {
     rates.steps.push_back(static_cast<double>(context.optimizer.LearningRate()));
   };
-  std::vector<dlb::Callback<float>*> callbacks;
-  if (before != nullptr) callbacks.push_back(before);
+  std::vector<dlb::Callback<float>*> callbacks = std::move(before);
   callbacks.push_back(&schedule);
   callbacks.push_back(&recorder);
   const dlb::TrainResult result =
       dlb::TrainModel(run.model, run.train, run.validation, run.loss, run.optimizer,
                       {.epochs = epochs, .initial_epoch = initial_epoch}, callbacks);
   for (const auto& stats : result.history) rates.epochs.push_back(stats.lr);
+  return rates;
+}
+
+/// Trains `epochs` epochs as a run resumed from a checkpoint would: `first` until epoch
+/// `split`, where a callback stops the run, then `second`, which gets first's State()
+/// through a StateDict, from initial_epoch = split on the same model and optimizer.
+/// Returns the rates of both parts, joined.
+Rates TrainWithCheckpoint(TrainingRun& run, dlb::LrSchedule<float>& first,
+                          dlb::LrSchedule<float>& second, int epochs, int split,
+                          std::vector<dlb::Callback<float>*> before = {}) {
+  dlb::LambdaCallback<float> stop;
+  stop.on_epoch_end = [&](auto& context, auto&) {
+    if (context.epoch == split) context.RequestStop("checkpoint");
+  };
+  std::vector<dlb::Callback<float>*> first_callbacks = before;
+  first_callbacks.push_back(&stop);
+  Rates rates = Train(run, first, epochs, 0, first_callbacks);
+  dlb::StateDict saved;
+  dlb::CollectState(first.State(), dlb::StateScope::Checkpoint, saved, "callbacks.lr_schedule.");
+  dlb::RestoreState(second.State(), dlb::StateScope::Checkpoint, saved, second.Name(),
+                    "callbacks.lr_schedule.");
+  const Rates rest = Train(run, second, epochs, split, before);
+  rates.steps.insert(rates.steps.end(), rest.steps.begin(), rest.steps.end());
+  rates.epochs.insert(rates.epochs.end(), rest.epochs.begin(), rest.epochs.end());
   return rates;
 }
 
@@ -281,7 +304,7 @@ TEST_CASE("LinearWarmup then ReduceLROnPlateau: the plateau watches only the epo
   ScriptedValidation script;
   // Epochs 1-2 are the warm-up (their rising losses must not count), then the plateau's own.
   script.values = {5, 6, 1, 1, 1, 1, 0.5, 0.5};
-  const Rates rates = Train(run, schedule, 8, 0, &script);
+  const Rates rates = Train(run, schedule, 8, 0, {&script});
   std::vector<double> expected = TorchLinearLR(2, 1.0 / 3, 2);
   for (double rate : TorchPlateau({1, 1, 1, 1, 0.5, 0.5}, options)) expected.push_back(rate);
   RequireRates(rates.epochs, expected);
@@ -348,17 +371,8 @@ TEST_CASE("OneCycleLR resumes from its state in the middle of the cycle", "[sche
   // 2 epochs of the 5-epoch cycle, then a fresh object from the saved state.
   TrainingRun resumed_run(18, 6);
   dlb::OneCycleLR<float> before_checkpoint;
-  dlb::LambdaCallback<float> stop_after_two;
-  stop_after_two.on_epoch_end = [](auto& context, auto&) {
-    if (context.epoch == 2) context.RequestStop("checkpoint");
-  };
-  Rates rates = Train(resumed_run, before_checkpoint, 5, 0, &stop_after_two);
-  dlb::StateDict saved;
-  dlb::CollectState(before_checkpoint.State(), dlb::StateScope::Checkpoint, saved);
   dlb::OneCycleLR<float> after_checkpoint;
-  dlb::RestoreState(after_checkpoint.State(), dlb::StateScope::Checkpoint, saved, "OneCycleLR");
-  const Rates rest = Train(resumed_run, after_checkpoint, 5, 2);
-  rates.steps.insert(rates.steps.end(), rest.steps.begin(), rest.steps.end());
+  const Rates rates = TrainWithCheckpoint(resumed_run, before_checkpoint, after_checkpoint, 5, 2);
   RequireRates(rates.steps, all.steps);
 }
 
@@ -368,7 +382,7 @@ TEST_CASE("ReduceLROnPlateau's defaults are torch's: 10 bad epochs tolerated, fa
   dlb::ReduceLROnPlateau<float> schedule;
   ScriptedValidation script;
   script.values.assign(25, 1.0);  // never improves after epoch 1
-  const Rates rates = Train(run, schedule, 25, 0, &script);
+  const Rates rates = Train(run, schedule, 25, 0, {&script});
   for (int e = 1; e <= 25; ++e) {
     INFO("epoch " << e);
     const double expected = e <= 12 ? kBase : e <= 23 ? kBase * 0.1 : kBase * 0.01;
@@ -379,7 +393,7 @@ TEST_CASE("ReduceLROnPlateau's defaults are torch's: 10 bad epochs tolerated, fa
   dlb::ReduceLROnPlateau<float> schedule2;
   script.values.assign(13, 1.0 - 0.5e-4);  // 0.5e-4 below the best of epoch 1 (1.0)
   script.values[0] = 1.0;
-  CHECK_THAT(Train(run2, schedule2, 13, 0, &script).epochs.back(), WithinRel(kBase * 0.1, kFloatRounding));
+  CHECK_THAT(Train(run2, schedule2, 13, 0, {&script}).epochs.back(), WithinRel(kBase * 0.1, kFloatRounding));
 }
 
 TEST_CASE("ReduceLROnPlateau follows torch with cooldown, thresholds, min_lr and max mode",
@@ -418,7 +432,7 @@ TEST_CASE("ReduceLROnPlateau follows torch with cooldown, thresholds, min_lr and
     ScriptedValidation script;
     script.values = losses;
     script.score = c.options.monitor == dlb::Monitor::ValScore;
-    const Rates rates = Train(run, schedule, static_cast<int>(losses.size()), 0, &script);
+    const Rates rates = Train(run, schedule, static_cast<int>(losses.size()), 0, {&script});
     const auto expected = TorchPlateau(losses, c.options);
     RequireRates(rates.epochs, expected);
     CHECK(expected.back() < kBase);  // every case reduces at least once
@@ -436,37 +450,21 @@ TEST_CASE("ReduceLROnPlateau resumes its counters from a checkpoint of its State
 
   TrainingRun whole;
   dlb::ReduceLROnPlateau<float> uninterrupted(options);
-  const Rates all = Train(whole, uninterrupted, 12, 0, &script);
+  const Rates all = Train(whole, uninterrupted, 12, 0, {&script});
   REQUIRE(all.epochs.back() < kBase / 2);
 
   for (const int split : {4, 7}) {
     INFO("checkpoint after epoch " << split);
     TrainingRun run;
     dlb::ReduceLROnPlateau<float> first(options);
-    dlb::LambdaCallback<float> stop;
-    stop.on_epoch_end = [&](auto& context, auto&) {
-      if (context.epoch == split) context.RequestStop("checkpoint");
-    };
-    std::vector<dlb::Callback<float>*> callbacks = {&script, &first, &stop};
-    Rates rates;
-    for (const auto& s : dlb::TrainModel(run.model, run.train, run.validation, run.loss,
-                                         run.optimizer, {.epochs = 12}, callbacks)
-                             .history) {
-      rates.epochs.push_back(s.lr);
-    }
-    dlb::StateDict saved;
-    dlb::CollectState(first.State(), dlb::StateScope::Checkpoint, saved, "callbacks.lr_schedule.");
-    REQUIRE(saved.Contains("callbacks.lr_schedule.num_bad_epochs"));
-    REQUIRE(saved.Contains("callbacks.lr_schedule.cooldown_counter"));
     dlb::ReduceLROnPlateau<float> second(options);
-    dlb::RestoreState(second.State(), dlb::StateScope::Checkpoint, saved, "ReduceLROnPlateau",
-                      "callbacks.lr_schedule.");
-    CHECK(second.Best() == first.Best());
-    CHECK(second.NumBadEpochs() == first.NumBadEpochs());
-    // The optimizer keeps its (reduced) rate, as a restored optimizer would.
-    const Rates rest = Train(run, second, 12, split, &script);
-    rates.epochs.insert(rates.epochs.end(), rest.epochs.begin(), rest.epochs.end());
-    RequireRates(rates.epochs, all.epochs);
+    // The optimizer keeps its (reduced) rate across the checkpoint, as a restored one would.
+    RequireRates(TrainWithCheckpoint(run, first, second, 12, split, {&script}).epochs, all.epochs);
+  }
+  dlb::StateDict names;
+  dlb::CollectState(uninterrupted.State(), dlb::StateScope::Checkpoint, names);
+  for (const char* name : {"base_lr", "best", "num_bad_epochs", "cooldown_counter"}) {
+    CHECK(names.Contains(name));
   }
 }
 
@@ -475,23 +473,13 @@ TEST_CASE("Epoch schedules resume from base_lr in their state", "[schedules]") {
   dlb::StepLR<float> uninterrupted(2, 0.5);
   const Rates all = Train(whole, uninterrupted, 6);
 
+  // After epoch 3 the optimizer's rate is base * 0.5: without the saved base_lr the resumed
+  // schedule would start from that.
   TrainingRun run;
   dlb::StepLR<float> first(2, 0.5);
-  dlb::LambdaCallback<float> stop;
-  stop.on_epoch_end = [](auto& context, auto&) {
-    if (context.epoch == 3) context.RequestStop("checkpoint");
-  };
-  Rates rates = Train(run, first, 6, 0, &stop);
-  dlb::StateDict saved;
-  dlb::CollectState(first.State(), dlb::StateScope::Checkpoint, saved);
   dlb::StepLR<float> second(2, 0.5);
-  dlb::RestoreState(second.State(), dlb::StateScope::Checkpoint, saved, "StepLR");
-  REQUIRE(second.BaseLearningRate() == first.BaseLearningRate());
-  // The optimizer's rate is now base * 0.5: without the saved base_lr the resumed schedule
-  // would start from it.
-  const Rates rest = Train(run, second, 6, 3);
-  rates.epochs.insert(rates.epochs.end(), rest.epochs.begin(), rest.epochs.end());
-  RequireRates(rates.epochs, all.epochs);
+  RequireRates(TrainWithCheckpoint(run, first, second, 6, 3).epochs, all.epochs);
+  CHECK(second.BaseLearningRate() == first.BaseLearningRate());
 }
 
 TEST_CASE("A schedule's base rate can be set instead of taken from the optimizer", "[schedules]") {
