@@ -4,8 +4,6 @@
 /// TrainModel (epochs of both, with callbacks and the progress display).
 
 #include <chrono>
-#include <cstdio>
-#include <initializer_list>
 #include <optional>
 #include <ostream>
 #include <string>
