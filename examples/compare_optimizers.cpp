@@ -9,9 +9,9 @@
 // The CSV has the history file's columns (dlb/training/history.hpp) after an optimizer column.
 
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
+#include <new>
+#include <sstream>
 
 #include "common/control_flags.hpp"
 #include "common/experiment.hpp"
@@ -26,9 +26,15 @@ int main(int argc, char** argv) {
   control::Settings control_settings;
   control::AddFlags(app, control_settings, /*with_history=*/false);
   app.add_option("--csv", csv_path, "Where the per-epoch histories are written")
+      ->check(experiment::kOutputFile)
       ->capture_default_str();
   if (auto code = experiment::Parse(app, argc, argv)) return *code;
   if (auto code = control::Check(app, control_settings, settings)) return *code;
+  // The parser validates only a --csv that was given; the default is checked here, as early.
+  if (const std::string problem = experiment::kOutputFile(csv_path); !problem.empty()) {
+    std::cerr << "compare_optimizers: error: --csv: " << problem << "\n";
+    return 2;
+  }
 
   try {
     dlb::SetNumThreads(settings.threads);
@@ -39,14 +45,9 @@ int main(int argc, char** argv) {
       return *code;
     }
 
-    // Written to a temporary name and renamed at the end, so a failed run never leaves a
-    // truncated file in place of an earlier good one.
-    const std::string tmp_path = csv_path + ".tmp";
-    std::ofstream csv(tmp_path);
-    if (!csv) {
-      std::cerr << "compare_optimizers: error: cannot write " << tmp_path << "\n";
-      return 1;
-    }
+    // Collected here and written at the end by dlb::WriteFileAtomically, so a failed run never
+    // leaves a truncated file in place of an earlier good one (--csv was checked up front).
+    std::ostringstream csv;
     csv << "optimizer," << dlb::kHistoryCsvHeader << '\n';
 
     struct Summary {
@@ -80,12 +81,7 @@ int main(int argc, char** argv) {
       summaries.push_back({optimizer.Name(), lr, history.back(), test_score,
                            total / static_cast<double>(history.size())});
     }
-    csv.close();
-    if (!csv) {
-      std::cerr << "compare_optimizers: error: writing " << tmp_path << " failed\n";
-      return 1;
-    }
-    std::filesystem::rename(tmp_path, csv_path);
+    dlb::WriteFileAtomically(csv_path, csv.str());
 
     std::printf("\n| Optimizer | lr     | Train Loss | Val Loss | Val Score | Test Acc | s/epoch |\n"
                 "|-----------|--------|------------|----------|-----------|----------|---------|\n");
@@ -96,10 +92,10 @@ int main(int argc, char** argv) {
     }
     std::cout << "Histories written to " << csv_path << "\n";
     return 0;
-  } catch (const dlb::Error& e) {
-    std::cerr << "compare_optimizers: error: " << e.what() << "\n";
+  } catch (const std::bad_alloc&) {
+    std::cerr << "compare_optimizers: error: out of memory (try smaller --hidden or --batch)\n";
     return 1;
-  } catch (const std::filesystem::filesystem_error& e) {
+  } catch (const std::exception& e) {
     std::cerr << "compare_optimizers: error: " << e.what() << "\n";
     return 1;
   }

@@ -10,6 +10,7 @@
 // Exit codes: 0 done, 1 data or training error (e.g. divergence), 2 invalid flags.
 
 #include <iostream>
+#include <new>
 
 #include "common/control_flags.hpp"
 #include "common/experiment.hpp"
@@ -59,7 +60,10 @@ int main(int argc, char** argv) {
     std::cerr << "train_fashion_mnist: " << e.what()
               << "\n  (try a smaller --lr; the parameters were kept at their last finite values)\n";
     return 1;
-  } catch (const dlb::Error& e) {
+  } catch (const std::bad_alloc&) {
+    std::cerr << "train_fashion_mnist: error: out of memory (try smaller --hidden or --batch)\n";
+    return 1;
+  } catch (const std::exception& e) {
     std::cerr << "train_fashion_mnist: error: " << e.what() << "\n";
     return 1;
   }
