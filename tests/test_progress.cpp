@@ -93,14 +93,9 @@ std::vector<std::string> Redraws(std::string text) {
 
 /// A context of a 10-epoch run of `run`, to set by hand.
 dlb::TrainingContext<float> Context(TrainingRun& run, const std::vector<dlb::EpochStats>& history) {
-  return {.model = run.model,
-          .optimizer = run.optimizer,
-          .train = run.train,
-          .history = history,
-          .epochs = 10,
-          .running = {},
-          .dlogits = {},
-          .stop_reason = {}};
+  dlb::TrainingContext<float> context(run.model, run.optimizer, run.train, history);
+  context.epochs = 10;
+  return context;
 }
 
 /// A stream over a fixed buffer: writing to it never allocates.

@@ -8,7 +8,6 @@
 
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -139,18 +138,7 @@ inline void AddFlags(CLI::App& app, Settings& c, bool with_history = true) {
     app.add_option("--history", c.history,
                    "Write one CSV row per epoch (epoch,lr,train_loss,val_loss,train_acc,val_acc,"
                    "seconds) to this file")
-        ->check(CLI::Validator(
-            [](std::string& path) {
-              const auto dir = std::filesystem::path(path).parent_path();
-              std::error_code ignored;
-              if (path.empty() || std::filesystem::is_directory(path, ignored)) {
-                return "expected a file name, got '" + path + "'";
-              }
-              return dir.empty() || std::filesystem::is_directory(dir, ignored)
-                         ? std::string()
-                         : "the directory '" + dir.string() + "' does not exist";
-            },
-            "FILE.csv", "history file"))
+        ->check(experiment::kOutputFile)
         ->group(group);
   }
 }

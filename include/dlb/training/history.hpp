@@ -4,14 +4,13 @@
 /// epoch,lr,train_loss,val_loss,train_acc,val_acc,seconds, and HistoryCsvLogger, the callback
 /// that keeps such a file up to date while training runs. scripts/plot draws these files.
 
-#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "dlb/core/types.hpp"
-#include "dlb/data/idx.hpp"  // detail::AtomicFileWriter
+#include "dlb/io/atomic_file.hpp"
 #include "dlb/training/callback.hpp"
 
 namespace dlb {
@@ -37,21 +36,12 @@ inline std::string HistoryCsv(const std::vector<EpochStats>& history) {
   return text;
 }
 
-/// Replaces the file at `path` with `text` in one step: the text goes to a temporary file in
-/// the same directory, which is flushed to disk and renamed over `path`, so a failure never
-/// leaves a truncated file in place of an earlier one. Throws FileError (with the path and
-/// the system's reason) when the file cannot be written.
-inline void WriteTextFile(const std::string& path, const std::string& text) {
-  detail::AtomicFileWriter file(path);
-  file.Write(reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
-  file.Commit();
-}
-
 /// Writes the history of the run to a CSV file (HistoryCsv) after every epoch, so the file is
 /// complete up to the last finished epoch even if training stops with an error; and once,
 /// with just the header, when training begins, so that a path that cannot be written fails
-/// before the first epoch rather than after it. Each write replaces the file atomically
-/// (WriteTextFile). The rows are those of the current TrainModel call (after a resumption,
+/// before the first epoch rather than after it. Each write replaces the file all or nothing
+/// (dlb::WriteFileAtomically: an error never leaves a truncated file, and only a regular file
+/// is ever replaced). The rows are those of the current TrainModel call (after a resumption,
 /// the epochs from initial_epoch + 1 on).
 template <Scalar T>
 class HistoryCsvLogger : public Callback<T> {
@@ -60,10 +50,10 @@ class HistoryCsvLogger : public Callback<T> {
   const std::string& Path() const { return path_; }
 
   void OnTrainBegin(TrainingContext<T>& context) override {
-    WriteTextFile(path_, HistoryCsv(context.history));
+    WriteFileAtomically(path_, HistoryCsv(context.history));
   }
   void OnEpochEnd(TrainingContext<T>& context, EpochStats& /*stats*/) override {
-    WriteTextFile(path_, HistoryCsv(context.history));
+    WriteFileAtomically(path_, HistoryCsv(context.history));
   }
 
  private:

@@ -135,14 +135,8 @@ TrainResult TrainModel(ModelNN<T>& model, DataSet<T>& train, DataSet<T>& validat
                         std::to_string(options.initial_epoch));
   }
   TrainResult result;
-  TrainingContext<T> context{.model = model,
-                             .optimizer = optimizer,
-                             .train = train,
-                             .history = result.history,
-                             .epochs = options.epochs,
-                             .running = {},
-                             .dlogits = {},
-                             .stop_reason = {}};
+  TrainingContext<T> context(model, optimizer, train, result.history);
+  context.epochs = options.epochs;
   DivergenceGuard<T> guard(optimizer.Parameters());
   std::optional<ProgressLine<T>> progress;
   std::vector<Callback<T>*> hooks = callbacks;
