@@ -4,12 +4,15 @@
 //   train_fashion_mnist [--optimizer sgd|momentum|nesterov|adam|adamw] [--lr LR]
 //                       [--epochs N] [--batch N] [--hidden 350,250,150,50] [--seed S]
 //                       [--threads N] [--data DIR]
+//                       [--schedule none|step|cosine|onecycle|plateau (and its parameters)]
+//                       [--warmup-epochs N] [--patience N] [--val-split F] [--history FILE.csv]
 //
 // Exit codes: 0 done, 1 data or training error (e.g. divergence), 2 invalid flags.
 
 #include <iostream>
 #include <new>
 
+#include "common/control_flags.hpp"
 #include "common/experiment.hpp"
 
 int main(int argc, char** argv) {
@@ -17,11 +20,15 @@ int main(int argc, char** argv) {
   CLI::App app("Train a multi-layer perceptron on Fashion-MNIST (the optimizers notebook).",
                "train_fashion_mnist");
   experiment::AddFlags(app, settings);
+  control::Settings control_settings;
+  control::AddFlags(app, control_settings);
   if (auto code = experiment::Parse(app, argc, argv)) return *code;
+  if (auto code = control::Check(app, control_settings, settings)) return *code;
 
   try {
     dlb::SetNumThreads(settings.threads);
-    const dlb::FashionMnist<float> data = experiment::LoadData(settings.data);
+    const control::RunData run = control::LoadRunData(settings, control_settings);
+    const dlb::FashionMnist<float>& data = run.data;
     if (auto code = experiment::RejectOversizedBatch(settings, data, "train_fashion_mnist")) {
       return *code;
     }
@@ -29,7 +36,8 @@ int main(int argc, char** argv) {
     dlb::ModelNN<float> model = experiment::MakeModel(settings, inputs);
     dlb::Optimizer<float> optimizer =
         dlb::MakeOptimizer<float>(settings.optimizer, model.Parameters(), settings.lr);
-    experiment::Batches batches = experiment::MakeBatches(data, settings);
+    control::RunSets sets = control::MakeSets(run, settings);
+    const control::RunCallbacks callbacks = control::MakeCallbacks(control_settings, settings.epochs);
     dlb::CrossEntropyLoss<float> loss;
 
     std::cout << "Fashion-MNIST from " << settings.data << ": " << data.train_images.cols()
@@ -39,12 +47,14 @@ int main(int argc, char** argv) {
               << "Optimizer " << optimizer.Name() << " lr " << optimizer.LearningRate()
               << ", batch " << settings.batch << ", " << settings.epochs << " epochs, seed "
               << settings.seed << ", " << settings.threads << " thread(s), products by "
-              << experiment::ProductEngine() << "\n";
+              << experiment::ProductEngine() << "\n"
+              << control::ValidationLine(run, control_settings) << "\n";
+    control::PrintControl(std::cout, callbacks, optimizer.LearningRate());
 
     const dlb::TrainResult result = dlb::TrainModel(
-        model, batches.train, batches.validation, loss, optimizer,
-        {.epochs = settings.epochs, .log = &std::cout});
-    std::printf("Test accuracy: %.4f\n", result.history.back().val_score);
+        model, sets.batches.train, sets.batches.validation, loss, optimizer,
+        {.epochs = settings.epochs, .log = &std::cout}, callbacks.List());
+    control::PrintOutcome(std::cout, result, callbacks, model, sets, loss);
     return 0;
   } catch (const dlb::DivergenceError& e) {
     std::cerr << "train_fashion_mnist: " << e.what()
