@@ -179,9 +179,9 @@ inline TensorEntry ParseTensorEntry(const std::string& path, const std::string& 
 
   const nlohmann::json& shape = entry["shape"];
   if (!shape.is_array()) fail("shape is " + JsonKind(shape) + ", expected an array of sizes");
-  // A product larger than the data section could hold is reported as such, which also keeps
-  // every product below 2^64. A zero extent makes the tensor empty whatever the others are.
-  const std::uint64_t max_elements = data_size / DTypeSize(tensor.dtype);
+  // Products are kept below 2^64 bytes (larger ones are reported as such). A zero extent
+  // makes the tensor empty whatever the others are.
+  const std::uint64_t max_elements = std::numeric_limits<std::uint64_t>::max() / DTypeSize(tensor.dtype);
   std::uint64_t elements = 1;
   bool too_many = false, empty = false;
   for (const auto& extent : shape) {
@@ -219,7 +219,7 @@ inline TensorEntry ParseTensorEntry(const std::string& path, const std::string& 
   const std::uint64_t bytes = tensor.end - tensor.begin;
   if (too_many || elements * DTypeSize(tensor.dtype) != bytes) {
     fail(std::string(DTypeName(tensor.dtype)) + " " + ShapeText(tensor.shape) + " needs " +
-         (too_many ? "more bytes than the file holds"
+         (too_many ? "more than 2^64 bytes"
                    : std::to_string(elements * DTypeSize(tensor.dtype)) + " bytes") +
          ", but data_offsets " + range + " give " + std::to_string(bytes));
   }
