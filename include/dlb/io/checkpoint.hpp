@@ -30,6 +30,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -174,7 +175,7 @@ inline void RequireSameSetting(const std::string& path, const Metadata& metadata
 template <Scalar T>
 void SaveCheckpoint(const std::string& path, const TrainingState<T>& state, int epoch,
                     const std::vector<EpochStats>& history = {},
-                    const Standardizer<T>* standardizer = nullptr) {
+                    const std::type_identity_t<Standardizer<T>>* standardizer = nullptr) {
   if (epoch < 0) throw ArgumentError("SaveCheckpoint: epoch must be >= 0, got " + std::to_string(epoch));
   Metadata metadata = detail::ModelMetadata(state.model, standardizer, kCheckpointFormat);
   detail::AddExtraMetadata(metadata, {{"epoch", std::to_string(epoch)},
@@ -265,9 +266,9 @@ CheckpointInfo RestoreCheckpoint(const std::string& path, const TrainingState<T>
       state.train.LoadState(tensors.WithPrefix("data."));
       ++restored;
       for (Callback<T>* callback : callbacks) {
-        const std::string prefix = detail::CallbackPrefix(callback->StateName());
-        RestoreState(callback->State(), StateScope::Checkpoint, tensors.WithPrefix(prefix),
-                     "callback '" + callback->StateName() + "'");
+        RestoreState(callback->State(), StateScope::Checkpoint, tensors,
+                     "callback '" + callback->StateName() + "'",
+                     detail::CallbackPrefix(callback->StateName()));
         ++restored;
       }
     });

@@ -27,6 +27,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -300,22 +301,20 @@ inline void RequireFinite(const std::string& path, const StateDict& tensors) {
   }
 }
 
-/// For each layer index, how many values the file's tensors "<index>.*" hold (saturating):
-/// the most a rebuilt layer may allocate.
-inline std::map<Index, std::int64_t> ValuesPerLayer(const StateDict& tensors) {
-  std::map<Index, std::int64_t> values;
+/// How many values the tensors hold in all (saturating at 2^63 - 1).
+inline std::int64_t TotalValues(const StateDict& tensors) {
+  std::int64_t total = 0;
   for (const auto& [name, tensor] : tensors.Entries()) {
-    const std::size_t dot = name.find('.');
-    if (dot == 0 || dot == std::string::npos || dot > 9 ||
-        name.find_first_not_of("0123456789") != dot) {
-      continue;
-    }
-    std::int64_t& sum = values[std::stoll(name.substr(0, dot))];
-    const std::int64_t count = static_cast<std::int64_t>(tensor.data.size() / DTypeSize(tensor.dtype));
-    sum = count > INT64_MAX - sum ? INT64_MAX : sum + count;
+    const auto count = static_cast<std::int64_t>(tensor.data.size() / DTypeSize(tensor.dtype));
+    total = count > INT64_MAX - total ? INT64_MAX : total + count;
   }
-  return values;
+  return total;
 }
+
+/// Values of state LoadModel lets layers allocate beyond what the file's tensors hold, so
+/// that a tensor missing from the file is reported by name rather than as an allocation
+/// refused.
+inline constexpr std::int64_t kStateSlack = std::int64_t{1} << 16;
 
 /// Throws FileError when `model` is not the architecture `text` describes: another input
 /// size, layer count or layer type (arguments are not compared).
@@ -393,7 +392,8 @@ inline void RequireFiniteToSave(const std::string& path, const StateDict& tensor
 /// standardizer does not fit the model's inputs or an extra key is reserved; FileError
 /// when the file cannot be written.
 template <Scalar T>
-void Save(ModelNN<T>& model, const std::string& path, const Standardizer<T>* standardizer = nullptr,
+void Save(ModelNN<T>& model, const std::string& path,
+          const std::type_identity_t<Standardizer<T>>* standardizer = nullptr,
           const Metadata& extra = {}) {
   Metadata metadata = detail::ModelMetadata(model, standardizer, kModelFormat);
   detail::AddExtraMetadata(metadata, extra);
@@ -457,13 +457,15 @@ LoadedModel<T> LoadModel(const std::string& path,
   detail::RequireFinite(path, tensors);
 
   ModelNN<T> model(architecture.input_shape);
-  const std::map<Index, std::int64_t> values = detail::ValuesPerLayer(tensors);
+  // The layers together may allocate no more state than the tensors hold (plus a little):
+  // a forged architecture cannot make the constructors allocate beyond the file's size.
+  const std::int64_t values = detail::TotalValues(tensors);
+  std::int64_t budget = values > INT64_MAX - detail::kStateSlack ? INT64_MAX : values + detail::kStateSlack;
   for (std::size_t i = 0; i < architecture.layers.size(); ++i) {
     const LayerSpec& spec = architecture.layers[i];
-    const auto saved = values.find(static_cast<Index>(i));
     detail::WithFileContext(
         path, "metadata 'architecture': layer " + std::to_string(i) + " (" + spec.type + "): ",
-        [&] { registry.AddTo(model, spec, saved == values.end() ? 0 : saved->second); });
+        [&] { budget -= registry.AddTo(model, spec, budget); });
   }
   detail::WithFileContext(path, "the tensors do not fit the saved architecture: ", [&] {
     model.LoadState(tensors, format == FileFormat::Checkpoint ? StateScope::Checkpoint

@@ -32,6 +32,7 @@
 #include <set>
 #include <string>
 #include <system_error>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -349,8 +350,9 @@ inline Safetensors ReadSafetensors(const std::string& path) {
       entries.push_back(detail::ParseTensorEntry(path, key, value, data_size));
     }
   }
+  // Data order; empty tensors at the same offset by name, so the order is reproducible.
   std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+    return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
   });
   detail::CheckTiling(path, entries, data_start, data_size);
 

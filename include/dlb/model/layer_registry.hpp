@@ -33,9 +33,9 @@ namespace dlb {
 /// The constructor arguments of one LayerSpec, read by a layer factory with checks.
 ///
 /// Represents: the spec's named arguments, which of them were read, and optionally a limit
-/// on how many values of state the layer may hold (set by LoadModel to what the file really
-/// holds for that layer, so that a forged architecture cannot make a constructor allocate
-/// more than the file's size).
+/// on how many values of state the layer may hold (set by LoadModel to what the file's
+/// tensors can still account for, so that a forged architecture cannot make a constructor
+/// allocate more than the file's size).
 /// Every getter throws ArgumentError naming the layer type and the argument when it is
 /// missing (and has no fallback) or of the wrong kind.
 class LayerArgs {
@@ -68,13 +68,14 @@ class LayerArgs {
   }
 
   /// Called by a factory before it builds a layer that allocates state of these shapes
-  /// (e.g. {{out, in}, {out}} for a Linear layer). Throws ArgumentError when their total
-  /// number of values exceeds the limit given at construction, and ensures nothing when
-  /// there is none.
+  /// (e.g. {{out, in}, {out}} for a Linear layer); adds their number of values to
+  /// Reserved(). Throws ArgumentError when the total exceeds the limit given at
+  /// construction (none: no limit).
   void RequireStateSize(const std::vector<std::vector<std::int64_t>>& shapes) const {
-    if (!state_limit_) return;
     // Saturating sums and products: anything above the limit is reported the same way.
-    const std::uint64_t limit = static_cast<std::uint64_t>(std::max<std::int64_t>(*state_limit_, 0));
+    const std::uint64_t limit =
+        state_limit_ ? static_cast<std::uint64_t>(std::max<std::int64_t>(*state_limit_, 0))
+                     : static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
     std::uint64_t total = 0;
     bool over = false;
     std::string shapes_text;
@@ -94,10 +95,14 @@ class LayerArgs {
     }
     if (over) {
       throw ArgumentError(spec_.type + " with these arguments holds " + shapes_text +
-                          " values, but the saved state has only " + std::to_string(limit) +
-                          " values for this layer");
+                          " values, more than the saved tensors account for (" +
+                          std::to_string(limit) + " values left)");
     }
+    reserved_ += static_cast<std::int64_t>(total);
   }
+
+  /// Values of state announced through RequireStateSize so far.
+  std::int64_t Reserved() const { return reserved_; }
 
   /// Throws ArgumentError naming every argument the factory never read (a misspelt or
   /// unsupported argument would otherwise be ignored silently).
@@ -135,6 +140,7 @@ class LayerArgs {
   const LayerSpec& spec_;
   std::optional<std::int64_t> state_limit_;
   mutable std::set<std::string> read_;
+  mutable std::int64_t reserved_ = 0;
 };
 
 /// A map from layer type names to factories that append the layer a LayerSpec describes to
@@ -174,13 +180,14 @@ class LayerRegistry {
     return types;
   }
 
-  /// Appends the layer `spec` describes to `model`. `state_limit` bounds the values of
-  /// state the layer may allocate (see LayerArgs::RequireStateSize).
+  /// Appends the layer `spec` describes to `model`; returns the values of state its factory
+  /// announced (LayerArgs::Reserved). `state_limit` bounds them (see
+  /// LayerArgs::RequireStateSize).
   /// Throws ArgumentError for an unknown type (listing the known ones), a missing, mistyped,
   /// invalid or unknown argument, or state above the limit; ShapeError (from ModelNN::Add)
   /// when the layer does not accept the previous layer's output. The model is unchanged then.
-  void AddTo(ModelNN<T>& model, const LayerSpec& spec,
-             std::optional<std::int64_t> state_limit = std::nullopt) const {
+  std::int64_t AddTo(ModelNN<T>& model, const LayerSpec& spec,
+                     std::optional<std::int64_t> state_limit = std::nullopt) const {
     const auto it = factories_.find(spec.type);
     if (it == factories_.end()) {
       std::string known;
@@ -188,7 +195,9 @@ class LayerRegistry {
       throw ArgumentError("unknown layer type '" + spec.type + "'; known types: " + known +
                           " (register others with LayerRegistry::Register)");
     }
-    it->second(model, LayerArgs(spec, state_limit));
+    const LayerArgs args(spec, state_limit);
+    it->second(model, args);
+    return args.Reserved();
   }
 
  private:
