@@ -4,23 +4,28 @@
 //   train_fashion_mnist [--optimizer sgd|momentum|nesterov|adam|adamw] [--lr LR]
 //                       [--epochs N] [--batch N] [--hidden 350,250,150,50] [--seed S]
 //                       [--threads N] [--data DIR]
+//                       [--save FILE] [--checkpoint FILE] [--resume FILE]
 //
 // Exit codes: 0 done, 1 data or training error (e.g. divergence), 2 invalid flags.
 
 #include <iostream>
 
 #include "common/experiment.hpp"
+#include "common/persistence_flags.hpp"
 
 int main(int argc, char** argv) {
   experiment::Settings settings;
   CLI::App app("Train a multi-layer perceptron on Fashion-MNIST (the optimizers notebook).",
                "train_fashion_mnist");
   experiment::AddFlags(app, settings);
+  persistence::Flags files;
+  persistence::AddFlags(app, files);
   if (auto code = experiment::Parse(app, argc, argv)) return *code;
 
   try {
     dlb::SetNumThreads(settings.threads);
-    const dlb::FashionMnist<float> data = experiment::LoadData(settings.data);
+    dlb::Standardizer<float> standardizer;
+    const dlb::FashionMnist<float> data = experiment::LoadData(settings.data, &standardizer);
     if (auto code = experiment::RejectOversizedBatch(settings, data, "train_fashion_mnist")) {
       return *code;
     }
@@ -40,10 +45,13 @@ int main(int argc, char** argv) {
               << settings.seed << ", " << settings.threads << " thread(s), products by "
               << experiment::ProductEngine() << "\n";
 
+    persistence::Session session(files, standardizer);
+    const int done = session.Resume({model, optimizer, batches.train}, settings.epochs);
     const dlb::TrainResult result = dlb::TrainModel(
         model, batches.train, batches.validation, loss, optimizer,
-        {.epochs = settings.epochs, .log = &std::cout});
+        {.epochs = settings.epochs, .initial_epoch = done, .log = &std::cout}, session.Callbacks());
     std::printf("Test accuracy: %.4f\n", result.history.back().val_score);
+    session.Save(model);
     return 0;
   } catch (const dlb::DivergenceError& e) {
     std::cerr << "train_fashion_mnist: " << e.what()
