@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the fuzzers' seed corpora: fuzz/corpus/idx/, tiny valid IDX files, raw and
 # gzip, images and labels; and fuzz/corpus/safetensors/, small model files written by
-# fuzz/make_safetensors_corpus.py (python3 with numpy). The files are committed; this
+# fuzz/make_safetensors_corpus.py (/usr/bin/python3 with numpy, or $PYTHON). The files are committed; this
 # script documents where they come from.
 # gzip -n keeps them byte-identical from run to run (no name or time stamp inside).
 set -euo pipefail
@@ -36,5 +36,5 @@ ls -l "$out"
 
 safetensors=$(dirname "$out")/safetensors
 rm -rf "$safetensors"
-python3 -B "$(dirname "$(dirname "$out")")/make_safetensors_corpus.py" "$safetensors"
+"${PYTHON:-/usr/bin/python3}" -B "$(dirname "$(dirname "$out")")/make_safetensors_corpus.py" "$safetensors"
 ls -l "$safetensors"
