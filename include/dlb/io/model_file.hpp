@@ -285,7 +285,10 @@ inline StateDict ModelTensors(const StateDict& tensors, FileFormat format) {
 /// Throws FileError naming the first F32/F64 tensor that holds a NaN or an infinity, with
 /// the element's index and value.
 inline void RequireFinite(const std::string& path, const StateDict& tensors) {
-  for (const auto& [name, tensor] : tensors.Entries()) {
+  for (const auto& entry : tensors.Entries()) {
+    // Not a structured binding: clang before 16 cannot capture one in the lambda.
+    const std::string& name = entry.first;
+    const Tensor& tensor = entry.second;
     const auto check = [&](auto values) {
       for (std::size_t i = 0; i < values.size(); ++i) {
         if (!std::isfinite(values[i])) {
