@@ -147,9 +147,12 @@ void GemmBlock(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRe
 ///
 /// Shapes: op_a(A) is m x k, op_b(B) is k x n, C is m x n. With beta == 0, C is resized
 /// (no allocation when it already has that shape) and its old contents are ignored; with
-/// beta != 0, C must already be m x n. Throws ShapeError when the inner sizes differ.
+/// beta != 0, C must already be m x n. Throws ShapeError when the inner sizes differ, and on
+/// the BLAS engine when a size or stride exceeds the BLAS's int.
 /// With NumThreads() > 1, C is cut into one block of rows or columns (whichever dimension is
-/// larger) per thread and the blocks are computed at once.
+/// larger) per thread and the blocks are computed at once. On the Eigen engine a thread's
+/// first product of a given size may grow that thread's packing buffers; products of sizes
+/// it has run before allocate nothing.
 template <Scalar T>
 void Gemm(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRef<T>& b, Matrix<T>& c,
           T beta = T(0)) {
@@ -167,6 +170,12 @@ void Gemm(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRef<T>&
   } else if (c.rows() != m || c.cols() != n) {
     throw ShapeError("Gemm: C is " + std::to_string(c.rows()) + " x " + std::to_string(c.cols()) +
                      " but the product is " + std::to_string(m) + " x " + std::to_string(n));
+  }
+  // The BLAS takes int sizes: reject what does not fit here, not inside a parallel block.
+  if constexpr (kHaveBlas && (std::is_same_v<T, float> || std::is_same_v<T, double>)) {
+    if (ActiveGemmEngine() == GemmEngine::Blas) {
+      for (Index size : {m, n, k, a.outerStride(), b.outerStride()}) internal::BlasDimension(size);
+    }
   }
   // Cost per row (or column) of C is 2 k n (or 2 k m) flops: worth splitting from ~32 kflop.
   if (m >= n) {
