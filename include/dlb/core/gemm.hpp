@@ -177,15 +177,20 @@ void Gemm(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRef<T>&
       for (Index size : {m, n, k, a.outerStride(), b.outerStride()}) internal::BlasDimension(size);
     }
   }
-  // Cost per row (or column) of C is 2 k n (or 2 k m) flops: worth splitting from ~32 kflop.
+  // ParallelRanges counts cost in element-wise operations (it splits from 2^15 of them). The
+  // GEMM kernels run ~30 flops in the time of one element-wise operation (here 80-190 GFLOP/s
+  // against 3-6 G elements/s per core), so a product is split from ~1 Mflop: the 10 x 256 x 50
+  // products of the notebook's last layer (0.26 Mflop) took 13 us split in two against ~5 us
+  // on one thread.
+  constexpr Index kFlopsPerElementOp = 32;
   if (m >= n) {
-    ParallelRanges(m, 2 * k * n, [&](int, Index begin, Index length) {
+    ParallelRanges(m, 2 * k * n / kFlopsPerElementOp, [&](int, Index begin, Index length) {
       const ConstMatrixRef<T> a_rows = op_a == Op::None ? ConstMatrixRef<T>(a.middleRows(begin, length))
                                                         : ConstMatrixRef<T>(a.middleCols(begin, length));
       internal::GemmBlock<T>(op_a, a_rows, op_b, b, c.middleRows(begin, length), beta);
     });
   } else {
-    ParallelRanges(n, 2 * k * m, [&](int, Index begin, Index length) {
+    ParallelRanges(n, 2 * k * m / kFlopsPerElementOp, [&](int, Index begin, Index length) {
       const ConstMatrixRef<T> b_cols = op_b == Op::None ? ConstMatrixRef<T>(b.middleCols(begin, length))
                                                         : ConstMatrixRef<T>(b.middleRows(begin, length));
       internal::GemmBlock<T>(op_a, a, op_b, b_cols, c.middleCols(begin, length), beta);
