@@ -3,12 +3,13 @@
 /// Which engine runs dlb::Gemm's products: the BLAS the build links (DLB_HAVE_BLAS) or Eigen's
 /// own GEMM kernel, chosen once per process and stated in words.
 ///
-/// The BLAS is the default where one is linked, except when it would run kernels far below
-/// what the CPU can do: a DYNAMIC_ARCH OpenBLAS that does not recognise a CPU falls back to
-/// a generic core (e.g. Debian's 0.3.21 takes a Sapphire Rapids Xeon for "Prescott" and runs
-/// SSE3 kernels, 4x slower than its AVX-512 ones). On a CPU with AVX2 or AVX-512 whose
-/// OpenBLAS core has no AVX2 kernels, the products go to Eigen's kernels when those were
-/// compiled for AVX2 or better; otherwise the BLAS stays and the description says why.
+/// The BLAS is the default where one is linked, except when it runs kernels below what the
+/// CPU can do: a DYNAMIC_ARCH OpenBLAS that does not recognise a CPU falls back to an older
+/// core. Debian's 0.3.21 takes a Sapphire Rapids Xeon for "Prescott" and runs generic SSE3
+/// kernels, 4x slower than its AVX-512 ones, and gives a Zen 5 the AVX2 "Haswell" kernels,
+/// slower there than Eigen's AVX-512 ones. When the OpenBLAS core's kernels are narrower than
+/// the CPU's vectors and Eigen's kernels were compiled wider than the core's, the products go
+/// to Eigen; otherwise the BLAS stays, and the description says so when its core is generic.
 ///
 /// The decision is a pure function of the facts (ChooseGemmEngine) so that it is testable on
 /// any machine; DetectGemmEngineFacts gathers the facts of this process.
@@ -88,10 +89,13 @@ inline SimdLevel OpenBlasCoreSimd(std::string_view core) {
 /// Chooses the engine from the facts (pure: no global state is read).
 ///
 /// - No BLAS linked: Eigen.
-/// - A BLAS that is not OpenBLAS: the BLAS (its kernels cannot be judged).
-/// - OpenBLAS with a known core whose kernels are below AVX2 on a CPU with AVX2 or AVX-512
-///   (a generic core): Eigen when Eigen was compiled for AVX2 or better, else the BLAS, with
-///   the reason in the description.
+/// - A BLAS that is not OpenBLAS, or an OpenBLAS core this table does not know: the BLAS (its
+///   kernels cannot be judged).
+/// - An OpenBLAS core whose kernels are narrower than the CPU's vectors: OpenBLAS did not
+///   recognise the CPU (every version that knows an AVX-512 CPU gives it AVX-512 kernels).
+///   Then Eigen, when its kernels were compiled wider than the core's; otherwise the BLAS,
+///   and when the core is generic (below AVX2 on an AVX2 or AVX-512 CPU) the description says
+///   that it is slow and how to get Eigen's kernels instead.
 /// - Otherwise the BLAS.
 inline GemmEngineChoice ChooseGemmEngine(const GemmEngineFacts& facts) {
   const std::string eigen =
@@ -104,18 +108,19 @@ inline GemmEngineChoice ChooseGemmEngine(const GemmEngineFacts& facts) {
   if (facts.openblas_core.empty()) return {GemmEngine::Blas, blas};
 
   const SimdLevel core = OpenBlasCoreSimd(facts.openblas_core);
-  const bool generic_core = core != SimdLevel::None && core < SimdLevel::Avx2 &&
-                            facts.cpu >= SimdLevel::Avx2;
-  if (!generic_core) return {GemmEngine::Blas, blas + " (" + facts.openblas_core + " kernels)"};
+  const std::string kernels = blas + " (" + facts.openblas_core + " kernels";
+  if (core == SimdLevel::None || core >= facts.cpu) return {GemmEngine::Blas, kernels + ")"};
 
-  const std::string why = "core " + facts.openblas_core + " runs generic " + SimdName(core) +
-                          " kernels on this " + SimdName(facts.cpu) + " CPU";
-  if (facts.eigen >= SimdLevel::Avx2) {
+  const bool generic = core < SimdLevel::Avx2 && facts.cpu >= SimdLevel::Avx2;
+  const std::string why = "core " + facts.openblas_core + " runs " + (generic ? "generic " : "") +
+                          SimdName(core) + " kernels on this " + SimdName(facts.cpu) + " CPU";
+  if (facts.eigen > core) {
     return {GemmEngine::Eigen, "Eigen (" + std::string(SimdName(facts.eigen)) + " kernels; " +
                                    blas + " not used: its " + why + ")"};
   }
-  return {GemmEngine::Blas, blas + " (" + facts.openblas_core + " kernels, slow: its " + why +
-                                "; Eigen was compiled for " + SimdName(facts.eigen) +
+  if (!generic) return {GemmEngine::Blas, kernels + "; this CPU has " + SimdName(facts.cpu) + ")"};
+  return {GemmEngine::Blas, kernels + ", slow: its " + why + "; Eigen was compiled for " +
+                                SimdName(facts.eigen) +
                                 " only: compile with -march=native to use Eigen's kernels)"};
 }
 

@@ -147,9 +147,12 @@ void GemmBlock(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRe
 ///
 /// Shapes: op_a(A) is m x k, op_b(B) is k x n, C is m x n. With beta == 0, C is resized
 /// (no allocation when it already has that shape) and its old contents are ignored; with
-/// beta != 0, C must already be m x n. Throws ShapeError when the inner sizes differ.
+/// beta != 0, C must already be m x n. Throws ShapeError when the inner sizes differ, and on
+/// the BLAS engine when a size or stride exceeds the BLAS's int.
 /// With NumThreads() > 1, C is cut into one block of rows or columns (whichever dimension is
-/// larger) per thread and the blocks are computed at once.
+/// larger) per thread and the blocks are computed at once. On the Eigen engine a thread's
+/// first product of a given size may grow that thread's packing buffers; products of sizes
+/// it has run before allocate nothing.
 template <Scalar T>
 void Gemm(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRef<T>& b, Matrix<T>& c,
           T beta = T(0)) {
@@ -168,15 +171,26 @@ void Gemm(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRef<T>&
     throw ShapeError("Gemm: C is " + std::to_string(c.rows()) + " x " + std::to_string(c.cols()) +
                      " but the product is " + std::to_string(m) + " x " + std::to_string(n));
   }
-  // Cost per row (or column) of C is 2 k n (or 2 k m) flops: worth splitting from ~32 kflop.
+  // The BLAS takes int sizes: reject what does not fit here, not inside a parallel block.
+  if constexpr (kHaveBlas && (std::is_same_v<T, float> || std::is_same_v<T, double>)) {
+    if (ActiveGemmEngine() == GemmEngine::Blas) {
+      for (Index size : {m, n, k, a.outerStride(), b.outerStride()}) internal::BlasDimension(size);
+    }
+  }
+  // ParallelRanges counts cost in element-wise operations (it splits from 2^15 of them). The
+  // GEMM kernels run ~30 flops in the time of one element-wise operation (here 80-190 GFLOP/s
+  // against 3-6 G elements/s per core), so a product is split from ~1 Mflop: the 10 x 256 x 50
+  // products of the notebook's last layer (0.26 Mflop) took 13 us split in two against ~5 us
+  // on one thread.
+  constexpr Index kFlopsPerElementOp = 32;
   if (m >= n) {
-    ParallelRanges(m, 2 * k * n, [&](int, Index begin, Index length) {
+    ParallelRanges(m, 2 * k * n / kFlopsPerElementOp, [&](int, Index begin, Index length) {
       const ConstMatrixRef<T> a_rows = op_a == Op::None ? ConstMatrixRef<T>(a.middleRows(begin, length))
                                                         : ConstMatrixRef<T>(a.middleCols(begin, length));
       internal::GemmBlock<T>(op_a, a_rows, op_b, b, c.middleRows(begin, length), beta);
     });
   } else {
-    ParallelRanges(n, 2 * k * m, [&](int, Index begin, Index length) {
+    ParallelRanges(n, 2 * k * m / kFlopsPerElementOp, [&](int, Index begin, Index length) {
       const ConstMatrixRef<T> b_cols = op_b == Op::None ? ConstMatrixRef<T>(b.middleCols(begin, length))
                                                         : ConstMatrixRef<T>(b.middleRows(begin, length));
       internal::GemmBlock<T>(op_a, a, op_b, b_cols, c.middleCols(begin, length), beta);

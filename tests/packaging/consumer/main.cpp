@@ -1,5 +1,6 @@
 // A program of another project that uses DLBlocks: trains a tiny model for a few steps and
 // checks the loss went down.
+#include <dlb/core/blas_engine.hpp>
 #include <dlb/dlb.hpp>
 
 #include <cstdio>
@@ -26,6 +27,7 @@ int main() {
     model.Backward(dlogits);
     optimizer.Step();
   }
-  std::printf("consumer: loss %.4f -> %.4f\n", first, last);
+  std::printf("consumer: loss %.4f -> %.4f, products by %s\n", first, last,
+              dlb::GemmEngineDescription().c_str());
   return last < first ? 0 : 1;
 }
