@@ -3,6 +3,7 @@
 // refuse special files at once instead of blocking on them.
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -233,6 +234,38 @@ TEST_CASE("AtomicFileWriter respects permissions the way the shell does", "[io]"
                            MessageContains({"cannot create a temporary file", "Permission denied"}));
   }
   REQUIRE(::chmod((dir / "locked").c_str(), 0755) == 0);
+}
+
+TEST_CASE("AtomicFileWriter refuses another user's file in a sticky directory up front", "[io]") {
+  if (::geteuid() != 0) {
+    SUCCEED("needs root to make a file of another user");
+    return;
+  }
+  // As in /tmp: a world-writable sticky directory, and a file of root's that anyone may write.
+  TempDir dir;
+  REQUIRE(::chmod(dir.path.c_str(), 01777) == 0);
+  WriteText(dir / "roots.csv", "old");
+  REQUIRE(::chmod((dir / "roots.csv").c_str(), 0666) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {  // as user nobody, whose rename over roots.csv the kernel would refuse
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(10);
+    try {
+      dlb::CheckOutputPath(dir / "roots.csv");
+      ::_exit(11);
+    } catch (const dlb::FileError& e) {
+      ::_exit(std::string(e.what()).find("the file belongs to another user and " +
+                                         dir.path.string() + " is a sticky directory") !=
+                      std::string::npos
+                  ? 0
+                  : 12);
+    }
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK_NOTHROW(dlb::CheckOutputPath(dir / "roots.csv"));  // root may
 }
 
 TEST_CASE("CheckOutputPath accepts a writable path and writes nothing", "[io]") {

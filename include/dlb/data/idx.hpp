@@ -94,7 +94,6 @@ inline void StoreBigEndian32(std::uint32_t value, std::uint8_t* bytes) {
 class IdxInput {
  public:
   explicit IdxInput(const std::string& path) : path_(path), file_(OpenInputFile(path)) {
-
     // Sniff the gzip magic; the sniffed bytes are handed back by the first reads.
     sniff_size_ = FreadAll(sniff_.data(), sniff_.size());
     if (sniff_size_ == 2 && sniff_[0] == 0x1F && sniff_[1] == 0x8B) {

@@ -16,7 +16,8 @@
 ///  * an existing file keeps its permission bits (0600 stays 0600) and, where the process may
 ///    set them, its owner and group; a new file gets 0666 minus the umask;
 ///  * an existing file the process may not write (mode 0444 for a user other than root) is
-///    refused, as the shell's `>` refuses it.
+///    refused, as the shell's `>` refuses it, and so is another user's file in a sticky
+///    directory such as /tmp (the final rename would fail there).
 /// A file with several hard links is replaced under the written name only; its other names
 /// keep the old content (as with any writer that renames).
 ///
@@ -126,6 +127,17 @@ inline void RequireReplaceable(const std::string& path, const OutputTarget& targ
     }
     if (::access(target.path.c_str(), W_OK) != 0) {
       throw FileError(path, std::nullopt, "cannot write: " + ErrnoText(errno) + via);
+    }
+    // In a sticky directory (/tmp) only the owner of the file or of the directory may replace
+    // the file: the final rename would fail, after all the work, so refuse now.
+    const std::string directory = ParentDirectory(target.path);
+    struct stat parent {};
+    const uid_t user = ::geteuid();
+    if (user != 0 && ::stat(directory.c_str(), &parent) == 0 && (parent.st_mode & S_ISVTX) &&
+        target.status->st_uid != user && parent.st_uid != user) {
+      throw FileError(path, std::nullopt,
+                      "cannot write: " + ErrnoText(EPERM) + ": the file belongs to another user" +
+                          " and " + directory + " is a sticky directory" + via);
     }
     return;
   }
