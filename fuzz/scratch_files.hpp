@@ -49,6 +49,9 @@ inline std::string ScratchPath(const std::string& name) {
     std::string pattern =
         std::string(base && *base ? base : "/tmp") + "/dlb_" + FuzzerName() + "_XXXXXX";
     if (::mkdtemp(pattern.data()) == nullptr) Finding("cannot create a temporary directory");
+    // Both statics exist before the handler is registered, so they are destroyed after it
+    // runs at exit (in the reverse order of construction and registration).
+    internal::Files().clear();
     internal::Directory() = pattern;
     std::atexit(internal::RemoveScratch);
     return true;
