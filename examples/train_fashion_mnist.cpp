@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
     const dlb::Index inputs = data.train_images.rows();
     dlb::ModelNN<float> model = experiment::MakeModel(settings, inputs);
     dlb::Optimizer<float> optimizer =
-        dlb::MakeOptimizer<float>(settings.optimizer, model.Parameters(), settings.lr);
+        dlb::MakeOptimizer<float>(settings.optimizer, model, settings.lr);
     control::RunSets sets = control::MakeSets(run, settings);
     const control::RunCallbacks callbacks = control::MakeCallbacks(control_settings, settings.epochs);
     dlb::CrossEntropyLoss<float> loss;
@@ -56,8 +56,8 @@ int main(int argc, char** argv) {
     control::PrintControl(std::cout, callbacks, optimizer.LearningRate());
 
     persistence::Session session(files, run.standardizer);
-    const int done = session.Resume({model, optimizer, sets.batches.train, callbacks.List()},
-                                    settings.epochs);
+    const int done =
+        session.Resume({model, optimizer, sets.batches.train, callbacks.List()}, settings.epochs);
     const dlb::TrainResult result = dlb::TrainModel(
         model, sets.batches.train, sets.batches.validation, loss, optimizer,
         {.epochs = settings.epochs, .initial_epoch = done, .log = &std::cout},

@@ -191,7 +191,7 @@ struct RunData {
   dlb::FashionMnist<float> data;  // training part and test set, standardised
   dlb::Matrix<float> val_images;   // empty without --val-split
   dlb::Labels val_labels;
-  dlb::Standardizer<float> standardizer;  // the statistics the images were standardised with
+  dlb::Standardizer<float> standardizer;  // fitted on the training part; saved with the model
   bool HeldOut() const { return val_images.cols() > 0; }
 };
 
