@@ -13,8 +13,6 @@
 //    without limits and fits them, with the same result; when it does not fit, the error
 //    names the limit.
 
-#include <stdlib.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <cstdint>
@@ -26,47 +24,12 @@
 
 #include "dlb/core/error.hpp"
 #include "dlb/data/idx.hpp"
+#include "scratch_files.hpp"
 
 namespace {
 
-[[noreturn]] void Finding(const std::string& what) {
-  std::fprintf(stderr, "idx_fuzzer finding: %s\n", what.c_str());
-  std::abort();
-}
-
-std::string& Directory() {
-  static std::string directory;
-  return directory;
-}
-
-void RemoveDirectory() {
-  for (const char* name : {"/input", "/input.gz"}) std::remove((Directory() + name).c_str());
-  ::rmdir(Directory().c_str());
-}
-
-// One private directory per process, created on first use and reused for every input, so the
-// fuzzer does not pay for directory creation per run nor litter the temp dir.
-const std::string& PathFor(const char* name) {
-  static const bool ready = [] {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/dlb_idx_fuzz_XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) Finding("cannot create a temporary directory");
-    Directory() = pattern;
-    std::atexit(RemoveDirectory);
-    return true;
-  }();
-  (void)ready;
-  static const std::string input = Directory() + "/input";
-  static const std::string input_gz = Directory() + "/input.gz";
-  return std::string(name) == "gz" ? input_gz : input;
-}
-
-void WriteFile(const std::string& path, const std::uint8_t* data, std::size_t size) {
-  std::FILE* file = std::fopen(path.c_str(), "wb");
-  if (file == nullptr) Finding("cannot write " + path);
-  if (size != 0 && std::fwrite(data, 1, size, file) != size) Finding("cannot write " + path);
-  if (std::fclose(file) != 0) Finding("cannot close " + path);
-}
+using fuzz::Finding;
+using fuzz::WriteFile;
 
 std::vector<std::uint8_t> Gzip(const std::uint8_t* data, std::size_t size) {
   z_stream stream{};
@@ -165,7 +128,8 @@ void RequireLimitsHonoured(const Outcome& unlimited, const Outcome& limited, con
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const std::string& path = PathFor("raw");
+  fuzz::FuzzerName() = "idx_fuzzer";
+  static const std::string path = fuzz::ScratchPath("input");
   WriteFile(path, data, size);
   const Outcome images = ReadImages(path);
   const Outcome labels = ReadLabels(path);
@@ -175,7 +139,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const bool is_gzip = size >= 2 && data[0] == 0x1F && data[1] == 0x8B;
   if (!is_gzip) {
     const std::vector<std::uint8_t> compressed = Gzip(data, size);
-    const std::string& gz_path = PathFor("gz");
+    static const std::string gz_path = fuzz::ScratchPath("input.gz");
     WriteFile(gz_path, compressed.data(), compressed.size());
     RequireSame(images, ReadImages(gz_path), "images");
     RequireSame(labels, ReadLabels(gz_path), "labels");

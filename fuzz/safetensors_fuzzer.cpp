@@ -14,9 +14,6 @@
 //  * a model LoadModel accepts predicts finite-sized logits of OutputSize() rows for a
 //    sample (when the sample is small enough to build).
 
-#include <stdlib.h>
-#include <unistd.h>
-
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -26,44 +23,11 @@
 #include "dlb/core/error.hpp"
 #include "dlb/io/model_file.hpp"
 #include "dlb/io/safetensors.hpp"
+#include "scratch_files.hpp"
 
 namespace {
 
-[[noreturn]] void Finding(const std::string& what) {
-  std::fprintf(stderr, "safetensors_fuzzer finding: %s\n", what.c_str());
-  std::abort();
-}
-
-std::string& Directory() {
-  static std::string directory;
-  return directory;
-}
-
-void RemoveDirectory() {
-  for (const char* name : {"/input", "/again"}) std::remove((Directory() + name).c_str());
-  ::rmdir(Directory().c_str());
-}
-
-// One private directory per process, created on first use and reused for every input.
-std::string PathFor(const char* name) {
-  static const bool ready = [] {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/dlb_safetensors_fuzz_XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) Finding("cannot create a temporary directory");
-    Directory() = pattern;
-    std::atexit(RemoveDirectory);
-    return true;
-  }();
-  (void)ready;
-  return Directory() + "/" + name;
-}
-
-void WriteFile(const std::string& path, const std::uint8_t* data, std::size_t size) {
-  std::FILE* file = std::fopen(path.c_str(), "wb");
-  if (file == nullptr) Finding("cannot write " + path);
-  if (size != 0 && std::fwrite(data, 1, size, file) != size) Finding("cannot write " + path);
-  if (std::fclose(file) != 0) Finding("cannot close " + path);
-}
+using fuzz::Finding;
 
 void CheckAccepted(const dlb::Safetensors& file, std::size_t size) {
   std::uint64_t data_bytes = 0;
@@ -80,7 +44,7 @@ void CheckAccepted(const dlb::Safetensors& file, std::size_t size) {
   }
   if (data_bytes > size) Finding("accepted more tensor bytes than the file has");
 
-  const std::string again = PathFor("again");
+  static const std::string again = fuzz::ScratchPath("again");
   dlb::WriteSafetensors(again, file.tensors, file.metadata);
   const dlb::Safetensors reread = dlb::ReadSafetensors(again);
   if (reread.metadata != file.metadata) Finding("metadata changed in a round trip");
@@ -114,8 +78,9 @@ void TryModel(const std::string& path) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const std::string path = PathFor("input");
-  WriteFile(path, data, size);
+  fuzz::FuzzerName() = "safetensors_fuzzer";
+  static const std::string path = fuzz::ScratchPath("input");
+  fuzz::WriteFile(path, data, size);
   try {
     const dlb::Safetensors file = dlb::ReadSafetensors(path);
     CheckAccepted(file, size);

@@ -2,6 +2,8 @@
 // prescribes, atomic writes, and every malformed file the reader must turn into a FileError
 // that names the file and says what is wrong.
 
+#include <sys/stat.h>
+
 #include <catch2/catch.hpp>
 
 #include <cstdint>
@@ -184,6 +186,9 @@ TEST_CASE("safetensors: missing, directory and truncated files", "[safetensors][
   TempDir dir;
   RequireRejected(dir / "absent.safetensors", {"no such file"});
   RequireRejected(dir.path.string(), {"directory"});
+  const std::string fifo = dir / "fifo.safetensors";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  RequireRejected(fifo, {"not a regular file but a FIFO"});  // and no wait for a writer
 
   const std::string empty = dir / "empty.safetensors";
   WriteText(empty, "");

@@ -5,14 +5,15 @@
 
 #include <CLI/CLI.hpp>
 
-#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <string>
-#include <system_error>
+#include <utility>
 #include <vector>
 
 #include <dlb/dlb.hpp>
+
+#include "common/experiment.hpp"
 
 namespace persistence {
 
@@ -23,29 +24,14 @@ struct Flags {
   std::string resume;
 };
 
-/// A file path whose directory exists, so that a long run cannot end in "cannot write".
-inline const CLI::Validator kWritableFile(
-    [](std::string& text) {
-      const std::filesystem::path path(text);
-      const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
-      std::error_code error;
-      if (text.empty() || !path.has_filename()) return "expected a file name, got '" + text + "'";
-      if (!std::filesystem::is_directory(dir, error)) {
-        return "the directory " + dir.string() + " does not exist";
-      }
-      if (std::filesystem::is_directory(path, error)) return text + " is a directory";
-      return std::string();
-    },
-    "FILE", "writable file");
-
 inline void AddFlags(CLI::App& app, Flags& flags) {
   app.add_option("--save", flags.save,
                  "Write the trained model to this safetensors file (predict_fashion_mnist "
                  "--model, dlb::LoadModel, or PyTorch's load_state_dict)")
-      ->check(kWritableFile);
+      ->check(experiment::kOutputFile);
   app.add_option("--checkpoint", flags.checkpoint,
                  "Write a checkpoint to this file after every epoch (replaced atomically)")
-      ->check(kWritableFile);
+      ->check(experiment::kOutputFile);
   app.add_option("--resume", flags.resume,
                  "Continue the run saved in this checkpoint; give the interrupted run's flags, "
                  "--epochs being the total")

@@ -20,25 +20,26 @@
 /// tensors and bytes that belong to no tensor.
 
 #include <nlohmann/json.hpp>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
-#include <filesystem>
 #include <limits>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
-#include <system_error>
 #include <tuple>
 #include <utility>
 #include <vector>
 
 #include "dlb/core/error.hpp"
+#include "dlb/core/memory.hpp"
 #include "dlb/core/state.hpp"
-#include "dlb/io/atomic_file.hpp"  // AtomicFileWriter, detail::FilePtr, detail::ErrnoText
+#include "dlb/io/atomic_file.hpp"
+#include "dlb/io/posix_file.hpp"
 
 namespace dlb {
 
@@ -267,30 +268,21 @@ inline void AppendLittleEndian64(std::string& out, std::uint64_t value) {
 /// Returns its tensors (in the order of their data) and metadata. Accepts the element types
 /// F32, F64, I64 and U64.
 /// Throws FileError, naming the file and, where there is one, the byte offset, when the file
-/// is missing, not a regular file or unreadable; shorter than 8 bytes; declares a header
-/// longer than the rest of the file or than 100 MB; has a header that is not a JSON object,
+/// is missing, not a regular file (a FIFO, a device, a directory: refused before it is
+/// opened, see OpenInputFile) or unreadable; holds more data than this process's memory;
+/// is shorter than 8 bytes; declares a header longer than the rest of the file or than
+/// 100 MB; has a header that is not a JSON object,
 /// repeats a key, or describes a tensor without dtype, shape or data_offsets, with an
 /// unsupported dtype, a negative or non-integer size, or data_offsets that leave the data,
 /// disagree with the shape, overlap or leave gaps; or has "__metadata__" values that are not
 /// strings. Never allocates more than the file's size plus the parsed header.
 inline Safetensors ReadSafetensors(const std::string& path) {
-  std::error_code error;
-  const auto status = std::filesystem::status(path, error);
-  if (status.type() == std::filesystem::file_type::not_found) {
-    throw FileError(path, std::nullopt, "cannot open: no such file");
+  const detail::FilePtr file = OpenInputFile(path);  // a regular file, or a FileError
+  struct stat status {};
+  if (::fstat(::fileno(file.get()), &status) != 0) {
+    throw FileError(path, std::nullopt, "cannot read the size: " + detail::ErrnoText(errno));
   }
-  if (error) throw FileError(path, std::nullopt, "cannot open: " + error.message());
-  if (!std::filesystem::is_regular_file(status)) {
-    throw FileError(path, std::nullopt,
-                    std::filesystem::is_directory(status)
-                        ? "cannot open: expected a file, found a directory"
-                        : "cannot open: not a regular file");
-  }
-  const std::uint64_t file_size = std::filesystem::file_size(path, error);
-  if (error) throw FileError(path, std::nullopt, "cannot read the size: " + error.message());
-  errno = 0;
-  detail::FilePtr file(std::fopen(path.c_str(), "rb"));
-  if (!file) throw FileError(path, std::nullopt, "cannot open: " + detail::ErrnoText(errno));
+  const auto file_size = static_cast<std::uint64_t>(status.st_size);
 
   std::uint64_t position = 0;
   const auto read = [&](std::uint8_t* out, std::uint64_t n, const std::string& what) {
@@ -331,6 +323,11 @@ inline Safetensors ReadSafetensors(const std::string& path) {
 
   const std::uint64_t data_start = 8 + header_size;
   const std::uint64_t data_size = file_size - data_start;
+  try {
+    RequireMemory(static_cast<double>(data_size), "its tensors");
+  } catch (const MemoryError& error) {
+    throw FileError(path, std::nullopt, error.what());
+  }
   Safetensors result;
   std::vector<detail::TensorEntry> entries;
   for (const auto& [key, value] : root.items()) {
@@ -405,15 +402,14 @@ inline std::string SafetensorsHeader(const StateDict& tensors, const Metadata& m
 }
 
 /// Writes `tensors` and `metadata` to `path` as a safetensors file (SafetensorsHeader, then
-/// the data), atomically: the bytes go to a temporary file in the same directory that
-/// replaces `path` only once complete, so a crash leaves the old file or the new one, never
-/// a mix. Throws ArgumentError like SafetensorsHeader, FileError when the file cannot be
-/// written.
+/// the data) with an AtomicFileWriter: all or nothing (a crash leaves the old file or the
+/// new one, never a mix), regular files only, symbolic links written through. Throws
+/// ArgumentError like SafetensorsHeader, FileError when the file cannot be written.
 inline void WriteSafetensors(const std::string& path, const StateDict& tensors,
                              const Metadata& metadata = {}) {
   const std::string header = SafetensorsHeader(tensors, metadata);
   AtomicFileWriter file(path);
-  file.Write(reinterpret_cast<const std::uint8_t*>(header.data()), header.size());
+  file.Write(header);
   for (const auto& [name, tensor] : tensors.Entries()) file.Write(tensor.data.data(), tensor.data.size());
   file.Commit();
 }
