@@ -10,44 +10,22 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
-#include <new>
 #include <optional>
 #include <regex>
 #include <sstream>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "dlb/training/progress.hpp"
 #include "dlb/training/train.hpp"
+#include "support/allocation_counter.hpp"  // counts allocations; one file per program
 #include "support/temp_dir.hpp"
 #include "support/training_run.hpp"
-
-// Counts heap allocations, to check that drawing the live line makes none. GCC 12 sees the
-// storage from the replaced operator new reach std::free in the replaced operator delete and
-// warns of a mismatch; both sides are malloc/free here.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-namespace {
-std::atomic<long> g_allocations{0};
-}  // namespace
-void* operator new(std::size_t size) {
-  ++g_allocations;
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size) { return operator new(size); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 
 using dlb_test::TrainingRun;
 
@@ -254,14 +232,14 @@ TEST_CASE("Drawing the live line allocates nothing", "[progress]") {
   std::ostream out(&buffer);
   dlb::ProgressLine<float> progress(out, true, 0);
   progress.OnEpochBegin(context);
-  const long before = g_allocations.load();
+  const long before = dlb_test::Allocations();
   for (dlb::Index batch = 1; batch <= 100; ++batch) {
     context.batch = batch;
     context.running.samples = batch * 32;
     context.epoch_seconds = 0.01 * static_cast<double>(batch);
     progress.OnBatchEnd(context);
   }
-  const long allocations = g_allocations.load() - before;
+  const long allocations = dlb_test::Allocations() - before;
   CHECK(allocations == 0);
   CHECK(buffer.Text().find("batch 100 / 100") != std::string::npos);
 }

@@ -111,7 +111,7 @@ inline void AddFlags(CLI::App& app, Settings& c, bool with_history = true) {
       ->capture_default_str()
       ->group(group);
   app.add_option("--warmup-epochs", c.warmup_epochs,
-                 "Linear warm-up from --lr/(N+1) to --lr over N epochs before the schedule")
+                 "Linear warm-up: N epochs at 1/(N+1) ... N/(N+1) of --lr, then the schedule")
       ->check(CLI::Range(0, 1000000))
       ->capture_default_str()
       ->group(group);
