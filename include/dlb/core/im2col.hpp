@@ -11,11 +11,14 @@
 ///   P(r, k) = X((c * H + iy) * W + ix, b), iy = oy*sh - ph + ky, ix = ox*sw - pw + kx,
 /// and 0 where (iy, ix) falls in the padding. Column k of P is, for each sample, the plane c
 /// shifted by (ky, kx): im2col copies contiguous runs of a row, and a convolution with weights
-/// W (out x C*kh*kw) is Z = P W^T (B*Ho*Wo x out).
+/// W (out x C*kh*kw) is Z = P W^T (B*Ho*Wo x out). A layer may build P for a few samples at a
+/// time (see PatchChunkSamples) so that it stays in the cache.
 
 #include <algorithm>
+#include <string>
 #include <type_traits>
 
+#include "dlb/core/error.hpp"
 #include "dlb/core/parallel.hpp"
 #include "dlb/core/shape.hpp"
 #include "dlb/core/types.hpp"
@@ -38,52 +41,83 @@ struct ValidOutputs {
 };
 
 /// The one loop behind Im2Col (kGather: P(r, k) = X(...), zeros in the padding) and Col2Im
-/// (!kGather: dX(...) += P(r, k), dX zeroed first), over samples [first, first + count).
-/// `image` is X (read) or dX (written), column stride `image_stride`; `patches` is P (written)
-/// or dP (read), column stride `patch_stride`.
+/// (!kGather: dX(...) += P(r, k), dX zeroed first, entries of P in the padding zeroed), over
+/// samples [first, first + count). `image` is X (read) or dX (written), column stride
+/// `image_stride`; `patches` is P (written) or dP (read), column stride `patch_stride`.
+///
+/// Column k's block of sample b is the plane c shifted by (ky - ph, kx - pw). With stride 1
+/// and Wo == W (a "same" convolution), output position p = oy*W + ox reads input
+/// p + (ky - ph)*W + (kx - pw), so the block is one contiguous run of the plane, less the
+/// columns of each row that fall in the padding: copied (or added) in one long loop, then
+/// those columns fixed. Otherwise the block is worked row by row.
 template <bool kGather, Scalar T>
 void PatchLoop(const Shape& in, const Window2D& window, Size2D out, Index first, Index count,
-               std::conditional_t<kGather, const T*, T*> image, Index image_stride,
-               std::conditional_t<kGather, T*, const T*> patches, Index patch_stride) {
+               std::conditional_t<kGather, const T*, T*> image, Index image_stride, T* patches,
+               Index patch_stride) {
   const Index kh = window.kernel.height, kw = window.kernel.width;
   const Index sh = window.stride.height, sw = window.stride.width;
   const Index plane = in.height * in.width, positions = out.height * out.width;
-  for (Index b = first; b < first + count; ++b) {
-    auto* sample = image + b * image_stride;
-    if constexpr (!kGather) std::fill_n(sample, in.Size(), T(0));
-    for (Index c = 0; c < in.channels; ++c) {
-      for (Index ky = 0; ky < kh; ++ky) {
-        const Index y_offset = ky - window.padding.height;
-        const ValidOutputs rows(in.height, out.height, sh, y_offset);
-        for (Index kx = 0; kx < kw; ++kx) {
-          const Index x_offset = kx - window.padding.width;
-          const ValidOutputs cols(in.width, out.width, sw, x_offset);
-          auto* patch = patches + ((c * kh + ky) * kw + kx) * patch_stride + b * positions;
-          if constexpr (kGather) {
-            std::fill(patch, patch + rows.begin * out.width, T(0));
-            std::fill(patch + rows.end * out.width, patch + positions, T(0));
-          }
-          for (Index oy = rows.begin; oy < rows.end; ++oy) {
-            auto* run = patch + oy * out.width;  // this output row's entries of column k
-            auto* pixels = sample + c * plane + (oy * sh + y_offset) * in.width + x_offset;
-            if constexpr (kGather) {
-              std::fill(run, run + cols.begin, T(0));
-              std::fill(run + cols.end, run + out.width, T(0));
-              if (sw == 1) {
-                std::copy(pixels + cols.begin, pixels + cols.end, run + cols.begin);
-              } else {
-                for (Index ox = cols.begin; ox < cols.end; ++ox) run[ox] = pixels[ox * sw];
+  const bool contiguous = sh == 1 && sw == 1 && out.width == in.width;
+  WithStride(sw, [&](auto kStride) {
+    constexpr Index kStep = decltype(kStride)::value;
+    for (Index b = first; b < first + count; ++b) {
+      auto* sample = image + b * image_stride;
+      if constexpr (!kGather) std::fill_n(sample, in.Size(), T(0));
+      for (Index c = 0; c < in.channels; ++c) {
+        for (Index ky = 0; ky < kh; ++ky) {
+          const Index y_offset = ky - window.padding.height;
+          const ValidOutputs rows(in.height, out.height, sh, y_offset);
+          for (Index kx = 0; kx < kw; ++kx) {
+            const Index x_offset = kx - window.padding.width;
+            const ValidOutputs cols(in.width, out.width, sw, x_offset);
+            T* patch = patches + ((c * kh + ky) * kw + kx) * patch_stride + b * positions;
+            if (rows.begin == rows.end || cols.begin == cols.end) {
+              if constexpr (kGather) std::fill_n(patch, positions, T(0));
+              continue;  // the whole block lies in the padding
+            }
+            // The input under output (oy, cols.begin) (inside the plane).
+            const auto pixels = [&](Index oy) {
+              return sample + c * plane + (oy * sh + y_offset) * in.width + cols.begin * sw +
+                     x_offset;
+            };
+            // Entries of the block in the padding: rows above and below, then the columns
+            // left and right of the valid ones in each row.
+            const auto zero_padding_columns = [&] {
+              for (Index oy = rows.begin; oy < rows.end; ++oy) {
+                std::fill(patch + oy * out.width, patch + oy * out.width + cols.begin, T(0));
+                std::fill(patch + oy * out.width + cols.end, patch + (oy + 1) * out.width, T(0));
               }
-            } else if (sw == 1) {
-              for (Index ox = cols.begin; ox < cols.end; ++ox) pixels[ox] += run[ox];
-            } else {
-              for (Index ox = cols.begin; ox < cols.end; ++ox) pixels[ox * sw] += run[ox];
+            };
+            if constexpr (kGather) {
+              std::fill(patch, patch + rows.begin * out.width, T(0));
+              std::fill(patch + rows.end * out.width, patch + positions, T(0));
+            }
+            if (contiguous) {
+              const Index begin = rows.begin * out.width + cols.begin;
+              const Index end = (rows.end - 1) * out.width + cols.end;
+              if constexpr (kGather) {
+                GatherRow<1>(pixels(rows.begin), patch + begin, end - begin, 1);
+                zero_padding_columns();
+              } else {
+                zero_padding_columns();
+                SpreadRow<1>(patch + begin, pixels(rows.begin), end - begin, 1, T(1));
+              }
+              continue;
+            }
+            if constexpr (kGather) zero_padding_columns();
+            for (Index oy = rows.begin; oy < rows.end; ++oy) {
+              T* run = patch + oy * out.width + cols.begin;
+              if constexpr (kGather) {
+                GatherRow<kStep>(pixels(oy), run, cols.end - cols.begin, sw);
+              } else {
+                SpreadRow<kStep>(run, pixels(oy), cols.end - cols.begin, sw, T(1));
+              }
             }
           }
         }
       }
     }
-  }
+  });
 }
 
 }  // namespace internal
@@ -104,19 +138,38 @@ void Im2Col(const ConstMatrixRef<T>& x, const Shape& in, const Window2D& window,
 }
 
 /// The adjoint of Im2Col: dX = col2im(dP), every entry of dP added to the input position it
-/// was copied from (entries from the padding are dropped). Requires: d_patches is
-/// B*Ho*Wo x C*kh*kw for out == window.OutputSize(in). Ensures: dx is in.Size() x B
-/// (resized; no allocation when it already has that shape).
+/// was copied from; the entries of dP in the padding belong to no input and are set to zero
+/// (d_patches is scratch to the caller). Requires: d_patches is
+/// B*Ho*Wo x C*kh*kw for out == window.OutputSize(in), and dx (a matrix or a block of
+/// columns of one) is in.Size() x B; all of dx is written. Samples are split over the threads.
 template <Scalar T>
-void Col2Im(const Matrix<T>& d_patches, const Shape& in, const Window2D& window, Size2D out,
-            Matrix<T>& dx) {
+void Col2Im(Matrix<T>& d_patches, const Shape& in, const Window2D& window, Size2D out,
+            Eigen::Ref<Matrix<T>> dx) {
   const Index positions = out.height * out.width;
-  const Index batch = d_patches.rows() / positions;
-  dx.resize(in.Size(), batch);
+  const Index batch = dx.cols();
+  if (dx.rows() != in.Size() || d_patches.rows() != batch * positions) {
+    throw ShapeError("Col2Im: dP is " + std::to_string(d_patches.rows()) + " x " +
+                     std::to_string(d_patches.cols()) + " and dX " + std::to_string(dx.rows()) +
+                     " x " + std::to_string(batch) + ", but " + std::to_string(batch) +
+                     " samples of " + in.ToString() + " need " +
+                     std::to_string(batch * positions) + " rows and " +
+                     std::to_string(in.Size()));
+  }
   ParallelRanges(batch, positions * d_patches.cols(), [&](int, Index first, Index count) {
-    internal::PatchLoop<false, T>(in, window, out, first, count, dx.data(), dx.rows(),
+    internal::PatchLoop<false, T>(in, window, out, first, count, dx.data(), dx.outerStride(),
                                   d_patches.data(), d_patches.rows());
   });
+}
+
+/// How many samples' patches a convolution builds and multiplies at a time: as many as fit
+/// in kPatchChunkBytes (at least one). Small enough for a core's L2 cache, where im2col,
+/// the three products and col2im then find their operands, and large enough (hundreds of
+/// rows) for an efficient product. Measured on the 32 -> 64 channel 3x3 convolution of the
+/// Fashion-MNIST CNN (225 KiB of patches per sample): the products ran 10-40% faster in
+/// chunks of 4-8 samples than over a whole batch of 128.
+inline constexpr Index kPatchChunkBytes = Index{1} << 20;
+inline Index PatchChunkSamples(Index positions, Index patch_columns, Index scalar_bytes) {
+  return std::max<Index>(1, kPatchChunkBytes / std::max<Index>(1, positions * patch_columns * scalar_bytes));
 }
 
 }  // namespace dlb

@@ -4,6 +4,7 @@
 /// pooling layers share (kernel, stride and padding, and the output size they give).
 
 #include <string>
+#include <type_traits>
 
 #include "dlb/core/error.hpp"
 #include "dlb/core/shape.hpp"
@@ -88,5 +89,47 @@ struct Window2D {
     return size.IsSquare() ? std::to_string(size.height) : size.ToString();
   }
 };
+
+namespace internal {
+
+/// Calls f(std::integral_constant<Index, S>) with S = stride for the common strides 1 and 2
+/// (so the row kernels below are compiled for a constant stride), S = 0 otherwise.
+template <class F>
+void WithStride(Index stride, F&& f) {
+  if (stride == 1) {
+    f(std::integral_constant<Index, 1>{});
+  } else if (stride == 2) {
+    f(std::integral_constant<Index, 2>{});
+  } else {
+    f(std::integral_constant<Index, 0>{});
+  }
+}
+
+// Row kernels of the windowed layers (im2col, pooling): n values of an image row read or
+// written `stride` apart (the compile-time kStride when it is not 0) against n contiguous
+// ones. Plain loops over non-aliasing pointers, so that the compiler can vectorise them.
+
+/// out[o] = values[o*stride].
+template <Index kStride, Scalar T>
+void GatherRow(const T* __restrict values, T* __restrict out, Index n, Index stride) {
+  const Index step = kStride != 0 ? kStride : stride;
+  for (Index o = 0; o < n; ++o) out[o] = values[o * step];
+}
+
+/// sum[o] += values[o*stride].
+template <Index kStride, Scalar T>
+void AddRow(const T* __restrict values, T* __restrict sum, Index n, Index stride) {
+  const Index step = kStride != 0 ? kStride : stride;
+  for (Index o = 0; o < n; ++o) sum[o] += values[o * step];
+}
+
+/// targets[o*stride] += scale * values[o].
+template <Index kStride, Scalar T>
+void SpreadRow(const T* __restrict values, T* __restrict targets, Index n, Index stride, T scale) {
+  const Index step = kStride != 0 ? kStride : stride;
+  for (Index o = 0; o < n; ++o) targets[o * step] += scale * values[o];
+}
+
+}  // namespace internal
 
 }  // namespace dlb

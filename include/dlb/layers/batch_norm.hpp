@@ -146,9 +146,17 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>> {
     const Index groups = Size();
     if (mode == Mode::Train) {
       // sums_ = [sum x, sum x^2, n] over this batch, then over every process.
-      AccumulateSums(x.cols(), [&](Index b, auto&& add) {
-        const auto planes = Planes(x.col(b).data());
-        add(planes.colwise().sum(), planes.array().square().colwise().sum());
+      AccumulateSums(x.cols(), [&](Index b, double* sums) {
+        ForEachGroupRun([&](Index group, Index offset, Index length) {
+          const auto values = Run(x.col(b).data() + offset, length);
+          if (length == 1) {  // flat samples: every group at once
+            Vec(sums, groups) += values.template cast<double>();
+            Vec(sums + groups, groups) += values.array().square().matrix().template cast<double>();
+          } else {
+            sums[group] += static_cast<double>(values.sum());
+            sums[groups + group] += static_cast<double>(values.squaredNorm());
+          }
+        });
       });
       const double n = sums_(2 * groups);
       if (!(n > 1)) {
@@ -176,9 +184,15 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>> {
     y.resize(x.rows(), x.cols());
     ParallelRanges(x.cols(), x.rows(), [&](int, Index first, Index count) {
       for (Index b = first; b < first + count; ++b) {
-        Planes(y.col(b).data()) =
-            (Planes(x.col(b).data()).array().rowwise() * scale_.transpose().array()).rowwise() +
-            shift_.transpose().array();
+        ForEachGroupRun([&](Index group, Index offset, Index length) {
+          auto out = Run(y.col(b).data() + offset, length);
+          const auto in = Run(x.col(b).data() + offset, length);
+          if (length == 1) {
+            out = in.cwiseProduct(scale_) + shift_;
+          } else {
+            out = in.array() * scale_(group) + shift_(group);
+          }
+        });
       }
     });
   }
@@ -191,13 +205,20 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>> {
     this->RequireRows(dy.rows(), this->input_shape_, "the output gradient");
     const Index groups = Size();
     // sums_ = [sum dy, sum dy (x - mu), n]; xhat = (x - mu) * inv_std.
-    AccumulateSums(dy.cols(), [&](Index b, auto&& add) {
-      const auto dy_planes = Planes(dy.col(b).data());
-      add(dy_planes.colwise().sum(),
-          (dy_planes.array() * (Planes(x.col(b).data()).array().rowwise() -
-                                mean_.transpose().array()))
-              .colwise()
-              .sum());
+    AccumulateSums(dy.cols(), [&](Index b, double* sums) {
+      ForEachGroupRun([&](Index group, Index offset, Index length) {
+        const auto grads = Run(dy.col(b).data() + offset, length);
+        const auto values = Run(x.col(b).data() + offset, length);
+        if (length == 1) {
+          Vec(sums, groups) += grads.template cast<double>();
+          Vec(sums + groups, groups) +=
+              grads.cwiseProduct(values - mean_).template cast<double>();
+        } else {
+          sums[group] += static_cast<double>(grads.sum());
+          sums[groups + group] +=
+              static_cast<double>((grads.array() * (values.array() - mean_(group))).sum());
+        }
+      });
     }, /*reduce=*/false);
     for (Index c = 0; c < groups; ++c) {
       const double inv_std = InvStd(c);
@@ -226,11 +247,16 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>> {
     dx->resize(dy.rows(), dy.cols());
     ParallelRanges(dy.cols(), dy.rows(), [&](int, Index first, Index count) {
       for (Index b = first; b < first + count; ++b) {
-        Planes(dx->col(b).data()) =
-            ((Planes(dy.col(b).data()).array().rowwise() * a_.transpose().array()) +
-             (Planes(x.col(b).data()).array().rowwise() * b_.transpose().array()))
-                .rowwise() +
-            d_.transpose().array();
+        ForEachGroupRun([&](Index group, Index offset, Index length) {
+          auto out = Run(dx->col(b).data() + offset, length);
+          const auto grads = Run(dy.col(b).data() + offset, length);
+          const auto values = Run(x.col(b).data() + offset, length);
+          if (length == 1) {
+            out = a_.cwiseProduct(grads) + b_.cwiseProduct(values) + d_;
+          } else {
+            out = a_(group) * grads.array() + b_(group) * values.array() + d_(group);
+          }
+        });
       }
     });
   }
@@ -282,12 +308,28 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>> {
     num_batches_tracked_ = 0;
   }
 
-  /// One sample's values as an (H W) x C matrix: column c is group c's plane.
-  template <class Pointer>
-  auto Planes(Pointer data) const {
-    using Map = std::conditional_t<std::is_const_v<std::remove_pointer_t<Pointer>>,
-                                   Eigen::Map<const Matrix<T>>, Eigen::Map<Matrix<T>>>;
-    return Map(data, this->input_shape_.height * this->input_shape_.width, Size());
+  /// Calls f(group, offset, length) for the runs of one sample's values the passes work on:
+  /// for C x H x W samples (H W > 1), each group's plane (offset c H W, length H W); for flat
+  /// samples, one call covering every group at once (group 0, offset 0, length 1), which the
+  /// callers handle as a vector over the groups. Either way the inner loops are vectorised.
+  template <class F>
+  void ForEachGroupRun(F&& f) const {
+    const Index plane = this->input_shape_.height * this->input_shape_.width;
+    if (plane == 1) {
+      f(Index{0}, Index{0}, Index{1});
+      return;
+    }
+    for (Index c = 0; c < Size(); ++c) f(c, c * plane, plane);
+  }
+  /// `length` values from `data` (Size() of them when length is 1, see ForEachGroupRun).
+  auto Run(const T* data, Index length) const {
+    return Eigen::Map<const Vector<T>>(data, length == 1 ? Size() : length);
+  }
+  auto Run(T* data, Index length) const {
+    return Eigen::Map<Vector<T>>(data, length == 1 ? Size() : length);
+  }
+  static Eigen::Map<Vector<double>> Vec(double* data, Index length) {
+    return Eigen::Map<Vector<double>>(data, length);
   }
 
   /// The forward's mu_c and 1 / sqrt(var_c + eps), and scale = gamma inv_std, shift = beta - mu scale for Y.
@@ -299,23 +341,19 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>> {
   }
   double InvStd(Index c) const { return inv_std_(c); }
 
-  /// sums_ = [sum over the batch of first(b) (C), of second(b) (C), n = B H W], accumulated in
-  /// double from per-sample sums: `per_sample(b, add)` calls add(first, second) with two
-  /// 1 x C row expressions. Then, when `reduce` and a reducer is set, sums across processes.
-  template <class PerSample>
-  void AccumulateSums(Index batch, PerSample&& per_sample, bool reduce = true) {
+  /// sums_ = [first sums (C), second sums (C), n = B H W] over the batch, accumulated in
+  /// double: `add_sample(b, sums)` adds sample b's sums to sums[0 .. 2C) (one column of
+  /// partial_sums_ per thread). Then, when `reduce` and a reducer is set, sums across
+  /// processes.
+  template <class AddSample>
+  void AccumulateSums(Index batch, AddSample&& add_sample, bool reduce = true) {
     const Index groups = Size();
+    const Index plane = this->input_shape_.height * this->input_shape_.width;
     const int parts = ParallelRanges(batch, this->input_shape_.Size(), [&](int part, Index first, Index count) {
       auto column = partial_sums_.col(part);
       column.setZero();
-      for (Index b = first; b < first + count; ++b) {
-        per_sample(b, [&](const auto& first_sum, const auto& second_sum) {
-          column.head(groups).array() += first_sum.transpose().array().template cast<double>();
-          column.segment(groups, groups).array() +=
-              second_sum.transpose().array().template cast<double>();
-        });
-      }
-      column(2 * groups) = static_cast<double>(count * this->input_shape_.height * this->input_shape_.width);
+      for (Index b = first; b < first + count; ++b) add_sample(b, column.data());
+      column(2 * groups) = static_cast<double>(count * plane);
     });
     sums_ = partial_sums_.leftCols(parts).rowwise().sum();
     if (reduce && reducer_) reducer_(sums_.data(), sums_.size());

@@ -2,6 +2,7 @@
 /// \file
 /// Two-dimensional convolution (torch.nn.Conv2d).
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -58,15 +59,16 @@ struct Conv2DOptions {
 /// row-major flattening of torch's tensor, so a saved weight is byte for byte torch's);
 /// "bias" is {C_out}.
 ///
-/// Computation, for a batch of B samples at once: the patch matrix P = im2col(X)
-/// (B*Ho*Wo x C_in kh kw, see dlb/core/im2col.hpp) is built once per Forward, then
-///   forward   Z  = P W^T                     (B*Ho*Wo x C_out), Y = Z rearranged + b
+/// Computation: the batch's samples are split over the threads (ParallelRanges), and each
+/// thread works through its samples a chunk of n at a time (n from PatchChunkSamples, so
+/// that the chunk's patch matrix P = im2col(X) (n*Ho*Wo x C_in kh kw, see
+/// dlb/core/im2col.hpp) stays in its cache) with three products through dlb::Gemm:
+///   forward   Z  = P W^T                     (n*Ho*Wo x C_out), Y = Z rearranged + b
 ///   backward  dZ = dY rearranged, db = sum of dZ over rows,
-///             dW = dZ^T P                    (C_out x C_in kh kw)
+///             dW += dZ^T P                   (C_out x C_in kh kw; P rebuilt from X)
 ///             dP = dZ W,  dX = col2im(dP)    (skipped when dX is not wanted)
-/// three products through dlb::Gemm (split over the threads), the rearrangements split over
-/// the output channels, im2col/col2im over the samples. Buffers are reused from batch to
-/// batch: nothing is allocated once a batch of the same size has been seen.
+/// and the threads' dW and db are added at the end. Each thread has its own buffers, reused
+/// from batch to batch: nothing is allocated once a batch of the same size has been seen.
 /// Initialisation: W ~ N(0, 2 / (C_in kh kw)) (Kaiming, the default), b = 0.
 template <Scalar T = float>
 class Conv2D : public SpatialLayer<Conv2D<T>> {
@@ -143,49 +145,67 @@ class Conv2D : public SpatialLayer<Conv2D<T>> {
   /// Throws ShapeError when the input shape is unknown or X has the wrong row count.
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode /*mode*/) {
     this->RequireRows(x.rows(), this->input_shape_, "the batch");
-    Im2Col<T>(x, this->input_shape_, window_, OutputPlane(), patches_);
-    patches_hold_input_ = true;
-    Gemm<T>(Op::None, patches_, Op::Transpose, weight_, products_);  // Z = P W^T
-    // Y(o*P + p, b) = Z(b*P + p, o) + b(o): runs of P contiguous values on both sides.
-    const Index positions = Positions(), batch = x.cols();
-    y.resize(this->output_shape_.Size(), batch);
-    ParallelRanges(OutChannels(), batch * positions, [&](int, Index first, Index count) {
-      for (Index o = first; o < first + count; ++o) {
+    const Index positions = Positions();
+    y.resize(this->output_shape_.Size(), x.cols());
+    ForEachChunk(x.cols(), [&](Workspace&, ChunkBuffers& buffers, Index first, Index count) {
+      Im2Col<T>(x.middleCols(first, count), this->input_shape_, window_, OutputPlane(),
+                buffers.patches);
+      Gemm<T>(Op::None, buffers.patches, Op::Transpose, weight_, buffers.products);  // Z = P W^T
+      // Y(o*P + p, b) = Z(b*P + p, o) + b(o): runs of P contiguous values on both sides.
+      for (Index o = 0; o < OutChannels(); ++o) {
         const T bias = bias_enabled_ ? bias_(o, 0) : T(0);
-        for (Index b = 0; b < batch; ++b) {
-          y.col(b).segment(o * positions, positions).array() =
-              products_.col(o).segment(b * positions, positions).array() + bias;
+        for (Index b = 0; b < count; ++b) {
+          y.col(first + b).segment(o * positions, positions).array() =
+              buffers.products.col(o).segment(b * positions, positions).array() + bias;
         }
       }
     });
   }
 
   /// dW = dZ^T P, db = the sum of dY over samples and positions, and dX = col2im(dZ W) when
-  /// dx is not null. X must be the latest Forward's batch.
+  /// dx is not null. X must be the latest Forward's batch (its patches are rebuilt here,
+  /// chunk by chunk, rather than kept).
   void Backward(const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& /*y*/,
                 const ConstMatrixRef<T>& dy, Matrix<T>* dx) {
     this->RequireRows(x.rows(), this->input_shape_, "the batch");
     this->RequireRows(dy.rows(), this->output_shape_, "the output gradient");
-    const Index positions = Positions(), batch = dy.cols();
-    products_.resize(batch * positions, OutChannels());
-    ParallelRanges(OutChannels(), batch * positions, [&](int, Index first, Index count) {
-      for (Index o = first; o < first + count; ++o) {
+    if (dy.cols() != x.cols()) {
+      throw ShapeError(Name() + ": the output gradient has " + std::to_string(dy.cols()) +
+                       " samples but the batch " + std::to_string(x.cols()));
+    }
+    const Index positions = Positions();
+    if (dx != nullptr) dx->resize(this->input_shape_.Size(), x.cols());
+    const int parts = ForEachChunk(x.cols(), [&](Workspace& work, ChunkBuffers& buffers,
+                                                  Index first, Index count) {
+      // dZ(b*P + p, o) = dY(o*P + p, b), and db(o) += its column sum.
+      buffers.products.resize(count * positions, OutChannels());
+      work.grad_bias.resize(OutChannels(), 1);
+      for (Index o = 0; o < OutChannels(); ++o) {
         T sum = T(0);
-        for (Index b = 0; b < batch; ++b) {
-          auto run = products_.col(o).segment(b * positions, positions);
-          run = dy.col(b).segment(o * positions, positions);
+        for (Index b = 0; b < count; ++b) {
+          auto run = buffers.products.col(o).segment(b * positions, positions);
+          run = dy.col(first + b).segment(o * positions, positions);
           sum += run.sum();
         }
-        grad_bias_(o, 0) = sum;
+        work.grad_bias(o, 0) = (work.chunks_done == 0 ? T(0) : work.grad_bias(o, 0)) + sum;
       }
+      Im2Col<T>(x.middleCols(first, count), this->input_shape_, window_, OutputPlane(),
+                buffers.patches);
+      Gemm<T>(Op::Transpose, buffers.products, Op::None, buffers.patches, work.grad_weight,
+              work.chunks_done == 0 ? T(0) : T(1));  // dW (+)= dZ^T P
+      ++work.chunks_done;
+      if (dx == nullptr) return;
+      Gemm<T>(Op::None, buffers.products, Op::None, weight_, buffers.patches);  // dP = dZ W
+      Col2Im<T>(buffers.patches, this->input_shape_, window_, OutputPlane(),
+                dx->middleCols(first, count));
     });
-    // The patches were overwritten by the previous Backward's dP: rebuild them from X.
-    if (!patches_hold_input_) Im2Col<T>(x, this->input_shape_, window_, OutputPlane(), patches_);
-    Gemm<T>(Op::Transpose, products_, Op::None, patches_, grad_weight_);  // dW = dZ^T P
-    if (dx == nullptr) return;
-    Gemm<T>(Op::None, products_, Op::None, weight_, patches_);  // dP = dZ W, in P's buffer
-    patches_hold_input_ = false;
-    Col2Im<T>(patches_, this->input_shape_, window_, OutputPlane(), *dx);
+    // Each thread summed its own samples' gradients: add them up.
+    grad_weight_ = workspaces_[0].grad_weight;
+    grad_bias_ = workspaces_[0].grad_bias;
+    for (int part = 1; part < parts; ++part) {
+      grad_weight_ += workspaces_[part].grad_weight;
+      grad_bias_ += workspaces_[part].grad_bias;
+    }
   }
 
   /// "weight" {C_out, C_in, kh, kw} and, with a bias, "bias" {C_out}.
@@ -214,8 +234,47 @@ class Conv2D : public SpatialLayer<Conv2D<T>> {
   Matrix<T>& Weight() { return weight_; }
   Matrix<T>& Bias() { return bias_; }
 
+ /// Samples whose patches are built and multiplied at a time (see PatchChunkSamples).
+  /// Requires the input shape (SetInputShape).
+  Index SamplesPerChunk() const {
+    return PatchChunkSamples(Positions(), weight_.cols(), static_cast<Index>(sizeof(T)));
+  }
+
  private:
   static constexpr std::uint64_t kDefaultSeed = 0xc0a5;
+
+  /// A chunk's buffers.
+  struct ChunkBuffers {
+    Matrix<T> patches;   // P, then dP in Backward
+    Matrix<T> products;  // Z in Forward, dZ in Backward (n*Ho*Wo x C_out)
+  };
+  /// One thread's buffers, reused from batch to batch: full-size chunks and the last,
+  /// shorter one of its range each keep their own, so no buffer changes size (which would
+  /// reallocate it) while the batch size stays the same.
+  struct Workspace {
+    ChunkBuffers full, last;
+    Matrix<T> grad_weight, grad_bias;  // this thread's sums in Backward
+    Index chunks_done = 0;
+  };
+
+  /// Splits the batch's samples over the threads (ParallelRanges) and calls
+  /// f(workspace, buffers, first, count) for each chunk of at most SamplesPerChunk() samples
+  /// of a thread's range, with that thread's workspace (chunks_done counts its earlier
+  /// chunks) and the chunk's buffers.
+  /// Returns the number of threads used (workspaces 0 .. parts-1).
+  template <class F>
+  int ForEachChunk(Index batch, F&& f) {
+    const Index chunk = SamplesPerChunk();
+    const Index flops_per_sample = 2 * Positions() * weight_.cols() * OutChannels();
+    return ParallelRanges(batch, flops_per_sample, [&](int part, Index first, Index count) {
+      Workspace& work = workspaces_[static_cast<std::size_t>(part)];
+      work.chunks_done = 0;
+      for (Index start = first; start < first + count; start += chunk) {
+        const Index samples = std::min(chunk, first + count - start);
+        f(work, samples == chunk ? work.full : work.last, start, samples);
+      }
+    });
+  }
 
   Size2D OutputPlane() const { return {this->output_shape_.height, this->output_shape_.width}; }
   Index Positions() const { return this->output_shape_.height * this->output_shape_.width; }
@@ -225,9 +284,7 @@ class Conv2D : public SpatialLayer<Conv2D<T>> {
   dlb::Init init_;
   T init_std_;
   Matrix<T> weight_, bias_, grad_weight_, grad_bias_;
-  Matrix<T> patches_;   // P of the latest Forward, or dP after a Backward with dX
-  Matrix<T> products_;  // Z in Forward, dZ in Backward (B*Ho*Wo x C_out)
-  bool patches_hold_input_ = false;
+  std::vector<Workspace> workspaces_ = std::vector<Workspace>(kMaxParallelParts);
 };
 
 }  // namespace dlb
