@@ -263,3 +263,31 @@ TEST_CASE("Conv2D in float agrees with double") {
   conv_f.Forward(x.cast<float>(), y_f, dlb::Mode::Train);
   CHECK((y_f.cast<double>() - y_d).cwiseAbs().maxCoeff() < 1e-5);
 }
+
+TEST_CASE("Conv2D works through a batch in chunks with the same results as sample by sample") {
+  const Geometry g{"", {8, 16, 16}, 4, 3, 1, 1};
+  Conv2D<double> conv = MakeConv(g);
+  const Index batch = 16;
+  REQUIRE(conv.SamplesPerChunk() < batch / 2);  // several chunks, the last one shorter
+  REQUIRE(batch % conv.SamplesPerChunk() != 0);
+  const Matrix<double> x = dlb_test::RandomMatrix<double>(g.in.Size(), batch, 61);
+  Matrix<double> y, dx;
+  conv.Forward(x, y, dlb::Mode::Train);
+  const Matrix<double> dy = dlb_test::RandomMatrix<double>(y.rows(), batch, 62);
+  conv.Backward(x, y, dy, &dx);
+  const Matrix<double> dw = *conv.Parameters()[0].grad, db = *conv.Parameters()[1].grad;
+
+  Matrix<double> dw_sum = Matrix<double>::Zero(dw.rows(), dw.cols());
+  Matrix<double> db_sum = Matrix<double>::Zero(db.rows(), 1);
+  for (Index j = 0; j < batch; ++j) {
+    Matrix<double> y1, dx1;
+    conv.Forward(x.col(j), y1, dlb::Mode::Train);
+    conv.Backward(x.col(j), y1, dy.col(j), &dx1);
+    CHECK((y1 - y.col(j)).cwiseAbs().maxCoeff() < 1e-12);
+    CHECK((dx1 - dx.col(j)).cwiseAbs().maxCoeff() < 1e-12);
+    dw_sum += *conv.Parameters()[0].grad;
+    db_sum += *conv.Parameters()[1].grad;
+  }
+  CHECK((dw_sum - dw).cwiseAbs().maxCoeff() < 1e-10);
+  CHECK((db_sum - db).cwiseAbs().maxCoeff() < 1e-10);
+}

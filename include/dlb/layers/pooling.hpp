@@ -263,7 +263,7 @@ class GlobalAvgPool : public SpatialLayer<GlobalAvgPool<T>> {
     ParallelRanges(x.cols(), x.rows(), [&](int, Index first, Index count) {
       for (Index b = first; b < first + count; ++b) {
         const Eigen::Map<const Matrix<T>> planes(x.col(b).data(), plane, channels);
-        y.col(b) = planes.colwise().mean().transpose();
+        for (Index c = 0; c < channels; ++c) y(c, b) = planes.col(c).mean();
       }
     });
   }
@@ -279,7 +279,7 @@ class GlobalAvgPool : public SpatialLayer<GlobalAvgPool<T>> {
     ParallelRanges(dy.cols(), dx->rows(), [&](int, Index first, Index count) {
       for (Index b = first; b < first + count; ++b) {
         Eigen::Map<Matrix<T>> planes(dx->col(b).data(), plane, channels);
-        planes.rowwise() = dy.col(b).transpose() * scale;
+        for (Index c = 0; c < channels; ++c) planes.col(c).setConstant(dy(c, b) * scale);
       }
     });
   }
