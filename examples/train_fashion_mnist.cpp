@@ -1,22 +1,26 @@
-// Trains the optimizers notebook's network on Fashion-MNIST and prints one line per epoch,
-// then the test accuracy.
+// Trains the optimizers notebook's network (or, with --model cnn, a convnet) on Fashion-MNIST
+// and prints the model summary, one line per epoch, then the test accuracy.
 //
-//   train_fashion_mnist [--optimizer sgd|momentum|nesterov|adam|adamw] [--lr LR]
-//                       [--epochs N] [--batch N] [--hidden 350,250,150,50] [--seed S]
+//   train_fashion_mnist [--model mlp|cnn] [--optimizer sgd|momentum|nesterov|adam|adamw]
+//                       [--lr LR] [--epochs N] [--batch N] [--hidden 350,250,150,50] [--seed S]
 //                       [--threads N] [--data DIR]
 //
 // Exit codes: 0 done, 1 data or training error (e.g. divergence), 2 invalid flags.
 
 #include <iostream>
 
+#include "common/cnn_model.hpp"
 #include "common/experiment.hpp"
 
 int main(int argc, char** argv) {
   experiment::Settings settings;
-  CLI::App app("Train a multi-layer perceptron on Fashion-MNIST (the optimizers notebook).",
+  CLI::App app("Train the optimizers notebook's multi-layer perceptron, or a convnet, on "
+               "Fashion-MNIST.",
                "train_fashion_mnist");
   experiment::AddFlags(app, settings);
+  cnn::AddModelFlag(app, settings.model);
   if (auto code = experiment::Parse(app, argc, argv)) return *code;
+  if (auto code = cnn::ApplyDefaults(app, settings, "train_fashion_mnist")) return *code;
 
   try {
     dlb::SetNumThreads(settings.threads);
@@ -25,7 +29,12 @@ int main(int argc, char** argv) {
       return *code;
     }
     const dlb::Index inputs = data.train_images.rows();
-    dlb::ModelNN<float> model = experiment::MakeModel(settings, inputs);
+    const bool convnet = settings.model == "cnn";
+    dlb::ModelNN<float> model =
+        convnet ? cnn::MakeModel(settings.seed) : experiment::MakeModel(settings, inputs);
+    cnn::CosineDecay decay;  // the cnn's learning-rate schedule
+    std::vector<dlb::Callback<float>*> callbacks;
+    if (convnet) callbacks.push_back(&decay);
     dlb::Optimizer<float> optimizer =
         dlb::MakeOptimizer<float>(settings.optimizer, model.Parameters(), settings.lr);
     experiment::Batches batches = experiment::MakeBatches(data, settings);
@@ -33,16 +42,20 @@ int main(int argc, char** argv) {
 
     std::cout << "Fashion-MNIST from " << settings.data << ": " << data.train_images.cols()
               << " training, " << data.test_images.cols() << " test images\n"
-              << "Model " << experiment::Architecture(inputs, settings.hidden, experiment::kClasses)
+              << "Model "
+              << (convnet ? std::string("cnn")
+                          : experiment::Architecture(inputs, settings.hidden, experiment::kClasses))
               << ", ReLU, Kaiming init, " << model.NumParameters() << " parameters\n"
+              << model.Summary()
               << "Optimizer " << optimizer.Name() << " lr " << optimizer.LearningRate()
               << ", batch " << settings.batch << ", " << settings.epochs << " epochs, seed "
               << settings.seed << ", " << settings.threads << " thread(s), products by "
-              << experiment::ProductEngine() << "\n";
+              << experiment::ProductEngine() << (convnet ? ", cosine learning-rate decay" : "")
+              << "\n";
 
     const dlb::TrainResult result = dlb::TrainModel(
         model, batches.train, batches.validation, loss, optimizer,
-        {.epochs = settings.epochs, .log = &std::cout});
+        {.epochs = settings.epochs, .log = &std::cout}, callbacks);
     std::printf("Test accuracy: %.4f\n", result.history.back().val_score);
     return 0;
   } catch (const dlb::DivergenceError& e) {
