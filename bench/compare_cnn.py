@@ -2,11 +2,11 @@
 `train_fashion_mnist --model cnn` (issue 7), ours against PyTorch on the same network and against the
 step's matrix products alone, at 1 and 2 threads, in interleaved rounds.
 
-  * ours      dlb_bench_cnn_epoch_{eigen,blas}            (each engine that is built; the fastest counts)
+  * ours      dlb_bench_cnn_epoch --engine eigen|blas     (each engine the build has; the fastest counts)
   * PyTorch   bench/pytorch_cnn_epoch.py in the torch x OpenBLAS thread configurations of compare.py
               (the fastest counts; all are shown)
-  * products  dlb_bench_cnn_epoch_{eigen,blas} --products: the dlb::Gemm calls of the layers' training
-              steps alone, at the same shapes and split over the threads the same way
+  * products  dlb_bench_cnn_epoch --products: the dlb::Gemm calls of the layers' training steps
+              alone, at the same shapes and split over the threads the same way (each engine)
 
 Goals checked: ours <= 0.5x PyTorch at 2 threads, ours <= 1.5x the products alone.
 Uses compare.py's runner (background-load measurement, --wait-idle, --retries) and report helpers.
@@ -20,7 +20,9 @@ import sys
 
 import compare as common
 
-TARGETS = ("dlb_bench_cnn_epoch_eigen", "dlb_bench_cnn_epoch_blas")
+# dlb_gemm_ceiling too: compare.engine_info asks it which engines the build has.
+TARGETS = ("dlb_bench_cnn_epoch", "dlb_gemm_ceiling")
+PROGRAM = "dlb_bench_cnn_epoch"
 BATCH = 128
 BATCHES_PER_EPOCH = common.TRAIN_SAMPLES // BATCH
 GOAL_VS_PYTORCH = {2: 0.5}
@@ -30,7 +32,7 @@ GOAL_VS_PRODUCTS = 1.5
 def run_ours(runner, args, threads, engines):
     results = []
     for engine in engines:
-        r = runner.run("ours", [common.exe(args, f"dlb_bench_cnn_epoch_{engine}")] + common.data_flags(args) + [
+        r = runner.run("ours", [common.exe(args, PROGRAM), "--engine", engine] + common.data_flags(args) + [
             "--threads", str(threads), "--epochs", str(args.epochs), "--warmup", str(args.warmup),
             "--batches", str(args.batches), "--json"])
         if r is not None and "epoch_seconds_median" in r:
@@ -53,7 +55,7 @@ def run_pytorch(runner, args, torch_threads, blas_threads):
 def run_products(runner, args, threads, engines):
     results = []
     for engine in engines:
-        r = runner.run("products", [common.exe(args, f"dlb_bench_cnn_epoch_{engine}"), "--products",
+        r = runner.run("products", [common.exe(args, PROGRAM), "--engine", engine, "--products",
                                     "--threads", str(threads), "--repeats", str(args.repeats), "--json"])
         if r is not None and "seconds_per_epoch" in r:
             results.append(r)
@@ -69,12 +71,14 @@ def main(args):
     if not args.no_build:
         common.TARGETS = TARGETS  # this module's copy of compare.py builds the CNN targets
         notes, build_commands = common.build_targets(args)
-    engines = [e for e in ("eigen", "blas") if os.path.exists(common.exe(args, f"dlb_bench_cnn_epoch_{e}"))]
+    engines, default_engine, engine_description = common.engine_info(args)
+    if not engines and os.path.exists(common.exe(args, PROGRAM)):
+        engines = ["eigen"]  # dlb_gemm_ceiling is missing: the engine every build has
     if not args.have_data:
         notes.append(f"Fashion-MNIST not found in `{args.data}`: all runs use synthetic data of the same "
                      "shapes (timings are unaffected; accuracies are meaningless).")
     if not engines:
-        notes.append(f"`dlb_bench_cnn_epoch_*` is not built in `{args.build}/bench`: only PyTorch ran.")
+        notes.append(f"`{PROGRAM}` is not built in `{args.build}/bench`: only PyTorch ran.")
     for n in notes:
         common.log(f"note: {n}")
 
@@ -99,6 +103,9 @@ def main(args):
     w(f"- CPU: {common.cpu_model()} ({common.cpu_family_model()}; {os.cpu_count()} logical CPUs; "
       f"{common.cpu_flags_summary()})")
     w(f"- kernel: {platform.release()}; repo: {common.git_revision()}; build dir: `{args.build}`")
+    if engine_description:
+        w(f"- engines measured: {', '.join(engines)}; the library's own choice here: {default_engine} "
+          f"({engine_description})")
     w(f"- job: Conv(1->32)-BN-ReLU-MaxPool-Conv(32->64)-BN-ReLU-MaxPool-Linear(3136->128)-ReLU-Dropout-"
       f"Linear(128->10), batch {BATCH}, {BATCHES_PER_EPOCH} batches/epoch, Adam; {args.epochs} timed epochs "
       f"after {args.warmup} warm-up (median)"

@@ -4,12 +4,16 @@
 //   train_fashion_mnist [--model mlp|cnn] [--optimizer sgd|momentum|nesterov|adam|adamw]
 //                       [--lr LR] [--epochs N] [--batch N] [--hidden 350,250,150,50] [--seed S]
 //                       [--threads N] [--data DIR]
+//                       [--schedule none|step|cosine|onecycle|plateau (and its parameters)]
+//                       [--warmup-epochs N] [--patience N] [--val-split F] [--history FILE.csv]
 //
 // Exit codes: 0 done, 1 data or training error (e.g. divergence), 2 invalid flags.
 
 #include <iostream>
+#include <new>
 
 #include "common/cnn_model.hpp"
+#include "common/control_flags.hpp"
 #include "common/experiment.hpp"
 
 int main(int argc, char** argv) {
@@ -18,13 +22,17 @@ int main(int argc, char** argv) {
                "Fashion-MNIST.",
                "train_fashion_mnist");
   experiment::AddFlags(app, settings);
+  control::Settings control_settings;
+  control::AddFlags(app, control_settings);
   cnn::AddModelFlag(app, settings.model);
   if (auto code = experiment::Parse(app, argc, argv)) return *code;
-  if (auto code = cnn::ApplyDefaults(app, settings, "train_fashion_mnist")) return *code;
+  if (auto code = cnn::ApplyDefaults(app, settings, control_settings.schedule)) return *code;
+  if (auto code = control::Check(app, control_settings, settings)) return *code;
 
   try {
     dlb::SetNumThreads(settings.threads);
-    const dlb::FashionMnist<float> data = experiment::LoadData(settings.data);
+    const control::RunData run = control::LoadRunData(settings, control_settings);
+    const dlb::FashionMnist<float>& data = run.data;
     if (auto code = experiment::RejectOversizedBatch(settings, data, "train_fashion_mnist")) {
       return *code;
     }
@@ -32,12 +40,10 @@ int main(int argc, char** argv) {
     const bool convnet = settings.model == "cnn";
     dlb::ModelNN<float> model =
         convnet ? cnn::MakeModel(settings.seed) : experiment::MakeModel(settings, inputs);
-    cnn::CosineDecay decay;  // the cnn's learning-rate schedule
-    std::vector<dlb::Callback<float>*> callbacks;
-    if (convnet) callbacks.push_back(&decay);
     dlb::Optimizer<float> optimizer =
         dlb::MakeOptimizer<float>(settings.optimizer, model.Parameters(), settings.lr);
-    experiment::Batches batches = experiment::MakeBatches(data, settings);
+    control::RunSets sets = control::MakeSets(run, settings);
+    const control::RunCallbacks callbacks = control::MakeCallbacks(control_settings, settings.epochs);
     dlb::CrossEntropyLoss<float> loss;
 
     std::cout << "Fashion-MNIST from " << settings.data << ": " << data.train_images.cols()
@@ -50,19 +56,23 @@ int main(int argc, char** argv) {
               << "Optimizer " << optimizer.Name() << " lr " << optimizer.LearningRate()
               << ", batch " << settings.batch << ", " << settings.epochs << " epochs, seed "
               << settings.seed << ", " << settings.threads << " thread(s), products by "
-              << experiment::ProductEngine() << (convnet ? ", cosine learning-rate decay" : "")
-              << "\n";
+              << experiment::ProductEngine() << "\n"
+              << control::ValidationLine(run, control_settings) << "\n";
+    control::PrintControl(std::cout, callbacks, optimizer.LearningRate());
 
     const dlb::TrainResult result = dlb::TrainModel(
-        model, batches.train, batches.validation, loss, optimizer,
-        {.epochs = settings.epochs, .log = &std::cout}, callbacks);
-    std::printf("Test accuracy: %.4f\n", result.history.back().val_score);
+        model, sets.batches.train, sets.batches.validation, loss, optimizer,
+        {.epochs = settings.epochs, .log = &std::cout}, callbacks.List());
+    control::PrintOutcome(std::cout, result, callbacks, model, sets, loss);
     return 0;
   } catch (const dlb::DivergenceError& e) {
     std::cerr << "train_fashion_mnist: " << e.what()
               << "\n  (try a smaller --lr; the parameters were kept at their last finite values)\n";
     return 1;
-  } catch (const dlb::Error& e) {
+  } catch (const std::bad_alloc&) {
+    std::cerr << "train_fashion_mnist: error: out of memory (try smaller --hidden or --batch)\n";
+    return 1;
+  } catch (const std::exception& e) {
     std::cerr << "train_fashion_mnist: error: " << e.what() << "\n";
     return 1;
   }

@@ -11,7 +11,6 @@
 #include <cmath>
 #include <cstdint>
 #include <iostream>
-#include <numbers>
 #include <optional>
 #include <string>
 
@@ -27,6 +26,7 @@ inline constexpr int kBatch = 128;
 inline constexpr const char* kOptimizer = "adam";
 inline constexpr float kLearningRate = 1e-3f;
 inline constexpr float kDropout = 0.3f;
+inline constexpr const char* kSchedule = "cosine";  // from the rate down to 0 over the epochs
 
 /// One Fashion-MNIST image: 1 x 28 x 28.
 inline constexpr dlb::Shape kImageShape{1, 28, 28};
@@ -50,56 +50,32 @@ inline dlb::ModelNN<float> MakeModel(std::uint64_t seed, float dropout = kDropou
   return model;
 }
 
-/// Cosine learning-rate decay over the whole run, step by step:
-///   lr(t) = final + (initial - final) (1 + cos(pi t / T)) / 2
-/// after t of T = epochs x batches-per-epoch steps, from the optimizer's rate at the start of
-/// training (`initial`) down to initial x final_fraction. A stand-in until the library has
-/// schedules of its own; it only uses the Callback interface, so swapping it is one line.
-class CosineDecay : public dlb::Callback<float> {
- public:
-  explicit CosineDecay(double final_fraction = 0.0) : final_fraction_(final_fraction) {}
-
-  void OnTrainBegin(dlb::TrainingContext<float>& context) override {
-    initial_ = static_cast<double>(context.optimizer.LearningRate());
-  }
-  void OnBatchEnd(dlb::TrainingContext<float>& context) override {
-    const double total = static_cast<double>(context.epochs) * static_cast<double>(context.batches);
-    const double step = static_cast<double>(context.epoch - 1) * static_cast<double>(context.batches) +
-                        static_cast<double>(context.batch);
-    const double final = initial_ * final_fraction_;
-    const double lr = final + (initial_ - final) * 0.5 * (1 + std::cos(std::numbers::pi * step / total));
-    // The last step reaches `final`, which may be 0: keep the rate valid (> 0).
-    context.optimizer.SetLearningRate(static_cast<float>(std::max(lr, initial_ * 1e-4)));
-  }
-
- private:
-  double final_fraction_;
-  double initial_ = 0;
-};
-
 /// Registers --model mlp|cnn (default mlp, the notebook's network).
 inline void AddModelFlag(CLI::App& app, std::string& model) {
   app.add_option("--model", model,
                  "Network: mlp (the notebook's MLP) or cnn (2 x conv-BN-ReLU-max-pool, "
-                 "128 hidden, dropout 0.3; defaults --epochs 15 --batch 128 --optimizer adam)")
+                 "128 hidden, dropout 0.3; defaults --epochs 15 --batch 128 --optimizer adam "
+                 "--schedule cosine)")
       ->check(CLI::IsMember({"mlp", "cnn"}))
       ->capture_default_str();
 }
 
-/// For --model cnn, gives every flag the user did not set this model's default (epochs,
-/// batch, optimizer; the learning rate is the optimizer's default). Returns exit code 2, after
-/// a message, when --hidden was given (it sets the MLP's widths only).
+/// For --model cnn, gives every flag the user did not set this model's default: epochs,
+/// batch, optimizer (its default learning rate) and `schedule` (--schedule's value: cosine).
+/// Returns exit code 2, after the error and the usage, when --hidden was given (it sets the
+/// MLP's widths).
 inline std::optional<int> ApplyDefaults(const CLI::App& app, experiment::Settings& s,
-                                        const char* program) {
+                                        std::string& schedule) {
   if (s.model != "cnn") return std::nullopt;
   if (app.count("--hidden") > 0) {
-    std::cerr << program << ": error: --hidden sets the widths of --model mlp; the cnn's "
-                 "layers are fixed\n";
+    std::cerr << app.get_name() << ": error: --hidden sets the widths of --model mlp; the "
+              << "cnn's layers are fixed\n\n" << app.help();
     return 2;
   }
   if (app.count("--epochs") == 0) s.epochs = kEpochs;
   if (app.count("--batch") == 0) s.batch = kBatch;
   if (app.count("--optimizer") == 0) s.optimizer = kOptimizer;
+  if (app.count("--schedule") == 0) schedule = kSchedule;
   return std::nullopt;
 }
 

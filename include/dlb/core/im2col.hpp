@@ -172,4 +172,17 @@ inline Index PatchChunkSamples(Index positions, Index patch_columns, Index scala
   return std::max<Index>(1, kPatchChunkBytes / std::max<Index>(1, positions * patch_columns * scalar_bytes));
 }
 
+/// Splits samples [0, batch) over the threads (ParallelRanges, `cost_per_sample` flops each)
+/// and calls f(part, first, count) for each run of at most `chunk` consecutive samples of a
+/// thread's range, in order (every run but the last of a range has `chunk` samples). Returns
+/// the number of parts (threads) used, 0 .. parts-1.
+template <class F>
+int ForEachSampleChunk(Index batch, Index chunk, Index cost_per_sample, F&& f) {
+  return ParallelRanges(batch, cost_per_sample, [&](int part, Index first, Index count) {
+    for (Index start = first; start < first + count; start += chunk) {
+      f(part, start, std::min(chunk, first + count - start));
+    }
+  });
+}
+
 }  // namespace dlb

@@ -266,14 +266,12 @@ class Conv2D : public SpatialLayer<Conv2D<T>> {
   int ForEachChunk(Index batch, F&& f) {
     const Index chunk = SamplesPerChunk();
     const Index flops_per_sample = 2 * Positions() * weight_.cols() * OutChannels();
-    return ParallelRanges(batch, flops_per_sample, [&](int part, Index first, Index count) {
-      Workspace& work = workspaces_[static_cast<std::size_t>(part)];
-      work.chunks_done = 0;
-      for (Index start = first; start < first + count; start += chunk) {
-        const Index samples = std::min(chunk, first + count - start);
-        f(work, samples == chunk ? work.full : work.last, start, samples);
-      }
-    });
+    for (Workspace& work : workspaces_) work.chunks_done = 0;
+    return ForEachSampleChunk(batch, chunk, flops_per_sample,
+                              [&](int part, Index first, Index count) {
+                                Workspace& work = workspaces_[static_cast<std::size_t>(part)];
+                                f(work, count == chunk ? work.full : work.last, first, count);
+                              });
   }
 
   Size2D OutputPlane() const { return {this->output_shape_.height, this->output_shape_.width}; }
