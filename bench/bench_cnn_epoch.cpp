@@ -81,11 +81,13 @@ class StepProducts {
          {std::tuple<dlb::Index, dlb::Index, dlb::Index, bool>{28 * 28, 9, 32, true},
           {14 * 14, 32 * 9, 64, false}}) {
       Conv conv{positions, out, first,
-                dlb::PatchChunkSamples(positions, in, static_cast<dlb::Index>(sizeof(float))),
+                dlb::PatchChunkSamples(positions, in, out, static_cast<dlb::Index>(sizeof(float))),
                 Mat::Random(out, in), {}};
       for (int part = 0; part < parts; ++part) {
-        conv.parts.push_back({Mat::Random(conv.chunk * positions, in),
-                              Mat::Random(conv.chunk * positions, out), {}, {}, {}, {}, {}});
+        ConvPart buffers;
+        buffers.patches = Mat::Random(conv.chunk * positions, in);
+        buffers.dz = Mat::Random(conv.chunk * positions, out);
+        conv.parts.push_back(std::move(buffers));
       }
       convs_.push_back(std::move(conv));
     }

@@ -237,7 +237,8 @@ class Conv2D : public SpatialLayer<Conv2D<T>> {
  /// Samples whose patches are built and multiplied at a time (see PatchChunkSamples).
   /// Requires the input shape (SetInputShape).
   Index SamplesPerChunk() const {
-    return PatchChunkSamples(Positions(), weight_.cols(), static_cast<Index>(sizeof(T)));
+    return PatchChunkSamples(Positions(), weight_.cols(), OutChannels(),
+                             static_cast<Index>(sizeof(T)));
   }
 
  private:
