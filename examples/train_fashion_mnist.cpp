@@ -6,6 +6,7 @@
 //                       [--threads N] [--data DIR]
 //                       [--schedule none|step|cosine|onecycle|plateau (and its parameters)]
 //                       [--warmup-epochs N] [--patience N] [--val-split F] [--history FILE.csv]
+//                       [--save FILE] [--checkpoint FILE] [--resume FILE]
 //
 // Exit codes: 0 done, 1 data or training error (e.g. divergence), 2 invalid flags.
 
@@ -15,6 +16,7 @@
 #include "common/cnn_model.hpp"
 #include "common/control_flags.hpp"
 #include "common/experiment.hpp"
+#include "common/persistence_flags.hpp"
 
 int main(int argc, char** argv) {
   experiment::Settings settings;
@@ -24,6 +26,8 @@ int main(int argc, char** argv) {
   experiment::AddFlags(app, settings);
   control::Settings control_settings;
   control::AddFlags(app, control_settings);
+  persistence::Flags files;
+  persistence::AddFlags(app, files);
   cnn::AddModelFlag(app, settings.model);
   if (auto code = experiment::Parse(app, argc, argv)) return *code;
   if (auto code = cnn::ApplyDefaults(app, settings, control_settings.schedule)) return *code;
@@ -41,7 +45,7 @@ int main(int argc, char** argv) {
     dlb::ModelNN<float> model =
         convnet ? cnn::MakeModel(settings.seed) : experiment::MakeModel(settings, inputs);
     dlb::Optimizer<float> optimizer =
-        dlb::MakeOptimizer<float>(settings.optimizer, model.Parameters(), settings.lr);
+        dlb::MakeOptimizer<float>(settings.optimizer, model, settings.lr);
     control::RunSets sets = control::MakeSets(run, settings);
     const control::RunCallbacks callbacks = control::MakeCallbacks(control_settings, settings.epochs);
     dlb::CrossEntropyLoss<float> loss;
@@ -60,10 +64,15 @@ int main(int argc, char** argv) {
               << control::ValidationLine(run, control_settings) << "\n";
     control::PrintControl(std::cout, callbacks, optimizer.LearningRate());
 
+    persistence::Session session(files, run.standardizer);
+    const int done =
+        session.Resume({model, optimizer, sets.batches.train, callbacks.List()}, settings.epochs);
     const dlb::TrainResult result = dlb::TrainModel(
         model, sets.batches.train, sets.batches.validation, loss, optimizer,
-        {.epochs = settings.epochs, .log = &std::cout}, callbacks.List());
+        {.epochs = settings.epochs, .initial_epoch = done, .log = &std::cout},
+        session.Callbacks(callbacks.List()));
     control::PrintOutcome(std::cout, result, callbacks, model, sets, loss);
+    session.Save(model);
     return 0;
   } catch (const dlb::DivergenceError& e) {
     std::cerr << "train_fashion_mnist: " << e.what()
