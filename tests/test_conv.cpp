@@ -12,6 +12,10 @@
 
 #include "dlb/core/threads.hpp"
 #include "dlb/layers/conv2d.hpp"
+#include "dlb/layers/batch_norm.hpp"
+#include "dlb/layers/linear.hpp"
+#include "dlb/layers/pooling.hpp"
+#include "dlb/model/layer_registry.hpp"
 #include "dlb/model/model.hpp"
 #include "support/gradient_check.hpp"
 #include "support/helpers.hpp"
@@ -290,4 +294,35 @@ TEST_CASE("Conv2D works through a batch in chunks with the same results as sampl
   }
   CHECK((dw_sum - dw).cwiseAbs().maxCoeff() < 1e-10);
   CHECK((db_sum - db).cwiseAbs().maxCoeff() < 1e-10);
+}
+
+TEST_CASE("A convnet is rebuilt from its layers' specs by the default layer registry") {
+  dlb::ModelNN<double> model(Shape(2, 9, 8), 3);
+  model.Add(Conv2D<double>(dlb::Conv2DOptions(2, 4, {3, 2}).Stride({1, 2}).Padding(1)))
+      .Add(dlb::BatchNorm2D<double>(4, 1e-3, 0.2))
+      .Add(dlb::MaxPool2D<double>(dlb::Size2D(2, 1), 2))
+      .Add(Conv2D<double>(dlb::Conv2DOptions(4, 3, 2).Bias(false).WeightInit(dlb::Init::Xavier)))
+      .Add(dlb::AvgPool2D<double>(2, 1))
+      .Add(dlb::GlobalAvgPool<double>())
+      .Add(dlb::BatchNorm1D<double>(3))
+      .Add(dlb::Linear<double>(3, 2));
+  const Matrix<double> x = dlb_test::RandomMatrix<double>(model.InputSize(), 5, 71);
+  model.Forward(x);  // moves the batch-norm statistics away from their initial values
+  model.SetMode(dlb::Mode::Inference);
+  const Matrix<double> expected = model.Forward(x);
+
+  dlb::ModelNN<double> rebuilt(model.InputShape(), 99);
+  for (Index i = 0; i < model.NumLayers(); ++i) {
+    dlb::DefaultLayerRegistry<double>().AddTo(rebuilt, *model.LayerSpecAt(i));
+    CHECK(rebuilt.LayerSpecAt(i) == model.LayerSpecAt(i));
+  }
+  CHECK(rebuilt.Summary() == model.Summary());
+  rebuilt.LoadState(model.SaveState());
+  rebuilt.SetMode(dlb::Mode::Inference);
+  CHECK((rebuilt.Forward(x) - expected).cwiseAbs().maxCoeff() == 0);
+
+  dlb::LayerSpec bad = *model.LayerSpecAt(0);
+  bad.args[8].second = std::int64_t{2};  // "bias"
+  CHECK_THROWS_MATCHES(dlb::DefaultLayerRegistry<double>().AddTo(rebuilt, bad),
+                       dlb::ArgumentError, MessageContains({"'bias' must be 0 or 1, got 2"}));
 }
