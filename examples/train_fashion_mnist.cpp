@@ -1,8 +1,8 @@
-// Trains the optimizers notebook's network on Fashion-MNIST and prints one line per epoch,
-// then the test accuracy.
+// Trains the optimizers notebook's network (or, with --model cnn, a convnet) on Fashion-MNIST
+// and prints the model summary, one line per epoch, then the test accuracy.
 //
-//   train_fashion_mnist [--optimizer sgd|momentum|nesterov|adam|adamw] [--lr LR]
-//                       [--epochs N] [--batch N] [--hidden 350,250,150,50] [--seed S]
+//   train_fashion_mnist [--model mlp|cnn] [--optimizer sgd|momentum|nesterov|adam|adamw]
+//                       [--lr LR] [--epochs N] [--batch N] [--hidden 350,250,150,50] [--seed S]
 //                       [--threads N] [--data DIR]
 //                       [--schedule none|step|cosine|onecycle|plateau (and its parameters)]
 //                       [--warmup-epochs N] [--patience N] [--val-split F] [--history FILE.csv]
@@ -13,20 +13,24 @@
 #include <iostream>
 #include <new>
 
+#include "common/cnn_model.hpp"
 #include "common/control_flags.hpp"
 #include "common/experiment.hpp"
 #include "common/persistence_flags.hpp"
 
 int main(int argc, char** argv) {
   experiment::Settings settings;
-  CLI::App app("Train a multi-layer perceptron on Fashion-MNIST (the optimizers notebook).",
+  CLI::App app("Train the optimizers notebook's multi-layer perceptron, or a convnet, on "
+               "Fashion-MNIST.",
                "train_fashion_mnist");
   experiment::AddFlags(app, settings);
   control::Settings control_settings;
   control::AddFlags(app, control_settings);
   persistence::Flags files;
   persistence::AddFlags(app, files);
+  cnn::AddModelFlag(app, settings.model);
   if (auto code = experiment::Parse(app, argc, argv)) return *code;
+  if (auto code = cnn::ApplyDefaults(app, settings, control_settings.schedule)) return *code;
   if (auto code = control::Check(app, control_settings, settings)) return *code;
 
   try {
@@ -37,7 +41,9 @@ int main(int argc, char** argv) {
       return *code;
     }
     const dlb::Index inputs = data.train_images.rows();
-    dlb::ModelNN<float> model = experiment::MakeModel(settings, inputs);
+    const bool convnet = settings.model == "cnn";
+    dlb::ModelNN<float> model =
+        convnet ? cnn::MakeModel(settings.seed) : experiment::MakeModel(settings, inputs);
     dlb::Optimizer<float> optimizer =
         dlb::MakeOptimizer<float>(settings.optimizer, model, settings.lr);
     control::RunSets sets = control::MakeSets(run, settings);
@@ -46,8 +52,11 @@ int main(int argc, char** argv) {
 
     std::cout << "Fashion-MNIST from " << settings.data << ": " << data.train_images.cols()
               << " training, " << data.test_images.cols() << " test images\n"
-              << "Model " << experiment::Architecture(inputs, settings.hidden, experiment::kClasses)
+              << "Model "
+              << (convnet ? std::string("cnn")
+                          : experiment::Architecture(inputs, settings.hidden, experiment::kClasses))
               << ", ReLU, Kaiming init, " << model.NumParameters() << " parameters\n"
+              << model.Summary()
               << "Optimizer " << optimizer.Name() << " lr " << optimizer.LearningRate()
               << ", batch " << settings.batch << ", " << settings.epochs << " epochs, seed "
               << settings.seed << ", " << settings.threads << " thread(s), products by "

@@ -16,9 +16,12 @@
 
 #include "dlb/data/standardize.hpp"
 #include "dlb/io/model_file.hpp"
+#include "dlb/layers/batch_norm.hpp"
+#include "dlb/layers/conv2d.hpp"
 #include "dlb/layers/dropout.hpp"
 #include "dlb/layers/leaky_relu.hpp"
 #include "dlb/layers/linear.hpp"
+#include "dlb/layers/pooling.hpp"
 #include "dlb/layers/relu.hpp"
 #include "dlb/layers/sigmoid.hpp"
 #include "dlb/layers/tanh.hpp"
@@ -285,7 +288,8 @@ TEST_CASE("model file: user layers are rebuilt through a registry", "[model file
   dlb::Save(model, path);
 
   RequireLoadRejected(path, {"layer 1 (Scale)", "unknown layer type 'Scale'",
-                             "known types: Dropout, LeakyReLU, Linear, ReLU, Sigmoid, Tanh"});
+                             "known types: AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dropout, "
+                             "GlobalAvgPool, LeakyReLU, Linear, MaxPool2D, ReLU, Sigmoid, Tanh"});
   dlb::LayerRegistry<float> registry = dlb::DefaultLayerRegistry<float>();
   registry.Register("Scale", [](const dlb::LayerArgs& args) {
     return Scale<float>(static_cast<float>(args.Real("factor")));
@@ -486,4 +490,28 @@ TEST_CASE("model file: a truncated file is a FileError through LoadModel and Loa
   std::filesystem::resize_file(path, std::filesystem::file_size(path) - 1);
   RequireLoadRejected(path, {"lie outside the"});
   REQUIRE_THROWS_MATCHES(dlb::LoadWeights(model, path), dlb::FileError, MessageContains({path}));
+}
+
+TEST_CASE("model file: a convnet (convolution, pooling, batch norm) loads bitwise, statistics included",
+          "[model file]") {
+  TempDir dir;
+  const std::string path = dir / "convnet.safetensors";
+  dlb::ModelNN<float> model(dlb::Shape(1, 8, 8), 4);
+  model.Add(dlb::Conv2D<float>(dlb::Conv2DOptions(1, 4, 3).Padding(1)))
+      .Add(dlb::BatchNorm2D<float>(4))
+      .Add(dlb::ReLU<float>())
+      .Add(dlb::MaxPool2D<float>(2))
+      .Add(dlb::Conv2D<float>(4, 6, {3, 2}, 1, 0))
+      .Add(dlb::AvgPool2D<float>(2, 1))
+      .Add(dlb::GlobalAvgPool<float>())
+      .Add(dlb::BatchNorm1D<float>(6))
+      .Add(dlb::Linear<float>(6, 3));
+  const dlb::Matrix<float> x = RandomMatrix<float>(64, 5, 8, -2.0, 2.0);
+  model.Forward(x);  // training mode: the batch-norm running statistics move
+  dlb::Save(model, path);
+  const dlb::Matrix<float> expected = Logits(model, x);
+
+  dlb::LoadedModel<float> loaded = dlb::LoadModel<float>(path);
+  CHECK(loaded.model.Summary() == model.Summary());
+  CHECK(BitwiseEqual(loaded.Predict(x), expected));
 }

@@ -278,3 +278,108 @@ TEST_CASE("the notebook's network trains without allocating, on every engine and
     }
   }
 }
+
+// Convolutional layers (issue 7), in cases of their own below the MLP's.
+#include "dlb/layers/batch_norm.hpp"
+#include "dlb/layers/conv2d.hpp"
+#include "dlb/layers/pooling.hpp"
+
+namespace {
+
+// Every convolutional layer type on 1 x 8 x 8 images.
+dlb::ModelNN<float> SmallConvnet() {
+  dlb::ModelNN<float> model(dlb::Shape(1, 8, 8), 5);
+  model.Add(dlb::Conv2D<float>(1, 4, 3, 1, 1))
+      .Add(dlb::BatchNorm2D<float>(4))
+      .Add(dlb::ReLU<float>())
+      .Add(dlb::MaxPool2D<float>(2))
+      .Add(dlb::Conv2D<float>(dlb::Conv2DOptions(4, 6, {3, 2}).Stride(2).Padding(1)))
+      .Add(dlb::AvgPool2D<float>(dlb::Size2D(1, 2), 1))
+      .Add(dlb::GlobalAvgPool<float>())
+      .Add(dlb::Linear<float>(6, 8))
+      .Add(dlb::BatchNorm1D<float>(8))
+      .Add(dlb::ReLU<float>())
+      .Add(dlb::Dropout<float>(0.2f))
+      .Add(dlb::Linear<float>(8, kClasses));
+  return model;
+}
+
+// The Fashion-MNIST convnet of train_fashion_mnist --model cnn.
+dlb::ModelNN<float> FashionMnistConvnet() {
+  dlb::ModelNN<float> model(dlb::Shape(1, 28, 28), 6);
+  model.Add(dlb::Conv2D<float>(1, 32, 3, 1, 1))
+      .Add(dlb::BatchNorm2D<float>(32))
+      .Add(dlb::ReLU<float>())
+      .Add(dlb::MaxPool2D<float>(2))
+      .Add(dlb::Conv2D<float>(32, 64, 3, 1, 1))
+      .Add(dlb::BatchNorm2D<float>(64))
+      .Add(dlb::ReLU<float>())
+      .Add(dlb::MaxPool2D<float>(2))
+      .Add(dlb::Linear<float>(3136, 128))
+      .Add(dlb::ReLU<float>())
+      .Add(dlb::Dropout<float>(0.3f))
+      .Add(dlb::Linear<float>(128, kClasses));
+  return model;
+}
+
+// Trains `model` for two epochs of three batches of `x` and runs inference, after a warm-up
+// step, with allocations forbidden; checks the number of optimizer steps.
+void TrainConvnetWithoutAllocating(dlb::ModelNN<float> model, const Matrix<float>& x) {
+  Labels y(x.cols());
+  for (Index j = 0; j < y.size(); ++j) y(j) = static_cast<dlb::Label>(j % kClasses);
+  dlb::DataSet<float> data(x, y, x.cols() / 3, true, true, 22);
+  dlb::CrossEntropyLoss<float> loss;
+  dlb::Optimizer<float> adam(model, dlb::Adam<float>(1e-3f));
+  dlb::DivergenceGuard<float> guard(adam.Parameters());
+  Matrix<float> dlogits;
+  auto step = [&](Index b) {
+    const auto batch = data.GetBatch(b);
+    const double value = loss.Compute(model.Forward(batch.x), batch.y, dlogits);
+    guard.CheckLoss(value, 1, b + 1);
+    model.Backward(dlogits);
+    guard.CheckGradients(1, b + 1);
+    guard.Snapshot();
+    adam.Step();
+    guard.CheckParametersOrRestore(1, b + 1);
+  };
+  data.StartEpoch();
+  step(0);
+  model.SetMode(dlb::Mode::Inference);
+  model.Forward(data.GetBatch(0).x);
+  model.SetMode(dlb::Mode::Train);
+  {
+    NoMallocScope scope;
+    for (int epoch = 0; epoch < 2; ++epoch) {
+      data.StartEpoch();
+      for (Index b = 0; b < data.NumBatches(); ++b) step(b);
+    }
+    model.SetMode(dlb::Mode::Inference);
+    for (Index b = 0; b < data.NumBatches(); ++b) model.Forward(data.GetBatch(b).x);
+  }
+  CHECK(adam.StepCount() == 1 + 2 * data.NumBatches());
+}
+
+}  // namespace
+
+TEST_CASE("a convnet of every convolutional layer type trains without allocating, on every "
+          "engine and two threads") {
+  const Matrix<float> x = dlb_test::RandomMatrix<float>(64, kSamples, 21);
+  for (dlb::GemmEngine engine : Engines()) {
+    for (int threads : {1, 2}) {
+      INFO("engine " << EngineName(engine) << ", " << threads << " thread(s)");
+      EngineScope engine_scope(engine);
+      Threads thread_scope(threads);
+      TrainConvnetWithoutAllocating(SmallConvnet(), x);
+    }
+  }
+}
+
+TEST_CASE("the Fashion-MNIST convnet trains without allocating on two threads, on every engine") {
+  const Matrix<float> x = dlb_test::RandomMatrix<float>(784, 3 * kBatch, 23);
+  for (dlb::GemmEngine engine : Engines()) {
+    INFO("engine " << EngineName(engine));
+    EngineScope engine_scope(engine);
+    Threads thread_scope(2);
+    TrainConvnetWithoutAllocating(FashionMnistConvnet(), x);
+  }
+}

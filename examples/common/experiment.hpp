@@ -25,6 +25,7 @@ namespace experiment {
 
 /// Settings of one training run; defaults are the notebook's.
 struct Settings {
+  std::string model = "mlp";  // train_fashion_mnist --model: mlp or cnn (common/cnn_model.hpp)
   std::string optimizer = "sgd";
   std::optional<float> lr;  // empty: dlb::DefaultLearningRate(optimizer)
   int epochs = 10;

@@ -3,21 +3,27 @@
 /// DLBlocks umbrella header: includes every public block.
 
 #include "dlb/core/error.hpp"
+#include "dlb/core/im2col.hpp"
 #include "dlb/core/parameter.hpp"
 #include "dlb/core/random.hpp"
 #include "dlb/core/shape.hpp"
 #include "dlb/core/state.hpp"
 #include "dlb/core/threads.hpp"
 #include "dlb/core/types.hpp"
+#include "dlb/core/window2d.hpp"
 
+#include "dlb/layers/batch_norm.hpp"
+#include "dlb/layers/conv2d.hpp"
 #include "dlb/layers/dropout.hpp"
 #include "dlb/layers/init.hpp"
 #include "dlb/layers/layer.hpp"
 #include "dlb/layers/layer_spec.hpp"
 #include "dlb/layers/leaky_relu.hpp"
 #include "dlb/layers/linear.hpp"
+#include "dlb/layers/pooling.hpp"
 #include "dlb/layers/relu.hpp"
 #include "dlb/layers/sigmoid.hpp"
+#include "dlb/layers/spatial_layer.hpp"
 #include "dlb/layers/tanh.hpp"
 
 #include "dlb/losses/cross_entropy.hpp"

@@ -3,6 +3,7 @@
 /// Inverted dropout.
 
 #include <cmath>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -36,7 +37,12 @@ class Dropout : public ElementwiseLayer {
     }
   }
 
-  std::string Name() const { return "Dropout(" + std::to_string(p_) + ")"; }
+  /// "Dropout(0.3)": p with up to 6 significant digits.
+  std::string Name() const {
+    std::ostringstream text;
+    text << "Dropout(" << static_cast<double>(p_) << ")";
+    return text.str();
+  }
   T DropProbability() const { return p_; }
   LayerSpec Spec() const { return {"Dropout", {{"p", static_cast<double>(p_)}}}; }
 

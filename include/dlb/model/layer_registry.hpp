@@ -11,18 +11,22 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <variant>
 #include <vector>
 
 #include "dlb/core/error.hpp"
 #include "dlb/core/types.hpp"
+#include "dlb/layers/batch_norm.hpp"
+#include "dlb/layers/conv2d.hpp"
 #include "dlb/layers/dropout.hpp"
 #include "dlb/layers/init.hpp"
 #include "dlb/layers/layer.hpp"
 #include "dlb/layers/layer_spec.hpp"
 #include "dlb/layers/leaky_relu.hpp"
 #include "dlb/layers/linear.hpp"
+#include "dlb/layers/pooling.hpp"
 #include "dlb/layers/relu.hpp"
 #include "dlb/layers/sigmoid.hpp"
 #include "dlb/layers/tanh.hpp"
@@ -217,6 +221,50 @@ T SpecReal(const LayerArgs& args, const std::string& name, double fallback) {
   return static_cast<T>(value);
 }
 
+/// Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool, BatchNorm1D and BatchNorm2D, from the
+/// arguments their Spec() lists (the constructors check the values).
+template <Scalar T>
+void RegisterConvolutionalLayers(LayerRegistry<T>& registry) {
+  const auto size = [](const LayerArgs& args, const char* name) {
+    return Size2D(args.Int(std::string(name) + "_height"), args.Int(std::string(name) + "_width"));
+  };
+  registry.Register("Conv2D", [size](const LayerArgs& args) {
+    const std::int64_t in = args.Int("in_channels"), out = args.Int("out_channels");
+    const Size2D kernel = size(args, "kernel");
+    const std::int64_t bias = args.Int("bias", 1);
+    if (bias != 0 && bias != 1) {
+      throw ArgumentError("Conv2D: argument 'bias' must be 0 or 1, got " + std::to_string(bias));
+    }
+    Conv2DOptions options(in, out, kernel);
+    options.Stride(size(args, "stride")).Padding(size(args, "padding")).Bias(bias == 1);
+    options.WeightInit(ParseInit(args.Text("init", InitName(Init::Kaiming))),
+                       SpecReal<T>(args, "init_std", 0.01));
+    args.RequireStateSize({{out, in, kernel.height, kernel.width}, {bias == 1 ? out : 0}});
+    return Conv2D<T>(options);
+  });
+  registry.Register("MaxPool2D", [size](const LayerArgs& args) {
+    return MaxPool2D<T>(size(args, "kernel"), size(args, "stride"));
+  });
+  registry.Register("AvgPool2D", [size](const LayerArgs& args) {
+    return AvgPool2D<T>(size(args, "kernel"), size(args, "stride"));
+  });
+  registry.Register("GlobalAvgPool", [](const LayerArgs&) { return GlobalAvgPool<T>(); });
+  // gamma, beta, running mean and variance, and the batch counter.
+  const auto batch_norm = [](const LayerArgs& args, const char* groups) {
+    const std::int64_t size = args.Int(groups);
+    args.RequireStateSize({{size}, {size}, {size}, {size}, {}});
+    return std::tuple{size, args.Real("eps", 1e-5), args.Real("momentum", 0.1)};
+  };
+  registry.Register("BatchNorm1D", [batch_norm](const LayerArgs& args) {
+    const auto [features, eps, momentum] = batch_norm(args, "features");
+    return BatchNorm1D<T>(features, eps, momentum);
+  });
+  registry.Register("BatchNorm2D", [batch_norm](const LayerArgs& args) {
+    const auto [channels, eps, momentum] = batch_norm(args, "channels");
+    return BatchNorm2D<T>(channels, eps, momentum);
+  });
+}
+
 template <Scalar T>
 void RegisterBuiltinLayers(LayerRegistry<T>& registry) {
   registry.Register("Linear", [](const LayerArgs& args) {
@@ -235,12 +283,14 @@ void RegisterBuiltinLayers(LayerRegistry<T>& registry) {
   registry.Register("Dropout", [](const LayerArgs& args) {
     return Dropout<T>(SpecReal<T>(args, "p", 0.5));
   });
+  RegisterConvolutionalLayers(registry);
 }
 
 }  // namespace internal
 
 /// The process-wide registry LoadModel uses by default, holding the built-in layers: Linear,
-/// ReLU, LeakyReLU, Sigmoid, Tanh and Dropout. Register your own layer types in it.
+/// ReLU, LeakyReLU, Sigmoid, Tanh, Dropout, Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool,
+/// BatchNorm1D and BatchNorm2D. Register your own layer types in it.
 template <Scalar T>
 LayerRegistry<T>& DefaultLayerRegistry() {
   static LayerRegistry<T> registry = [] {

@@ -1,0 +1,94 @@
+#pragma once
+// The convolutional network of `train_fashion_mnist --model cnn` and of the CNN benchmark
+// (issue 7), with its training defaults. Only the library's public API is used.
+//
+//   Conv(1->32, 3x3, pad 1)-BN-ReLU-MaxPool 2 -> Conv(32->64, 3x3, pad 1)-BN-ReLU-MaxPool 2
+//   -> Linear(3136->128)-ReLU-Dropout(0.3) -> Linear(128->10)
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include <dlb/dlb.hpp>
+
+#include "experiment.hpp"
+
+namespace cnn {
+
+/// Training defaults of this model (each replaced by the corresponding flag when given).
+inline constexpr int kEpochs = 15;
+inline constexpr int kBatch = 128;
+inline constexpr const char* kOptimizer = "adam";
+inline constexpr float kLearningRate = 1e-3f;
+inline constexpr float kDropout = 0.3f;
+inline constexpr const char* kSchedule = "cosine";  // from the rate down to 0 over the epochs
+
+/// One Fashion-MNIST image: 1 x 28 x 28.
+inline constexpr dlb::Shape kImageShape{1, 28, 28};
+
+/// The network above for 28 x 28 grey images and 10 classes, Kaiming-normal weights drawn from
+/// Generator(seed).
+inline dlb::ModelNN<float> MakeModel(std::uint64_t seed, float dropout = kDropout) {
+  dlb::ModelNN<float> model(kImageShape, seed);
+  model.Add(dlb::Conv2D<float>(dlb::Conv2DOptions(1, 32, 3).Padding(1)))
+      .Add(dlb::BatchNorm2D<float>(32))
+      .Add(dlb::ReLU<float>())
+      .Add(dlb::MaxPool2D<float>(2))
+      .Add(dlb::Conv2D<float>(dlb::Conv2DOptions(32, 64, 3).Padding(1)))
+      .Add(dlb::BatchNorm2D<float>(64))
+      .Add(dlb::ReLU<float>())
+      .Add(dlb::MaxPool2D<float>(2))
+      .Add(dlb::Linear<float>(64 * 7 * 7, 128))
+      .Add(dlb::ReLU<float>())
+      .Add(dlb::Dropout<float>(dropout))
+      .Add(dlb::Linear<float>(128, 10));
+  return model;
+}
+
+/// Registers --model mlp|cnn (default mlp, the notebook's network).
+inline void AddModelFlag(CLI::App& app, std::string& model) {
+  app.add_option("--model", model,
+                 "Network: mlp (the notebook's MLP) or cnn (2 x conv-BN-ReLU-max-pool, "
+                 "128 hidden, dropout 0.3; defaults --epochs 15 --batch 128 --optimizer adam "
+                 "--schedule cosine)")
+      ->check(CLI::IsMember({"mlp", "cnn"}))
+      ->capture_default_str();
+}
+
+/// For --model cnn, gives every flag the user did not set this model's default: epochs,
+/// batch, optimizer (its default learning rate) and `schedule` (--schedule's value: cosine).
+/// Returns exit code 2, after the error and the usage, when --hidden was given (it sets the
+/// MLP's widths).
+inline std::optional<int> ApplyDefaults(const CLI::App& app, experiment::Settings& s,
+                                        std::string& schedule) {
+  if (s.model != "cnn") return std::nullopt;
+  if (app.count("--hidden") > 0) {
+    std::cerr << app.get_name() << ": error: --hidden sets the widths of --model mlp; the "
+              << "cnn's layers are fixed\n\n" << app.help();
+    return 2;
+  }
+  if (app.count("--epochs") == 0) s.epochs = kEpochs;
+  if (app.count("--batch") == 0) s.batch = kBatch;
+  if (app.count("--optimizer") == 0) s.optimizer = kOptimizer;
+  if (app.count("--schedule") == 0) schedule = kSchedule;
+  return std::nullopt;
+}
+
+/// FLOPs of the matrix products of one training step of this network with `batch` samples
+/// (2 m n k per product): per convolution Z = P W^T and dW = dZ^T P, and dP = dZ W except for
+/// the first layer; per Linear layer Z = W X, dW = dZ X^T and dX = W^T dZ.
+inline double TrainingStepFlops(dlb::Index batch) {
+  auto product = [](double m, double n, double k) { return 2.0 * m * n * k; };
+  const double b = static_cast<double>(batch);
+  const double conv1 = product(b * 28 * 28, 32, 9);
+  const double conv2 = product(b * 14 * 14, 64, 32 * 9);
+  const double linear1 = product(128, b, 3136), linear2 = product(10, b, 128);
+  return 2 * conv1 + 3 * conv2 + 3 * linear1 + 3 * linear2;
+}
+
+}  // namespace cnn

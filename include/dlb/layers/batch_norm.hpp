@@ -1,0 +1,385 @@
+#pragma once
+/// \file
+/// Batch normalisation over features (BatchNorm1D, torch.nn.BatchNorm1d) and over channels
+/// (BatchNorm2D, torch.nn.BatchNorm2d), with a hook that lets data-parallel training sum the
+/// batch statistics across processes.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "dlb/core/error.hpp"
+#include "dlb/core/parallel.hpp"
+#include "dlb/core/parameter.hpp"
+#include "dlb/core/random.hpp"
+#include "dlb/core/shape.hpp"
+#include "dlb/core/state.hpp"
+#include "dlb/core/types.hpp"
+#include "dlb/layers/layer_spec.hpp"
+#include "dlb/layers/spatial_layer.hpp"
+
+namespace dlb {
+
+/// What a batch-norm layer normalises: each feature of a flat sample (BatchNorm1D) or each
+/// channel of a C x H x W sample, over its H x W positions too (BatchNorm2D).
+enum class NormalizeOver { Features, Channels };
+
+/// Sums a buffer of doubles across the processes of a data-parallel job, in place (e.g.
+/// MPI_Allreduce(MPI_IN_PLACE, sums, count, MPI_DOUBLE, MPI_SUM, comm)). See BatchNorm.
+using StatisticsReducer = std::function<void(double* sums, Index count)>;
+
+/// Batch normalisation of C groups (features or channels), torch's formulas:
+///
+///   training:   mu_c = mean of x over the n = B*H*W values of group c in the batch,
+///               var_c = their biased variance (divided by n),
+///               y = gamma_c (x - mu_c) / sqrt(var_c + eps) + beta_c,
+///               running_mean <- (1 - momentum) running_mean + momentum mu_c,
+///               running_var  <- (1 - momentum) running_var + momentum var_c n / (n - 1)
+///                               (the unbiased variance), num_batches_tracked += 1;
+///   inference:  the same y with running_mean and running_var in place of mu and var.
+///   backward (training), with xhat = (x - mu) / sqrt(var + eps), sums over the group:
+///     dgamma = sum dy xhat,  dbeta = sum dy,
+///     dx = gamma / sqrt(var + eps) (dy - sum(dy) / n - xhat sum(dy xhat) / n);
+///   backward (inference): dx = gamma dy / sqrt(running_var + eps).
+///
+/// Shapes: BatchNorm1D(F) takes flat samples {F} (one group per feature, H = W = 1);
+/// BatchNorm2D(C) takes C x H x W samples (one group per channel). Parameters "weight"
+/// (gamma, starts at 1) and "bias" (beta, starts at 0), both {C}; State() lists the buffers
+/// "running_mean" {C} (starts at 0), "running_var" {C} (starts at 1) and
+/// "num_batches_tracked" (an int64 scalar): torch's names, order and shapes.
+/// Defaults: eps = 1e-5, momentum = 0.1. Training needs n > 1 (ShapeError otherwise, like
+/// torch). Passes: forward reads X twice (statistics, then Y), backward reads dY and X twice;
+/// each pass is split over the samples and the threads.
+///
+/// Statistics are accumulated in double: each sample's plane of group c is summed in T, the
+/// per-sample sums in double (as are the mean, the variance and the running update).
+///
+/// Data-parallel training: SetStatisticsReducer(reducer) makes the layer compute its batch
+/// statistics over the batches of all processes (torch's SyncBatchNorm). In Mode::Train,
+/// Forward fills a buffer of 2C + 1 doubles with this process's [sum x (C values), sum x^2
+/// (C), n] and calls reducer(buffer, 2C + 1), which must replace every entry by its sum over
+/// the processes; the mean, variance and running statistics then come from the global sums
+/// (so every process keeps the same running statistics). Backward likewise reduces
+/// [sum dy (C), sum dy xhat (C), n], so that dx is the gradient of the globally normalised
+/// batch; dgamma and dbeta stay this process's own sums (the parameter-gradient averaging
+/// combines them like every other gradient). The reducer is collective: every process must
+/// run the same number of training Forward and Backward calls. Without a reducer (the
+/// default) the layer is plain batch norm.
+template <Scalar T, NormalizeOver kOver>
+class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>> {
+ public:
+  using Scalar = T;
+
+  /// `size` groups (features or channels). Throws ArgumentError unless size >= 1, eps > 0
+  /// and 0 <= momentum <= 1.
+  explicit BatchNorm(Index size, double eps = 1e-5, double momentum = 0.1)
+      : eps_(eps), momentum_(momentum) {
+    if (size < 1) {
+      throw ArgumentError(std::string(TypeName()) + ": the number of " + GroupWord() +
+                          "s must be >= 1, got " + std::to_string(size));
+    }
+    if (!(eps > 0) || !std::isfinite(eps)) {
+      throw ArgumentError(std::string(TypeName()) + ": eps must be finite and > 0, got " +
+                          std::to_string(eps));
+    }
+    if (!(momentum >= 0 && momentum <= 1)) {
+      throw ArgumentError(std::string(TypeName()) + ": momentum must be in [0, 1], got " +
+                          std::to_string(momentum));
+    }
+    gamma_.resize(size, 1);
+    beta_.resize(size, 1);
+    grad_gamma_.setZero(size, 1);
+    grad_beta_.setZero(size, 1);
+    running_mean_.resize(size, 1);
+    running_var_.resize(size, 1);
+    partial_sums_.setZero(2 * size + 1, kMaxParallelParts);
+    sums_.setZero(2 * size + 1);
+    mean_.setZero(size);
+    inv_std_.setZero(size);
+    scale_.setZero(size);
+    shift_.setZero(size);
+    a_.setZero(size);
+    b_.setZero(size);
+    d_.setZero(size);
+    ResetParameters();
+  }
+
+  /// "BatchNorm2D(32)".
+  std::string Name() const { return std::string(TypeName()) + "(" + std::to_string(Size()) + ")"; }
+
+  /// The input shape; throws ShapeError unless it has Size() channels (BatchNorm2D) or is a
+  /// flat vector of Size() features (BatchNorm1D).
+  Shape OutputShape(const Shape& input) const {
+    if constexpr (kOver == NormalizeOver::Features) {
+      if (!input.IsFlat() || input.channels != Size()) {
+        throw ShapeError("needs a flat input of " + std::to_string(Size()) + " features, got " +
+                         input.ToString() +
+                         (input.IsFlat() ? ""
+                                         : " (BatchNorm2D(" + std::to_string(input.channels) +
+                                               ") normalises channels)"));
+      }
+    } else if (input.channels != Size()) {
+      throw ShapeError("needs " + std::to_string(Size()) + " channels, got " + input.ToString());
+    }
+    return input;
+  }
+
+  LayerSpec Spec() const {
+    return {TypeName(),
+            {{GroupWord() + std::string("s"), std::int64_t{Size()}},
+             {"eps", eps_},
+             {"momentum", momentum_}}};
+  }
+
+  /// Y = gamma (X - mu) / sqrt(var + eps) + beta with the batch's statistics (Mode::Train,
+  /// which also updates the running statistics) or the running ones (Mode::Inference).
+  /// Throws ShapeError for a batch of the wrong row count and, in training, for a batch with
+  /// a single value per group.
+  void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode mode) {
+    this->RequireRows(x.rows(), this->input_shape_, "the batch");
+    last_mode_ = mode;
+    const Index groups = Size();
+    if (mode == Mode::Train) {
+      // sums_ = [sum x, sum x^2, n] over this batch, then over every process.
+      AccumulateSums(x.cols(), [&](Index b, double* sums) {
+        ForEachGroupRun([&](Index group, Index offset, Index length) {
+          const auto values = Run(x.col(b).data() + offset, length);
+          if (length == 1) {  // flat samples: every group at once
+            Vec(sums, groups) += values.template cast<double>();
+            Vec(sums + groups, groups) += values.array().square().matrix().template cast<double>();
+          } else {
+            sums[group] += static_cast<double>(values.sum());
+            sums[groups + group] += static_cast<double>(values.squaredNorm());
+          }
+        });
+      });
+      const double n = sums_(2 * groups);
+      if (!(n > 1)) {
+        throw ShapeError(Name() + ": training needs more than one value per " + GroupWord() +
+                         ", got " + std::to_string(static_cast<std::int64_t>(n)) +
+                         " (use a larger batch, or Mode::Inference)");
+      }
+      for (Index c = 0; c < groups; ++c) {
+        const double mean = sums_(c) / n;
+        const double var = std::max(0.0, sums_(groups + c) / n - mean * mean);
+        const double inv_std = 1.0 / std::sqrt(var + eps_);
+        running_mean_(c, 0) = static_cast<T>((1 - momentum_) * running_mean_(c, 0) + momentum_ * mean);
+        running_var_(c, 0) = static_cast<T>((1 - momentum_) * running_var_(c, 0) +
+                                            momentum_ * var * n / (n - 1));
+        SetAffine(c, mean, inv_std);
+      }
+      ++num_batches_tracked_;
+    } else {
+      for (Index c = 0; c < groups; ++c) {
+        SetAffine(c, static_cast<double>(running_mean_(c, 0)),
+                  1.0 / std::sqrt(static_cast<double>(running_var_(c, 0)) + eps_));
+      }
+    }
+    // y = x * scale + shift, group by group.
+    y.resize(x.rows(), x.cols());
+    ParallelRanges(x.cols(), x.rows(), [&](int, Index first, Index count) {
+      for (Index b = first; b < first + count; ++b) {
+        ForEachGroupRun([&](Index group, Index offset, Index length) {
+          auto out = Run(y.col(b).data() + offset, length);
+          const auto in = Run(x.col(b).data() + offset, length);
+          if (length == 1) {
+            out = in.cwiseProduct(scale_) + shift_;
+          } else {
+            out = in.array() * scale_(group) + shift_(group);
+          }
+        });
+      }
+    });
+  }
+
+  /// dgamma = sum dy xhat and dbeta = sum dy (this process's sums), and dx (see the class
+  /// comment) unless dx is null. X must be the latest Forward's batch.
+  void Backward(const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& /*y*/,
+                const ConstMatrixRef<T>& dy, Matrix<T>* dx) {
+    this->RequireRows(x.rows(), this->input_shape_, "the batch");
+    this->RequireRows(dy.rows(), this->input_shape_, "the output gradient");
+    const Index groups = Size();
+    // sums_ = [sum dy, sum dy (x - mu), n]; xhat = (x - mu) * inv_std.
+    AccumulateSums(dy.cols(), [&](Index b, double* sums) {
+      ForEachGroupRun([&](Index group, Index offset, Index length) {
+        const auto grads = Run(dy.col(b).data() + offset, length);
+        const auto values = Run(x.col(b).data() + offset, length);
+        if (length == 1) {
+          Vec(sums, groups) += grads.template cast<double>();
+          Vec(sums + groups, groups) +=
+              grads.cwiseProduct(values - mean_).template cast<double>();
+        } else {
+          sums[group] += static_cast<double>(grads.sum());
+          sums[groups + group] +=
+              static_cast<double>((grads.array() * (values.array() - mean_(group))).sum());
+        }
+      });
+    }, /*reduce=*/false);
+    for (Index c = 0; c < groups; ++c) {
+      const double inv_std = InvStd(c);
+      sums_(groups + c) *= inv_std;  // sum dy xhat
+      grad_beta_(c, 0) = static_cast<T>(sums_(c));
+      grad_gamma_(c, 0) = static_cast<T>(sums_(groups + c));
+    }
+    if (dx == nullptr) return;
+    if (last_mode_ == Mode::Train) {
+      if (reducer_) reducer_(sums_.data(), sums_.size());
+      const double n = sums_(2 * groups);
+      // dx = a dy + b x + d with a = gamma inv_std, b = -a inv_std mean(dy xhat),
+      // d = -a mean(dy) - b mu.
+      for (Index c = 0; c < groups; ++c) {
+        const double a = static_cast<double>(scale_(c));
+        const double b = -a * InvStd(c) * sums_(groups + c) / n;
+        a_(c) = static_cast<T>(a);
+        b_(c) = static_cast<T>(b);
+        d_(c) = static_cast<T>(-a * sums_(c) / n - b * static_cast<double>(mean_(c)));
+      }
+    } else {
+      a_ = scale_;
+      b_.setZero();
+      d_.setZero();
+    }
+    dx->resize(dy.rows(), dy.cols());
+    ParallelRanges(dy.cols(), dy.rows(), [&](int, Index first, Index count) {
+      for (Index b = first; b < first + count; ++b) {
+        ForEachGroupRun([&](Index group, Index offset, Index length) {
+          auto out = Run(dx->col(b).data() + offset, length);
+          const auto grads = Run(dy.col(b).data() + offset, length);
+          const auto values = Run(x.col(b).data() + offset, length);
+          if (length == 1) {
+            out = a_.cwiseProduct(grads) + b_.cwiseProduct(values) + d_;
+          } else {
+            out = a_(group) * grads.array() + b_(group) * values.array() + d_(group);
+          }
+        });
+      }
+    });
+  }
+
+  /// "weight" (gamma) and "bias" (beta), both {C}.
+  std::vector<Parameter<T>> Parameters() {
+    return {{"weight", &gamma_, &grad_gamma_}, {"bias", &beta_, &grad_beta_}};
+  }
+
+  /// The buffers, in torch's order: "running_mean", "running_var", "num_batches_tracked".
+  std::vector<StateRef<T>> State() {
+    return {{"running_mean", &running_mean_, StateKind::Buffer},
+            {"running_var", &running_var_, StateKind::Buffer},
+            {"num_batches_tracked", &num_batches_tracked_, StateKind::Buffer}};
+  }
+
+  /// Resets gamma to 1, beta to 0 and the running statistics to mean 0, variance 1, 0
+  /// batches (nothing is random).
+  void Init(Generator& /*gen*/) { ResetParameters(); }
+
+  /// Installs (or, with an empty function, removes) the reducer that sums the batch
+  /// statistics across processes; see the class comment.
+  void SetStatisticsReducer(StatisticsReducer reducer) { reducer_ = std::move(reducer); }
+
+  Index Size() const { return gamma_.rows(); }
+  double Eps() const { return eps_; }
+  double Momentum() const { return momentum_; }
+  const Matrix<T>& Weight() const { return gamma_; }
+  const Matrix<T>& Bias() const { return beta_; }
+  Matrix<T>& Weight() { return gamma_; }
+  Matrix<T>& Bias() { return beta_; }
+  const Matrix<T>& RunningMean() const { return running_mean_; }
+  const Matrix<T>& RunningVar() const { return running_var_; }
+  std::int64_t NumBatchesTracked() const { return num_batches_tracked_; }
+
+ private:
+  static constexpr const char* TypeName() {
+    return kOver == NormalizeOver::Features ? "BatchNorm1D" : "BatchNorm2D";
+  }
+  static constexpr const char* GroupWord() {
+    return kOver == NormalizeOver::Features ? "feature" : "channel";
+  }
+
+  void ResetParameters() {
+    gamma_.setOnes();
+    beta_.setZero();
+    running_mean_.setZero();
+    running_var_.setOnes();
+    num_batches_tracked_ = 0;
+  }
+
+  /// Calls f(group, offset, length) for the runs of one sample's values the passes work on:
+  /// for C x H x W samples (H W > 1), each group's plane (offset c H W, length H W); for flat
+  /// samples, one call covering every group at once (group 0, offset 0, length 1), which the
+  /// callers handle as a vector over the groups. Either way the inner loops are vectorised.
+  template <class F>
+  void ForEachGroupRun(F&& f) const {
+    const Index plane = this->input_shape_.height * this->input_shape_.width;
+    if (plane == 1) {
+      f(Index{0}, Index{0}, Index{1});
+      return;
+    }
+    for (Index c = 0; c < Size(); ++c) f(c, c * plane, plane);
+  }
+  /// `length` values from `data` (Size() of them when length is 1, see ForEachGroupRun).
+  auto Run(const T* data, Index length) const {
+    return Eigen::Map<const Vector<T>>(data, length == 1 ? Size() : length);
+  }
+  auto Run(T* data, Index length) const {
+    return Eigen::Map<Vector<T>>(data, length == 1 ? Size() : length);
+  }
+  static Eigen::Map<Vector<double>> Vec(double* data, Index length) {
+    return Eigen::Map<Vector<double>>(data, length);
+  }
+
+  /// The forward's mu_c and 1 / sqrt(var_c + eps), and scale = gamma inv_std, shift = beta - mu scale for Y.
+  void SetAffine(Index c, double mean, double inv_std) {
+    mean_(c) = static_cast<T>(mean);
+    scale_(c) = static_cast<T>(static_cast<double>(gamma_(c, 0)) * inv_std);
+    shift_(c) = static_cast<T>(static_cast<double>(beta_(c, 0)) - mean * static_cast<double>(scale_(c)));
+    inv_std_(c) = inv_std;
+  }
+  double InvStd(Index c) const { return inv_std_(c); }
+
+  /// sums_ = [first sums (C), second sums (C), n = B H W] over the batch, accumulated in
+  /// double: `add_sample(b, sums)` adds sample b's sums to sums[0 .. 2C) (one column of
+  /// partial_sums_ per thread). Then, when `reduce` and a reducer is set, sums across
+  /// processes.
+  template <class AddSample>
+  void AccumulateSums(Index batch, AddSample&& add_sample, bool reduce = true) {
+    const Index groups = Size();
+    const Index plane = this->input_shape_.height * this->input_shape_.width;
+    const int parts = ParallelRanges(batch, this->input_shape_.Size(), [&](int part, Index first, Index count) {
+      auto column = partial_sums_.col(part);
+      column.setZero();
+      for (Index b = first; b < first + count; ++b) add_sample(b, column.data());
+      column(2 * groups) = static_cast<double>(count * plane);
+    });
+    sums_ = partial_sums_.leftCols(parts).rowwise().sum();
+    if (reduce && reducer_) reducer_(sums_.data(), sums_.size());
+  }
+
+  double eps_;
+  double momentum_;
+  Matrix<T> gamma_, beta_, grad_gamma_, grad_beta_;
+  Matrix<T> running_mean_, running_var_;
+  std::int64_t num_batches_tracked_ = 0;
+  StatisticsReducer reducer_;
+  Mode last_mode_ = Mode::Train;
+  Matrix<double> partial_sums_;  // (2C + 1) x kMaxParallelParts: one column per thread
+  Vector<double> sums_;          // [first sums (C), second sums (C), n]
+  Vector<double> inv_std_;          // of the latest Forward
+  Vector<T> mean_, scale_, shift_;  // of the latest Forward
+  Vector<T> a_, b_, d_;             // dx = a dy + b x + d, per group
+};
+
+/// Batch normalisation of each feature of flat samples (torch.nn.BatchNorm1d); see BatchNorm.
+template <Scalar T = float>
+using BatchNorm1D = BatchNorm<T, NormalizeOver::Features>;
+
+/// Batch normalisation of each channel of C x H x W samples (torch.nn.BatchNorm2d); see
+/// BatchNorm.
+template <Scalar T = float>
+using BatchNorm2D = BatchNorm<T, NormalizeOver::Channels>;
+
+}  // namespace dlb

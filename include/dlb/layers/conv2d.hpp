@@ -1,0 +1,289 @@
+#pragma once
+/// \file
+/// Two-dimensional convolution (torch.nn.Conv2d).
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dlb/core/error.hpp"
+#include "dlb/core/gemm.hpp"
+#include "dlb/core/im2col.hpp"
+#include "dlb/core/parallel.hpp"
+#include "dlb/core/parameter.hpp"
+#include "dlb/core/random.hpp"
+#include "dlb/core/shape.hpp"
+#include "dlb/core/types.hpp"
+#include "dlb/core/window2d.hpp"
+#include "dlb/layers/init.hpp"
+#include "dlb/layers/layer_spec.hpp"
+#include "dlb/layers/spatial_layer.hpp"
+
+namespace dlb {
+
+/// The settings of a Conv2D, written like libtorch's Conv2dOptions:
+/// `dlb::Conv2DOptions(1, 32, 3).Padding(1)`, `dlb::Conv2DOptions(16, 16, {3, 5}).Stride(2)`.
+/// Defaults: stride 1, padding 0, a bias, Kaiming-normal weights.
+struct Conv2DOptions {
+  Index in_channels;
+  Index out_channels;
+  Window2D window;
+  bool bias = true;
+  dlb::Init init = dlb::Init::Kaiming;
+  double init_std = 0.01;  ///< used by Init::Const only
+
+  Conv2DOptions(Index in_channels_, Index out_channels_, Size2D kernel)
+      : in_channels(in_channels_), out_channels(out_channels_), window{kernel, 1, 0} {}
+
+  Conv2DOptions& Stride(Size2D stride) { window.stride = stride; return *this; }
+  Conv2DOptions& Padding(Size2D padding) { window.padding = padding; return *this; }
+  Conv2DOptions& Bias(bool with_bias) { bias = with_bias; return *this; }
+  /// How the weights are drawn (see dlb::Init); `std_dev` is Init::Const's deviation.
+  Conv2DOptions& WeightInit(dlb::Init scheme, double std_dev = 0.01) {
+    init = scheme;
+    init_std = std_dev;
+    return *this;
+  }
+};
+
+/// Cross-correlation of C_in-channel images with C_out kernels of kh x kw, torch.nn.Conv2d's
+/// formula:
+///   Y(o, oy, ox) = b(o) + sum over c, ky, kx of W(o, c, ky, kx) X(c, oy*sh - ph + ky, ox*sw - pw + kx)
+/// with X zero outside the image (padding), and Ho x Wo output positions as Window2D gives
+/// them (torch's floor rule).
+///
+/// Shapes: a sample is C_in x H x W in, C_out x Ho x Wo out (one column each, channel-major,
+/// see Shape). The parameter "weight" is torch's {C_out, C_in, kh, kw} tensor, stored as a
+/// C_out x (C_in kh kw) matrix whose column (c*kh + ky)*kw + kx holds W(., c, ky, kx) (the
+/// row-major flattening of torch's tensor, so a saved weight is byte for byte torch's);
+/// "bias" is {C_out}.
+///
+/// Computation: the batch's samples are split over the threads (ParallelRanges), and each
+/// thread works through its samples a chunk of n at a time (n from PatchChunkSamples, so
+/// that the chunk's patch matrix P = im2col(X) (n*Ho*Wo x C_in kh kw, see
+/// dlb/core/im2col.hpp) stays in its cache) with three products through dlb::Gemm:
+///   forward   Z  = P W^T                     (n*Ho*Wo x C_out), Y = Z rearranged + b
+///   backward  dZ = dY rearranged, db = sum of dZ over rows,
+///             dW += dZ^T P                   (C_out x C_in kh kw; P rebuilt from X)
+///             dP = dZ W,  dX = col2im(dP)    (skipped when dX is not wanted)
+/// and the threads' dW and db are added at the end. Each thread has its own buffers, reused
+/// from batch to batch: nothing is allocated once a batch of the same size has been seen.
+/// Initialisation: W ~ N(0, 2 / (C_in kh kw)) (Kaiming, the default), b = 0.
+template <Scalar T = float>
+class Conv2D : public SpatialLayer<Conv2D<T>> {
+ public:
+  using Scalar = T;
+
+  /// `Conv2D<float>(1, 32, 3, 1, 1)`: C_in -> C_out channels, kernel, stride, padding (each a
+  /// number for a square or {height, width}). Throws ArgumentError for channels < 1,
+  /// kernel < 1, stride < 1 or padding < 0.
+  Conv2D(Index in_channels, Index out_channels, Size2D kernel, Size2D stride = 1,
+         Size2D padding = 0)
+      : Conv2D(Conv2DOptions(in_channels, out_channels, kernel).Stride(stride).Padding(padding)) {}
+
+  explicit Conv2D(const Conv2DOptions& options)
+      : window_(options.window),
+        bias_enabled_(options.bias),
+        init_(options.init),
+        init_std_(static_cast<T>(options.init_std)) {
+    if (options.in_channels < 1 || options.out_channels < 1) {
+      throw ArgumentError("Conv2D(" + std::to_string(options.in_channels) + " -> " +
+                          std::to_string(options.out_channels) +
+                          "): both channel counts must be >= 1");
+    }
+    window_.Validate("Conv2D");
+    if (!(options.init_std >= 0)) {
+      throw ArgumentError("Conv2D: init_std must be >= 0, got " + std::to_string(options.init_std));
+    }
+    const Index fan_in = options.in_channels * window_.kernel.height * window_.kernel.width;
+    weight_.resize(options.out_channels, fan_in);
+    grad_weight_.setZero(options.out_channels, fan_in);
+    bias_.setZero(options.out_channels, 1);
+    grad_bias_.setZero(options.out_channels, 1);
+    Generator gen(kDefaultSeed);
+    Init(gen);
+  }
+
+  /// "Conv2D(1 -> 32, 3x3, padding 1)"; the stride when it is not 1, "no bias" without one.
+  std::string Name() const {
+    return "Conv2D(" + std::to_string(InChannels()) + " -> " + std::to_string(OutChannels()) +
+           ", " + window_.kernel.ToString() + window_.Describe(1) +
+           (bias_enabled_ ? "" : ", no bias") + ")";
+  }
+
+  /// C_out x Ho x Wo for a C_in x H x W input; throws ShapeError when the channel count
+  /// differs or the padded plane is smaller than the kernel.
+  Shape OutputShape(const Shape& input) const {
+    if (input.channels != InChannels()) {
+      throw ShapeError(
+          "needs " + std::to_string(InChannels()) + " input channel" +
+          (InChannels() == 1 ? "" : "s") + ", got " + input.ToString() +
+          (input.IsFlat() ? " (a flat vector: give the model the image shape, e.g. {1, 28, 28})"
+                          : ""));
+    }
+    const Size2D out = window_.OutputSize(input);
+    return {OutChannels(), out.height, out.width};
+  }
+
+  LayerSpec Spec() const {
+    return {"Conv2D",
+            {{"in_channels", std::int64_t{InChannels()}},
+             {"out_channels", std::int64_t{OutChannels()}},
+             {"kernel_height", std::int64_t{window_.kernel.height}},
+             {"kernel_width", std::int64_t{window_.kernel.width}},
+             {"stride_height", std::int64_t{window_.stride.height}},
+             {"stride_width", std::int64_t{window_.stride.width}},
+             {"padding_height", std::int64_t{window_.padding.height}},
+             {"padding_width", std::int64_t{window_.padding.width}},
+             {"bias", std::int64_t{bias_enabled_ ? 1 : 0}},
+             {"init", std::string(InitName(init_))},
+             {"init_std", static_cast<double>(init_std_)}}};
+  }
+
+  /// Y = conv(X) + b for a batch of B samples (C_in H W x B); Y is C_out Ho Wo x B.
+  /// Throws ShapeError when the input shape is unknown or X has the wrong row count.
+  void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode /*mode*/) {
+    this->RequireRows(x.rows(), this->input_shape_, "the batch");
+    const Index positions = Positions();
+    y.resize(this->output_shape_.Size(), x.cols());
+    ForEachChunk(x.cols(), [&](Workspace&, ChunkBuffers& buffers, Index first, Index count) {
+      Im2Col<T>(x.middleCols(first, count), this->input_shape_, window_, OutputPlane(),
+                buffers.patches);
+      Gemm<T>(Op::None, buffers.patches, Op::Transpose, weight_, buffers.products);  // Z = P W^T
+      // Y(o*P + p, b) = Z(b*P + p, o) + b(o): runs of P contiguous values on both sides.
+      for (Index o = 0; o < OutChannels(); ++o) {
+        const T bias = bias_enabled_ ? bias_(o, 0) : T(0);
+        for (Index b = 0; b < count; ++b) {
+          y.col(first + b).segment(o * positions, positions).array() =
+              buffers.products.col(o).segment(b * positions, positions).array() + bias;
+        }
+      }
+    });
+  }
+
+  /// dW = dZ^T P, db = the sum of dY over samples and positions, and dX = col2im(dZ W) when
+  /// dx is not null. X must be the latest Forward's batch (its patches are rebuilt here,
+  /// chunk by chunk, rather than kept).
+  void Backward(const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& /*y*/,
+                const ConstMatrixRef<T>& dy, Matrix<T>* dx) {
+    this->RequireRows(x.rows(), this->input_shape_, "the batch");
+    this->RequireRows(dy.rows(), this->output_shape_, "the output gradient");
+    if (dy.cols() != x.cols()) {
+      throw ShapeError(Name() + ": the output gradient has " + std::to_string(dy.cols()) +
+                       " samples but the batch " + std::to_string(x.cols()));
+    }
+    const Index positions = Positions();
+    if (dx != nullptr) dx->resize(this->input_shape_.Size(), x.cols());
+    const int parts = ForEachChunk(x.cols(), [&](Workspace& work, ChunkBuffers& buffers,
+                                                  Index first, Index count) {
+      // dZ(b*P + p, o) = dY(o*P + p, b), and db(o) += its column sum.
+      buffers.products.resize(count * positions, OutChannels());
+      work.grad_bias.resize(OutChannels(), 1);
+      for (Index o = 0; o < OutChannels(); ++o) {
+        T sum = T(0);
+        for (Index b = 0; b < count; ++b) {
+          auto run = buffers.products.col(o).segment(b * positions, positions);
+          run = dy.col(first + b).segment(o * positions, positions);
+          sum += run.sum();
+        }
+        work.grad_bias(o, 0) = (work.chunks_done == 0 ? T(0) : work.grad_bias(o, 0)) + sum;
+      }
+      Im2Col<T>(x.middleCols(first, count), this->input_shape_, window_, OutputPlane(),
+                buffers.patches);
+      Gemm<T>(Op::Transpose, buffers.products, Op::None, buffers.patches, work.grad_weight,
+              work.chunks_done == 0 ? T(0) : T(1));  // dW (+)= dZ^T P
+      ++work.chunks_done;
+      if (dx == nullptr) return;
+      Gemm<T>(Op::None, buffers.products, Op::None, weight_, buffers.patches);  // dP = dZ W
+      Col2Im<T>(buffers.patches, this->input_shape_, window_, OutputPlane(),
+                dx->middleCols(first, count));
+    });
+    // Each thread summed its own samples' gradients: add them up.
+    grad_weight_ = workspaces_[0].grad_weight;
+    grad_bias_ = workspaces_[0].grad_bias;
+    for (int part = 1; part < parts; ++part) {
+      grad_weight_ += workspaces_[part].grad_weight;
+      grad_bias_ += workspaces_[part].grad_bias;
+    }
+  }
+
+  /// "weight" {C_out, C_in, kh, kw} and, with a bias, "bias" {C_out}.
+  std::vector<Parameter<T>> Parameters() {
+    std::vector<Parameter<T>> params{
+        {"weight", &weight_, &grad_weight_,
+         {OutChannels(), InChannels(), window_.kernel.height, window_.kernel.width}}};
+    if (bias_enabled_) params.push_back({"bias", &bias_, &grad_bias_});
+    return params;
+  }
+
+  /// Redraws W from the layer's Init scheme (fan_in = C_in kh kw) and zeroes b.
+  void Init(Generator& gen) {
+    InitializeWeights(weight_, init_, init_std_, gen);
+    bias_.setZero();
+  }
+
+  Index InChannels() const {
+    return weight_.cols() / (window_.kernel.height * window_.kernel.width);
+  }
+  Index OutChannels() const { return weight_.rows(); }
+  const Window2D& Window() const { return window_; }
+  bool HasBias() const { return bias_enabled_; }
+  const Matrix<T>& Weight() const { return weight_; }
+  const Matrix<T>& Bias() const { return bias_; }
+  Matrix<T>& Weight() { return weight_; }
+  Matrix<T>& Bias() { return bias_; }
+
+ /// Samples whose patches are built and multiplied at a time (see PatchChunkSamples).
+  /// Requires the input shape (SetInputShape).
+  Index SamplesPerChunk() const {
+    return PatchChunkSamples(Positions(), weight_.cols(), OutChannels(),
+                             static_cast<Index>(sizeof(T)));
+  }
+
+ private:
+  static constexpr std::uint64_t kDefaultSeed = 0xc0a5;
+
+  /// A chunk's buffers.
+  struct ChunkBuffers {
+    Matrix<T> patches;   // P, then dP in Backward
+    Matrix<T> products;  // Z in Forward, dZ in Backward (n*Ho*Wo x C_out)
+  };
+  /// One thread's buffers, reused from batch to batch: full-size chunks and the last,
+  /// shorter one of its range each keep their own, so no buffer changes size (which would
+  /// reallocate it) while the batch size stays the same.
+  struct Workspace {
+    ChunkBuffers full, last;
+    Matrix<T> grad_weight, grad_bias;  // this thread's sums in Backward
+    Index chunks_done = 0;
+  };
+
+  /// Splits the batch's samples over the threads (ParallelRanges) and calls
+  /// f(workspace, buffers, first, count) for each chunk of at most SamplesPerChunk() samples
+  /// of a thread's range, with that thread's workspace (chunks_done counts its earlier
+  /// chunks) and the chunk's buffers.
+  /// Returns the number of threads used (workspaces 0 .. parts-1).
+  template <class F>
+  int ForEachChunk(Index batch, F&& f) {
+    const Index chunk = SamplesPerChunk();
+    const Index flops_per_sample = 2 * Positions() * weight_.cols() * OutChannels();
+    for (Workspace& work : workspaces_) work.chunks_done = 0;
+    return ForEachSampleChunk(batch, chunk, flops_per_sample,
+                              [&](int part, Index first, Index count) {
+                                Workspace& work = workspaces_[static_cast<std::size_t>(part)];
+                                f(work, count == chunk ? work.full : work.last, first, count);
+                              });
+  }
+
+  Size2D OutputPlane() const { return {this->output_shape_.height, this->output_shape_.width}; }
+  Index Positions() const { return this->output_shape_.height * this->output_shape_.width; }
+
+  Window2D window_;
+  bool bias_enabled_;
+  dlb::Init init_;
+  T init_std_;
+  Matrix<T> weight_, bias_, grad_weight_, grad_bias_;
+  std::vector<Workspace> workspaces_ = std::vector<Workspace>(kMaxParallelParts);
+};
+
+}  // namespace dlb
