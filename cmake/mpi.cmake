@@ -1,0 +1,16 @@
+# Optional data-parallel training over MPI (include/dlb/distributed/). Off by default: the
+# rest of the library never needs MPI. On, it defines dlb::mpi = dlb::dlb + MPI::MPI_CXX and
+# DLB_HAVE_MPI=1 (Debian: libopenmpi-dev, and openmpi-bin for mpirun).
+option(DLB_MPI "Build the MPI data-parallel part (target dlb::mpi; needs libopenmpi-dev)" OFF)
+set(DLB_CONFIG_MPI ${DLB_MPI})  # for dlbConfig.cmake: installed users find MPI too
+if(DLB_MPI)
+  find_package(MPI REQUIRED COMPONENTS CXX)
+  add_library(dlb_mpi INTERFACE)
+  add_library(dlb::mpi ALIAS dlb_mpi)
+  set_target_properties(dlb_mpi PROPERTIES EXPORT_NAME mpi)
+  target_link_libraries(dlb_mpi INTERFACE dlb MPI::MPI_CXX)
+  target_compile_definitions(dlb_mpi INTERFACE DLB_HAVE_MPI=1)
+  if(DLB_INSTALL)
+    install(TARGETS dlb_mpi EXPORT dlbTargets)
+  endif()
+endif()
