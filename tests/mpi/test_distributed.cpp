@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "dlb/core/threads.hpp"
 #include "dlb/data/dataset.hpp"
 #include "dlb/distributed/gradient_allreduce.hpp"
 #include "dlb/losses/cross_entropy.hpp"
@@ -203,4 +204,33 @@ TEST_CASE("GradientAllreduce rejects ranks whose models differ, on every rank") 
       dlb::ArgumentError,
       dlb_test::MessageContains({"the ranks' models differ: between 140 and 157 parameter values",
                                  "every rank must build the same model"}));
+}
+
+TEST_CASE("A data-parallel step allocates nothing after the first batch") {
+  // The program is built with EIGEN_RUNTIME_NO_MALLOC: an Eigen allocation while it is
+  // forbidden fails an assertion. Forbidden from the end of batch 1 to the end of the last
+  // batch: gather, forward, backward, the allreduce, the guard and the step of batches 2..6.
+  dlb::Communicator& world = dlb_test::World();
+  const Problem p;
+  const int threads = dlb::NumThreads();
+  dlb::SetNumThreads(1);  // Eigen's parallel GEMM allocates per product (see test_no_alloc)
+  dlb::ModelNN<float> model = dlb::MakeMlp<float>(kFeatures, {24, 12}, kClasses,
+                                                  dlb::Activation::ReLU, dlb::Init::Kaiming, 5);
+  dlb::Optimizer<float> opt = dlb::MakeOptimizer<float>("adam", model.Parameters(), 1e-2f);
+  dlb::DataSet<float> train(p.x_train, p.y_train, kGlobalBatch, true, true, 9);
+  train.SetShard(world.Rank(), world.Size());
+  dlb::DataSet<float> validation(p.x_val, p.y_val, 40, false, false);
+  dlb::CrossEntropyLoss<float> loss;
+  dlb::GradientAllreduce<float> allreduce(world);
+  dlb::LambdaCallback<float> forbid;
+  Index checked = 0;
+  forbid.on_batch_end = [&](dlb::TrainingContext<float>& context) {
+    if (context.batch > 1) ++checked;
+    Eigen::internal::set_is_malloc_allowed(context.batch == context.batches);
+  };
+  dlb::TrainModel(model, train, validation, loss, opt, {.epochs = 1}, {&allreduce, &forbid});
+  Eigen::internal::set_is_malloc_allowed(true);
+  dlb::SetNumThreads(threads);
+  CHECK(checked == 96 / kGlobalBatch - 1);
+  CHECK(allreduce.Steps() == 96 / kGlobalBatch);
 }
