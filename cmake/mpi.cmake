@@ -10,6 +10,14 @@ if(DLB_MPI)
   set_target_properties(dlb_mpi PROPERTIES EXPORT_NAME mpi)
   target_link_libraries(dlb_mpi INTERFACE dlb MPI::MPI_CXX)
   target_compile_definitions(dlb_mpi INTERFACE DLB_HAVE_MPI=1)
+  # How the tests start 2 ranks: as root in CI containers with fewer cores than ranks,
+  # Open MPI needs to be told that this is fine.
+  set(DLB_MPIRUN ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 ${MPIEXEC_PREFLAGS})
+  execute_process(COMMAND ${MPIEXEC_EXECUTABLE} --version OUTPUT_VARIABLE dlb_mpiexec_version
+                  ERROR_QUIET)
+  if(dlb_mpiexec_version MATCHES "Open MPI|OpenRTE")
+    list(APPEND DLB_MPIRUN --allow-run-as-root --oversubscribe)
+  endif()
   if(DLB_INSTALL)
     install(TARGETS dlb_mpi EXPORT dlbTargets)
   endif()

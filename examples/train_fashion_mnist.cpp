@@ -3,12 +3,14 @@
 //
 //   train_fashion_mnist [--optimizer sgd|momentum|nesterov|adam|adamw] [--lr LR]
 //                       [--epochs N] [--batch N] [--hidden 350,250,150,50] [--seed S]
-//                       [--threads N] [--data DIR]
+//                       [--threads N] [--data DIR] [--distributed]
+//   mpirun -np N train_fashion_mnist --distributed ...   (data parallel, see distributed_flags.hpp)
 //
 // Exit codes: 0 done, 1 data or training error (e.g. divergence), 2 invalid flags.
 
 #include <iostream>
 
+#include "common/distributed_flags.hpp"
 #include "common/experiment.hpp"
 
 int main(int argc, char** argv) {
@@ -16,9 +18,12 @@ int main(int argc, char** argv) {
   CLI::App app("Train a multi-layer perceptron on Fashion-MNIST (the optimizers notebook).",
                "train_fashion_mnist");
   experiment::AddFlags(app, settings);
+  experiment::Distributed distributed;
+  distributed.AddFlags(app);
   if (auto code = experiment::Parse(app, argc, argv)) return *code;
 
   try {
+    distributed.Start(app, settings);
     dlb::SetNumThreads(settings.threads);
     const dlb::FashionMnist<float> data = experiment::LoadData(settings.data);
     if (auto code = experiment::RejectOversizedBatch(settings, data, "train_fashion_mnist")) {
@@ -29,6 +34,7 @@ int main(int argc, char** argv) {
     dlb::Optimizer<float> optimizer =
         dlb::MakeOptimizer<float>(settings.optimizer, model.Parameters(), settings.lr);
     experiment::Batches batches = experiment::MakeBatches(data, settings);
+    distributed.Shard(batches.train);
     dlb::CrossEntropyLoss<float> loss;
 
     std::cout << "Fashion-MNIST from " << settings.data << ": " << data.train_images.cols()
@@ -38,19 +44,18 @@ int main(int argc, char** argv) {
               << "Optimizer " << optimizer.Name() << " lr " << optimizer.LearningRate()
               << ", batch " << settings.batch << ", " << settings.epochs << " epochs, seed "
               << settings.seed << ", " << settings.threads << " thread(s), products by "
-              << experiment::ProductEngine() << "\n";
+              << experiment::ProductEngine() << "\n"
+              << distributed.Describe(settings.batch, model.NumParameters());
 
     const dlb::TrainResult result = dlb::TrainModel(
         model, batches.train, batches.validation, loss, optimizer,
-        {.epochs = settings.epochs, .log = &std::cout});
+        {.epochs = settings.epochs, .log = &std::cout}, distributed.Callbacks());
     std::printf("Test accuracy: %.4f\n", result.history.back().val_score);
     return 0;
   } catch (const dlb::DivergenceError& e) {
-    std::cerr << "train_fashion_mnist: " << e.what()
-              << "\n  (try a smaller --lr; the parameters were kept at their last finite values)\n";
-    return 1;
+    return distributed.Fail(std::string("train_fashion_mnist: ") + e.what() +
+        "\n  (try a smaller --lr; the parameters were kept at their last finite values)\n", 1);
   } catch (const dlb::Error& e) {
-    std::cerr << "train_fashion_mnist: error: " << e.what() << "\n";
-    return 1;
+    return distributed.Fail(std::string("train_fashion_mnist: error: ") + e.what() + "\n", 1);
   }
 }
