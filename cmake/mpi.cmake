@@ -18,6 +18,15 @@ if(DLB_MPI)
   if(dlb_mpiexec_version MATCHES "Open MPI|OpenRTE")
     list(APPEND DLB_MPIRUN --allow-run-as-root --oversubscribe)
   endif()
+  # Under the sanitizers, LeakSanitizer must tell Open MPI's own leftovers (suppressed) from
+  # ours: full stack unwinding, and MPI's components kept loaded so their frames have names.
+  set(DLB_MPI_TEST_ENVIRONMENT "")
+  if(DLB_SANITIZE)
+    set(DLB_MPI_TEST_ENVIRONMENT
+      "ASAN_OPTIONS=fast_unwind_on_malloc=0"
+      "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/mpi/lsan.supp"
+      "OMPI_MCA_mca_base_component_disable_dlclose=1")
+  endif()
   if(DLB_INSTALL)
     install(TARGETS dlb_mpi EXPORT dlbTargets)
   endif()

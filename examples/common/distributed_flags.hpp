@@ -19,6 +19,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -43,6 +44,13 @@ inline constexpr bool kHaveMpi = true;
 #else
 inline constexpr bool kHaveMpi = false;
 #endif
+
+/// What the gradient average did so far (all zero when not distributed).
+struct AllreduceStats {
+  dlb::Index bytes_per_step = 0;  ///< each rank's contribution to one step's allreduce
+  std::int64_t steps = 0;         ///< allreduce calls
+  double seconds = 0;             ///< wall time in them, waiting for other ranks included
+};
 
 /// The run's place in a data-parallel job: one process (the default) or rank r of N.
 class Distributed {
@@ -123,6 +131,13 @@ class Distributed {
       if (!allreduce_) allreduce_ = std::make_unique<dlb::GradientAllreduce<float>>(*communicator_);
       return {allreduce_.get()};
     }
+#endif
+    return {};
+  }
+
+  AllreduceStats Allreduce() const {
+#ifdef DLB_HAVE_MPI
+    if (allreduce_) return {allreduce_->BytesPerStep(), allreduce_->Steps(), allreduce_->AllreduceSeconds()};
 #endif
     return {};
   }

@@ -16,6 +16,11 @@ if(DLB_MPI)
   set_tests_properties("train_fashion_mnist mpi: 2 ranks print the table of one process"
     "train_fashion_mnist mpi: batch not divisible by the ranks"
     PROPERTIES FIXTURES_REQUIRED fake_data TIMEOUT 120 PROCESSORS 2)
+  if(DLB_MPI_TEST_ENVIRONMENT)
+    set_tests_properties("train_fashion_mnist mpi: 2 ranks print the table of one process"
+      "train_fashion_mnist mpi: batch not divisible by the ranks"
+      PROPERTIES ENVIRONMENT "${DLB_MPI_TEST_ENVIRONMENT}")
+  endif()
 else()
   add_test(NAME "train_fashion_mnist cli: --distributed without MPI"
     COMMAND ${CMAKE_COMMAND} "-DPROGRAM=$<TARGET_FILE:train_fashion_mnist>"
