@@ -63,8 +63,11 @@ TEST_CASE("Linear: shapes follow W (out x in), b (out x 1), Z (out x batch)") {
   CHECK(layer.Weight().cols() == 5);
   CHECK(layer.Bias().rows() == 3);
   CHECK(layer.Bias().cols() == 1);
-  CHECK(layer.InputSize() == 5);
-  CHECK(layer.OutputSize(5) == 3);
+  CHECK(layer.OutputShape(5) == dlb::Shape(3));
+  CHECK(layer.OutputShape(dlb::Shape(5, 1, 1)) == dlb::Shape(3));
+  REQUIRE_THROWS_MATCHES(layer.OutputShape(dlb::Shape(2, 2, 2)), dlb::ShapeError,
+                         dlb_test::What(Catch::Matchers::Contains(
+                             "needs 5 input values per sample, got 2 x 2 x 2 = 8")));
   CHECK(layer.Name() == "Linear(5 -> 3)");
   auto params = layer.Parameters();
   REQUIRE(params.size() == 2);
@@ -213,8 +216,8 @@ TEST_CASE("ReLU: forward and backward by hand, gradient check") {
   expected << 0, 3,  //
       0, 4;
   CHECK(dx == expected);
-  CHECK(relu.InputSize() == 0);
-  CHECK(relu.OutputSize(17) == 17);
+  CHECK(relu.OutputShape(17) == dlb::Shape(17));
+  CHECK(relu.OutputShape(dlb::Shape(3, 4, 5)) == dlb::Shape(3, 4, 5));
 
   CheckLayerGradients(relu, RandomAwayFromZero(4, 6, 21), 22);
 }
@@ -289,15 +292,26 @@ TEST_CASE("Tanh: forward and backward by hand, gradient check") {
   CheckLayerGradients(tanh_layer, RandomMatrix<double>(4, 6, 51, -2, 2), 52);
 }
 
-TEST_CASE("element-wise layers skip dX when it is null") {
-  Matrix<double> x = RandomMatrix<double>(2, 3, 61), y;
-  dlb::ReLU<double> relu;
-  relu.Forward(x, y, Mode::Train);
-  relu.Backward(x, y, y, nullptr);  // must not dereference
-  dlb::Dropout<double> dropout(0.5);
-  dropout.Forward(x, y, Mode::Train);
-  dropout.Backward(x, y, y, nullptr);
-  SUCCEED();
+TEMPLATE_TEST_CASE("element-wise layers skip dX when it is null and leave their inputs alone",
+                   "", dlb::ReLU<double>, dlb::LeakyReLU<double>, dlb::Sigmoid<double>,
+                   dlb::Tanh<double>, dlb::Dropout<double>) {
+  const Matrix<double> x = RandomMatrix<double>(2, 3, 61);
+  Matrix<double> y, dx;
+  TestType layer;
+  layer.Forward(x, y, Mode::Train);
+  const Matrix<double> y_before = y;
+  const Matrix<double> dy = RandomMatrix<double>(2, 3, 62);
+  layer.Backward(x, y, dy, nullptr);  // must neither dereference nor write anything
+  CHECK(y == y_before);
+  // The same call with a buffer gives a real gradient of the right shape, and repeating it
+  // gives the same values: the null call changed no state the gradient depends on.
+  layer.Backward(x, y, dy, &dx);
+  CHECK(dx.rows() == 2);
+  CHECK(dx.cols() == 3);
+  Matrix<double> again;
+  layer.Backward(x, y, dy, &again);
+  CHECK(again == dx);
+  CHECK(dx != Matrix<double>::Zero(2, 3));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ constexpr Index kInputs = 784, kClasses = 10, kSamples = 96, kBatch = 32;
 struct Fixture {
   Matrix<float> x = dlb_test::RandomMatrix<float>(kInputs, kSamples, 1);
   Labels y = Labels(kSamples);
-  dlb::ModelNN<float> model{7};
+  dlb::ModelNN<float> model{kInputs, 7};
   Fixture() {
     for (Index j = 0; j < kSamples; ++j) y(j) = static_cast<dlb::Label>(j % kClasses);
     // Every built-in layer type, so each one's forward and backward are covered.

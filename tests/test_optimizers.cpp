@@ -16,6 +16,11 @@
 #include "dlb/optimizers/nesterov.hpp"
 #include "dlb/optimizers/optimizer.hpp"
 #include "dlb/optimizers/sgd.hpp"
+#include "dlb/optimizers/make_optimizer.hpp"
+#include "dlb/layers/linear.hpp"
+#include "dlb/layers/relu.hpp"
+#include "dlb/model/model.hpp"
+#include <type_traits>
 #include "support/helpers.hpp"
 
 using Catch::Matchers::Contains;
@@ -349,4 +354,104 @@ TEMPLATE_TEST_CASE("Every update rule converges on a convex quadratic", "", floa
         adam_tol);
   // Without enough steps the error is still large: the test measures progress.
   CHECK(MinimiseQuadratic(dlb::SGD<T>(T(0.3)), 3, 0) > 0.1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Misuse and state
+
+// AdamW is a rule of its own: it cannot be used (and sliced) as an Adam.
+static_assert(!std::is_base_of_v<dlb::Adam<float>, dlb::AdamW<float>>);
+static_assert(!std::is_convertible_v<dlb::AdamW<float>&, dlb::Adam<float>&>);
+
+TEST_CASE("AdamW and Adam with the same weight decay take different steps") {
+  // Adam folds the decay into the gradient, AdamW shrinks the weight: with g = 0 Adam's
+  // first step is lr * sign(wd p), AdamW's p (1 - lr wd) exactly.
+  Matrix<double> p_adam = Matrix<double>::Constant(1, 1, 2.0), p_adamw = p_adam;
+  Matrix<double> g = Matrix<double>::Zero(1, 1), g2 = g;
+  dlb::Optimizer<double> adam({{"p", &p_adam, &g}}, dlb::Adam<double>(0.1, 0.9, 0.999, 1e-8, 0.5));
+  dlb::Optimizer<double> adamw({{"p", &p_adamw, &g2}}, dlb::AdamW<double>(0.1, 0.9, 0.999, 1e-8, 0.5));
+  adam.Step();
+  adamw.Step();
+  CHECK(p_adam(0) == Approx(2.0 - 0.1).epsilon(1e-6));
+  CHECK(p_adamw(0) == Approx(2.0 * (1 - 0.1 * 0.5)).epsilon(1e-12));
+  CHECK(adamw.Name() == "AdamW");
+}
+
+TEST_CASE("Optimizer::Step throws ShapeError when a parameter was resized after construction") {
+  Matrix<float> w = Matrix<float>::Ones(4, 4), gw = Matrix<float>::Zero(4, 4);
+  dlb::Optimizer<float> optimizer({{"0.weight", &w, &gw}}, dlb::Adam<float>(1e-3f));
+  optimizer.Step();
+  w = Matrix<float>::Ones(40, 40);
+  REQUIRE_THROWS_MATCHES(optimizer.Step(), dlb::ShapeError,
+                         What(Contains("'0.weight' was 4 x 4") && Contains("now 40 x 40")));
+  CHECK(optimizer.StepCount() == 1);
+  gw = Matrix<float>::Zero(40, 40);
+  REQUIRE_THROWS_AS(optimizer.Step(), dlb::ShapeError);
+  w = Matrix<float>::Ones(4, 4);
+  REQUIRE_THROWS_AS(optimizer.Step(), dlb::ShapeError);  // the gradient is still 40 x 40
+}
+
+TEST_CASE("Optimizer::Step refuses to run after layers were added to its model") {
+  dlb::ModelNN<float> model(3, 1);
+  model.Add(dlb::Linear<float>(3, 4));
+  dlb::Optimizer optimizer(model, dlb::SGD<float>(0.1f));
+  model.Forward(Matrix<float>::Ones(3, 2));
+  model.Backward(Matrix<float>::Ones(4, 2));
+  CHECK_NOTHROW(optimizer.Step());
+  model.Add(dlb::ReLU<float>()).Add(dlb::Linear<float>(4, 2));
+  REQUIRE_THROWS_MATCHES(optimizer.Step(), dlb::Error,
+                         What(Contains("layers were added to the model after this optimizer") &&
+                              Contains("2 parameter blocks")));
+}
+
+TEST_CASE("Optimizer::SaveState/LoadState carry moments, step and learning rate") {
+  Matrix<double> w = Matrix<double>::Constant(2, 3, 1.0), gw = Matrix<double>::Constant(2, 3, 0.5);
+  dlb::Optimizer<double> optimizer({{"0.weight", &w, &gw}}, dlb::Adam<double>(0.01));
+  optimizer.Step();
+  optimizer.Step();
+  optimizer.SetLearningRate(0.005);
+  const dlb::StateDict state = optimizer.SaveState();
+  std::vector<std::string> names;
+  for (const auto& entry : state.Entries()) names.push_back(entry.first);
+  CHECK(names == std::vector<std::string>{"0.weight.exp_avg", "0.weight.exp_avg_sq", "step", "lr"});
+  CHECK(state.At("0.weight.exp_avg").shape == std::vector<std::int64_t>{2, 3});
+
+  Matrix<double> w2 = w, gw2 = gw;
+  dlb::Optimizer<double> restored({{"0.weight", &w2, &gw2}}, dlb::Adam<double>(0.3));
+  restored.LoadState(state);
+  CHECK(restored.StepCount() == 2);
+  CHECK(restored.LearningRate() == 0.005);
+  optimizer.Step();
+  restored.Step();
+  CHECK(w2 == w);  // the same third step: moments and bias corrections came along
+
+  dlb::StateDict wrong = state;
+  *wrong.Find("lr") = dlb::Tensor::FromValues(dlb::DType::F64, {}, std::vector<double>{-1.0});
+  REQUIRE_THROWS_AS(restored.LoadState(wrong), dlb::ArgumentError);
+  CHECK(restored.StepCount() == 3);
+  dlb::Optimizer<double> momentum({{"0.weight", &w2, &gw2}}, dlb::Momentum<double>(0.1));
+  REQUIRE_THROWS_MATCHES(momentum.LoadState(state), dlb::StateError,
+                         What(Contains("missing 0.weight.momentum_buffer") &&
+                              Contains("unexpected 0.weight.exp_avg, 0.weight.exp_avg_sq")));
+}
+
+TEST_CASE("MakeOptimizer: rules by name with their default learning rates") {
+  dlb::ModelNN<float> model(3, 1);
+  model.Add(dlb::Linear<float>(3, 2));
+  const std::pair<const char*, const char*> names[] = {
+      {"sgd", "SGD"}, {"momentum", "Momentum"}, {"nesterov", "Nesterov"}, {"adam", "Adam"},
+      {"adamw", "AdamW"}};
+  for (const auto& [name, rule] : names) {
+    auto optimizer = dlb::MakeOptimizer<float>(name, model);
+    CHECK(optimizer.Name() == rule);
+    CHECK(optimizer.LearningRate() == static_cast<float>(dlb::DefaultLearningRate(name)));
+    CHECK(optimizer.Parameters().size() == 2);
+  }
+  CHECK(dlb::MakeOptimizer<float>("adam", model.Parameters(), 0.5f).LearningRate() == 0.5f);
+  REQUIRE_THROWS_MATCHES(dlb::MakeOptimizer<float>("rmsprop", model), dlb::ArgumentError,
+                         What(Contains("unknown optimizer 'rmsprop'")));
+  // Built from the model, it knows when layers were added afterwards.
+  auto optimizer = dlb::MakeOptimizer<float>("sgd", model);
+  model.Add(dlb::ReLU<float>());
+  REQUIRE_THROWS_AS(optimizer.Step(), dlb::Error);
 }

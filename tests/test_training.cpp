@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <functional>
+#include <optional>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include "dlb/core/error.hpp"
 #include "dlb/data/dataset.hpp"
+#include "dlb/layers/dropout.hpp"
 #include "dlb/layers/linear.hpp"
 #include "dlb/layers/relu.hpp"
 #include "dlb/losses/cross_entropy.hpp"
@@ -24,6 +26,7 @@
 #include "dlb/optimizers/optimizer.hpp"
 #include "dlb/optimizers/sgd.hpp"
 #include "dlb/training/divergence_guard.hpp"
+#include "dlb/training/callback.hpp"
 #include "dlb/training/train.hpp"
 #include "support/helpers.hpp"
 
@@ -61,6 +64,16 @@ void BuildClassifier(dlb::ModelNN<float>& model) {
 bool AllParametersFinite(dlb::ModelNN<float>& model) {
   for (const auto& p : model.Parameters()) {
     if (!p.value->allFinite()) return false;
+  }
+  return true;
+}
+
+/// True when both models hold bitwise the same parameters.
+bool ParameterValuesEqual(dlb::ModelNN<float>& a, dlb::ModelNN<float>& b) {
+  const auto pa = a.Parameters(), pb = b.Parameters();
+  if (pa.size() != pb.size()) return false;
+  for (std::size_t k = 0; k < pa.size(); ++k) {
+    if (*pa[k].value != *pb[k].value) return false;
   }
   return true;
 }
@@ -120,7 +133,7 @@ TEST_CASE("TrainModel reaches >= 95% validation accuracy on separable clusters")
   constexpr int kEpochs = 3;
   for (const Case& c : cases) {
     INFO("optimizer " << c.name);
-    dlb::ModelNN<float> model(11);
+    dlb::ModelNN<float> model(kFeatures, 11);
     BuildClassifier(model);
     dlb::DataSet<float> train(problem.x_train, problem.y_train, 32, true, true, 12);
     dlb::DataSet<float> val(problem.x_val, problem.y_val, 100, false, false);
@@ -133,7 +146,7 @@ TEST_CASE("TrainModel reaches >= 95% validation accuracy on separable clusters")
     dlb::TrainOptions options;
     options.epochs = kEpochs;
     options.log = &log;
-    const auto history = dlb::TrainModel(model, train, val, loss, optimizer, options);
+    const auto history = dlb::TrainModel(model, train, val, loss, optimizer, options).history;
 
     REQUIRE(history.size() == kEpochs);
     CHECK(optimizer.StepCount() == kEpochs * train.NumBatches());
@@ -162,9 +175,9 @@ TEST_CASE("TrainModel reaches >= 95% validation accuracy on separable clusters")
   }
 }
 
-TEST_CASE("RunEpoch: loss and score are the sample-weighted means of the pass") {
+TEST_CASE("Evaluate and TrainEpoch: loss and score are the sample-weighted means of the pass") {
   const auto data = dlb_test::MakeClusters<float>(kFeatures, 10, kClasses, 41);
-  dlb::ModelNN<float> model(2);
+  dlb::ModelNN<float> model(kFeatures, 2);
   BuildClassifier(model);
   dlb::CrossEntropyLoss<float> loss;
   model.SetMode(dlb::Mode::Inference);
@@ -174,35 +187,44 @@ TEST_CASE("RunEpoch: loss and score are the sample-weighted means of the pass") 
 
   // Batches of 3, 3, 3, 1: an unweighted mean of batch losses would differ.
   dlb::DataSet<float> all(data.x, data.y, 3, true, false, 5);
-  const dlb::PassResult pass = dlb::RunEpoch(model, all, loss, nullptr, dlb::Mode::Inference);
+  const dlb::PassResult pass = dlb::Evaluate(model, all, loss);
   CHECK(pass.samples == 10);
   CHECK(pass.loss == Approx(full_loss).epsilon(1e-6));
   CHECK(pass.score == Approx(full_score).epsilon(1e-12));
 
   dlb::DataSet<float> dropping(data.x, data.y, 3, false, true);
-  CHECK(dlb::RunEpoch(model, dropping, loss, nullptr, dlb::Mode::Inference).samples == 9);
+  CHECK(dlb::Evaluate(model, dropping, loss).samples == 9);
 
-  // A training pass steps once per batch and requires an optimizer.
+  // A training pass steps once per batch, in training mode, and its running statistics are
+  // the pass's weighted means.
   dlb::Optimizer<float> optimizer(model, dlb::SGD<float>(0.01f));
   const auto before = *model.Parameters()[0].value;
-  dlb::RunEpoch(model, all, loss, &optimizer, dlb::Mode::Train);
+  const std::vector<dlb::EpochStats> history;
+  dlb::TrainingContext<float> context{model, optimizer, all, history};
+  context.epoch = 1;
+  const dlb::PassResult fit = dlb::TrainEpoch(context, loss);
   CHECK(optimizer.StepCount() == 4);
+  CHECK(fit.samples == 10);
+  CHECK(context.batch == 4);
+  CHECK(context.batches == 4);
   CHECK(*model.Parameters()[0].value != before);
   CHECK(model.GetMode() == dlb::Mode::Train);
-  REQUIRE_THROWS_MATCHES(dlb::RunEpoch(model, all, loss, nullptr, dlb::Mode::Train),
-                         dlb::ArgumentError, What(Contains("optimizer")));
 
   dlb::TrainOptions options;
   options.epochs = 0;
   REQUIRE_THROWS_MATCHES(dlb::TrainModel(model, all, all, loss, optimizer, options),
                          dlb::ArgumentError, What(Contains("epochs")));
+  options.epochs = 3;
+  options.initial_epoch = 4;
+  REQUIRE_THROWS_MATCHES(dlb::TrainModel(model, all, all, loss, optimizer, options),
+                         dlb::ArgumentError, What(Contains("initial_epoch 4")));
 }
 
 TEST_CASE("TrainModel: a diverging run throws DivergenceError and keeps finite parameters") {
   // Unnormalised features (x 1000) and SGD with lr 1e6 blow up within a few batches.
   Problem problem;
   problem.x_train *= 1000.0f;
-  dlb::ModelNN<float> model(3);
+  dlb::ModelNN<float> model(kFeatures, 3);
   BuildClassifier(model);
   dlb::DataSet<float> train(problem.x_train, problem.y_train, 32, true, true, 4);
   dlb::DataSet<float> val(problem.x_val, problem.y_val, 100, false, false);
@@ -229,13 +251,13 @@ TEST_CASE("TrainModel: a diverging run throws DivergenceError and keeps finite p
   CHECK(AllParametersFinite(model));
 
   SECTION("without the guard the same run does not throw and reports a non-finite loss") {
-    dlb::ModelNN<float> unguarded(3);
+    dlb::ModelNN<float> unguarded(kFeatures, 3);
     BuildClassifier(unguarded);
     dlb::Optimizer<float> sgd(unguarded, dlb::SGD<float>(1e6f));
     dlb::DataSet<float> train2(problem.x_train, problem.y_train, 32, true, true, 4);
     options.guard_divergence = false;
     std::vector<dlb::EpochStats> history;
-    REQUIRE_NOTHROW(history = dlb::TrainModel(unguarded, train2, val, loss, sgd, options));
+    REQUIRE_NOTHROW(history = dlb::TrainModel(unguarded, train2, val, loss, sgd, options).history);
     CHECK_FALSE(std::isfinite(history.back().train_loss));
   }
 }
@@ -256,12 +278,15 @@ TEST_CASE("DivergenceGuard: checks loss, gradients and parameters, restores the 
   CHECK_NOTHROW(guard.CheckLoss(1.5, 1, 1));
   REQUIRE_THROWS_MATCHES(guard.CheckLoss(std::nan(""), 2, 5), dlb::DivergenceError,
                          What(Contains("epoch 2, batch 5") && Contains("loss")));
+  bool thrown = false;
   try {
     guard.CheckLoss(INFINITY, 4, 9);
   } catch (const dlb::DivergenceError& e) {
+    thrown = true;
     CHECK(e.Epoch() == 4);
     CHECK(e.BatchNumber() == 9);
   }
+  CHECK(thrown);
 
   CHECK_NOTHROW(guard.CheckGradients(1, 1));
   gb(1) = nan;
@@ -282,4 +307,128 @@ TEST_CASE("DivergenceGuard: checks loss, gradients and parameters, restores the 
   expected(0, 0) = 5;
   CHECK(w == expected);
   CHECK(b.isZero(0));
+}
+
+TEST_CASE("TrainModel: callbacks see every moment in order and can stop training") {
+  const Problem problem;
+  dlb::ModelNN<float> model(kFeatures, 5);
+  BuildClassifier(model);
+  dlb::DataSet<float> train(problem.x_train, problem.y_train, 400, true, true, 6);  // 4 batches
+  dlb::DataSet<float> val(problem.x_val, problem.y_val, 100, false, false);
+  dlb::CrossEntropyLoss<float> loss;
+  dlb::Optimizer<float> optimizer(model, dlb::SGD<float>(0.05f));
+
+  std::vector<std::string> events;
+  struct Recorder : dlb::Callback<float> {
+    std::vector<std::string>* events;
+    int stop_after_epoch = 0;
+    void OnTrainBegin(dlb::TrainingContext<float>&) override { events->push_back("begin"); }
+    void OnEpochBegin(dlb::TrainingContext<float>& c) override {
+      events->push_back("epoch " + std::to_string(c.epoch));
+    }
+    void AfterBackward(dlb::TrainingContext<float>& c) override {
+      // Gradients are ready and the step has not run yet.
+      CHECK(c.optimizer.StepCount() == (c.epoch - 1) * c.batches + c.batch - 1);
+      events->push_back("backward " + std::to_string(c.batch));
+    }
+    void OnBatchEnd(dlb::TrainingContext<float>& c) override {
+      CHECK(c.optimizer.StepCount() == (c.epoch - 1) * c.batches + c.batch);
+      CHECK(c.running.samples == 400 * c.batch);
+      events->push_back("batch " + std::to_string(c.batch));
+    }
+    void OnEpochEnd(dlb::TrainingContext<float>& c, dlb::EpochStats& stats) override {
+      CHECK(&stats == &c.history.back());
+      CHECK(stats.lr == Approx(0.05));
+      events->push_back("end " + std::to_string(stats.epoch));
+      if (stats.epoch == stop_after_epoch) c.RequestStop("enough");
+    }
+    void OnTrainEnd(dlb::TrainingContext<float>&) override { events->push_back("done"); }
+  } recorder;
+  recorder.events = &events;
+  recorder.stop_after_epoch = 2;
+  dlb::TrainOptions options;
+  options.epochs = 5;
+  const dlb::TrainResult result = dlb::TrainModel(model, train, val, loss, optimizer, options, {&recorder});
+  const std::vector<std::string> expected = {
+      "begin",   "epoch 1",    "backward 1", "batch 1", "backward 2", "batch 2",
+      "backward 3", "batch 3", "backward 4", "batch 4", "end 1",      "epoch 2",
+      "backward 1", "batch 1", "backward 2", "batch 2", "backward 3", "batch 3",
+      "backward 4", "batch 4", "end 2",      "done"};
+  CHECK(events == expected);
+  CHECK(result.history.size() == 2);
+  REQUIRE(result.stop_reason.has_value());
+  CHECK(*result.stop_reason == "enough");
+
+  // A stop requested in the middle of an epoch ends it after that batch.
+  dlb::LambdaCallback<float> mid_epoch;
+  mid_epoch.on_batch_end = [](dlb::TrainingContext<float>& c) {
+    if (c.batch == 2) c.RequestStop("mid-epoch");
+  };
+  const auto steps = optimizer.StepCount();
+  const auto stopped = dlb::TrainModel(model, train, val, loss, optimizer, options, {&mid_epoch});
+  CHECK(optimizer.StepCount() == steps + 2);
+  CHECK(stopped.history.size() == 1);
+  CHECK(stopped.stop_reason == std::optional<std::string>("mid-epoch"));
+}
+
+TEST_CASE("Resuming from the saved states after epoch k reproduces the uninterrupted run bitwise") {
+  const Problem problem;
+  auto build = [] {
+    dlb::ModelNN<float> model(kFeatures, 21);
+    model.Add(dlb::Linear<float>(kFeatures, 32)).Add(dlb::ReLU<float>())
+        .Add(dlb::Dropout<float>(0.2f)).Add(dlb::Linear<float>(32, kClasses));
+    return model;
+  };
+  dlb::DataSet<float> val(problem.x_val, problem.y_val, 100, false, false);
+  dlb::CrossEntropyLoss<float> loss;
+  dlb::TrainOptions options;
+  options.epochs = 4;
+
+  dlb::ModelNN<float> straight = build();
+  dlb::DataSet<float> straight_train(problem.x_train, problem.y_train, 64, true, true, 22);
+  dlb::Optimizer<float> straight_opt(straight, dlb::Adam<float>(1e-2f));
+  dlb::TrainModel(straight, straight_train, val, loss, straight_opt, options);
+
+  // Two epochs, then everything a checkpoint holds is copied out ...
+  dlb::ModelNN<float> first = build();
+  dlb::DataSet<float> first_train(problem.x_train, problem.y_train, 64, true, true, 22);
+  dlb::Optimizer<float> first_opt(first, dlb::Adam<float>(1e-2f));
+  options.epochs = 2;
+  dlb::TrainModel(first, first_train, val, loss, first_opt, options);
+  const dlb::StateDict model_state = first.SaveState(dlb::StateScope::Checkpoint);
+  const dlb::StateDict optimizer_state = first_opt.SaveState();
+  const dlb::StateDict data_state = first_train.SaveState();
+
+  // ... and restored into fresh objects built with other seeds, which train epochs 3 and 4.
+  dlb::ModelNN<float> resumed(kFeatures, 99);
+  resumed.Add(dlb::Linear<float>(kFeatures, 32)).Add(dlb::ReLU<float>())
+      .Add(dlb::Dropout<float>(0.2f)).Add(dlb::Linear<float>(32, kClasses));
+  dlb::DataSet<float> resumed_train(problem.x_train, problem.y_train, 64, true, true, 98);
+  dlb::Optimizer<float> resumed_opt(resumed, dlb::Adam<float>(0.5f));
+  resumed.LoadState(model_state, dlb::StateScope::Checkpoint);
+  resumed_opt.LoadState(optimizer_state);
+  resumed_train.LoadState(data_state);
+  CHECK(resumed_opt.StepCount() == first_opt.StepCount());
+  CHECK(resumed_opt.LearningRate() == 1e-2f);
+  options.epochs = 4;
+  options.initial_epoch = 2;
+  const auto rest = dlb::TrainModel(resumed, resumed_train, val, loss, resumed_opt, options);
+  CHECK(rest.history.front().epoch == 3);
+  CHECK(ParameterValuesEqual(resumed, straight));
+}
+
+TEST_CASE("DataSet::LoadState rejects an order that is not a permutation") {
+  const Problem problem;
+  dlb::DataSet<float> data(problem.x_val, problem.y_val, 100, true, true, 1);
+  dlb::StateDict state = data.SaveState();
+  auto order = state.At("order").Values<std::int64_t>();
+  order[3] = order[4];  // a duplicate
+  *state.Find("order") = dlb::Tensor::FromValues(dlb::DType::I64, {400}, order);
+  const dlb::StateDict good = data.SaveState();
+  REQUIRE_THROWS_MATCHES(data.LoadState(state), dlb::StateError,
+                         What(Contains("not a permutation of the 400 samples")));
+  CHECK(data.SaveState().At("order").data == good.At("order").data);  // unchanged
+  order.pop_back();
+  *state.Find("order") = dlb::Tensor::FromValues(dlb::DType::I64, {399}, order);
+  REQUIRE_THROWS_AS(data.LoadState(state), dlb::StateError);
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dlb/core/error.hpp"
+#include "dlb/model/model.hpp"
 #include "dlb/optimizers/adam.hpp"
 #include "dlb/optimizers/adamw.hpp"
 #include "dlb/optimizers/momentum.hpp"
@@ -32,6 +33,25 @@ inline double DefaultLearningRate(std::string_view name) {
                       "'; expected sgd, momentum, nesterov, adam or adamw");
 }
 
+namespace internal {
+template <Scalar T, class Source>
+Optimizer<T> MakeOptimizerFor(std::string_view name, Source&& source, std::optional<T> lr,
+                              std::optional<T> weight_decay) {
+  const T default_rate = static_cast<T>(DefaultLearningRate(name));  // validates the name
+  const T rate = lr.value_or(default_rate);
+  const T decay = weight_decay.value_or(T(0));
+  Source&& s = std::forward<Source>(source);  // used by exactly one branch below
+  if (name == "sgd") return Optimizer<T>(std::forward<Source>(s), SGD<T>(rate, decay));
+  if (name == "momentum") return Optimizer<T>(std::forward<Source>(s), Momentum<T>(rate, T(0.9), decay));
+  if (name == "nesterov") return Optimizer<T>(std::forward<Source>(s), Nesterov<T>(rate, T(0.9), decay));
+  if (name == "adam") {
+    return Optimizer<T>(std::forward<Source>(s), Adam<T>(rate, T(0.9), T(0.999), T(1e-8), decay));
+  }
+  return Optimizer<T>(std::forward<Source>(s),
+                      AdamW<T>(rate, T(0.9), T(0.999), T(1e-8), weight_decay.value_or(T(1e-2))));
+}
+}  // namespace internal
+
 /// An Optimizer over `params` with the rule called `name` (see kOptimizerNames), learning
 /// rate `lr` (DefaultLearningRate(name) when empty), the rule's default betas, and
 /// `weight_decay` (AdamW: decoupled, default 1e-2 when empty; others: L2, default 0).
@@ -39,17 +59,16 @@ template <Scalar T = float>
 Optimizer<T> MakeOptimizer(std::string_view name, std::vector<Parameter<T>> params,
                            std::optional<T> lr = std::nullopt,
                            std::optional<T> weight_decay = std::nullopt) {
-  const T default_rate = static_cast<T>(DefaultLearningRate(name));  // validates the name
-  const T rate = lr.value_or(default_rate);
-  const T decay = weight_decay.value_or(T(0));
-  if (name == "sgd") return Optimizer<T>(std::move(params), SGD<T>(rate, decay));
-  if (name == "momentum") return Optimizer<T>(std::move(params), Momentum<T>(rate, T(0.9), decay));
-  if (name == "nesterov") return Optimizer<T>(std::move(params), Nesterov<T>(rate, T(0.9), decay));
-  if (name == "adam") {
-    return Optimizer<T>(std::move(params), Adam<T>(rate, T(0.9), T(0.999), T(1e-8), decay));
-  }
-  return Optimizer<T>(std::move(params),
-                      AdamW<T>(rate, T(0.9), T(0.999), T(1e-8), weight_decay.value_or(T(1e-2))));
+  return internal::MakeOptimizerFor<T>(name, std::move(params), lr, weight_decay);
+}
+
+/// The same over every parameter of `model`; the optimizer then also refuses to step once
+/// layers were added to the model after it was built.
+template <Scalar T = float>
+Optimizer<T> MakeOptimizer(std::string_view name, ModelNN<T>& model,
+                           std::optional<T> lr = std::nullopt,
+                           std::optional<T> weight_decay = std::nullopt) {
+  return internal::MakeOptimizerFor<T>(name, model, lr, weight_decay);
 }
 
 }  // namespace dlb

@@ -38,6 +38,10 @@ struct EpochStats {
 /// position in the run. Valid for the duration of one TrainModel call.
 template <Scalar T>
 struct TrainingContext {
+  TrainingContext(ModelNN<T>& model_, Optimizer<T>& optimizer_, DataSet<T>& train_,
+                  const std::vector<EpochStats>& history_)
+      : model(model_), optimizer(optimizer_), train(train_), history(history_) {}
+
   ModelNN<T>& model;
   Optimizer<T>& optimizer;
   DataSet<T>& train;

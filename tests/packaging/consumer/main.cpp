@@ -14,7 +14,7 @@ int main() {
       x(i, j) = dlb::SampleNormal<float>(gen) + (y(j) == 1 ? 2.0f : -2.0f);
     }
   }
-  dlb::ModelNN<float> model(1);
+  dlb::ModelNN<float> model(/*input_shape=*/4, /*seed=*/1);
   model.Add(dlb::Linear<float>(4, 8)).Add(dlb::ReLU<float>()).Add(dlb::Linear<float>(8, 2));
   dlb::Optimizer optimizer(model, dlb::Adam<float>(1e-2f));
   dlb::CrossEntropyLoss<float> loss;
