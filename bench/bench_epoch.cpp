@@ -5,9 +5,9 @@
 // samples/s, achieved GFLOP/s (the step's matrix products, counted from the layer shapes),
 // inference throughput on the test images, test accuracy and peak RSS.
 //
-//   dlb_bench_epoch_{eigen,blas} [--data DIR | --synthetic] [--threads N] [--batch B]
-//                                [--hidden 350,250,150,50] [--optimizer adam] [--epochs 5]
-//                                [--warmup 1] [--json]
+//   dlb_bench_epoch [--data DIR | --synthetic] [--engine auto|eigen|blas] [--threads N]
+//                   [--batch B] [--hidden 350,250,150,50] [--optimizer adam] [--epochs 5]
+//                   [--warmup 1] [--json]
 
 #include <sys/resource.h>
 
@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../examples/common/experiment.hpp"
+#include "engine_flag.hpp"
 
 namespace {
 
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
   settings.threads = 1;
   int warmup = 1;
   bool synthetic = false, json = false, no_guard = false;
+  std::string engine_flag = "auto";
   CLI::App app("Time training epochs of the notebook's MLP.", "dlb_bench_epoch");
   experiment::AddFlags(app, settings);
   app.add_option("--warmup", warmup, "Untimed epochs first")->check(CLI::Range(0, 1000));
@@ -64,9 +66,11 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json, "Print one JSON line");
   app.add_flag("--no-guard", no_guard,
                "Skip the divergence guard (finite checks and parameter snapshot) to measure it");
+  bench::AddEngineFlag(app, engine_flag);
   if (auto code = experiment::Parse(app, argc, argv)) return *code;
 
   try {
+    bench::ApplyEngine(engine_flag);
     dlb::SetNumThreads(settings.threads);
     const dlb::FashionMnist<float> data =
         synthetic ? SyntheticData(settings.seed) : experiment::LoadData(settings.data);
@@ -103,7 +107,7 @@ int main(int argc, char** argv) {
     const double gflop = experiment::TrainingStepFlops(784, settings.hidden, kClasses,
                                                        settings.batch) *
                          static_cast<double>(train.NumBatches()) * 1e-9;
-    const char* engine = experiment::ProductEngine()[0] == 'B' ? "blas" : "eigen";
+    const char* engine = bench::ActiveEngineName();
     if (json) {
       std::printf("{\"engine\":\"%s\",\"threads\":%d,\"batch\":%d,\"hidden\":[", engine,
                   settings.threads, settings.batch);
@@ -114,17 +118,18 @@ int main(int argc, char** argv) {
                   "\"epoch_seconds_min\":%.5f,\"epoch_seconds_max\":%.5f,"
                   "\"samples_per_second\":%.1f,\"gflops\":%.2f,"
                   "\"inference_samples_per_second\":%.1f,\"test_accuracy\":%.4f,"
-                  "\"peak_rss_mb\":%.1f,\"synthetic\":%s,\"guard\":%s}\n",
+                  "\"peak_rss_mb\":%.1f,\"synthetic\":%s,\"guard\":%s%s}\n",
                   settings.optimizer.c_str(), settings.epochs, median, epoch_seconds.front(),
                   epoch_seconds.back(), samples / median, gflop / median,
                   static_cast<double>(evaluation.samples) / inference_seconds, evaluation.score,
-                  PeakRssMegabytes(), synthetic ? "true" : "false", no_guard ? "false" : "true");
+                  PeakRssMegabytes(), synthetic ? "true" : "false", no_guard ? "false" : "true",
+                  bench::EngineJsonFields().c_str());
     } else {
-      std::printf("bench_epoch engine=%s threads=%d batch=%d model=%s optimizer=%s\n"
+      std::printf("bench_epoch engine=%s (%s) threads=%d batch=%d model=%s optimizer=%s\n"
                   "  epoch %.4f s median of %d (min %.4f, max %.4f), %.0f samples/s, "
                   "%.1f GFLOP/s\n  inference %.0f samples/s, test accuracy %.4f, "
                   "peak RSS %.1f MB\n",
-                  engine, settings.threads, settings.batch,
+                  engine, experiment::ProductEngine().c_str(), settings.threads, settings.batch,
                   experiment::Architecture(784, settings.hidden, kClasses).c_str(),
                   settings.optimizer.c_str(), median, settings.epochs, epoch_seconds.front(),
                   epoch_seconds.back(), samples / median, gflop / median,

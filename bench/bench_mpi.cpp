@@ -1,5 +1,4 @@
-// Data-parallel training epochs: the notebook's MLP on Fashion-MNIST (or synthetic data of
-// its shapes), one process or `mpirun -np N ... --distributed` ranks, timed with the
+// Data-parallel training epochs: the notebook's MLP on Fashion-MNIST, one process or `mpirun -np N ... --distributed` ranks, timed with the
 // library's own TrainEpoch (training pass only: the validation pass is not sharded).
 //
 // Rank 0 prints one JSON line: the median epoch time over --epochs timed epochs after
@@ -7,9 +6,9 @@
 // the mean wall time per step spent in the allreduce (waiting for the slower rank included).
 // bench/mpi_scaling.py runs it in every configuration and computes the scaling.
 //
-//   dlb_bench_mpi_{eigen,blas} [--data DIR | --synthetic] [--threads N] [--batch B]
-//                              [--hidden 350,250,150,50] [--optimizer adam] [--epochs 3]
-//                              [--warmup 1] [--distributed]
+//   dlb_bench_mpi [--data DIR] [--engine auto|eigen|blas] [--threads N] [--batch B]
+//                 [--hidden 350,250,150,50] [--optimizer adam] [--epochs 3] [--warmup 1]
+//                 [--distributed]
 
 #include <algorithm>
 #include <chrono>
@@ -19,27 +18,10 @@
 
 #include "../examples/common/distributed_flags.hpp"
 #include "../examples/common/experiment.hpp"
-
-namespace {
+#include "engine_flag.hpp"
 
 using Clock = std::chrono::steady_clock;
 
-/// Random images and labels of Fashion-MNIST's training-set shapes.
-dlb::FashionMnist<float> SyntheticData(std::uint64_t seed) {
-  dlb::Generator gen(seed);
-  dlb::FashionMnist<float> data;
-  data.train_images.resize(784, 60000);
-  data.train_labels.resize(60000);
-  for (dlb::Index i = 0; i < data.train_images.size(); ++i) {
-    data.train_images.data()[i] = dlb::SampleNormal<float>(gen);
-  }
-  for (dlb::Index j = 0; j < 60000; ++j) {
-    data.train_labels(j) = static_cast<dlb::Label>(dlb::SampleIndex(gen, 10));
-  }
-  return data;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   experiment::Settings settings;
@@ -47,20 +29,20 @@ int main(int argc, char** argv) {
   settings.epochs = 3;
   settings.threads = 1;
   int warmup = 1;
-  bool synthetic = false;
+  std::string engine_flag = "auto";
   CLI::App app("Time data-parallel training epochs of the notebook's MLP.", "dlb_bench_mpi");
   experiment::AddFlags(app, settings);
   experiment::Distributed distributed;
   distributed.AddFlags(app);
   app.add_option("--warmup", warmup, "Untimed epochs first")->check(CLI::Range(0, 1000));
-  app.add_flag("--synthetic", synthetic, "Random data of Fashion-MNIST's shapes");
+  bench::AddEngineFlag(app, engine_flag);
   if (auto code = experiment::Parse(app, argc, argv)) return *code;
 
   try {
     distributed.Start(app, settings);
     dlb::SetNumThreads(settings.threads);
-    const dlb::FashionMnist<float> data =
-        synthetic ? SyntheticData(settings.seed) : experiment::LoadData(settings.data);
+    bench::ApplyEngine(engine_flag);
+    const dlb::FashionMnist<float> data = experiment::LoadData(settings.data);
     if (auto code = experiment::RejectOversizedBatch(settings, data, "dlb_bench_mpi")) return *code;
     dlb::ModelNN<float> model = experiment::MakeModel(settings, 784);
     dlb::Optimizer<float> optimizer =
@@ -90,16 +72,15 @@ int main(int argc, char** argv) {
                 "\"optimizer\":\"%s\",\"parameters\":%ld,\"epochs\":%d,"
                 "\"epoch_seconds_median\":%.5f,\"epoch_seconds_min\":%.5f,"
                 "\"steps_per_epoch\":%ld,\"bytes_per_step\":%ld,"
-                "\"allreduce_seconds_per_step\":%.7f,\"final_train_loss\":%.5f,"
-                "\"synthetic\":%s}\n",
+                "\"allreduce_seconds_per_step\":%.7f,\"final_train_loss\":%.5f%s}\n",
                 experiment::Architecture(784, settings.hidden, experiment::kClasses).c_str(),
-                experiment::ProductEngine()[0] == 'B' ? "blas" : "eigen", distributed.Ranks(),
+                bench::ActiveEngineName(), distributed.Ranks(),
                 settings.threads, settings.batch, settings.optimizer.c_str(),
                 static_cast<long>(model.NumParameters()), settings.epochs, median,
                 epoch_seconds.front(), static_cast<long>(train.NumBatches()),
                 static_cast<long>(allreduce.bytes_per_step),
                 allreduce.steps > 0 ? allreduce.seconds / static_cast<double>(allreduce.steps) : 0.0,
-                context.running.loss, synthetic ? "true" : "false");
+                context.running.loss, bench::EngineJsonFields().c_str());
     return 0;
   } catch (const dlb::Error& e) {
     return distributed.Fail(std::string("dlb_bench_mpi: error: ") + e.what() + "\n", 1);

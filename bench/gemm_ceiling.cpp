@@ -7,10 +7,12 @@
 //   forward   Z_i  = W_i   X_i        (out x in) (in x batch)      every layer
 //   backward  dW_i = dZ_i  X_i^T      (out x batch) (batch x in)   every layer
 //             dX_i = W_i^T dZ_i       (in x out) (out x batch)     every layer but the first
-// each written with .noalias() into a preallocated buffer, so no temporaries are timed.
+// each into a preallocated buffer, so no temporaries are timed.
 //
-// The same source is compiled twice (see bench/CMakeLists.txt): once with Eigen's own GEMM
-// and once with EIGEN_USE_BLAS, which makes Eigen hand these products to the BLAS (OpenBLAS).
+// --engine picks what runs them (auto: the library's own choice, eigen, blas). Without --split
+// the engine threads each product itself: Eigen's parallel GEMM (`Z.noalias() = W * X`) or the
+// BLAS's own pool (one sgemm_ call per product); with --split dlb::Gemm cuts each product into
+// one block per thread, as the library's layers do.
 
 #include <CLI/CLI.hpp>
 #include <Eigen/Core>
@@ -29,14 +31,9 @@
 #include "dlb/core/gemm.hpp"
 #include "dlb/core/threads.hpp"
 #include "dlb/core/types.hpp"
+#include "engine_flag.hpp"
 
 namespace {
-
-#ifdef EIGEN_USE_BLAS
-constexpr const char* kEngine = "blas";
-#else
-constexpr const char* kEngine = "eigen";
-#endif
 
 using Mat = dlb::Matrix<float>;
 using Clock = std::chrono::steady_clock;
@@ -65,15 +62,6 @@ int BlasThreads() {
   return -1;
 }
 
-// OpenBLAS' kernel family ("Haswell", "SkylakeX", ...); empty when not OpenBLAS.
-std::string BlasCore() {
-  using CoreFn = char* (*)();
-  if (void* fn = dlsym(RTLD_DEFAULT, "openblas_get_corename")) {
-    return reinterpret_cast<CoreFn>(fn)();
-  }
-  return "";
-}
-
 double Median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const std::size_t n = values.size();
@@ -89,15 +77,7 @@ std::string JoinInts(const std::vector<int>& values) {
   return out.str();
 }
 
-// JSON string escaping for the few free-text fields (CPU feature list, core name).
-std::string JsonString(const std::string& text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20) out += c;
-  }
-  return out + "\"";
-}
+using bench::JsonString;
 
 class Probe {
  public:
@@ -175,27 +155,22 @@ class Probe {
 
  private:
   // Z = W X, dW = dZ X^T, dX = W^T dZ: with --split through the library's dlb::Gemm (C cut
-  // into one block per thread), otherwise as plain Eigen expressions whose products the
-  // engine (Eigen's GEMM or the BLAS) threads itself.
-  void Forward(Layer& l) {
+  // into one block per thread), otherwise by the engine alone on the whole product.
+  void Forward(Layer& l) { Multiply(dlb::Op::None, l.W, dlb::Op::None, l.X, l.Z); }
+  void WeightGradient(Layer& l) { Multiply(dlb::Op::None, l.dZ, dlb::Op::Transpose, l.X, l.dW); }
+  void InputGradient(Layer& l) { Multiply(dlb::Op::Transpose, l.W, dlb::Op::None, l.dZ, l.dX); }
+
+  void Multiply(dlb::Op op_a, const Mat& a, dlb::Op op_b, const Mat& b, Mat& c) {
     if (split_) {
-      dlb::Gemm<float>(dlb::Op::None, l.W, dlb::Op::None, l.X, l.Z);
+      dlb::Gemm<float>(op_a, a, op_b, b, c);
+    } else if (dlb::ActiveGemmEngine() == dlb::GemmEngine::Blas) {
+      dlb::internal::GemmBlock<float>(op_a, a, op_b, b, c, 0.0f);  // one sgemm_, BLAS threads
+    } else if (op_a == dlb::Op::None && op_b == dlb::Op::None) {
+      c.noalias() = a * b;  // Eigen's own GEMM, threaded by Eigen (OpenMP)
+    } else if (op_a == dlb::Op::None) {
+      c.noalias() = a * b.transpose();
     } else {
-      l.Z.noalias() = l.W * l.X;
-    }
-  }
-  void WeightGradient(Layer& l) {
-    if (split_) {
-      dlb::Gemm<float>(dlb::Op::None, l.dZ, dlb::Op::Transpose, l.X, l.dW);
-    } else {
-      l.dW.noalias() = l.dZ * l.X.transpose();
-    }
-  }
-  void InputGradient(Layer& l) {
-    if (split_) {
-      dlb::Gemm<float>(dlb::Op::Transpose, l.W, dlb::Op::None, l.dZ, l.dX);
-    } else {
-      l.dX.noalias() = l.W.transpose() * l.dZ;
+      c.noalias() = a.transpose() * b;
     }
   }
 
@@ -224,6 +199,7 @@ int main(int argc, char** argv) {
   bool json = false;
   bool breakdown = false;
   bool split = false;
+  std::string engine_flag = "auto";
   app.add_option("--threads", threads, "Threads for the products (Eigen and BLAS)")
       ->check(kPositive)
       ->capture_default_str();
@@ -243,9 +219,11 @@ int main(int argc, char** argv) {
   app.add_flag("--split", split,
                "Run the products through dlb::Gemm, which cuts each product into one block per "
                "thread with a single-threaded engine per block (what the library's layers do)");
+  bench::AddEngineFlag(app, engine_flag);
   CLI11_PARSE(app, argc, argv);
 
   try {
+    bench::ApplyEngine(engine_flag);
     dlb::SetNumThreads(threads);
     // Unsplit, the engine itself must thread each product: give the BLAS its pool back
     // (SetNumThreads leaves it at one thread when the library splits the products).
@@ -263,19 +241,20 @@ int main(int argc, char** argv) {
       for (int b = 0; b < batches; ++b) probe.TimedStep();
     }
 
-    const std::string engine = split ? std::string("dlb-") + kEngine : std::string(kEngine);
+    const std::string engine =
+        split ? std::string("dlb-") + bench::ActiveEngineName() : bench::ActiveEngineName();
     const double median = Median(seconds);
     const double flops_per_epoch = probe.FlopsPerStep() * batches;
     const double gflops = flops_per_epoch / median * 1e-9;
     const std::string simd = Eigen::SimdInstructionSetsInUse();
-    const std::string core = BlasCore();
+    const std::string core = dlb::internal::OpenBlasCoreName();
 
-    std::printf("gemm_ceiling engine=%s threads=%d batch=%d hidden=%s: %.4f s/epoch (median of %d, min %.4f, max %.4f), %.1f GFLOP/s, %.2f GFLOP/epoch [eigen threads %d, blas threads %d%s%s, simd %s]\n",
+    std::printf("gemm_ceiling engine=%s threads=%d batch=%d hidden=%s: %.4f s/epoch (median of %d, min %.4f, max %.4f), %.1f GFLOP/s, %.2f GFLOP/epoch [eigen threads %d, blas threads %d%s%s, simd %s]\n  products by %s\n",
                 engine.c_str(), threads, batch, JoinInts(hidden).c_str(), median, repeats,
                 *std::min_element(seconds.begin(), seconds.end()),
                 *std::max_element(seconds.begin(), seconds.end()), gflops, flops_per_epoch * 1e-9,
                 dlb::NumThreads(), BlasThreads(), core.empty() ? "" : ", core ", core.c_str(),
-                simd.c_str());
+                simd.c_str(), dlb::GemmEngineDescription().c_str());
     if (breakdown) {
       std::printf("  %-5s %6s %6s %6s %10s %8s %7s\n", "prod", "m", "n", "k", "s/epoch", "GFLOP/s", "share");
       double total = 0;
@@ -295,8 +274,9 @@ int main(int argc, char** argv) {
                   engine.c_str(), threads, batch, JoinInts(hidden).c_str(), inputs, classes, batches, repeats,
                   median, gflops, flops_per_epoch * 1e-9);
       for (std::size_t i = 0; i < seconds.size(); ++i) std::printf("%s%.6g", i ? "," : "", seconds[i]);
-      std::printf("],\"eigen_threads\":%d,\"blas_threads\":%d,\"blas_core\":%s,\"simd\":%s",
-                  dlb::NumThreads(), BlasThreads(), JsonString(core).c_str(), JsonString(simd).c_str());
+      std::printf("],\"eigen_threads\":%d,\"blas_threads\":%d,\"blas_core\":%s,\"simd\":%s%s",
+                  dlb::NumThreads(), BlasThreads(), JsonString(core).c_str(), JsonString(simd).c_str(),
+                  bench::EngineJsonFields().c_str());
       if (breakdown) {
         std::printf(",\"products\":[");
         bool first = true;

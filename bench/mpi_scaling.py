@@ -28,12 +28,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def find_program(build):
-    for name in ("dlb_bench_mpi_blas", "dlb_bench_mpi_eigen"):
-        path = os.path.join(build, "bench", name)
-        if os.path.exists(path):
-            return path
-    sys.exit(f"mpi_scaling.py: no dlb_bench_mpi_* in {build}/bench; configure with "
-             "-DDLB_MPI=ON -DCMAKE_BUILD_TYPE=Release and build the target dlb_bench_mpi_blas")
+    path = os.path.join(build, "bench", "dlb_bench_mpi")
+    if not os.path.exists(path):
+        sys.exit(f"mpi_scaling.py: no {path}; configure with -DDLB_MPI=ON "
+                 "-DCMAKE_BUILD_TYPE=Release and build the target dlb_bench_mpi")
+    return path
 
 
 def mpirun_prefix(ranks):
@@ -46,8 +45,7 @@ def mpirun_prefix(ranks):
 def run(program, ranks, threads, batch, args):
     command = [program, "--threads", str(threads), "--batch", str(batch),
                "--epochs", str(args.epochs), "--warmup", "1", "--hidden", args.hidden,
-               "--optimizer", args.optimizer]
-    command += ["--synthetic"] if args.synthetic else ["--data", args.data]
+               "--optimizer", args.optimizer, "--data", args.data]
     if ranks > 1:
         command = mpirun_prefix(ranks) + command + ["--distributed"]
     result = subprocess.run(command, capture_output=True, text=True)
@@ -62,7 +60,6 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
     parser.add_argument("--data", default=os.path.join(ROOT, "data", "fashion-mnist"))
-    parser.add_argument("--synthetic", action="store_true", help="random data of the same shapes")
     parser.add_argument("--batches", default="64,256,1024", help="global batch sizes")
     parser.add_argument("--hidden", default="350,250,150,50")
     parser.add_argument("--optimizer", default="adam")

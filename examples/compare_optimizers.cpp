@@ -6,9 +6,9 @@
 //                      [--data DIR] [--csv FILE]
 
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
+#include <new>
+#include <sstream>
 
 #include "common/experiment.hpp"
 
@@ -20,8 +20,14 @@ int main(int argc, char** argv) {
                "compare_optimizers");
   experiment::AddFlags(app, settings, /*with_optimizer=*/false);
   app.add_option("--csv", csv_path, "Where the per-epoch histories are written")
+      ->check(experiment::kOutputFile)
       ->capture_default_str();
   if (auto code = experiment::Parse(app, argc, argv)) return *code;
+  // The parser validates only a --csv that was given; the default is checked here, as early.
+  if (const std::string problem = experiment::kOutputFile(csv_path); !problem.empty()) {
+    std::cerr << "compare_optimizers: error: --csv: " << problem << "\n";
+    return 2;
+  }
 
   try {
     dlb::SetNumThreads(settings.threads);
@@ -30,14 +36,9 @@ int main(int argc, char** argv) {
       return *code;
     }
 
-    // Written to a temporary name and renamed at the end, so a failed run never leaves a
-    // truncated file in place of an earlier good one.
-    const std::string tmp_path = csv_path + ".tmp";
-    std::ofstream csv(tmp_path);
-    if (!csv) {
-      std::cerr << "compare_optimizers: error: cannot write " << tmp_path << "\n";
-      return 1;
-    }
+    // Collected here and written at the end by dlb::WriteFileAtomically, so a failed run never
+    // leaves a truncated file in place of an earlier good one (--csv was checked up front).
+    std::ostringstream csv;
     csv << "optimizer,lr,epoch,train_loss,val_loss,train_score,val_score,seconds\n";
 
     struct Summary {
@@ -66,12 +67,7 @@ int main(int argc, char** argv) {
       }
       summaries.push_back({optimizer.Name(), optimizer.LearningRate(), history.back(), total});
     }
-    csv.close();
-    if (!csv) {
-      std::cerr << "compare_optimizers: error: writing " << tmp_path << " failed\n";
-      return 1;
-    }
-    std::filesystem::rename(tmp_path, csv_path);
+    dlb::WriteFileAtomically(csv_path, csv.str());
 
     std::printf("\n| Optimizer | lr     | Train Loss | Val Loss | Val Score | s/epoch |\n"
                 "|-----------|--------|------------|----------|-----------|---------|\n");
@@ -82,10 +78,10 @@ int main(int argc, char** argv) {
     }
     std::cout << "Histories written to " << csv_path << "\n";
     return 0;
-  } catch (const dlb::Error& e) {
-    std::cerr << "compare_optimizers: error: " << e.what() << "\n";
+  } catch (const std::bad_alloc&) {
+    std::cerr << "compare_optimizers: error: out of memory (try smaller --hidden or --batch)\n";
     return 1;
-  } catch (const std::filesystem::filesystem_error& e) {
+  } catch (const std::exception& e) {
     std::cerr << "compare_optimizers: error: " << e.what() << "\n";
     return 1;
   }

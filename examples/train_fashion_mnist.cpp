@@ -9,6 +9,7 @@
 // Exit codes: 0 done, 1 data or training error (e.g. divergence), 2 invalid flags.
 
 #include <iostream>
+#include <new>
 
 #include "common/distributed_flags.hpp"
 #include "common/experiment.hpp"
@@ -55,7 +56,9 @@ int main(int argc, char** argv) {
   } catch (const dlb::DivergenceError& e) {
     return distributed.Fail(std::string("train_fashion_mnist: ") + e.what() +
         "\n  (try a smaller --lr; the parameters were kept at their last finite values)\n", 1);
-  } catch (const dlb::Error& e) {
+  } catch (const std::bad_alloc&) {
+    return distributed.Fail("train_fashion_mnist: error: out of memory (try smaller --hidden or --batch)\n", 1);
+  } catch (const std::exception& e) {
     return distributed.Fail(std::string("train_fashion_mnist: error: ") + e.what() + "\n", 1);
   }
 }

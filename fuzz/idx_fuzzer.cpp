@@ -8,7 +8,10 @@
 // Checks beyond "no crash":
 //  * an accepted file has positive sizes and exactly count * rows * cols pixels;
 //  * differential: the same bytes gzip-compressed must be accepted or rejected alike, with the
-//    same result or the same error offset (offsets are positions in the decompressed content).
+//    same result or the same error offset (offsets are positions in the decompressed content);
+//  * limits: read again under small IdxLimits, a file is accepted exactly when it is accepted
+//    without limits and fits them, with the same result; when it does not fit, the error
+//    names the limit.
 
 #include <stdlib.h>
 #include <unistd.h>
@@ -90,10 +93,10 @@ struct Outcome {
   std::string message;
 };
 
-Outcome ReadImages(const std::string& path) {
+Outcome ReadImages(const std::string& path, const dlb::IdxLimits& limits = {}) {
   Outcome outcome;
   try {
-    dlb::IdxImages images = dlb::ReadIdxImages(path);
+    dlb::IdxImages images = dlb::ReadIdxImages(path, limits);
     if (images.count <= 0 || images.rows <= 0 || images.cols <= 0 ||
         images.pixels.size() != static_cast<std::size_t>(images.count) *
                                     static_cast<std::size_t>(images.rows) *
@@ -111,10 +114,10 @@ Outcome ReadImages(const std::string& path) {
   return outcome;
 }
 
-Outcome ReadLabels(const std::string& path) {
+Outcome ReadLabels(const std::string& path, const dlb::IdxLimits& limits = {}) {
   Outcome outcome;
   try {
-    outcome.data = dlb::ReadIdxLabels(path);
+    outcome.data = dlb::ReadIdxLabels(path, limits);
     if (outcome.data.empty()) Finding("accepted an empty label file");
     outcome.accepted = true;
   } catch (const dlb::FileError& error) {
@@ -134,6 +137,31 @@ void RequireSame(const Outcome& raw, const Outcome& gz, const char* what) {
   }
 }
 
+// Small enough that the fuzzer's inputs cross them: 3 items, 64 data bytes.
+constexpr dlb::IdxLimits kSmallLimits{.max_items = 3, .max_bytes = 64};
+
+void RequireLimitsHonoured(const Outcome& unlimited, const Outcome& limited, const char* what) {
+  const bool fits = unlimited.accepted && !unlimited.data.empty() &&
+                    (unlimited.dims.empty() ? unlimited.data.size()
+                                            : static_cast<std::size_t>(unlimited.dims[0])) <=
+                        kSmallLimits.max_items &&
+                    unlimited.data.size() <= kSmallLimits.max_bytes;
+  if (limited.accepted != fits) {
+    Finding(std::string(what) + ": under IdxLimits{3, 64} " +
+            (limited.accepted ? "accepted" : "rejected (" + limited.message + ")") +
+            " a file that, read without limits, " +
+            (unlimited.accepted ? "holds " + std::to_string(unlimited.data.size()) + " bytes"
+                                : "is rejected (" + unlimited.message + ")"));
+  }
+  if (limited.accepted && (limited.data != unlimited.data || limited.dims != unlimited.dims)) {
+    Finding(std::string(what) + ": the limits changed the data read");
+  }
+  if (unlimited.accepted && !fits && limited.message.find("IdxLimits::max_") == std::string::npos) {
+    Finding(std::string(what) + ": over the limits, but the error does not name them: " +
+            limited.message);
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -141,6 +169,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   WriteFile(path, data, size);
   const Outcome images = ReadImages(path);
   const Outcome labels = ReadLabels(path);
+  RequireLimitsHonoured(images, ReadImages(path, kSmallLimits), "images");
+  RequireLimitsHonoured(labels, ReadLabels(path, kSmallLimits), "labels");
 
   const bool is_gzip = size >= 2 && data[0] == 0x1F && data[1] == 0x8B;
   if (!is_gzip) {

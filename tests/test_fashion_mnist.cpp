@@ -1,5 +1,7 @@
 // Fashion-MNIST loader on a tiny fake data set written with the IDX writer.
 
+#include <zlib.h>
+
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <filesystem>
@@ -161,6 +163,29 @@ TEST_CASE("LoadFashionMnist passes on IDX format errors", "[fashion_mnist]") {
   REQUIRE_THROWS_MATCHES(
       dlb::LoadFashionMnist<float>(dir.path.string()), dlb::FileError,
       MessageContains({"train-images-idx3-ubyte", "wrong number of dimensions"}));
+}
+
+TEST_CASE("LoadFashionMnist refuses files over its limits before reading them", "[fashion_mnist]") {
+  TempDir dir;
+  WriteFakeSet(dir, "", ".gz");
+  REQUIRE_THROWS_MATCHES(dlb::LoadFashionMnist<float>(dir.path.string(), {.max_items = 19}),
+                         dlb::FileError,
+                         MessageContains({dir / "train-images-idx3-ubyte",
+                                          "20 images of 28 x 28, more than the limit of 19 images"}));
+  RequireMatchesFake(dlb::LoadFashionMnist<float>(dir.path.string(), {.max_items = 20}));
+
+  // The default limits stop the gzip bomb: a gzip file whose header honestly declares
+  // a million images is refused right after its 16-byte header (here nothing follows it).
+  CHECK(dlb::kFashionMnistLimits.max_items == 300'000);
+  CHECK(dlb::kFashionMnistLimits.max_bytes == 300'000 * 784);
+  std::filesystem::remove(dir / "train-images-idx3-ubyte");
+  const unsigned char header[16] = {0, 0, 8, 3, 0x00, 0x0F, 0x42, 0x40, 0, 0, 0, 28, 0, 0, 0, 28};
+  gzFile gz = gzopen((dir / "train-images-idx3-ubyte.gz").c_str(), "wb");
+  REQUIRE(gz != nullptr);
+  REQUIRE(gzwrite(gz, header, sizeof header) == static_cast<int>(sizeof header));
+  REQUIRE(gzclose(gz) == Z_OK);
+  REQUIRE_THROWS_MATCHES(dlb::LoadFashionMnist<float>(dir.path.string()), dlb::FileError,
+                         MessageContains({"1000000 images of 28 x 28", "limit of 300000 images"}));
 }
 
 TEST_CASE("ImagesToMatrix puts one image per column and scales it", "[fashion_mnist]") {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "dlb/data/idx.hpp"
+#include "support/address_limit.hpp"
 #include "support/helpers.hpp"
 #include "support/temp_dir.hpp"
 
@@ -220,7 +221,7 @@ TEST_CASE("IDX writer rejects what the reader could not read back", "[idx]") {
   REQUIRE_THROWS_MATCHES(dlb::WriteIdxImages(dir / "zero", SampleImages(0, 28, 28)),
                          dlb::ArgumentError, MessageContains({"images is 0"}));
   REQUIRE_THROWS_MATCHES(dlb::WriteIdxLabels(dir / "no-such-dir/labels", {1}), dlb::FileError,
-                         MessageContains({"no-such-dir/labels", "cannot create temporary file"}));
+                         MessageContains({"no-such-dir/labels", "no-such-dir does not exist"}));
 }
 
 TEST_CASE("IDX reader reports a missing path or a directory", "[idx]") {
@@ -323,6 +324,99 @@ TEST_CASE("IDX reader fails fast on a header claiming billions of images", "[idx
     // The reader's buffers stay bounded by what the file holds plus a 64 KiB chunk.
     CHECK(g_largest_allocation.load() <= (std::size_t{1} << 17));
   }
+}
+
+TEST_CASE("IDX reader enforces the caller's limits before allocating", "[idx]") {
+  TempDir dir;
+  const dlb::IdxImages images = SampleImages(5, 4, 3);  // 60 data bytes
+  dlb::WriteIdxImages(dir / "images", images);
+  dlb::WriteIdxImages(dir / "images.gz", images);
+  dlb::WriteIdxLabels(dir / "labels", Pattern(7));
+  for (const std::string name : {"images", "images.gz"}) {
+    INFO(name);
+    // Exactly at the limits is fine.
+    RequireSameImages(dlb::ReadIdxImages(dir / name, {.max_items = 5, .max_bytes = 60}), images);
+    const dlb::FileError items =
+        CaughtFileError([&] { dlb::ReadIdxImages(dir / name, {.max_items = 4}); });
+    CHECK_THAT(items.what(), Catch::Matchers::Contains(
+                                 "the header declares 5 images of 4 x 3, more than the limit of 4 "
+                                 "images (IdxLimits::max_items)"));
+    CHECK(items.Offset() == std::optional<std::uint64_t>(4));
+    const dlb::FileError bytes =
+        CaughtFileError([&] { dlb::ReadIdxImages(dir / name, {.max_bytes = 59}); });
+    CHECK_THAT(bytes.what(), Catch::Matchers::Contains("(60 bytes, 60 bytes), more than the limit "
+                                                       "of 59 bytes (IdxLimits::max_bytes)"));
+    CHECK(bytes.Offset() == std::optional<std::uint64_t>(16));
+  }
+  REQUIRE_THROWS_MATCHES(dlb::ReadIdxLabels(dir / "labels", {.max_items = 6}), dlb::FileError,
+                         MessageContains({"7 labels, more than the limit of 6 labels"}));
+  CHECK(dlb::ReadIdxLabels(dir / "labels", {.max_items = 7}).size() == 7);
+}
+
+namespace {
+
+/// A gzip "bomb" with an honest header: `count` 28 x 28 images of zeros, as one member for the
+/// header and one per MB of pixels (the reader accepts concatenated members, like gzip -d),
+/// so that about 1 kB of file inflates to each MB.
+Bytes GzipBomb(std::uint32_t count) {
+  const std::uint64_t total = std::uint64_t{count} * 28 * 28;
+  constexpr std::uint64_t kMember = 1'000'000;
+  Bytes file = Gzip(ImagesHeader(count, 28, 28));
+  const Bytes full = Gzip(Bytes(kMember, 0));
+  for (std::uint64_t done = 0; done < total; done += kMember) {
+    const Bytes& part = total - done >= kMember ? full : Gzip(Bytes(total - done, 0));
+    file.insert(file.end(), part.begin(), part.end());
+  }
+  return file;
+}
+
+}  // namespace
+
+TEST_CASE("IDX reader stops a gzip bomb at the limit, before it fills the memory", "[idx]") {
+  TempDir dir;
+  // The issue's case: about 1 MB of gzip whose honest header declares 1,000,000 images
+  // (784 MB inflated, 3.1 GB as a float matrix).
+  const Bytes bomb = GzipBomb(1'000'000);
+  REQUIRE(bomb.size() < 2'000'000);
+  WriteBytes(dir / "bomb.gz", bomb);
+  g_largest_allocation = 0;
+  const auto start = std::chrono::steady_clock::now();
+  const dlb::FileError error = CaughtFileError([&] {
+    dlb::ReadIdxImages(dir / "bomb.gz", {.max_items = 300'000, .max_bytes = 300'000 * 784});
+  });
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  CHECK_THAT(error.what(), Catch::Matchers::Contains("1000000 images of 28 x 28, more than the "
+                                                     "limit of 300000 images"));
+  CHECK(seconds < 2.0);
+  // Nothing was allocated for the data: only the reader's 64 KiB input buffer and zlib's state.
+  CHECK(g_largest_allocation.load() <= (std::size_t{1} << 17));
+}
+
+TEST_CASE("IDX reader without limits turns running out of memory into a FileError", "[idx]") {
+  if (dlb_test::kAddressSanitizer) {
+    SUCCEED("skipped under AddressSanitizer (see support/address_limit.hpp)");
+    return;
+  }
+  TempDir dir;
+  WriteBytes(dir / "bomb.gz", GzipBomb(1'000'000));  // 784 MB inflated
+  // Read with no limits by a process allowed 64 MB more: the memory runs out, which must be a
+  // clean FileError naming the size, not an abort.
+  const int code = dlb_test::RunUnderAddressLimit(64u << 20, [&](std::uint64_t) {
+    try {
+      dlb::ReadIdxImages(dir / "bomb.gz");
+      return 1;  // accepted: the limit did not bite
+    } catch (const dlb::FileError& e) {
+      const std::string message = e.what();
+      return message.find("out of memory: the 1000000 images of 28 x 28 declared by the header "
+                          "need 784 MB") != std::string::npos
+                 ? 0
+                 : 2;
+    } catch (...) {
+      return 3;
+    }
+  });
+  CHECK(code == 0);
 }
 
 TEST_CASE("IDX reader reports data cut short", "[idx]") {

@@ -182,7 +182,7 @@ TEST_CASE("Linear: Init zeroes the bias again and is reproducible from the seed"
   CHECK((a.Weight() - b.Weight()).cwiseAbs().minCoeff() > 0);  // different everywhere
 }
 
-TEST_CASE("Linear: zero sizes and a negative init_std are ArgumentErrors") {
+TEST_CASE("Linear: zero sizes and a negative or non-finite init_std are ArgumentErrors") {
   using Catch::Matchers::Contains;
   using dlb_test::What;
   REQUIRE_THROWS_MATCHES(dlb::Linear<float>(0, 3), dlb::ArgumentError,
@@ -194,6 +194,11 @@ TEST_CASE("Linear: zero sizes and a negative init_std are ArgumentErrors") {
                          What(Contains("init_std")));
   REQUIRE_THROWS_AS(dlb::Linear<float>(3, 3, dlb::Init::Const, std::nanf("")),
                     dlb::ArgumentError);
+  // An infinite std would give infinite weights.
+  for (float bad : {std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()}) {
+    REQUIRE_THROWS_MATCHES(dlb::Linear<float>(4, 4, dlb::Init::Const, bad), dlb::ArgumentError,
+                           What(Contains("init_std must be finite")));
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -422,7 +427,8 @@ TEST_CASE("Dropout: same seed gives the same mask, Init reseeds") {
 TEST_CASE("Dropout: p outside [0, 1) is an ArgumentError") {
   using Catch::Matchers::Contains;
   using dlb_test::What;
-  for (float p : {-0.1f, 1.0f, 1.5f, std::nanf(""), std::numeric_limits<float>::infinity()}) {
+  for (float p : {-0.1f, 1.0f, 1.5f, std::nanf(""), std::numeric_limits<float>::infinity(),
+                  -std::numeric_limits<float>::infinity()}) {
     INFO("p = " << p);
     REQUIRE_THROWS_MATCHES(dlb::Dropout<float>(p), dlb::ArgumentError,
                            What(Contains("Dropout") && Contains("[0, 1)")));

@@ -1,6 +1,7 @@
 // After a warm-up batch, a training step (batch gather, forward, loss, backward, optimizer
 // step, divergence checks) and an inference forward of the same batch size must not allocate
-// heap memory through Eigen.
+// heap memory through Eigen, on every engine the build has for the products (Eigen's kernels
+// always, the BLAS when it is linked) and on one and on two threads.
 //
 // EIGEN_RUNTIME_NO_MALLOC makes every Eigen allocation call eigen_assert(is_malloc_allowed()).
 // eigen_assert is defined here to throw, so the check works whether or not NDEBUG is defined
@@ -23,6 +24,7 @@ struct EigenAssertion : std::logic_error {
 #include <cmath>
 #include <vector>
 
+#include "dlb/core/blas_engine.hpp"
 #include "dlb/core/threads.hpp"
 #include "dlb/data/dataset.hpp"
 #include "dlb/layers/dropout.hpp"
@@ -59,22 +61,36 @@ struct NoMallocScope {
   NoMallocScope& operator=(const NoMallocScope&) = delete;
 };
 
-/// Runs Eigen's products on one thread for its lifetime. With several threads Eigen's
-/// parallel GEMM allocates a shared packing buffer on every product (parallelize_gemm ->
-/// gemm_blocking_space::allocateA), which no caller can avoid; the library's own guarantee
-/// (its buffers are reused) is what these tests check.
-struct OneThread {
+/// Sets the library's thread count for its lifetime.
+struct Threads {
   int saved = dlb::NumThreads();
-  OneThread() { dlb::SetNumThreads(1); }
-  ~OneThread() { dlb::SetNumThreads(saved); }
-  OneThread(const OneThread&) = delete;
-  OneThread& operator=(const OneThread&) = delete;
+  explicit Threads(int n) { dlb::SetNumThreads(n); }
+  ~Threads() { dlb::SetNumThreads(saved); }
+  Threads(const Threads&) = delete;
+  Threads& operator=(const Threads&) = delete;
 };
 
-// Widths are kept small (784-64-32-32-10, batch 32) for speed and so that Eigen's single-thread
-// GEMM packs its blocks on the stack: a product whose packed block exceeds
-// EIGEN_STACK_ALLOCATION_LIMIT (128 KiB), e.g. 350 x 784 times 784 x 32, heap-allocates inside
-// Eigen on every call (see the note on ModelNN).
+/// Runs dlb::Gemm's products on one engine for its lifetime.
+struct EngineScope {
+  dlb::GemmEngine saved = dlb::ActiveGemmEngine();
+  explicit EngineScope(dlb::GemmEngine engine) { dlb::SetGemmEngine(engine); }
+  ~EngineScope() { dlb::SetGemmEngine(saved); }
+  EngineScope(const EngineScope&) = delete;
+  EngineScope& operator=(const EngineScope&) = delete;
+};
+
+/// Every engine this build can run products on.
+std::vector<dlb::GemmEngine> Engines() {
+  if (dlb::kHaveBlas) return {dlb::GemmEngine::Eigen, dlb::GemmEngine::Blas};
+  return {dlb::GemmEngine::Eigen};
+}
+
+const char* EngineName(dlb::GemmEngine engine) {
+  return engine == dlb::GemmEngine::Blas ? "BLAS" : "Eigen";
+}
+
+// Small widths (784-64-32-32-10, batch 32) keep the every-layer cases fast; the notebook's
+// full network is the last case.
 constexpr Index kInputs = 784, kClasses = 10, kSamples = 96, kBatch = 32;
 
 struct Fixture {
@@ -106,8 +122,13 @@ TEST_CASE("no-alloc harness: an Eigen allocation is caught while forbidden") {
   CHECK_NOTHROW(Matrix<double>(50, 50));
 }
 
-TEST_CASE("a training step and an inference forward allocate nothing after a warm-up batch") {
-  OneThread one_thread;
+namespace {
+/// One engine and thread count: a warm-up batch, then two epochs of training steps and an
+/// inference pass with Eigen allocations forbidden.
+void CheckTrainingAllocatesNothing(dlb::GemmEngine engine, int threads) {
+  INFO("engine " << EngineName(engine) << ", " << threads << " thread(s)");
+  EngineScope engine_scope(engine);
+  Threads thread_scope(threads);
   Fixture f;
   dlb::DataSet<float> data(f.x, f.y, kBatch, /*shuffle=*/true, /*drop_last=*/true, 3);
   dlb::CrossEntropyLoss<float> loss;
@@ -159,9 +180,15 @@ TEST_CASE("a training step and an inference forward allocate nothing after a war
   CHECK(adam.StepCount() == 1 + 2 * data.NumBatches());
   for (double v : losses) CHECK(std::isfinite(v));
 }
+}  // namespace
+
+TEST_CASE("a training step and an inference forward allocate nothing after a warm-up batch") {
+  for (dlb::GemmEngine engine : Engines()) {
+    for (int threads : {1, 2}) CheckTrainingAllocatesNothing(engine, threads);
+  }
+}
 
 TEST_CASE("every update rule steps without allocating") {
-  OneThread one_thread;
   Fixture f;
   dlb::CrossEntropyLoss<float> loss;
   Matrix<float> dlogits;
@@ -191,7 +218,6 @@ TEST_CASE("every update rule steps without allocating") {
 }
 
 TEST_CASE("the MSE loss computes without allocating after the first call") {
-  OneThread one_thread;
   Fixture f;
   dlb::MseLoss<float> mse;
   Matrix<float> doutputs;
@@ -210,42 +236,45 @@ TEST_CASE("the MSE loss computes without allocating after the first call") {
   SUCCEED();
 }
 
-#ifdef EIGEN_USE_BLAS
-// Built as test_no_alloc_blas: the products go to the BLAS, which packs in buffers of its own,
-// so the notebook's full network is allocation-free on two threads too.
-TEST_CASE("the notebook's network trains without allocating on two threads with the BLAS") {
-  const int saved_threads = dlb::NumThreads();
-  dlb::SetNumThreads(2);
+// The notebook's full network, whose products are far larger than Eigen's stack packing limit
+// (a 350 x 784 weight times a 784 x 256 batch): Eigen's kernels pack into dlb::Gemm's
+// per-thread workspace, the BLAS into buffers of its own.
+TEST_CASE("the notebook's network trains without allocating, on every engine and two threads") {
   constexpr Index kNotebookBatch = 256, kNotebookSamples = 3 * kNotebookBatch;
   const Matrix<float> x = dlb_test::RandomMatrix<float>(kInputs, kNotebookSamples, 5);
   Labels y(kNotebookSamples);
   for (Index j = 0; j < kNotebookSamples; ++j) y(j) = static_cast<dlb::Label>(j % kClasses);
-  dlb::ModelNN<float> model = dlb::MakeMlp<float>(kInputs, {350, 250, 150, 50}, kClasses);
-  dlb::DataSet<float> data(x, y, kNotebookBatch, true, true, 11);
-  dlb::CrossEntropyLoss<float> loss;
-  dlb::Optimizer<float> adam(model, dlb::Adam<float>(1e-3f));
-  dlb::DivergenceGuard<float> guard(adam.Parameters());
-  Matrix<float> dlogits;
-  auto step = [&](Index b) {
-    const auto batch = data.GetBatch(b);
-    const double value = loss.Compute(model.Forward(batch.x), batch.y, dlogits);
-    guard.CheckLoss(value, 1, b + 1);
-    model.Backward(dlogits);
-    guard.CheckGradients(1, b + 1);
-    guard.Snapshot();
-    adam.Step();
-    guard.CheckParametersOrRestore(1, b + 1);
-  };
-  data.StartEpoch();
-  step(0);
-  {
-    NoMallocScope scope;
-    for (int epoch = 0; epoch < 2; ++epoch) {
+  for (dlb::GemmEngine engine : Engines()) {
+    for (int threads : {1, 2}) {
+      INFO("engine " << EngineName(engine) << ", " << threads << " thread(s)");
+      EngineScope engine_scope(engine);
+      Threads thread_scope(threads);
+      dlb::ModelNN<float> model = dlb::MakeMlp<float>(kInputs, {350, 250, 150, 50}, kClasses);
+      dlb::DataSet<float> data(x, y, kNotebookBatch, true, true, 11);
+      dlb::CrossEntropyLoss<float> loss;
+      dlb::Optimizer<float> adam(model, dlb::Adam<float>(1e-3f));
+      dlb::DivergenceGuard<float> guard(adam.Parameters());
+      Matrix<float> dlogits;
+      auto step = [&](Index b) {
+        const auto batch = data.GetBatch(b);
+        const double value = loss.Compute(model.Forward(batch.x), batch.y, dlogits);
+        guard.CheckLoss(value, 1, b + 1);
+        model.Backward(dlogits);
+        guard.CheckGradients(1, b + 1);
+        guard.Snapshot();
+        adam.Step();
+        guard.CheckParametersOrRestore(1, b + 1);
+      };
       data.StartEpoch();
-      for (Index b = 0; b < data.NumBatches(); ++b) step(b);
+      step(0);
+      {
+        NoMallocScope scope;
+        for (int epoch = 0; epoch < 2; ++epoch) {
+          data.StartEpoch();
+          for (Index b = 0; b < data.NumBatches(); ++b) step(b);
+        }
+      }
+      CHECK(adam.StepCount() == 1 + 2 * data.NumBatches());
     }
   }
-  dlb::SetNumThreads(saved_threads);
-  CHECK(adam.StepCount() == 1 + 2 * data.NumBatches());
 }
-#endif

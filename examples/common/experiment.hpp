@@ -3,17 +3,21 @@
 // flags, data preparation and the run summary. Only the library's public API is used.
 
 #include <CLI/CLI.hpp>
+#include <sys/stat.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <iostream>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 #include <dlb/dlb.hpp>
+#include <dlb/io/atomic_file.hpp>
 #include <dlb/model/mlp.hpp>
 #include <dlb/optimizers/make_optimizer.hpp>
 
@@ -52,18 +56,47 @@ inline std::optional<std::vector<dlb::Index>> ParseWidths(const std::string& tex
   }
 }
 
-/// A finite number > 0.
-inline const CLI::Validator kPositive(
+/// A number > 0 that stays finite and > 0 as a float (1e-50 would become 0, 1e39 inf).
+inline const CLI::Validator kPositiveFloat(
     [](std::string& text) {
       try {
         std::size_t used = 0;
         const double value = std::stod(text, &used);
-        if (used == text.size() && std::isfinite(value) && value > 0) return std::string();
+        const auto as_float = static_cast<float>(value);
+        if (used == text.size() && std::isfinite(as_float) && as_float > 0) return std::string();
       } catch (const std::exception&) {
       }
-      return "expected a finite number > 0, got '" + text + "'";
+      return "expected a finite number > 0 that a float can hold (about 1.4e-45 to 3.4e38), got '" +
+             text + "'";
     },
-    "NUMBER>0", "positive");
+    "NUMBER>0", "positive float");
+
+/// An existing directory, or a message saying what the path is instead: missing, a loop of
+/// symbolic links ("Too many levels of symbolic links"), not searchable, not a directory.
+inline const CLI::Validator kDataDirectory(
+    [](std::string& path) {
+      struct stat status {};
+      if (::stat(path.c_str(), &status) != 0) {
+        const int error = errno;
+        if (error == ENOENT) return "Directory does not exist: " + path;
+        return path + ": " + std::generic_category().message(error);
+      }
+      return S_ISDIR(status.st_mode) ? std::string() : "not a directory: " + path;
+    },
+    "DIR", "data directory");
+
+/// A path an output file can be written to now (see dlb::CheckOutputPath): checked when the
+/// flags are parsed, before any training, so a bad path costs no work.
+inline const CLI::Validator kOutputFile(
+    [](std::string& path) {
+      try {
+        dlb::CheckOutputPath(path);
+        return std::string();
+      } catch (const dlb::FileError& error) {
+        return std::string(error.what());
+      }
+    },
+    "FILE", "output file");
 
 /// Registers the flags shared by the example trainer and the benchmarks.
 inline void AddFlags(CLI::App& app, Settings& s, bool with_optimizer = true) {
@@ -74,7 +107,7 @@ inline void AddFlags(CLI::App& app, Settings& s, bool with_optimizer = true) {
         ->capture_default_str();
     app.add_option("--lr", s.lr,
                    "Learning rate (default: sgd 0.2, momentum/nesterov 0.05, adam/adamw 1e-3)")
-        ->check(kPositive);
+        ->check(kPositiveFloat);
   }
   app.add_option("--epochs", s.epochs, "Training epochs")
       ->check(CLI::Range(1, 1000000))
@@ -109,7 +142,7 @@ inline void AddFlags(CLI::App& app, Settings& s, bool with_optimizer = true) {
       ->capture_default_str();
   app.add_option("--data", s.data,
                  "Directory with the Fashion-MNIST IDX files (data/fetch_fashion_mnist.sh)")
-      ->check(CLI::ExistingDirectory)
+      ->check(kDataDirectory)
       ->capture_default_str();
 }
 
@@ -199,13 +232,8 @@ inline double TrainingStepFlops(dlb::Index inputs, const std::vector<dlb::Index>
   return flops;
 }
 
-/// Which engine runs the matrix products in this build.
-inline const char* ProductEngine() {
-#ifdef EIGEN_USE_BLAS
-  return "BLAS (EIGEN_USE_BLAS)";
-#else
-  return "Eigen";
-#endif
-}
+/// Which engine and kernels run the matrix products in this process, e.g. "OpenBLAS 0.3.21
+/// (Haswell kernels)" (dlb::GemmEngineDescription).
+inline std::string ProductEngine() { return dlb::GemmEngineDescription(); }
 
 }  // namespace experiment

@@ -1,18 +1,24 @@
 #pragma once
 /// \file
 /// The matrix product every layer uses, C = op(A) op(B) + beta C, with op = identity or
-/// transpose.
+/// transpose, run on the engine ActiveGemmEngine() names (blas_engine.hpp).
 ///
-/// Eigen's `C.noalias() = A * B` first zeroes C and then accumulates into it; when the
-/// product goes to a BLAS (EIGEN_USE_BLAS) that is an extra pass over C per product. Calling
-/// the BLAS gemm directly with beta = 0 (or beta = 1 onto a prefilled C, e.g. a broadcast
-/// bias) skips that pass. Without a BLAS, Eigen's own kernel runs.
+/// - BLAS: sgemm_/dgemm_ with the caller's beta. Eigen's `C.noalias() = A * B` would first
+///   zero C and then accumulate into it, an extra pass over C per product.
+/// - Eigen: Eigen's GEMM kernel (the one its product expressions call) on packing buffers that
+///   belong to the calling thread and only grow. An Eigen product expression packs into a
+///   stack buffer when the packed block fits EIGEN_STACK_ALLOCATION_LIMIT (128 KiB) and into
+///   a fresh heap buffer on every call otherwise; its block sizes follow the CPU's cache
+///   sizes, so whether a product allocates depended on the machine. Here a product allocates
+///   only the first time its thread needs a larger buffer.
 
 #include <algorithm>
 #include <limits>
 #include <string>
 #include <type_traits>
 
+#include "dlb/core/blas.hpp"
+#include "dlb/core/blas_engine.hpp"
 #include "dlb/core/error.hpp"
 #include "dlb/core/parallel.hpp"
 #include "dlb/core/types.hpp"
@@ -30,19 +36,12 @@ inline int BlasDimension(Index size) {
   return static_cast<int>(size);
 }
 
-/// C = op_a(A) op_b(B) + beta C on the calling thread, into existing storage of the right
-/// shape (a whole matrix or a block of one).
+/// C = op_a(A) op_b(B) + beta C by sgemm_/dgemm_. Requires C non-empty and k >= 1.
 template <Scalar T>
-void GemmBlock(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRef<T>& b,
-               Eigen::Ref<Matrix<T>> c, T beta) {
-#ifdef EIGEN_USE_BLAS
+void BlasGemm(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRef<T>& b,
+              Eigen::Ref<Matrix<T>> c, Index k, T beta) {
+#ifdef DLB_HAVE_BLAS
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
-    const Index k = op_a == Op::None ? a.cols() : a.rows();
-    if (c.rows() == 0 || c.cols() == 0) return;
-    if (k == 0) {
-      c *= beta;
-      return;
-    }
     const char trans_a = op_a == Op::None ? 'N' : 'T';
     const char trans_b = op_b == Op::None ? 'N' : 'T';
     const int m = BlasDimension(c.rows()), n = BlasDimension(c.cols()), kk = BlasDimension(k);
@@ -57,24 +56,89 @@ void GemmBlock(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRe
       dgemm_(&trans_a, &trans_b, &m, &n, &kk, &alpha, a.data(), &lda, b.data(), &ldb, &beta,
              c.data(), &ldc);
     }
-    return;
   }
 #endif
+}
+
+/// Eigen's packing buffers of one thread, grown to the largest block the thread has packed.
+template <Scalar T>
+struct GemmWorkspace {
+  Vector<T> packed_lhs;
+  Vector<T> packed_rhs;
+};
+
+/// The calling thread's workspace (threads of an OpenMP pool keep theirs between regions).
+template <Scalar T>
+GemmWorkspace<T>& ThreadGemmWorkspace() {
+  thread_local GemmWorkspace<T> workspace;
+  return workspace;
+}
+
+/// Eigen's block sizes for an m x n x k product on one thread, with the packing buffers taken
+/// from `workspace` (grown when too small: the only allocation of an Eigen-engine product).
+template <Scalar T>
+class WorkspaceBlocking : public Eigen::internal::level3_blocking<T, T> {
+ public:
+  WorkspaceBlocking(Index m, Index n, Index k, GemmWorkspace<T>& workspace) {
+    this->m_mc = m;
+    this->m_nc = n;
+    this->m_kc = k;
+    Eigen::internal::computeProductBlockingSizes<T, T, 1>(this->m_kc, this->m_mc, this->m_nc, Index{1});
+    this->m_blockA = Reserve(workspace.packed_lhs, this->m_mc * this->m_kc);
+    this->m_blockB = Reserve(workspace.packed_rhs, this->m_kc * this->m_nc);
+  }
+
+ private:
+  static T* Reserve(Vector<T>& buffer, Index size) {
+    if (buffer.size() < size) buffer.resize(size);
+    return buffer.data();
+  }
+};
+
+/// C += op_a(A) op_b(B) by Eigen's GEMM kernel on the calling thread. A transposed
+/// column-major operand is passed to the kernel as the row-major matrix it is in memory.
+/// Requires C non-empty and k >= 1.
+template <Scalar T>
+void EigenGemmAccumulate(Op op_a, const ConstMatrixRef<T>& a, Op op_b,
+                         const ConstMatrixRef<T>& b, Eigen::Ref<Matrix<T>> c, Index k) {
+  WorkspaceBlocking<T> blocking(c.rows(), c.cols(), k, ThreadGemmWorkspace<T>());
+  auto run = [&]<int kLhsOrder, int kRhsOrder>() {
+    Eigen::internal::general_matrix_matrix_product<Index, T, kLhsOrder, false, T, kRhsOrder, false,
+                                                   Eigen::ColMajor, 1>::run(
+        c.rows(), c.cols(), k, a.data(), a.outerStride(), b.data(), b.outerStride(), c.data(), 1,
+        c.outerStride(), T(1), blocking, nullptr);
+  };
+  constexpr int kCol = Eigen::ColMajor, kRow = Eigen::RowMajor;
+  if (op_a == Op::None && op_b == Op::None) {
+    run.template operator()<kCol, kCol>();
+  } else if (op_a == Op::None) {
+    run.template operator()<kCol, kRow>();
+  } else if (op_b == Op::None) {
+    run.template operator()<kRow, kCol>();
+  } else {
+    run.template operator()<kRow, kRow>();
+  }
+}
+
+/// C = op_a(A) op_b(B) + beta C on the calling thread, into existing storage of the right
+/// shape (a whole matrix or a block of one), on the active engine.
+template <Scalar T>
+void GemmBlock(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRef<T>& b,
+               Eigen::Ref<Matrix<T>> c, T beta) {
+  if (c.rows() == 0 || c.cols() == 0) return;
+  const Index k = op_a == Op::None ? a.cols() : a.rows();
+  if constexpr (kHaveBlas && (std::is_same_v<T, float> || std::is_same_v<T, double>)) {
+    if (k > 0 && ActiveGemmEngine() == GemmEngine::Blas) {
+      BlasGemm<T>(op_a, a, op_b, b, c, k, beta);
+      return;
+    }
+  }
   if (beta == T(0)) {
     c.setZero();
   } else if (beta != T(1)) {
     c *= beta;
   }
-  // Accumulating into C avoids the temporary Eigen would otherwise evaluate into.
-  if (op_a == Op::None && op_b == Op::None) {
-    c.noalias() += a * b;
-  } else if (op_a == Op::None) {
-    c.noalias() += a * b.transpose();
-  } else if (op_b == Op::None) {
-    c.noalias() += a.transpose() * b;
-  } else {
-    c.noalias() += a.transpose() * b.transpose();
-  }
+  if (k > 0) EigenGemmAccumulate<T>(op_a, a, op_b, b, c, k);
 }
 
 }  // namespace internal

@@ -4,27 +4,13 @@
 
 #include <Eigen/Core>
 
-#include <dlfcn.h>
-
 #include <string>
 
+#include "dlb/core/blas.hpp"
 #include "dlb/core/error.hpp"
 #include "dlb/core/parallel.hpp"
 
 namespace dlb {
-
-namespace internal {
-// OpenBLAS and BLIS size their pools through their own entry points. They are looked up at
-// run time so that a program linked to the reference BLAS (or to none) still builds and runs.
-inline void SetBlasThreads(int threads) {
-  using SetThreadsFn = void (*)(int);
-  for (const char* symbol : {"openblas_set_num_threads", "bli_thread_set_num_threads"}) {
-    if (void* fn = dlsym(RTLD_DEFAULT, symbol)) {
-      reinterpret_cast<SetThreadsFn>(fn)(threads);
-    }
-  }
-}
-}  // namespace internal
 
 /// Sets the number of threads of the library's parallel loops (products, element-wise
 /// passes, optimizer updates, batch gathering) and of Eigen's own products.

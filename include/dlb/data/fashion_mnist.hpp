@@ -4,6 +4,9 @@
 /// of 28 x 28 gray pixels in 10 classes, stored as four IDX files (raw or gzip).
 /// data/fetch_fashion_mnist.sh produces them.
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <cstdint>
 #include <filesystem>
 #include <limits>
@@ -12,10 +15,20 @@
 #include <vector>
 
 #include "dlb/core/error.hpp"
+#include "dlb/core/memory.hpp"
 #include "dlb/core/types.hpp"
 #include "dlb/data/idx.hpp"
+#include "dlb/io/posix_file.hpp"
 
 namespace dlb {
+
+/// LoadFashionMnist's default limits on each of its four files: 300,000 images or labels
+/// (five times the official training set) and 300,000 images' worth of bytes (235.2 MB).
+/// The float matrix of 300,000 images takes 941 MB, so a file that declares more, such as a
+/// 1 MB gzip "bomb" whose header honestly declares a million images, is refused before it
+/// fills the memory.
+inline constexpr IdxLimits kFashionMnistLimits{.max_items = 300'000,
+                                               .max_bytes = 300'000 * 28 * 28};
 
 /// Fashion-MNIST in the library's batch layout: each image is one column of 784 pixels
 /// (row-major within the image) scaled to [0, 1]; labels are 0..9.
@@ -55,32 +68,43 @@ Matrix<T> ImagesToMatrix(const IdxImages& images, T scale) {
 
 namespace detail {
 
+/// Whether `path` names something (following symbolic links): false when it does not exist;
+/// throws FileError when it cannot be told, e.g. a loop of symbolic links or a directory that
+/// may not be searched ("Too many levels of symbolic links"), which is not "not found".
+inline bool PathExists(const std::string& path) {
+  struct stat status {};
+  if (::stat(path.c_str(), &status) == 0) return true;
+  const int error = errno;
+  if (error == ENOENT) return false;
+  throw FileError(path, std::nullopt, "cannot open: " + ErrnoText(error));
+}
+
 /// Path of the Fashion-MNIST file `name` in dir: the raw file if present, else name + ".gz".
-/// Throws FileError listing both names tried when neither exists.
+/// Throws FileError listing both names tried when neither exists, or naming the one that
+/// cannot be looked up (see PathExists).
 inline std::string FindFashionMnistFile(const std::string& dir, const std::string& name) {
   const std::filesystem::path base = std::filesystem::path(dir) / name;
   const std::string raw = base.string();
   const std::string gz = raw + ".gz";
-  std::error_code error;
-  if (std::filesystem::exists(raw, error)) return raw;
-  if (std::filesystem::exists(gz, error)) return gz;
+  if (PathExists(raw)) return raw;
+  if (PathExists(gz)) return gz;
   throw FileError(raw, std::nullopt,
                   "Fashion-MNIST file not found: tried " + raw + " and " + gz +
                       " (data/fetch_fashion_mnist.sh downloads the data set)");
 }
 
 template <Scalar T>
-void LoadFashionMnistPart(const std::string& dir, const std::string& prefix, Matrix<T>& images,
-                          Labels& labels) {
+void LoadFashionMnistPart(const std::string& dir, const std::string& prefix,
+                          const IdxLimits& limits, Matrix<T>& images, Labels& labels) {
   const std::string images_path = FindFashionMnistFile(dir, prefix + "-images-idx3-ubyte");
   const std::string labels_path = FindFashionMnistFile(dir, prefix + "-labels-idx1-ubyte");
-  const IdxImages idx = ReadIdxImages(images_path);
+  const IdxImages idx = ReadIdxImages(images_path, limits);
   if (idx.rows != 28 || idx.cols != 28) {
     throw FileError(images_path, 8,
                     "wrong image size: expected 28 x 28 pixels (Fashion-MNIST), found " +
                         std::to_string(idx.rows) + " x " + std::to_string(idx.cols));
   }
-  const std::vector<std::uint8_t> raw_labels = ReadIdxLabels(labels_path);
+  const std::vector<std::uint8_t> raw_labels = ReadIdxLabels(labels_path, limits);
   if (static_cast<Index>(raw_labels.size()) != idx.count) {
     throw FileError(labels_path, 4,
                     "label count does not match: expected " + std::to_string(idx.count) +
@@ -96,7 +120,11 @@ void LoadFashionMnistPart(const std::string& dir, const std::string& prefix, Mat
     }
     labels(static_cast<Index>(i)) = raw_labels[i];
   }
-  images = ImagesToMatrix<T>(idx, T(1) / T(255));
+  const double bytes = static_cast<double>(idx.pixels.size()) * sizeof(T);
+  AllocateOrThrow(bytes,
+                  "LoadFashionMnist: the " + std::to_string(idx.count) + " images of " +
+                      images_path + " as a matrix",
+                  [&] { images = ImagesToMatrix<T>(idx, T(1) / T(255)); });
 }
 
 }  // namespace detail
@@ -104,15 +132,18 @@ void LoadFashionMnistPart(const std::string& dir, const std::string& prefix, Mat
 /// Loads Fashion-MNIST from dir, which holds train-images-idx3-ubyte,
 /// train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, each raw or
 /// with ".gz" appended (the raw file wins when both exist). Images become 784 x N matrices
-/// with pixels x / 255 in [0, 1].
-/// Throws FileError when a file is missing (naming both names tried), malformed (see
-/// ReadIdxImages), not 28 x 28, when the label count differs from the image count, or a label
-/// is outside 0..9 (naming its index).
+/// with pixels x / 255 in [0, 1]. Each file may hold at most what `limits` allow
+/// (kFashionMnistLimits by default: 300,000 images).
+/// Throws FileError when a file is missing (naming both names tried), not a regular file,
+/// malformed or over the limits (see ReadIdxImages), not 28 x 28, when the label count
+/// differs from the image count, or a label is outside 0..9 (naming its index); MemoryError
+/// when the matrices do not fit in memory.
 template <Scalar T = float>
-FashionMnist<T> LoadFashionMnist(const std::string& dir) {
+FashionMnist<T> LoadFashionMnist(const std::string& dir,
+                                 const IdxLimits& limits = kFashionMnistLimits) {
   FashionMnist<T> data;
-  detail::LoadFashionMnistPart<T>(dir, "train", data.train_images, data.train_labels);
-  detail::LoadFashionMnistPart<T>(dir, "t10k", data.test_images, data.test_labels);
+  detail::LoadFashionMnistPart<T>(dir, "train", limits, data.train_images, data.train_labels);
+  detail::LoadFashionMnistPart<T>(dir, "t10k", limits, data.test_images, data.test_labels);
   return data;
 }
 

@@ -13,6 +13,9 @@
 /// Images are idx3 (magic 0x00000803: count x rows x cols), labels idx1 (magic 0x00000801).
 /// The reader trusts nothing in the file: every size is checked against what the file really
 /// holds before memory is committed to it, so a hostile header cannot cause a giant allocation.
+/// An honest header of a huge (or gzip-bombed) file is stopped by the caller's IdxLimits.
+/// Only regular files are read (a FIFO or a device is refused, never waited on), and the
+/// writers replace files through AtomicFileWriter (dlb/io/atomic_file.hpp).
 
 #include <zlib.h>
 
@@ -22,21 +25,18 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <limits>
 #include <memory>
+#include <new>
 #include <optional>
-#include <random>
 #include <string>
-#include <system_error>
 #include <vector>
 
-#if defined(__unix__) || defined(__APPLE__)
-#include <unistd.h>
-#endif
-
 #include "dlb/core/error.hpp"
+#include "dlb/core/memory.hpp"
 #include "dlb/core/types.hpp"
+#include "dlb/io/atomic_file.hpp"
+#include "dlb/io/posix_file.hpp"
 
 namespace dlb {
 
@@ -48,6 +48,17 @@ struct IdxImages {
   Index rows = 0;
   Index cols = 0;
   std::vector<std::uint8_t> pixels;
+};
+
+/// Upper bounds the IDX readers enforce right after the header, before any memory is taken
+/// for the data: a file whose header declares more (a 1 MB gzip file that inflates to
+/// gigabytes, a huge honest file) is refused with a FileError naming the limit, instead of
+/// filling the memory. The defaults are no limit; LoadFashionMnist passes
+/// kFashionMnistLimits.
+struct IdxLimits {
+  static constexpr std::uint64_t kNoLimit = std::numeric_limits<std::uint64_t>::max();
+  std::uint64_t max_items = kNoLimit;  ///< images or labels: the first dimension's size
+  std::uint64_t max_bytes = kNoLimit;  ///< data bytes after the header, decompressed
 };
 
 namespace detail {
@@ -64,8 +75,6 @@ inline std::string Hex8(unsigned value) {
   return text;
 }
 
-inline std::string ErrnoText(int error) { return std::generic_category().message(error); }
-
 inline std::uint32_t LoadBigEndian32(const std::uint8_t* bytes) {
   return (std::uint32_t{bytes[0]} << 24) | (std::uint32_t{bytes[1]} << 16) |
          (std::uint32_t{bytes[2]} << 8) | std::uint32_t{bytes[3]};
@@ -78,29 +87,13 @@ inline void StoreBigEndian32(std::uint32_t value, std::uint8_t* bytes) {
   bytes[3] = static_cast<std::uint8_t>(value);
 }
 
-struct FileCloser {
-  void operator()(std::FILE* file) const noexcept { std::fclose(file); }
-};
-using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
-
 /// The decompressed content of a file, read front to back: the bytes as they are for a raw
 /// file, the inflated stream for a gzip file (recognised by its magic bytes 1f 8b, whatever
-/// its name). Offsets in errors are positions in this content.
+/// its name). Offsets in errors are positions in this content. Only regular files are opened
+/// (see OpenInputFile).
 class IdxInput {
  public:
-  explicit IdxInput(const std::string& path) : path_(path) {
-    std::error_code error;
-    const auto status = std::filesystem::status(path, error);
-    if (status.type() == std::filesystem::file_type::not_found) {
-      throw FileError(path, std::nullopt, "cannot open: no such file");
-    }
-    if (error) throw FileError(path, std::nullopt, "cannot open: " + error.message());
-    if (std::filesystem::is_directory(status)) {
-      throw FileError(path, std::nullopt, "cannot open: expected a file, found a directory");
-    }
-    errno = 0;
-    file_.reset(std::fopen(path.c_str(), "rb"));
-    if (!file_) throw FileError(path, std::nullopt, "cannot open: " + ErrnoText(errno));
+  explicit IdxInput(const std::string& path) : path_(path), file_(OpenInputFile(path)) {
 
     // Sniff the gzip magic; the sniffed bytes are handed back by the first reads.
     sniff_size_ = FreadAll(sniff_.data(), sniff_.size());
@@ -112,9 +105,11 @@ class IdxInput {
         throw FileError(path, std::nullopt, "cannot start gzip decompression: out of memory");
       }
       inflating_ = true;  // nothing below may throw, or inflateEnd would be skipped
-    } else if (std::filesystem::is_regular_file(status)) {
-      const auto size = std::filesystem::file_size(path, error);
-      if (!error) size_ = size;
+    } else {
+      struct stat status {};
+      if (::fstat(::fileno(file_.get()), &status) == 0) {
+        size_ = static_cast<std::uint64_t>(status.st_size);
+      }
     }
   }
 
@@ -324,7 +319,8 @@ inline std::vector<std::uint8_t> ReadStreamed(IdxInput& in, std::uint64_t total,
   return data;
 }
 
-inline IdxArray ReadIdxArray(const std::string& path, const IdxKind& kind) {
+inline IdxArray ReadIdxArray(const std::string& path, const IdxKind& kind,
+                             const IdxLimits& limits) {
   IdxInput in(path);
   const std::string expected = "expected " + Hex32(kind.magic) + " (" + kind.description + ")";
 
@@ -418,7 +414,27 @@ inline IdxArray ReadIdxArray(const std::string& path, const IdxKind& kind) {
                           " unexpected byte(s) after the " + what + " declared by the header");
     }
   }
-  array.data = ReadStreamed(in, product, what);
+  // The caller's limits, checked before anything is allocated for the data.
+  if (array.dims[0] > limits.max_items) {
+    throw FileError(path, 4,
+                    "the header declares " + what + ", more than the limit of " +
+                        std::to_string(limits.max_items) + " " + kind.dim_names[0] +
+                        " (IdxLimits::max_items); pass larger IdxLimits to read this file");
+  }
+  if (product > limits.max_bytes) {
+    throw FileError(path, header,
+                    "the header declares " + what + " (" + std::to_string(product) + " bytes, " +
+                        FormatBytes(static_cast<double>(product)) + "), more than the limit of " +
+                        std::to_string(limits.max_bytes) +
+                        " bytes (IdxLimits::max_bytes); pass larger IdxLimits to read this file");
+  }
+  try {
+    array.data = ReadStreamed(in, product, what);
+  } catch (const std::bad_alloc&) {
+    throw FileError(path, header,
+                    "out of memory: the " + what + " declared by the header need " +
+                        FormatBytes(static_cast<double>(product)));
+  }
   std::uint8_t extra;
   if (in.Read(&extra, 1) != 0) {
     throw FileError(path, header + product,
@@ -443,67 +459,6 @@ inline bool EndsWith(const std::string& text, const std::string& suffix) {
   return text.size() >= suffix.size() &&
          text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
-
-/// Writes a file all-or-nothing: the bytes go to a temporary file in the same directory,
-/// which is flushed to disk and renamed over `path` only by Commit(), so a crash leaves
-/// either the old file or the complete new one, never a half-written one.
-class AtomicFileWriter {
- public:
-  explicit AtomicFileWriter(std::string path) : path_(std::move(path)) {
-    const std::filesystem::path target(path_);
-    const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
-    std::random_device entropy;
-    for (int attempt = 0; attempt < 100 && !file_; ++attempt) {
-      char suffix[24];
-      std::snprintf(suffix, sizeof suffix, ".%08x%08x.tmp", static_cast<unsigned>(entropy()),
-                    static_cast<unsigned>(entropy()));
-      temp_ = (dir / ("." + target.filename().string() + suffix)).string();
-      errno = 0;
-      file_.reset(std::fopen(temp_.c_str(), "wbx"));  // "x": never reuse an existing file
-      if (!file_ && errno != EEXIST) break;
-    }
-    if (!file_) {
-      throw FileError(path_, std::nullopt,
-                      "cannot create temporary file " + temp_ + ": " + ErrnoText(errno));
-    }
-  }
-
-  AtomicFileWriter(const AtomicFileWriter&) = delete;
-  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
-
-  ~AtomicFileWriter() {
-    if (file_) {
-      file_.reset();
-      std::remove(temp_.c_str());
-    }
-  }
-
-  void Write(const std::uint8_t* bytes, std::size_t n) {
-    if (n != 0 && std::fwrite(bytes, 1, n, file_.get()) != n) {
-      throw FileError(path_, std::nullopt, "cannot write " + temp_ + ": " + ErrnoText(errno));
-    }
-  }
-
-  void Commit() {
-    int error = 0;
-    if (std::fflush(file_.get()) != 0) error = errno;
-#if defined(__unix__) || defined(__APPLE__)
-    // Without the fsync a power cut after the rename could leave an empty file in place.
-    if (error == 0 && ::fsync(fileno(file_.get())) != 0) error = errno;
-#endif
-    if (std::fclose(file_.release()) != 0 && error == 0) error = errno;
-    if (error == 0 && std::rename(temp_.c_str(), path_.c_str()) != 0) error = errno;
-    if (error != 0) {
-      std::remove(temp_.c_str());
-      throw FileError(path_, std::nullopt, "cannot write: " + ErrnoText(error));
-    }
-  }
-
- private:
-  std::string path_;
-  std::string temp_;
-  FilePtr file_;
-};
 
 /// Byte sink that gzip-compresses into an AtomicFileWriter, or passes bytes through.
 class IdxOutput {
@@ -600,12 +555,14 @@ inline void WriteIdxArray(const std::string& path, const IdxKind& kind,
 
 /// Reads an idx3 image file (magic 0x00000803), raw or gzip (detected by its magic bytes).
 /// Returns count images of rows x cols bytes, exactly as stored.
-/// Throws FileError (with path and content byte offset) when the file is missing or
-/// unreadable, empty, has a wrong magic number, element type or dimension count, a zero or
-/// overflowing size, less or more data than the header declares, or a corrupt or truncated
-/// gzip stream. A lying header never causes an allocation beyond what the file really holds.
-inline IdxImages ReadIdxImages(const std::string& path) {
-  detail::IdxArray array = detail::ReadIdxArray(path, detail::ImagesKind());
+/// Throws FileError (with path and content byte offset) when the file is missing, unreadable
+/// or not a regular file (a FIFO or a device is refused without waiting on it), empty, has a
+/// wrong magic number, element type or dimension count, a zero or overflowing size, more
+/// images or data bytes than `limits` allow, less or more data than the header declares, a
+/// corrupt or truncated gzip stream, or when the memory runs out. A lying header never causes
+/// an allocation beyond what the file really holds.
+inline IdxImages ReadIdxImages(const std::string& path, const IdxLimits& limits = {}) {
+  detail::IdxArray array = detail::ReadIdxArray(path, detail::ImagesKind(), limits);
   IdxImages images;
   images.count = static_cast<Index>(array.dims[0]);
   images.rows = static_cast<Index>(array.dims[1]);
@@ -615,14 +572,17 @@ inline IdxImages ReadIdxImages(const std::string& path) {
 }
 
 /// Reads an idx1 label file (magic 0x00000801), raw or gzip (detected by its magic bytes).
-/// Returns one byte per label. Throws FileError like ReadIdxImages.
-inline std::vector<std::uint8_t> ReadIdxLabels(const std::string& path) {
-  return detail::ReadIdxArray(path, detail::LabelsKind()).data;
+/// Returns one byte per label. Throws FileError like ReadIdxImages (limits.max_items bounds
+/// the number of labels).
+inline std::vector<std::uint8_t> ReadIdxLabels(const std::string& path,
+                                               const IdxLimits& limits = {}) {
+  return detail::ReadIdxArray(path, detail::LabelsKind(), limits).data;
 }
 
-/// Writes images as an idx3 file, gzip-compressed when path ends in ".gz", raw otherwise.
-/// The file appears complete or not at all (written to a temporary file in the same
-/// directory, then renamed). Throws ArgumentError if a size is outside 1 .. 2^32-1,
+/// Writes images as an idx3 file, gzip-compressed when path ends in ".gz", raw otherwise,
+/// through an AtomicFileWriter: the file appears complete or not at all, only a regular file
+/// is replaced (a FIFO or a device is refused), a symbolic link is written through, and an
+/// existing file keeps its mode. Throws ArgumentError if a size is outside 1 .. 2^32-1,
 /// ShapeError if pixels.size() != count * rows * cols, FileError if writing fails.
 inline void WriteIdxImages(const std::string& path, const IdxImages& images) {
   detail::WriteIdxArray(path, detail::ImagesKind(), {images.count, images.rows, images.cols},

@@ -27,7 +27,8 @@ class Dropout : public ElementwiseLayer {
  public:
   using Scalar = T;
 
-  /// p is the probability of dropping; throws ArgumentError unless 0 <= p < 1.
+  /// p is the probability of dropping; throws ArgumentError unless 0 <= p < 1 (so NaN and
+  /// infinities are rejected).
   explicit Dropout(T p = T(0.5), std::uint64_t seed = 0) : p_(p), gen_(seed) {
     if (!(p >= T(0) && p < T(1))) {
       throw ArgumentError("Dropout: p (probability of dropping) must be in [0, 1), got " +

@@ -2,11 +2,13 @@
 /// \file
 /// Fully connected layer.
 
+#include <cmath>
 #include <string>
 #include <vector>
 
 #include "dlb/core/error.hpp"
 #include "dlb/core/gemm.hpp"
+#include "dlb/core/memory.hpp"
 #include "dlb/core/parameter.hpp"
 #include "dlb/core/random.hpp"
 #include "dlb/core/shape.hpp"
@@ -28,20 +30,25 @@ class Linear {
  public:
   using Scalar = T;
 
-  /// Throws ArgumentError unless in >= 1, out >= 1 and (for Init::Const) init_std >= 0.
+  /// Throws ArgumentError unless in >= 1, out >= 1 and init_std is finite and >= 0 (it is
+  /// used by Init::Const only, but checked always); MemoryError when the weights and
+  /// gradients, 2 (out * in + out) * sizeof(T) bytes, exceed the memory this process may have
+  /// or cannot be allocated (see RequireMemory).
   Linear(Index in, Index out, dlb::Init init = dlb::Init::Kaiming, T init_std = T(0.01))
       : init_(init), init_std_(init_std) {
-    if (in < 1 || out < 1) {
-      throw ArgumentError("Linear(" + std::to_string(in) + " -> " + std::to_string(out) +
-                          "): both sizes must be >= 1");
+    const std::string name = "Linear(" + std::to_string(in) + " -> " + std::to_string(out) + ")";
+    if (in < 1 || out < 1) throw ArgumentError(name + ": both sizes must be >= 1");
+    if (!(init_std >= T(0)) || !std::isfinite(init_std)) {
+      throw ArgumentError("Linear: init_std must be finite and >= 0, got " +
+                          std::to_string(init_std));
     }
-    if (!(init_std >= T(0))) {
-      throw ArgumentError("Linear: init_std must be >= 0, got " + std::to_string(init_std));
-    }
-    weight_.resize(out, in);
-    bias_.setZero(out, 1);
-    grad_weight_.setZero(out, in);
-    grad_bias_.setZero(out, 1);
+    const double elements = static_cast<double>(out) * (static_cast<double>(in) + 1.0);
+    AllocateOrThrow(2.0 * elements * sizeof(T), name + ": its weights and gradients", [&] {
+      weight_.resize(out, in);
+      bias_.setZero(out, 1);
+      grad_weight_.setZero(out, in);
+      grad_bias_.setZero(out, 1);
+    });
     Generator gen(kDefaultSeed);
     Init(gen);
   }

@@ -1,0 +1,305 @@
+#pragma once
+/// \file
+/// Writing an output file safely: all or nothing, regular files only, nobody's file lost.
+///
+/// Every file the library and its programs write (IDX files, CSV histories, model files) goes
+/// through AtomicFileWriter, which guarantees:
+///  * all or nothing: the bytes go to a temporary file in the target's directory, which is
+///    flushed to disk (fsync) and renamed over the target only by Commit(); an error or a
+///    crash leaves the old file or the complete new one, never a half-written one;
+///  * the temporary file has a fresh name (".NAME.<16 random hex digits>.tmp") created with
+///    O_EXCL, so no existing file is ever overwritten or deleted by it (not even NAME.tmp);
+///  * regular files only: a target that is a FIFO, a device (/dev/null, /dev/full), a socket
+///    or a directory is refused with a FileError, never replaced by a regular file;
+///  * a symbolic link is written through: the file at the end of its chain of links is
+///    replaced and the link stays a link (the target of a dangling link is created);
+///  * an existing file keeps its permission bits (0600 stays 0600) and, where the process may
+///    set them, its owner and group; a new file gets 0666 minus the umask;
+///  * an existing file the process may not write (mode 0444 for a user other than root) is
+///    refused, as the shell's `>` refuses it.
+/// A file with several hard links is replaced under the written name only; its other names
+/// keep the old content (as with any writer that renames).
+///
+/// CheckOutputPath runs the same checks without writing (it creates and removes a temporary
+/// file), so a program can refuse a bad output path before hours of work instead of after.
+///
+/// POSIX only, like the rest of the library's file handling.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "dlb/core/error.hpp"
+#include "dlb/io/posix_file.hpp"
+
+namespace dlb {
+
+namespace detail {
+
+/// Links followed at most before giving up with ELOOP (Linux's own MAXSYMLINKS).
+inline constexpr int kMaxSymlinkHops = 40;
+
+/// Where a write to a path really goes.
+struct OutputTarget {
+  std::string path;                   ///< the file replaced: the path, links resolved
+  std::optional<struct stat> status;  ///< that file's status, when it exists
+};
+
+/// The directory holding `path` ("." for a bare file name).
+inline std::string ParentDirectory(const std::string& path) {
+  const std::filesystem::path p(path);
+  return p.has_parent_path() ? p.parent_path().string() : std::string(".");
+}
+
+/// " (the symbolic link leads to TARGET)" when `target` differs from `path`, else "".
+inline std::string ViaLink(const std::string& path, const std::string& target) {
+  return target == path ? std::string() : " (the symbolic link leads to " + target + ")";
+}
+
+inline std::string ReadSymbolicLink(const std::string& link, const std::string& path) {
+  std::string target(256, '\0');
+  while (true) {
+    const ssize_t length = ::readlink(link.c_str(), target.data(), target.size());
+    if (length < 0) {
+      throw FileError(path, std::nullopt,
+                      "cannot write: cannot read the symbolic link " + link + ": " +
+                          ErrnoText(errno));
+    }
+    if (static_cast<std::size_t>(length) < target.size()) {
+      target.resize(static_cast<std::size_t>(length));
+      return target;
+    }
+    target.resize(target.size() * 2);
+  }
+}
+
+/// Follows `path` through its symbolic links (relative ones from the link's directory) to the
+/// file a write replaces. Throws FileError on a loop of links ("Too many levels of symbolic
+/// links") or a path that cannot be looked up (a component that is not a directory, no
+/// permission to search a directory ...). A missing file is not an error here.
+inline OutputTarget ResolveOutputTarget(const std::string& path) {
+  if (path.empty()) throw FileError(path, std::nullopt, "cannot write: the path is empty");
+  std::string current = path;
+  for (int hops = 0;; ++hops) {
+    struct stat status {};
+    if (::lstat(current.c_str(), &status) != 0) {
+      const int error = errno;
+      if (error == ENOENT) return {current, std::nullopt};
+      throw FileError(path, std::nullopt,
+                      "cannot write: " + ErrnoText(error) + ViaLink(path, current));
+    }
+    if (!S_ISLNK(status.st_mode)) return {current, status};
+    if (hops == kMaxSymlinkHops) {
+      throw FileError(path, std::nullopt, "cannot write: " + ErrnoText(ELOOP));
+    }
+    const std::filesystem::path next(ReadSymbolicLink(current, path));
+    const std::filesystem::path link(current);
+    current = next.is_absolute() || !link.has_parent_path() ? next.string()
+                                                            : (link.parent_path() / next).string();
+  }
+}
+
+/// Throws FileError unless `target` (resolved from `path`) may be replaced: an existing target
+/// must be a regular file the process may write, and its directory must exist.
+inline void RequireReplaceable(const std::string& path, const OutputTarget& target) {
+  const std::string via = ViaLink(path, target.path);
+  if (target.status) {
+    const mode_t mode = target.status->st_mode;
+    if (S_ISDIR(mode)) {
+      throw FileError(path, std::nullopt,
+                      "cannot write: expected a file, found a directory" + via);
+    }
+    if (!S_ISREG(mode)) {
+      throw FileError(path, std::nullopt,
+                      std::string("cannot write: not a regular file but ") + FileKindName(mode) +
+                          via + "; DLBlocks writes regular files only");
+    }
+    if (::access(target.path.c_str(), W_OK) != 0) {
+      throw FileError(path, std::nullopt, "cannot write: " + ErrnoText(errno) + via);
+    }
+    return;
+  }
+  const std::string directory = ParentDirectory(target.path);
+  struct stat status {};
+  if (::stat(directory.c_str(), &status) != 0) {
+    const int error = errno;
+    throw FileError(path, std::nullopt,
+                    error == ENOENT
+                        ? "cannot write: the directory " + directory + " does not exist" + via
+                        : "cannot write: directory " + directory + ": " + ErrnoText(error) + via);
+  }
+  if (!S_ISDIR(status.st_mode)) {
+    throw FileError(path, std::nullopt,
+                    "cannot write: " + directory + " is not a directory" + via);
+  }
+}
+
+/// Creates a new, empty file next to `target` under a fresh name (O_EXCL: it never opens an
+/// existing file) and returns its descriptor; the name goes to `temp`. Throws FileError
+/// naming `path` when the directory does not let us create it.
+inline int CreateTemporaryFile(const std::string& path, const std::string& target,
+                               std::string& temp) {
+  const std::filesystem::path target_path(target);
+  const std::filesystem::path directory(ParentDirectory(target));
+  // Short enough that the temporary name stays within NAME_MAX (255) for any target name.
+  const std::string stem = target_path.filename().string().substr(0, 200);
+  std::random_device entropy;
+  int error = 0;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    char suffix[24];
+    std::snprintf(suffix, sizeof suffix, ".%08x%08x.tmp", static_cast<unsigned>(entropy()),
+                  static_cast<unsigned>(entropy()));
+    temp = (directory / ("." + stem + suffix)).string();
+    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd >= 0) return fd;
+    error = errno;
+    if (error != EEXIST) break;
+  }
+  throw FileError(path, std::nullopt,
+                  "cannot write: cannot create a temporary file in " + directory.string() + ": " +
+                      ErrnoText(error));
+}
+
+/// fsync of a directory, so that a rename in it survives a power cut. Best effort: some file
+/// systems refuse fsync on directories, and the data itself is already on disk.
+inline void SyncDirectory(const std::string& directory) {
+  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  (void)::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace detail
+
+/// Writes one file all or nothing, with the guarantees listed at the top of this header.
+///
+/// Usage: construct (checks the path and creates the temporary file), Write() any number of
+/// times, then Commit() (flush, fsync, rename). Destroying the writer without a successful
+/// Commit() removes the temporary file and leaves the target as it was.
+/// Every failure throws FileError naming the path the caller gave.
+class AtomicFileWriter {
+ public:
+  explicit AtomicFileWriter(std::string path) : path_(std::move(path)) {
+    const detail::OutputTarget target = detail::ResolveOutputTarget(path_);
+    detail::RequireReplaceable(path_, target);
+    target_ = target.path;
+    const int fd = detail::CreateTemporaryFile(path_, target_, temp_);
+    if (target.status) {
+      // Keep the old owner, group and mode; fchown first, as it clears set-user-ID bits.
+      const struct stat& old = *target.status;
+      if ((old.st_uid != ::geteuid() || old.st_gid != ::getegid()) &&
+          ::fchown(fd, old.st_uid, old.st_gid) != 0) {
+        (void)::fchown(fd, static_cast<uid_t>(-1), old.st_gid);  // at least the group, if ours
+      }
+      if (::fchmod(fd, old.st_mode & 07777) != 0) {
+        const int error = errno;
+        ::close(fd);
+        ::unlink(temp_.c_str());
+        throw FileError(path_, std::nullopt,
+                        "cannot write: cannot give the new file the old file's mode: " +
+                            detail::ErrnoText(error));
+      }
+    }
+    file_.reset(::fdopen(fd, "wb"));
+    if (!file_) {
+      const int error = errno;
+      ::close(fd);
+      ::unlink(temp_.c_str());
+      throw FileError(path_, std::nullopt, "cannot write: " + detail::ErrnoText(error));
+    }
+  }
+
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+  ~AtomicFileWriter() {
+    if (committed_) return;
+    file_.reset();
+    ::unlink(temp_.c_str());
+  }
+
+  /// The path given to the constructor.
+  const std::string& Path() const noexcept { return path_; }
+  /// The file Commit() replaces: Path() with its symbolic links resolved.
+  const std::string& TargetPath() const noexcept { return target_; }
+
+  /// Appends n bytes. Throws FileError when the disk is full or another write error occurs,
+  /// and after Commit().
+  void Write(const void* bytes, std::size_t n) {
+    if (!file_) throw FileError(path_, std::nullopt, "cannot write: Commit() was already called");
+    if (n != 0 && std::fwrite(bytes, 1, n, file_.get()) != n) {
+      throw FileError(path_, std::nullopt,
+                      "cannot write: " + detail::ErrnoText(errno) + " (writing the temporary file " +
+                          temp_ + ")");
+    }
+  }
+  void Write(std::string_view text) { Write(text.data(), text.size()); }
+
+  /// Flushes the bytes to disk and renames the temporary file over the target. Throws
+  /// FileError (and leaves the target untouched) when any step fails, or when the target has
+  /// meanwhile become something other than a regular file.
+  void Commit() {
+    if (!file_) throw FileError(path_, std::nullopt, "cannot write: Commit() was already called");
+    int error = 0;
+    if (std::fflush(file_.get()) != 0) error = errno;
+    // Without the fsync a power cut after the rename could leave an empty file in place.
+    if (error == 0 && ::fsync(::fileno(file_.get())) != 0) error = errno;
+    if (std::fclose(file_.release()) != 0 && error == 0) error = errno;
+    if (error == 0) {
+      struct stat status {};
+      if (::lstat(target_.c_str(), &status) == 0 && !S_ISREG(status.st_mode)) {
+        ::unlink(temp_.c_str());
+        throw FileError(path_, std::nullopt,
+                        std::string("cannot write: the target became ") +
+                            detail::FileKindName(status.st_mode) +
+                            " while it was written; DLBlocks writes regular files only");
+      }
+    }
+    if (error == 0 && std::rename(temp_.c_str(), target_.c_str()) != 0) error = errno;
+    if (error != 0) {
+      ::unlink(temp_.c_str());
+      throw FileError(path_, std::nullopt, "cannot write: " + detail::ErrnoText(error));
+    }
+    committed_ = true;
+    detail::SyncDirectory(detail::ParentDirectory(target_));
+  }
+
+ private:
+  std::string path_;
+  std::string target_;
+  std::string temp_;
+  detail::FilePtr file_;
+  bool committed_ = false;
+};
+
+/// Writes `content` to `path` with an AtomicFileWriter (all or nothing, regular files only).
+inline void WriteFileAtomically(const std::string& path, std::string_view content) {
+  AtomicFileWriter file(path);
+  file.Write(content);
+  file.Commit();
+}
+
+/// Checks, without writing it, that an AtomicFileWriter could write `path` now: its links
+/// resolve, an existing file there is a regular file we may write, and its directory exists
+/// and lets us create a file (tried by creating and removing a temporary file).
+/// Throws FileError saying why not.
+inline void CheckOutputPath(const std::string& path) {
+  const detail::OutputTarget target = detail::ResolveOutputTarget(path);
+  detail::RequireReplaceable(path, target);
+  std::string temp;
+  const int fd = detail::CreateTemporaryFile(path, target.path, temp);
+  ::close(fd);
+  ::unlink(temp.c_str());
+}
+
+}  // namespace dlb
