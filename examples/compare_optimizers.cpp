@@ -3,13 +3,17 @@
 // summary table: the optimizers notebook's comparison.
 //
 //   compare_optimizers [--epochs N] [--batch N] [--hidden ...] [--seed S] [--threads N]
-//                      [--data DIR] [--csv FILE]
+//                      [--data DIR] [--csv FILE] [--schedule ... --warmup-epochs N --patience N
+//                      --val-split F (as in train_fashion_mnist)]
+//
+// The CSV has the history file's columns (dlb/training/history.hpp) after an optimizer column.
 
 #include <cstdio>
 #include <iostream>
 #include <new>
 #include <sstream>
 
+#include "common/control_flags.hpp"
 #include "common/experiment.hpp"
 
 int main(int argc, char** argv) {
@@ -19,10 +23,13 @@ int main(int argc, char** argv) {
                "network.",
                "compare_optimizers");
   experiment::AddFlags(app, settings, /*with_optimizer=*/false);
+  control::Settings control_settings;
+  control::AddFlags(app, control_settings, /*with_history=*/false);
   app.add_option("--csv", csv_path, "Where the per-epoch histories are written")
       ->check(experiment::kOutputFile)
       ->capture_default_str();
   if (auto code = experiment::Parse(app, argc, argv)) return *code;
+  if (auto code = control::Check(app, control_settings, settings)) return *code;
   // The parser validates only a --csv that was given; the default is checked here, as early.
   if (const std::string problem = experiment::kOutputFile(csv_path); !problem.empty()) {
     std::cerr << "compare_optimizers: error: --csv: " << problem << "\n";
@@ -31,7 +38,9 @@ int main(int argc, char** argv) {
 
   try {
     dlb::SetNumThreads(settings.threads);
-    const dlb::FashionMnist<float> data = experiment::LoadData(settings.data);
+    const control::RunData run = control::LoadRunData(settings, control_settings);
+    const dlb::FashionMnist<float>& data = run.data;
+    std::cout << control::ValidationLine(run, control_settings) << "\n";
     if (auto code = experiment::RejectOversizedBatch(settings, data, "compare_optimizers")) {
       return *code;
     }
@@ -39,42 +48,47 @@ int main(int argc, char** argv) {
     // Collected here and written at the end by dlb::WriteFileAtomically, so a failed run never
     // leaves a truncated file in place of an earlier good one (--csv was checked up front).
     std::ostringstream csv;
-    csv << "optimizer,lr,epoch,train_loss,val_loss,train_score,val_score,seconds\n";
+    csv << "optimizer," << dlb::kHistoryCsvHeader << '\n';
 
     struct Summary {
       std::string name;
       float lr;
       dlb::EpochStats last;
-      double total_seconds;
+      double test_score;
+      double seconds_per_epoch;
     };
     std::vector<Summary> summaries;
     for (const char* name : {"sgd", "momentum", "nesterov", "adam"}) {
       // Same seed: every rule starts from the same weights and sees the same batch order.
       dlb::ModelNN<float> model = experiment::MakeModel(settings, data.train_images.rows());
       dlb::Optimizer<float> optimizer = dlb::MakeOptimizer<float>(name, model.Parameters());
-      experiment::Batches batches = experiment::MakeBatches(data, settings);
+      control::RunSets sets = control::MakeSets(run, settings);
       dlb::CrossEntropyLoss<float> loss;
-      std::cout << "== " << optimizer.Name() << " lr " << optimizer.LearningRate() << "\n";
-      const auto history = dlb::TrainModel(model, batches.train, batches.validation, loss, optimizer,
-                                           {.epochs = settings.epochs, .log = &std::cout})
-                               .history;
+      const float lr = optimizer.LearningRate();  // before a schedule moves it
+      std::cout << "== " << optimizer.Name() << " lr " << lr << "\n";
+      const control::RunCallbacks callbacks = control::MakeCallbacks(control_settings, settings.epochs);
+      control::PrintControl(std::cout, callbacks, lr);
+      const dlb::TrainResult result =
+          dlb::TrainModel(model, sets.batches.train, sets.batches.validation, loss, optimizer,
+                          {.epochs = settings.epochs, .log = &std::cout}, callbacks.List());
+      const auto& history = result.history;
+      const double test_score = control::PrintOutcome(std::cout, result, callbacks, model, sets, loss);
       double total = 0;
       for (const auto& e : history) {
-        csv << name << ',' << optimizer.LearningRate() << ',' << e.epoch << ',' << e.train_loss
-            << ',' << e.val_loss << ',' << e.train_score << ',' << e.val_score << ','
-            << e.seconds << '\n';
+        csv << name << ',' << dlb::HistoryCsvRow(e) << '\n';
         total += e.seconds;
       }
-      summaries.push_back({optimizer.Name(), optimizer.LearningRate(), history.back(), total});
+      summaries.push_back({optimizer.Name(), lr, history.back(), test_score,
+                           total / static_cast<double>(history.size())});
     }
     dlb::WriteFileAtomically(csv_path, csv.str());
 
-    std::printf("\n| Optimizer | lr     | Train Loss | Val Loss | Val Score | s/epoch |\n"
-                "|-----------|--------|------------|----------|-----------|---------|\n");
+    std::printf("\n| Optimizer | lr     | Train Loss | Val Loss | Val Score | Test Acc | s/epoch |\n"
+                "|-----------|--------|------------|----------|-----------|----------|---------|\n");
     for (const auto& s : summaries) {
-      std::printf("| %-9s | %-6g | %10.3f | %8.3f | %9.4f | %7.3f |\n", s.name.c_str(), s.lr,
-                  s.last.train_loss, s.last.val_loss, s.last.val_score,
-                  s.total_seconds / settings.epochs);
+      std::printf("| %-9s | %-6g | %10.3f | %8.3f | %9.4f | %8.4f | %7.3f |\n", s.name.c_str(),
+                  s.lr, s.last.train_loss, s.last.val_loss, s.last.val_score, s.test_score,
+                  s.seconds_per_epoch);
     }
     std::cout << "Histories written to " << csv_path << "\n";
     return 0;

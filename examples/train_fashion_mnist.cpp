@@ -4,6 +4,8 @@
 //   train_fashion_mnist [--optimizer sgd|momentum|nesterov|adam|adamw] [--lr LR]
 //                       [--epochs N] [--batch N] [--hidden 350,250,150,50] [--seed S]
 //                       [--threads N] [--data DIR] [--distributed]
+//                       [--schedule none|step|cosine|onecycle|plateau (and its parameters)]
+//                       [--warmup-epochs N] [--patience N] [--val-split F] [--history FILE.csv]
 //   mpirun -np N train_fashion_mnist --distributed ...   (data parallel, see distributed_flags.hpp)
 //
 // Exit codes: 0 done, 1 data or training error (e.g. divergence), 2 invalid flags.
@@ -11,6 +13,7 @@
 #include <iostream>
 #include <new>
 
+#include "common/control_flags.hpp"
 #include "common/distributed_flags.hpp"
 #include "common/experiment.hpp"
 
@@ -19,14 +22,18 @@ int main(int argc, char** argv) {
   CLI::App app("Train a multi-layer perceptron on Fashion-MNIST (the optimizers notebook).",
                "train_fashion_mnist");
   experiment::AddFlags(app, settings);
+  control::Settings control_settings;
+  control::AddFlags(app, control_settings);
   experiment::Distributed distributed;
   distributed.AddFlags(app);
   if (auto code = experiment::Parse(app, argc, argv)) return *code;
+  if (auto code = control::Check(app, control_settings, settings)) return *code;
 
   try {
     distributed.Start(app, settings);
     dlb::SetNumThreads(settings.threads);
-    const dlb::FashionMnist<float> data = experiment::LoadData(settings.data);
+    const control::RunData run = control::LoadRunData(settings, control_settings);
+    const dlb::FashionMnist<float>& data = run.data;
     if (auto code = experiment::RejectOversizedBatch(settings, data, "train_fashion_mnist")) {
       return *code;
     }
@@ -34,8 +41,9 @@ int main(int argc, char** argv) {
     dlb::ModelNN<float> model = experiment::MakeModel(settings, inputs);
     dlb::Optimizer<float> optimizer =
         dlb::MakeOptimizer<float>(settings.optimizer, model.Parameters(), settings.lr);
-    experiment::Batches batches = experiment::MakeBatches(data, settings);
-    distributed.Shard(batches.train);
+    control::RunSets sets = control::MakeSets(run, settings);
+    distributed.Shard(sets.batches.train);
+    const control::RunCallbacks callbacks = control::MakeCallbacks(control_settings, settings.epochs);
     dlb::CrossEntropyLoss<float> loss;
 
     std::cout << "Fashion-MNIST from " << settings.data << ": " << data.train_images.cols()
@@ -46,12 +54,15 @@ int main(int argc, char** argv) {
               << ", batch " << settings.batch << ", " << settings.epochs << " epochs, seed "
               << settings.seed << ", " << settings.threads << " thread(s), products by "
               << experiment::ProductEngine() << "\n"
+              << control::ValidationLine(run, control_settings) << "\n"
               << distributed.Describe(settings.batch, model.NumParameters());
+    control::PrintControl(std::cout, callbacks, optimizer.LearningRate());
 
     const dlb::TrainResult result = dlb::TrainModel(
-        model, batches.train, batches.validation, loss, optimizer,
-        {.epochs = settings.epochs, .log = &std::cout}, distributed.Callbacks());
-    std::printf("Test accuracy: %.4f\n", result.history.back().val_score);
+        model, sets.batches.train, sets.batches.validation, loss, optimizer,
+        {.epochs = settings.epochs, .log = &std::cout},
+        distributed.Callbacks(callbacks.List(), /*root_only=*/{callbacks.history.get()}));
+    control::PrintOutcome(std::cout, result, callbacks, model, sets, loss);
     return 0;
   } catch (const dlb::DivergenceError& e) {
     return distributed.Fail(std::string("train_fashion_mnist: ") + e.what() +

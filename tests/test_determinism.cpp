@@ -42,7 +42,8 @@ RunResult Train(int threads) {
   dlb::DataSet<float> train(data.x, data.y, 64, /*shuffle=*/true, /*drop_last=*/true, /*seed=*/5);
   dlb::DataSet<float> validation(data.x, data.y, 128, /*shuffle=*/false, /*drop_last=*/false);
   dlb::CrossEntropyLoss<float> loss;
-  const auto history = dlb::TrainModel(model, train, validation, loss, optimizer, {.epochs = 3});
+  const auto history =
+      dlb::TrainModel(model, train, validation, loss, optimizer, {.epochs = 3}).history;
   dlb::SetNumThreads(1);
 
   RunResult result;

@@ -11,7 +11,8 @@
 //   ... parse ...
 //   try {
 //     distributed.Start(app, settings);       // MPI, stdout of ranks > 0 silenced, --threads
-//     ... distributed.Shard(train_set) ... TrainModel(..., distributed.Callbacks()) ...
+//     ... distributed.Shard(train_set) ...
+//     TrainModel(..., distributed.Callbacks(other_callbacks, /*root_only=*/{file_writers}));
 //   } catch (const dlb::Error& e) {
 //     return distributed.Fail(std::string("program: error: ") + e.what() + "\n", 1);
 //   }
@@ -123,16 +124,25 @@ class Distributed {
 #endif
   }
 
-  /// The callbacks TrainModel needs, to be put before any other: the gradient average when
-  /// distributed, none otherwise.
-  std::vector<dlb::Callback<float>*> Callbacks() {
+  /// The callbacks to give TrainModel: the gradient average first when distributed, then
+  /// `others`, less those in `root_only` (those that write files) on ranks other than 0.
+  std::vector<dlb::Callback<float>*> Callbacks(
+      std::vector<dlb::Callback<float>*> others = {},
+      [[maybe_unused]] const std::vector<const dlb::Callback<float>*>& root_only = {}) {
 #ifdef DLB_HAVE_MPI
     if (communicator_) {
       if (!allreduce_) allreduce_ = std::make_unique<dlb::GradientAllreduce<float>>(*communicator_);
-      return {allreduce_.get()};
+      std::vector<dlb::Callback<float>*> list = {allreduce_.get()};
+      for (dlb::Callback<float>* callback : others) {
+        if (communicator_->IsRoot() ||
+            std::find(root_only.begin(), root_only.end(), callback) == root_only.end()) {
+          list.push_back(callback);
+        }
+      }
+      return list;
     }
 #endif
-    return {};
+    return others;
   }
 
   AllreduceStats Allreduce() const {

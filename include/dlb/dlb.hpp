@@ -45,4 +45,11 @@
 
 #include "dlb/training/callback.hpp"
 #include "dlb/training/divergence_guard.hpp"
+#include "dlb/training/early_stopping.hpp"
+#include "dlb/training/history.hpp"
+#include "dlb/training/lr_schedule.hpp"
+#include "dlb/training/monitor.hpp"
+#include "dlb/training/one_cycle_lr.hpp"
+#include "dlb/training/progress.hpp"
+#include "dlb/training/reduce_lr_on_plateau.hpp"
 #include "dlb/training/train.hpp"

@@ -1,11 +1,9 @@
 #pragma once
 /// \file
 /// The training loop: TrainEpoch (one pass with updates), Evaluate (one pass without) and
-/// TrainModel (epochs of both, with callbacks), plus the notebook's epoch line.
+/// TrainModel (epochs of both, with callbacks and the progress display).
 
 #include <chrono>
-#include <cstdio>
-#include <initializer_list>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -21,6 +19,7 @@
 #include "dlb/optimizers/optimizer.hpp"
 #include "dlb/training/callback.hpp"
 #include "dlb/training/divergence_guard.hpp"
+#include "dlb/training/progress.hpp"
 
 namespace dlb {
 
@@ -30,7 +29,11 @@ struct TrainOptions {
   /// Epochs already done (when resuming from a checkpoint): training starts at
   /// initial_epoch + 1. The data order and generators must have been restored too.
   int initial_epoch = 0;
-  std::ostream* log = nullptr;  ///< where the per-epoch line goes; null prints nothing
+  /// Where the progress goes (a ProgressLine after the other callbacks: the notebook's line
+  /// after each epoch, FormatEpoch); null prints nothing.
+  std::ostream* log = nullptr;
+  /// Whether a live line shows each batch during the epoch; Auto: when `log` is a terminal.
+  ProgressMode progress = ProgressMode::Auto;
   /// Check the loss and gradients every batch and undo a step that makes a parameter
   /// non-finite (see DivergenceGuard); the cost is about one extra read of the parameters.
   bool guard_divergence = true;
@@ -58,14 +61,12 @@ PassResult Evaluate(ModelNN<T>& model, DataSet<T>& data, L& loss) {
           static_cast<double>(correct) / static_cast<double>(samples), samples};
 }
 
-/// One training pass over context.train in Mode::Train: per batch Forward, loss, Backward,
-/// the callbacks' AfterBackward, the guard's checks (when `guard` is given), the optimizer
-/// step and the callbacks' OnBatchEnd. Stops early, after a batch, when a callback requests
-/// it. Throws DivergenceError (guarded) when the loss or an update stops being finite.
+namespace detail {
+
+/// TrainEpoch's loop; `step_lr` receives the learning rate of each step as it is taken.
 template <Scalar T, Loss L>
-PassResult TrainEpoch(TrainingContext<T>& context, L& loss,
-                      const std::vector<Callback<T>*>& callbacks = {},
-                      std::type_identity_t<DivergenceGuard<T>>* guard = nullptr) {
+PassResult TrainPass(TrainingContext<T>& context, L& loss, const std::vector<Callback<T>*>& callbacks,
+                     DivergenceGuard<T>* guard, double& step_lr) {
   ModelNN<T>& model = context.model;
   model.SetMode(Mode::Train);
   const auto start = std::chrono::steady_clock::now();
@@ -86,6 +87,7 @@ PassResult TrainEpoch(TrainingContext<T>& context, L& loss,
       guard->CheckGradients(context.epoch, context.batch);
       guard->Snapshot();
     }
+    step_lr = static_cast<double>(context.optimizer.LearningRate());
     context.optimizer.Step();
     if (guard != nullptr) guard->CheckParametersOrRestore(context.epoch, context.batch);
     loss_sum += context.batch_loss * static_cast<double>(batch.x.cols());
@@ -101,28 +103,28 @@ PassResult TrainEpoch(TrainingContext<T>& context, L& loss,
   return context.running;
 }
 
-/// The notebook's line: "Epoch    3 / 10: | Train Loss:  0.345 | Val Loss:  0.371 |
-/// Train Score:  0.874 | Val Score:  0.866 | Epoch Time:  1.234 |".
-/// The line is never truncated, however large the numbers.
-inline std::string FormatEpoch(const EpochStats& s, int epochs) {
-  auto print = [&](char* out, std::size_t size) {
-    return std::snprintf(
-        out, size,
-        "Epoch %4d / %d: | Train Loss: %6.3f | Val Loss: %6.3f | Train Score: %6.3f | "
-        "Val Score: %6.3f | Epoch Time: %6.3f |",
-        s.epoch, epochs, s.train_loss, s.val_loss, s.train_score, s.val_score, s.seconds);
-  };
-  std::string line(static_cast<std::size_t>(print(nullptr, 0)), '\0');
-  print(line.data(), line.size() + 1);  // the +1 is the terminator std::string already holds
-  return line;
+}  // namespace detail
+
+/// One training pass over context.train in Mode::Train: per batch Forward, loss, Backward,
+/// the callbacks' AfterBackward, the guard's checks (when `guard` is given), the optimizer
+/// step and the callbacks' OnBatchEnd. Stops early, after a batch, when a callback requests
+/// it. Throws DivergenceError (guarded) when the loss or an update stops being finite.
+template <Scalar T, Loss L>
+PassResult TrainEpoch(TrainingContext<T>& context, L& loss,
+                      const std::vector<Callback<T>*>& callbacks = {},
+                      std::type_identity_t<DivergenceGuard<T>>* guard = nullptr) {
+  double step_lr = 0;
+  return detail::TrainPass(context, loss, callbacks, guard, step_lr);
 }
 
 /// Trains from epoch options.initial_epoch + 1 to options.epochs: each epoch a training pass
 /// over `train` (with updates) and a validation pass over `validation`, with the callbacks'
-/// hooks (see Callback for their order); prints FormatEpoch lines to options.log. Stops
-/// early when a callback asks (TrainResult::stop_reason says why). Throws DivergenceError
-/// (parameters left at their last finite values) when guarded training stops producing
-/// finite numbers, ArgumentError for an invalid epoch range.
+/// hooks (see Callback for their order); with options.log, a ProgressLine runs after the
+/// given callbacks and prints each epoch's FormatEpoch line (and, in ProgressMode::Live or
+/// on a terminal, a live line during the epoch). EpochStats::lr is the learning rate of the
+/// epoch's last step. Stops early when a callback asks (TrainResult::stop_reason says why).
+/// Throws DivergenceError (parameters left at their last finite values) when guarded
+/// training stops producing finite numbers, ArgumentError for an invalid epoch range.
 template <Scalar T, Loss L>
 TrainResult TrainModel(ModelNN<T>& model, DataSet<T>& train, DataSet<T>& validation, L& loss,
                        Optimizer<T>& optimizer, const TrainOptions& options = {},
@@ -133,27 +135,32 @@ TrainResult TrainModel(ModelNN<T>& model, DataSet<T>& train, DataSet<T>& validat
                         std::to_string(options.initial_epoch));
   }
   TrainResult result;
-  TrainingContext<T> context{model, optimizer, train, result.history};
+  TrainingContext<T> context(model, optimizer, train, result.history);
   context.epochs = options.epochs;
   DivergenceGuard<T> guard(optimizer.Parameters());
-  for (Callback<T>* callback : callbacks) callback->OnTrainBegin(context);
+  std::optional<ProgressLine<T>> progress;
+  std::vector<Callback<T>*> hooks = callbacks;
+  if (options.log != nullptr) {
+    const bool live = options.progress == ProgressMode::Live ||
+                      (options.progress == ProgressMode::Auto && IsTerminal(*options.log));
+    hooks.push_back(&progress.emplace(*options.log, live));
+  }
+  for (Callback<T>* callback : hooks) callback->OnTrainBegin(context);
   for (int epoch = options.initial_epoch + 1; epoch <= options.epochs; ++epoch) {
     context.epoch = epoch;
     const auto start = std::chrono::steady_clock::now();
-    for (Callback<T>* callback : callbacks) callback->OnEpochBegin(context);
-    const PassResult fit = TrainEpoch(context, loss, callbacks, options.guard_divergence ? &guard : nullptr);
+    for (Callback<T>* callback : hooks) callback->OnEpochBegin(context);
+    double step_lr = static_cast<double>(optimizer.LearningRate());
+    const PassResult fit = detail::TrainPass(context, loss, hooks,
+                                             options.guard_divergence ? &guard : nullptr, step_lr);
     const PassResult val = Evaluate(model, validation, loss);
     const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-    result.history.push_back({epoch, static_cast<double>(optimizer.LearningRate()), fit.loss,
-                              val.loss, fit.score, val.score, elapsed.count()});
+    result.history.push_back({epoch, step_lr, fit.loss, val.loss, fit.score, val.score, elapsed.count()});
     context.batch = 0;
-    for (Callback<T>* callback : callbacks) callback->OnEpochEnd(context, result.history.back());
-    if (options.log != nullptr) {
-      *options.log << FormatEpoch(result.history.back(), options.epochs) << '\n' << std::flush;
-    }
+    for (Callback<T>* callback : hooks) callback->OnEpochEnd(context, result.history.back());
     if (context.stop_reason) break;
   }
-  for (Callback<T>* callback : callbacks) callback->OnTrainEnd(context);
+  for (Callback<T>* callback : hooks) callback->OnTrainEnd(context);
   result.stop_reason = context.stop_reason;
   return result;
 }

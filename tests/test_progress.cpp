@@ -1,0 +1,340 @@
+// Progress display: summary lines only when the output is not a terminal, a live line
+// redrawn in place on a terminal (checked on an injected stream and on a real
+// pseudo-terminal standing in for standard output), the live line's contents, and no
+// allocation while it is drawn.
+
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <pty.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <new>
+#include <optional>
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "dlb/training/progress.hpp"
+#include "dlb/training/train.hpp"
+#include "support/temp_dir.hpp"
+#include "support/training_run.hpp"
+
+// Counts heap allocations, to check that drawing the live line makes none. GCC 12 sees the
+// storage from the replaced operator new reach std::free in the replaced operator delete and
+// warns of a mismatch; both sides are malloc/free here.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+namespace {
+std::atomic<long> g_allocations{0};
+}  // namespace
+void* operator new(std::size_t size) {
+  ++g_allocations;
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t size) { return operator new(size); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+
+using dlb_test::TrainingRun;
+
+namespace {
+
+const std::regex kSummaryLine(
+    R"(Epoch +[0-9]+ / [0-9]+: \| Train Loss: +[0-9.]+ \| Val Loss: +[0-9.]+ \| Train Score: +[0-9.]+ \| Val Score: +[0-9.]+ \| Epoch Time: +[0-9.]+ \|)");
+const std::regex kLiveLine(
+    R"(Epoch [0-9]+ / [0-9]+ \| batch [0-9]+ / [0-9]+ \| [0-9]+ samples/s \| loss [0-9.]+ \| [0-9:]+ left)");
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+/// Trains a small run for `epochs` epochs with its progress going to `out`.
+dlb::TrainResult Train(std::ostream& out, dlb::ProgressMode mode, int epochs = 2,
+                       const std::vector<dlb::Callback<float>*>& callbacks = {}) {
+  TrainingRun run;  // 4 batches per epoch
+  return dlb::TrainModel(run.model, run.train, run.validation, run.loss, run.optimizer,
+                         {.epochs = epochs, .log = &out, .progress = mode}, callbacks);
+}
+
+/// Splits the text at "\r" and "\n", keeping only non-empty pieces after removing "\x1b[K":
+/// what a terminal would have shown at some moment, line by line.
+std::vector<std::string> Redraws(std::string text) {
+  for (std::size_t at; (at = text.find("\x1b[K")) != std::string::npos;) text.erase(at, 3);
+  std::vector<std::string> pieces;
+  std::string piece;
+  for (char c : text) {
+    if (c == '\r' || c == '\n') {
+      if (!piece.empty()) pieces.push_back(piece);
+      piece.clear();
+    } else {
+      piece += c;
+    }
+  }
+  if (!piece.empty()) pieces.push_back(piece);
+  return pieces;
+}
+
+/// A context of a 10-epoch run of `run`, to set by hand.
+dlb::TrainingContext<float> Context(TrainingRun& run, const std::vector<dlb::EpochStats>& history) {
+  dlb::TrainingContext<float> context(run.model, run.optimizer, run.train, history);
+  context.epochs = 10;
+  return context;
+}
+
+/// A stream over a fixed buffer: writing to it never allocates.
+class FixedBuffer : public std::streambuf {
+ public:
+  FixedBuffer() { setp(data_, data_ + sizeof data_); }
+  std::string Text() const { return std::string(pbase(), pptr()); }
+
+ private:
+  char data_[1 << 16];
+};
+
+/// Redirects standard output (file descriptor 1) to `fd` for its lifetime.
+class RedirectStdout {
+ public:
+  explicit RedirectStdout(int fd) : saved_(::dup(STDOUT_FILENO)) {
+    std::cout.flush();
+    std::fflush(stdout);
+    ::dup2(fd, STDOUT_FILENO);
+  }
+  ~RedirectStdout() {
+    std::cout.flush();
+    std::fflush(stdout);
+    ::dup2(saved_, STDOUT_FILENO);
+    ::close(saved_);
+  }
+  RedirectStdout(const RedirectStdout&) = delete;
+  RedirectStdout& operator=(const RedirectStdout&) = delete;
+
+ private:
+  int saved_;
+};
+
+/// Sets an environment variable for its lifetime.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    ::setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      ::setenv(name_, old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+}  // namespace
+
+TEST_CASE("Off a terminal only the summary lines are written", "[progress]") {
+  for (const auto mode : {dlb::ProgressMode::Auto, dlb::ProgressMode::Summary}) {
+    std::ostringstream out;  // not a terminal: Auto means summary lines
+    const dlb::TrainResult result = Train(out, mode, 3);
+    const std::string text = out.str();
+    CHECK(text.find('\r') == std::string::npos);
+    CHECK(text.find('\x1b') == std::string::npos);
+    const auto lines = Lines(text);
+    REQUIRE(lines.size() == 3);
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      CHECK(std::regex_match(lines[i], kSummaryLine));
+      CHECK(lines[i] == dlb::FormatEpoch(result.history[i], 3));
+    }
+  }
+}
+
+TEST_CASE("The live line is drawn in place and replaced by the summary line", "[progress]") {
+  std::ostringstream out;
+  const dlb::TrainResult result = Train(out, dlb::ProgressMode::Live, 2);
+  const std::string text = out.str();
+  // Each epoch: "\r<live line>\x1b[K" at least for batch 1 (later ones are throttled to
+  // 10 per second), then "\r\x1b[K<summary line>\n".
+  for (int epoch = 1; epoch <= 2; ++epoch) {
+    INFO(text);
+    const std::string live = "\rEpoch " + std::to_string(epoch) + " / 2 | batch 1 / 4 | ";
+    const std::size_t at = text.find(live);
+    REQUIRE(at != std::string::npos);
+    const std::string summary = "\r\x1b[K" + dlb::FormatEpoch(result.history[static_cast<std::size_t>(epoch - 1)], 2) + "\n";
+    const std::size_t summary_at = text.find(summary);
+    REQUIRE(summary_at != std::string::npos);
+    CHECK(summary_at > at);
+  }
+  for (const std::string& piece : Redraws(text)) {
+    CHECK((std::regex_match(piece, kLiveLine) || std::regex_match(piece, kSummaryLine)));
+  }
+  // What stays on screen: the two summary lines.
+  CHECK(text.substr(text.rfind('\r')) ==
+        "\r\x1b[K" + dlb::FormatEpoch(result.history.back(), 2) + "\n");
+}
+
+TEST_CASE("A ProgressLine without throttling draws every batch in order", "[progress]") {
+  TrainingRun run;
+  std::ostringstream out;
+  dlb::ProgressLine<float> progress(out, /*live=*/true, /*refresh_seconds=*/0);
+  dlb::TrainModel(run.model, run.train, run.validation, run.loss, run.optimizer, {.epochs = 2},
+                  {&progress});
+  std::vector<std::string> expected;
+  std::vector<std::string> seen;
+  for (const std::string& piece : Redraws(out.str())) {
+    if (!std::regex_match(piece, kLiveLine)) continue;
+    seen.push_back(piece.substr(0, piece.find(" | ", piece.find("batch"))));
+  }
+  for (int epoch = 1; epoch <= 2; ++epoch) {
+    for (int batch = 1; batch <= 4; ++batch) {
+      expected.push_back("Epoch " + std::to_string(epoch) + " / 2 | batch " + std::to_string(batch) + " / 4");
+    }
+  }
+  CHECK(seen == expected);
+}
+
+TEST_CASE("The live line's numbers: samples per second and time left", "[progress]") {
+  TrainingRun run;
+  std::vector<dlb::EpochStats> history;
+  dlb::TrainingContext<float> context = Context(run, history);
+  context.epoch = 3;
+  context.batches = 200;
+  context.batch = 50;
+  context.running = {0.41234, 0.8, 12800};
+  context.epoch_seconds = 2.0;
+  char line[192];
+  const int n = dlb::FormatBatchProgress(line, sizeof line, context);
+  // 12800 samples in 2 s; 150 batches left at 25 batches per second.
+  CHECK(std::string(line, static_cast<std::size_t>(n)) ==
+        "Epoch 3 / 10 | batch 50 / 200 | 6400 samples/s | loss 0.4123 | 0:06 left");
+  char small[12];
+  CHECK(dlb::FormatBatchProgress(small, sizeof small, context) == 11);  // truncated, terminated
+  CHECK(std::string(small) == "Epoch 3 / 1");
+
+  char text[32];
+  const auto duration = [&](double seconds) {
+    dlb::FormatDuration(text, sizeof text, seconds);
+    return std::string(text);
+  };
+  CHECK(duration(7.4) == "0:07");
+  CHECK(duration(754) == "12:34");
+  CHECK(duration(3723) == "1:02:03");
+  CHECK(duration(NAN) == "?");
+  CHECK(duration(-1) == "?");
+}
+
+TEST_CASE("Drawing the live line allocates nothing", "[progress]") {
+  TrainingRun run;
+  std::vector<dlb::EpochStats> history;
+  dlb::TrainingContext<float> context = Context(run, history);
+  context.epoch = 1;
+  context.batches = 100;
+  context.running = {0.5, 0.5, 0};
+  FixedBuffer buffer;
+  std::ostream out(&buffer);
+  dlb::ProgressLine<float> progress(out, true, 0);
+  progress.OnEpochBegin(context);
+  const long before = g_allocations.load();
+  for (dlb::Index batch = 1; batch <= 100; ++batch) {
+    context.batch = batch;
+    context.running.samples = batch * 32;
+    context.epoch_seconds = 0.01 * static_cast<double>(batch);
+    progress.OnBatchEnd(context);
+  }
+  const long allocations = g_allocations.load() - before;
+  CHECK(allocations == 0);
+  CHECK(buffer.Text().find("batch 100 / 100") != std::string::npos);
+}
+
+TEST_CASE("An error during an epoch leaves the live line ended by a newline", "[progress]") {
+  std::ostringstream out;
+  dlb::LambdaCallback<float> fail;
+  fail.on_batch_end = [](auto& context) {
+    if (context.batch == 2) throw dlb::Error("stop here");
+  };
+  REQUIRE_THROWS_AS(Train(out, dlb::ProgressMode::Live, 2, {&fail}), dlb::Error);
+  const std::string text = out.str();
+  REQUIRE(text.size() > 4);
+  CHECK(text.substr(text.size() - 4) == "\x1b[K\n");
+  CHECK(text.find("batch 1 / 4") != std::string::npos);
+}
+
+TEST_CASE("On a pseudo-terminal the live line appears; redirected to a file it does not",
+          "[progress]") {
+  ScopedEnv term("TERM", "xterm");
+  std::ostringstream not_a_terminal;
+  CHECK_FALSE(dlb::IsTerminal(not_a_terminal));
+
+  SECTION("a pseudo-terminal") {
+    int master = -1, slave = -1;
+    REQUIRE(::openpty(&master, &slave, nullptr, nullptr, nullptr) == 0);
+    termios raw{};
+    REQUIRE(::tcgetattr(slave, &raw) == 0);
+    ::cfmakeraw(&raw);  // no "\n" -> "\r\n" translation: the bytes arrive as written
+    REQUIRE(::tcsetattr(slave, TCSANOW, &raw) == 0);
+    bool terminal = false;
+    bool dumb = true;
+    std::optional<dlb::TrainResult> result;
+    {
+      RedirectStdout redirect(slave);
+      terminal = dlb::IsTerminal(std::cout);
+      {
+        ScopedEnv dumb_term("TERM", "dumb");
+        dumb = dlb::IsTerminal(std::cout);
+      }
+      result = Train(std::cout, dlb::ProgressMode::Auto, 2);
+    }
+    ::close(slave);
+    std::string text;
+    ::fcntl(master, F_SETFL, O_NONBLOCK);
+    char chunk[4096];
+    for (ssize_t n; (n = ::read(master, chunk, sizeof chunk)) > 0;) text.append(chunk, static_cast<std::size_t>(n));
+    ::close(master);
+    CHECK(terminal);
+    CHECK_FALSE(dumb);
+    INFO(text);
+    CHECK(text.find("\rEpoch 1 / 2 | batch 1 / 4 | ") != std::string::npos);
+    CHECK(text.find("\rEpoch 2 / 2 | batch 1 / 4 | ") != std::string::npos);
+    CHECK(text.find("\r\x1b[K" + dlb::FormatEpoch(result->history[1], 2) + "\n") != std::string::npos);
+  }
+
+  SECTION("a file") {
+    dlb_test::TempDir dir("dlb_progress_");
+    const std::string path = dir / "log.txt";
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(fd >= 0);
+    bool terminal = true;
+    std::optional<dlb::TrainResult> result;
+    {
+      RedirectStdout redirect(fd);
+      terminal = dlb::IsTerminal(std::cout);
+      result = Train(std::cout, dlb::ProgressMode::Auto, 2);
+    }
+    ::close(fd);
+    std::ifstream in(path);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK_FALSE(terminal);
+    CHECK(text == dlb::FormatEpoch(result->history[0], 2) + "\n" +
+                      dlb::FormatEpoch(result->history[1], 2) + "\n");
+  }
+}
