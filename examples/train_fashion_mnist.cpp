@@ -6,6 +6,7 @@
 //                       [--threads N] [--data DIR] [--distributed]
 //                       [--schedule none|step|cosine|onecycle|plateau (and its parameters)]
 //                       [--warmup-epochs N] [--patience N] [--val-split F] [--history FILE.csv]
+//                       [--save FILE] [--checkpoint FILE] [--resume FILE]
 //   mpirun -np N train_fashion_mnist --distributed ...   (data parallel, see distributed_flags.hpp)
 //
 // Exit codes: 0 done, 1 data or training error (e.g. divergence), 2 invalid flags.
@@ -16,6 +17,7 @@
 #include "common/control_flags.hpp"
 #include "common/distributed_flags.hpp"
 #include "common/experiment.hpp"
+#include "common/persistence_flags.hpp"
 
 int main(int argc, char** argv) {
   experiment::Settings settings;
@@ -24,6 +26,8 @@ int main(int argc, char** argv) {
   experiment::AddFlags(app, settings);
   control::Settings control_settings;
   control::AddFlags(app, control_settings);
+  persistence::Flags files;
+  persistence::AddFlags(app, files);
   experiment::Distributed distributed;
   distributed.AddFlags(app);
   if (auto code = experiment::Parse(app, argc, argv)) return *code;
@@ -31,6 +35,7 @@ int main(int argc, char** argv) {
 
   try {
     distributed.Start(app, settings);
+    if (!distributed.IsRoot()) files.save = files.checkpoint = control_settings.history = "";  // rank 0 writes
     dlb::SetNumThreads(settings.threads);
     const control::RunData run = control::LoadRunData(settings, control_settings);
     const dlb::FashionMnist<float>& data = run.data;
@@ -40,7 +45,7 @@ int main(int argc, char** argv) {
     const dlb::Index inputs = data.train_images.rows();
     dlb::ModelNN<float> model = experiment::MakeModel(settings, inputs);
     dlb::Optimizer<float> optimizer =
-        dlb::MakeOptimizer<float>(settings.optimizer, model.Parameters(), settings.lr);
+        dlb::MakeOptimizer<float>(settings.optimizer, model, settings.lr);
     control::RunSets sets = control::MakeSets(run, settings);
     distributed.Shard(sets.batches.train);
     const control::RunCallbacks callbacks = control::MakeCallbacks(control_settings, settings.epochs);
@@ -58,11 +63,15 @@ int main(int argc, char** argv) {
               << distributed.Describe(settings.batch, model.NumParameters());
     control::PrintControl(std::cout, callbacks, optimizer.LearningRate());
 
+    persistence::Session session(files, run.standardizer);
+    const int done =
+        session.Resume({model, optimizer, sets.batches.train, callbacks.List()}, settings.epochs);
     const dlb::TrainResult result = dlb::TrainModel(
         model, sets.batches.train, sets.batches.validation, loss, optimizer,
-        {.epochs = settings.epochs, .log = &std::cout},
-        distributed.Callbacks(callbacks.List(), /*root_only=*/{callbacks.history.get()}));
+        {.epochs = settings.epochs, .initial_epoch = done, .log = &std::cout},
+        distributed.Callbacks(session.Callbacks(callbacks.List())));
     control::PrintOutcome(std::cout, result, callbacks, model, sets, loss);
+    session.Save(model);
     return 0;
   } catch (const dlb::DivergenceError& e) {
     return distributed.Fail(std::string("train_fashion_mnist: ") + e.what() +

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Regenerates the fuzzer's seed corpus fuzz/corpus/idx/: tiny valid IDX files, raw and gzip,
-# images and labels. The files are committed; this script documents where they come from.
+# Regenerates the fuzzers' seed corpora: fuzz/corpus/idx/, tiny valid IDX files, raw and
+# gzip, images and labels; and fuzz/corpus/safetensors/, small model files written by
+# fuzz/make_safetensors_corpus.py (/usr/bin/python3 with numpy, or $PYTHON). The files are committed; this
+# script documents where they come from.
 # gzip -n keeps them byte-identical from run to run (no name or time stamp inside).
 set -euo pipefail
 
@@ -31,3 +33,8 @@ head -c 16 "$out/images-2x2x3.idx" | gzip -n -9 -c >"$out/images-2members.idx.gz
 tail -c 12 "$out/images-2x2x3.idx" | gzip -n -9 -c >>"$out/images-2members.idx.gz"
 
 ls -l "$out"
+
+safetensors=$(dirname "$out")/safetensors
+rm -rf "$safetensors"
+"${PYTHON:-/usr/bin/python3}" -B "$(dirname "$(dirname "$out")")/make_safetensors_corpus.py" "$safetensors"
+ls -l "$safetensors"

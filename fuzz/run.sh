@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Builds the IDX fuzzer with clang into build-fuzz/ and runs it for SECONDS (default 60) on a
-# copy of the seed corpus fuzz/corpus/idx/ (the copy grows; the committed seeds do not).
+# Builds the libFuzzer targets with clang into build-fuzz/ and runs them one after the other
+# within SECONDS in all (default 60): idx_fuzzer (the IDX reader) gets half, rounded down,
+# safetensors_fuzzer (the model reader) the rest, each at least 1 s. Each runs on a copy of
+# its seed corpus fuzz/corpus/<name>/ (the copy grows; the committed seeds do not).
 #
 # Usage: fuzz/run.sh [SECONDS]
 #
 # A finding makes it exit non-zero: a crash or sanitizer report (ASan, UBSan), a leak, an
 # exception other than dlb::Error, a single allocation over 64 MiB (-malloc_limit_mb), more
 # than 2 GiB resident (-rss_limit_mb), an input taking over 10 s, or a failed check in
-# fuzz/idx_fuzzer.cpp. The reproducer is kept in build-fuzz/findings/; replay it with
-#   build-fuzz/fuzz/idx_fuzzer build-fuzz/findings/<file>
+# fuzz/<name>_fuzzer.cpp. The reproducer is kept in build-fuzz/findings/; replay it with
+#   build-fuzz/fuzz/<name>_fuzzer build-fuzz/findings/<file>
 set -euo pipefail
 
 seconds=${1:-60}
@@ -20,40 +22,54 @@ fi
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=$root/build-fuzz
 findings=$build/findings
+fuzzers=(idx safetensors)
 
-echo "Configuring and building idx_fuzzer with clang in $build ..."
+echo "Configuring and building ${fuzzers[*]/%/_fuzzer} with clang in $build ..."
 mkdir -p "$build"
 CXX=clang++ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DDLB_BUILD_FUZZERS=ON -DDLB_BUILD_TESTS=OFF -DDLB_BUILD_EXAMPLES=OFF \
   -DDLB_BUILD_BENCHMARKS=OFF >"$build/configure.log" 2>&1 ||
   { cat "$build/configure.log" >&2; exit 1; }
-cmake --build "$build" --target idx_fuzzer -j "$(nproc)"
+cmake --build "$build" --target "${fuzzers[@]/%/_fuzzer}" -j "$(nproc)"
 
 work=$(mktemp -d)
-# The fuzzer writes every input to a scratch file; on tmpfs that is several times faster.
+# The fuzzers write every input to a scratch file; on tmpfs that is several times faster.
 # Its own directory, removed here, so that even a crashed run leaves nothing behind.
 if [[ -d /dev/shm && -w /dev/shm ]]; then
-  scratch=$(mktemp -d -p /dev/shm dlb_idx_fuzz.XXXXXX)
+  scratch=$(mktemp -d -p /dev/shm dlb_fuzz.XXXXXX)
 else
   scratch=$(mktemp -d)
 fi
 trap 'rm -rf "$work" "$scratch"' EXIT
-cp -R "$root/fuzz/corpus/idx" "$work/corpus"
 mkdir -p "$findings"
 
-echo "Fuzzing for $seconds s (log: $work/fuzz.log while running) ..."
-status=0
-(cd "$work" && TMPDIR=$scratch "$build/fuzz/idx_fuzzer" "$work/corpus" \
-  -max_total_time="$seconds" -timeout=10 -malloc_limit_mb=64 -rss_limit_mb=2048 \
-  -print_final_stats=1 -artifact_prefix="$findings/") >"$work/fuzz.log" 2>&1 || status=$?
+# $1: fuzzer name (idx, safetensors), $2: seconds.
+run_fuzzer() {
+  local name=$1 budget=$2 status=0
+  local program=$build/fuzz/${name}_fuzzer log=$work/$name.log corpus=$work/corpus-$name
+  cp -R "$root/fuzz/corpus/$name" "$corpus"
+  echo "Fuzzing ${name}_fuzzer for $budget s (log: $log while running) ..."
+  (cd "$work" && TMPDIR=$scratch "$program" "$corpus" \
+    -max_total_time="$budget" -timeout=10 -malloc_limit_mb=64 -rss_limit_mb=2048 \
+    -print_final_stats=1 -artifact_prefix="$findings/") >"$log" 2>&1 || status=$?
+  local executions files
+  executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+  files=$(find "$corpus" -type f | wc -l)
+  if [[ $status -ne 0 ]]; then
+    tail -n 60 "$log" >&2
+    echo "${name}_fuzzer: FINDING after ${executions:-an unknown number of} executions" \
+         "(exit status $status); reproducer in $findings/" >&2
+    return 1
+  fi
+  grep -E '^(#[0-9]+ +DONE|Done [0-9]+ runs)' "$log" || true
+  echo "${name}_fuzzer: no findings in $budget s: ${executions:-?} executions, corpus $files files"
+}
 
-executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/fuzz.log" | tail -n 1)
-corpus=$(find "$work/corpus" -type f | wc -l)
-if [[ $status -ne 0 ]]; then
-  tail -n 60 "$work/fuzz.log" >&2
-  echo "idx_fuzzer: FINDING after ${executions:-an unknown number of} executions" \
-       "(exit status $status); reproducer in $findings/" >&2
-  exit 1
-fi
-grep -E '^(#[0-9]+ +DONE|Done [0-9]+ runs)' "$work/fuzz.log" || true
-echo "idx_fuzzer: no findings in $seconds s: ${executions:-?} executions, corpus $corpus files"
+first=$((seconds / 2))
+[[ $first -ge 1 ]] || first=1
+second=$((seconds - first))
+[[ $second -ge 1 ]] || second=1
+status=0
+run_fuzzer idx "$first" || status=1
+run_fuzzer safetensors "$second" || status=1
+exit $status

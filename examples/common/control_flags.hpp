@@ -191,12 +191,16 @@ struct RunData {
   dlb::FashionMnist<float> data;  // training part and test set, standardised
   dlb::Matrix<float> val_images;   // empty without --val-split
   dlb::Labels val_labels;
+  dlb::Standardizer<float> standardizer;  // fitted on the training part; saved with the model
   bool HeldOut() const { return val_images.cols() > 0; }
 };
 
 inline RunData LoadRunData(const experiment::Settings& s, const Settings& c) {
-  if (!c.val_split) return {experiment::LoadData(s.data), {}, {}};
   RunData run;
+  if (!c.val_split) {
+    run.data = experiment::LoadData(s.data, &run.standardizer);
+    return run;
+  }
   run.data = dlb::LoadFashionMnist<float>(s.data);
   dlb::Generator gen(s.seed);
   dlb::Split<float> split =
@@ -205,10 +209,9 @@ inline RunData LoadRunData(const experiment::Settings& s, const Settings& c) {
   run.data.train_labels = std::move(split.train_y);
   run.val_images = std::move(split.test_x);
   run.val_labels = std::move(split.test_y);
-  dlb::Standardizer<float> standardizer;
-  standardizer.Fit(run.data.train_images);
+  run.standardizer.Fit(run.data.train_images);
   for (dlb::Matrix<float>* images : {&run.data.train_images, &run.val_images, &run.data.test_images}) {
-    standardizer.Transform(*images);
+    run.standardizer.Transform(*images);
   }
   return run;
 }

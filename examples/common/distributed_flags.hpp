@@ -11,8 +11,9 @@
 //   ... parse ...
 //   try {
 //     distributed.Start(app, settings);       // MPI, stdout of ranks > 0 silenced, --threads
+//     if (!distributed.IsRoot()) ... clear the output file flags: only rank 0 writes files ...
 //     ... distributed.Shard(train_set) ...
-//     TrainModel(..., distributed.Callbacks(other_callbacks, /*root_only=*/{file_writers}));
+//     TrainModel(..., distributed.Callbacks(other_callbacks));
 //   } catch (const dlb::Error& e) {
 //     return distributed.Fail(std::string("program: error: ") + e.what() + "\n", 1);
 //   }
@@ -125,21 +126,12 @@ class Distributed {
   }
 
   /// The callbacks to give TrainModel: the gradient average first when distributed, then
-  /// `others`, less those in `root_only` (those that write files) on ranks other than 0.
-  std::vector<dlb::Callback<float>*> Callbacks(
-      std::vector<dlb::Callback<float>*> others = {},
-      [[maybe_unused]] const std::vector<const dlb::Callback<float>*>& root_only = {}) {
+  /// `others`.
+  std::vector<dlb::Callback<float>*> Callbacks(std::vector<dlb::Callback<float>*> others = {}) {
 #ifdef DLB_HAVE_MPI
     if (communicator_) {
       if (!allreduce_) allreduce_ = std::make_unique<dlb::GradientAllreduce<float>>(*communicator_);
-      std::vector<dlb::Callback<float>*> list = {allreduce_.get()};
-      for (dlb::Callback<float>* callback : others) {
-        if (communicator_->IsRoot() ||
-            std::find(root_only.begin(), root_only.end(), callback) == root_only.end()) {
-          list.push_back(callback);
-        }
-      }
-      return list;
+      others.insert(others.begin(), allreduce_.get());
     }
 #endif
     return others;

@@ -162,13 +162,15 @@ inline std::optional<int> Parse(CLI::App& app, int argc, char** argv) {
 }
 
 /// Fashion-MNIST scaled to [0, 1], then standardised per pixel with the training set's
-/// statistics (applied to both sets).
-inline dlb::FashionMnist<float> LoadData(const std::string& dir) {
+/// statistics (applied to both sets), which are copied to *fitted when given.
+inline dlb::FashionMnist<float> LoadData(const std::string& dir,
+                                         dlb::Standardizer<float>* fitted = nullptr) {
   dlb::FashionMnist<float> data = dlb::LoadFashionMnist<float>(dir);
   dlb::Standardizer<float> standardizer;
   standardizer.Fit(data.train_images);
   standardizer.Transform(data.train_images);
   standardizer.Transform(data.test_images);
+  if (fitted != nullptr) *fitted = standardizer;
   return data;
 }
 

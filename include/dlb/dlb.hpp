@@ -34,6 +34,7 @@
 #include "dlb/optimizers/sgd.hpp"
 #include "dlb/optimizers/update_rule.hpp"
 
+#include "dlb/model/layer_registry.hpp"
 #include "dlb/model/mlp.hpp"
 #include "dlb/model/model.hpp"
 
@@ -53,3 +54,11 @@
 #include "dlb/training/progress.hpp"
 #include "dlb/training/reduce_lr_on_plateau.hpp"
 #include "dlb/training/train.hpp"
+
+// Model files and checkpoints need nlohmann-json (Debian nlohmann-json3-dev); without it the
+// rest of the library works and these headers are left out.
+#if __has_include(<nlohmann/json.hpp>)
+#include "dlb/io/checkpoint.hpp"
+#include "dlb/io/model_file.hpp"
+#include "dlb/io/safetensors.hpp"
+#endif

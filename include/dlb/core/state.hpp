@@ -168,11 +168,13 @@ class StateDict {
   /// The entries whose names start with none of `prefixes`.
   StateDict Without(const std::vector<std::string>& prefixes) const {
     StateDict rest;
-    for (const auto& [name, tensor] : entries_) {
+    for (const auto& entry : entries_) {
+      // Not a structured binding: clang before 16 cannot capture one in the lambda.
+      const std::string& name = entry.first;
       const bool excluded = std::any_of(prefixes.begin(), prefixes.end(), [&](const auto& p) {
         return name.compare(0, p.size(), p) == 0;
       });
-      if (!excluded) rest.Insert(name, tensor);
+      if (!excluded) rest.Insert(name, entry.second);
     }
     return rest;
   }

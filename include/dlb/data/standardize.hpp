@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <string>
+#include <utility>
 
 #include "dlb/core/error.hpp"
 #include "dlb/core/types.hpp"
@@ -24,6 +25,26 @@ namespace dlb {
 template <Scalar T>
 class Standardizer {
  public:
+  /// An unfitted standardizer (call Fit).
+  Standardizer() = default;
+
+  /// A standardizer with known statistics (e.g. read back from a model file), as if fitted.
+  /// Throws ArgumentError unless mean and stddev have the same size >= 1, every mean is
+  /// finite and every std finite and > 0 (naming the first feature that is not).
+  Standardizer(Vector<T> mean, Vector<T> stddev) : mean_(std::move(mean)), stddev_(std::move(stddev)) {
+    if (mean_.size() == 0 || mean_.size() != stddev_.size()) {
+      throw ArgumentError("Standardizer: mean and std need the same number of features >= 1, got " +
+                          std::to_string(mean_.size()) + " and " + std::to_string(stddev_.size()));
+    }
+    for (Index r = 0; r < mean_.size(); ++r) {
+      if (!std::isfinite(mean_(r)) || !std::isfinite(stddev_(r)) || !(stddev_(r) > T(0))) {
+        throw ArgumentError("Standardizer: feature " + std::to_string(r) + " has mean " +
+                            std::to_string(mean_(r)) + " and std " + std::to_string(stddev_(r)) +
+                            "; expected a finite mean and a finite std > 0");
+      }
+    }
+  }
+
   /// Computes mean and std of every row of X (features x samples) over its columns.
   /// Sums run in double whatever T is, so 60,000 float samples lose no precision.
   /// Throws ShapeError if X has no rows or no columns, ArgumentError if X holds a

@@ -1,0 +1,66 @@
+"""Writes the safetensors fuzzer's seed corpus (fuzz/corpus/safetensors/): small model files
+in DLBlocks' format (every layer type, float and double, with preprocessing), a checkpoint
+with integer tensors, a PyTorch-style file and an empty one. Run by fuzz/make_corpus.sh; the
+files are committed and come out byte-identical every run."""
+
+import json
+import os
+import sys
+
+import numpy as np
+
+root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(root, "tests", "python"))
+import safetensors_numpy as st  # noqa: E402
+
+
+def values(shape, start, dtype=np.float32):
+    count = int(np.prod(shape)) if shape else 1
+    return ((np.arange(count) + start) / 8 - 1).reshape(shape).astype(dtype)
+
+
+def model(layers, inputs, dtype=np.float32, preprocessing=True, form="dlblocks.model"):
+    architecture = {"input_shape": [inputs, 1, 1], "layers": []}
+    tensors = {}
+    width = inputs
+    for index, (kind, args) in enumerate(layers):
+        if kind == "Linear":
+            args = {"in": width, "out": args, "init": "kaiming", "init_std": 0.01}
+            tensors[f"{index}.weight"] = values((args["out"], width), index, dtype)
+            tensors[f"{index}.bias"] = values((args["out"],), index, dtype)
+            width = args["out"]
+        architecture["layers"].append({"type": kind, "args": args})
+    metadata = {"format": form, "format_version": "1", "library_version": "0.1.0",
+                "dtype": "F32" if dtype == np.float32 else "F64",
+                "architecture": json.dumps(architecture, separators=(",", ":"))}
+    if preprocessing:
+        metadata["preprocessing"] = json.dumps(
+            {"standardize": {"mean": [0.5] * inputs, "std": [0.25] * inputs}}, separators=(",", ":"))
+    return tensors, metadata
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    st.write(os.path.join(out, "mlp.safetensors"),
+             *model([("Linear", 2), ("ReLU", {}), ("Linear", 2)], 3))
+    st.write(os.path.join(out, "every-layer.safetensors"),
+             *model([("Linear", 3), ("LeakyReLU", {"alpha": 0.25}), ("Linear", 3), ("Sigmoid", {}),
+                     ("Dropout", {"p": 0.5}), ("Tanh", {}), ("Linear", 2)], 4, preprocessing=False))
+    st.write(os.path.join(out, "double.safetensors"),
+             *model([("Linear", 2), ("Tanh", {}), ("Linear", 1)], 2, dtype=np.float64))
+    tensors, metadata = model([("Linear", 2)], 2, preprocessing=False, form="dlblocks.checkpoint")
+    tensors["optimizer.step"] = np.array(3, dtype=np.int64)
+    tensors["optimizer.lr"] = np.array(0.5, dtype=np.float64)
+    tensors["data.order"] = np.array([2, 0, 1], dtype=np.int64)
+    tensors["data.generator"] = np.arange(4, dtype=np.uint64)
+    metadata.update({"epoch": "1", "optimizer": "SGD", "train_samples": "3", "train_batch_size": "1",
+                     "history": "[]"})
+    st.write(os.path.join(out, "checkpoint.safetensors"), tensors, metadata)
+    tensors, _ = model([("Linear", 2), ("ReLU", {}), ("Linear", 2)], 3)
+    st.write(os.path.join(out, "torch-style.safetensors"), tensors, {"format": "pt"})
+    st.write(os.path.join(out, "empty.safetensors"), {})
+
+
+if __name__ == "__main__":
+    main()

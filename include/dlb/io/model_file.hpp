@@ -1,0 +1,513 @@
+#pragma once
+/// \file
+/// Model files: a trained ModelNN, its architecture and its preprocessing in one safetensors
+/// file that LoadModel turns back into a working model with no code, and that PyTorch loads
+/// with `model.load_state_dict(safetensors.torch.load_file(path))`.
+///
+/// Contents of a model file written by Save:
+/// - tensors: ModelNN::SaveState(StateScope::Weights), i.e. the state_dict of the equivalent
+///   torch.nn.Sequential ("0.weight" out x in, "0.bias", "1.running_mean" ...), in the
+///   model's scalar type (F32 or F64);
+/// - "__metadata__" (all values are strings; JSON texts where noted):
+///     format           "dlblocks.model"
+///     format_version   "1" (a reader refuses versions newer than it knows)
+///     library_version  the DLBlocks version that wrote it, e.g. "0.1.0"
+///     dtype            "F32" or "F64", the model's scalar type
+///     architecture     JSON {"input_shape": [c, h, w],
+///                            "layers": [{"type": "Linear", "args": {"in": 784, ...}}, ...]}
+///                      (each layer's Spec(); rebuilt through a LayerRegistry)
+///     preprocessing    JSON {"standardize": {"mean": [...], "std": [...]}}, only when a
+///                      Standardizer was given: per-feature statistics, numbers written so
+///                      that they read back bit for bit. They live in the metadata rather than
+///                      in tensors so that PyTorch's strict load_state_dict accepts the file.
+///   plus any extra entries the caller adds.
+
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "dlb/core/error.hpp"
+#include "dlb/core/shape.hpp"
+#include "dlb/core/state.hpp"
+#include "dlb/core/types.hpp"
+#include "dlb/data/standardize.hpp"
+#include "dlb/io/safetensors.hpp"
+#include "dlb/layers/layer_spec.hpp"
+#include "dlb/model/layer_registry.hpp"
+#include "dlb/model/model.hpp"
+
+namespace dlb {
+
+/// The version of DLBlocks, as the project's CMake version; written into every file.
+inline constexpr const char* kLibraryVersion = "0.1.0";
+/// The layout of model files and checkpoints this library writes, and the newest it reads.
+inline constexpr int kModelFormatVersion = 1;
+/// The "format" metadata of a model file and of a training checkpoint.
+inline constexpr const char* kModelFormat = "dlblocks.model";
+inline constexpr const char* kCheckpointFormat = "dlblocks.checkpoint";
+
+/// Largest number of values per sample an architecture read from a file may declare.
+inline constexpr std::int64_t kMaxInputValues = (std::int64_t{1} << 31) - 1;
+
+/// A model's structure without its numbers: the input shape and each layer's Spec().
+struct ModelArchitecture {
+  Shape input_shape;
+  std::vector<LayerSpec> layers;
+
+  bool operator==(const ModelArchitecture&) const = default;
+};
+
+/// The architecture of `model`. Throws ArgumentError naming the first layer without Spec()
+/// (a user layer that cannot be rebuilt).
+template <Scalar T>
+ModelArchitecture ArchitectureOf(const ModelNN<T>& model) {
+  ModelArchitecture architecture{model.InputShape(), {}};
+  for (Index i = 0; i < model.NumLayers(); ++i) {
+    std::optional<LayerSpec> spec = model.LayerSpecAt(i);
+    if (!spec) {
+      throw ArgumentError("layer " + std::to_string(i) + " (" + model.LayerName(i) +
+                          ") has no Spec(), so a file cannot say how to rebuild it; give the "
+                          "layer type `LayerSpec Spec() const` and register it in a LayerRegistry");
+    }
+    architecture.layers.push_back(std::move(*spec));
+  }
+  return architecture;
+}
+
+/// What a file's "format" metadata says it is.
+enum class FileFormat {
+  Model,       ///< written by Save
+  Checkpoint,  ///< written by SaveCheckpoint
+  Foreign,     ///< another writer's file (PyTorch's save_file ...): tensors only
+};
+
+namespace detail {
+
+/// Runs f(); a dlb::Error other than FileError that it throws becomes a FileError naming
+/// `path`, its message prefixed with `context` (what was being read).
+template <class F>
+decltype(auto) WithFileContext(const std::string& path, const std::string& context, F&& f) {
+  try {
+    return f();
+  } catch (const FileError&) {
+    throw;
+  } catch (const Error& error) {
+    throw FileError(path, std::nullopt, context + error.what());
+  }
+}
+
+/// A JSON value for a LayerSpec argument. Throws ArgumentError for a non-finite real, which
+/// JSON cannot hold.
+inline nlohmann::ordered_json SpecValueJson(const std::string& type, const std::string& name,
+                                            const SpecValue& value) {
+  if (const auto* real = std::get_if<double>(&value)) {
+    if (!std::isfinite(*real)) {
+      throw ArgumentError(type + ": argument '" + name + "' is not finite and cannot be saved");
+    }
+    return *real;
+  }
+  if (const auto* whole = std::get_if<std::int64_t>(&value)) return *whole;
+  return std::get<std::string>(value);
+}
+
+inline std::string ArchitectureJson(const ModelArchitecture& architecture) {
+  nlohmann::ordered_json layers = nlohmann::ordered_json::array();
+  for (const LayerSpec& spec : architecture.layers) {
+    nlohmann::ordered_json args = nlohmann::ordered_json::object();
+    for (const auto& [name, value] : spec.args) args[name] = SpecValueJson(spec.type, name, value);
+    layers.push_back({{"type", spec.type}, {"args", std::move(args)}});
+  }
+  const Shape& input = architecture.input_shape;
+  nlohmann::ordered_json root = {{"input_shape", {input.channels, input.height, input.width}},
+                                 {"layers", std::move(layers)}};
+  return root.dump();
+}
+
+/// Parses the metadata text `text` of entry `key` as JSON; throws FileError naming both.
+inline nlohmann::ordered_json ParseMetadataJson(const std::string& path, const std::string& key,
+                                                const std::string& text) {
+  try {
+    return nlohmann::ordered_json::parse(text);
+  } catch (const nlohmann::json::parse_error& error) {
+    throw FileError(path, std::nullopt,
+                    "metadata '" + key + "' is not valid JSON: " + JsonMessage(error));
+  }
+}
+
+inline ModelArchitecture ParseArchitecture(const std::string& path, const std::string& text) {
+  const nlohmann::ordered_json root = ParseMetadataJson(path, "architecture", text);
+  const auto fail = [&](const std::string& problem) -> void {
+    throw FileError(path, std::nullopt, "metadata 'architecture': " + problem);
+  };
+  if (!root.is_object() || !root.contains("input_shape") || !root.contains("layers")) {
+    fail("expected an object with input_shape and layers");
+  }
+  const auto& shape = root["input_shape"];
+  std::vector<std::int64_t> extents;
+  if (shape.is_array() && shape.size() == 3) {
+    for (const auto& extent : shape) {
+      if (extent.is_number_integer() && extent.get<std::int64_t>() >= 1 &&
+          extent.get<std::int64_t>() <= kMaxInputValues) {
+        extents.push_back(extent.get<std::int64_t>());
+      }
+    }
+  }
+  if (extents.size() != 3 || extents[0] * extents[1] > kMaxInputValues ||
+      extents[0] * extents[1] * extents[2] > kMaxInputValues) {
+    fail("input_shape must be [channels, height, width], each >= 1, at most " +
+         std::to_string(kMaxInputValues) + " values in all");
+  }
+  ModelArchitecture architecture{Shape(extents[0], extents[1], extents[2]), {}};
+  const auto& layers = root["layers"];
+  if (!layers.is_array()) fail("layers must be an array");
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const auto& layer = layers[i];
+    const std::string where = "layer " + std::to_string(i) + ": ";
+    if (!layer.is_object() || !layer.contains("type") || !layer["type"].is_string() ||
+        !layer.contains("args") || !layer["args"].is_object() || layer.size() != 2) {
+      fail(where + "expected {\"type\": name, \"args\": {...}}");
+    }
+    LayerSpec spec{layer["type"].get<std::string>(), {}};
+    for (const auto& [name, value] : layer["args"].items()) {
+      if (value.is_number_unsigned() &&
+          value.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) {
+        fail(where + "argument '" + name + "' is too large");
+      } else if (value.is_number_integer()) {
+        spec.args.emplace_back(name, value.get<std::int64_t>());
+      } else if (value.is_number_float()) {
+        spec.args.emplace_back(name, value.get<double>());
+      } else if (value.is_string()) {
+        spec.args.emplace_back(name, value.get<std::string>());
+      } else {
+        fail(where + "argument '" + name + "' must be a number or a string");
+      }
+    }
+    architecture.layers.push_back(std::move(spec));
+  }
+  return architecture;
+}
+
+template <Scalar T>
+std::string PreprocessingJson(const Standardizer<T>& standardizer) {
+  std::vector<double> mean(standardizer.Mean().data(),
+                           standardizer.Mean().data() + standardizer.Mean().size());
+  std::vector<double> stddev(standardizer.Stddev().data(),
+                             standardizer.Stddev().data() + standardizer.Stddev().size());
+  // nlohmann::json prints the shortest text that reads back as the same double, and a
+  // float converted to double and back is unchanged: the statistics round-trip exactly.
+  return nlohmann::ordered_json{{"standardize", {{"mean", mean}, {"std", stddev}}}}.dump();
+}
+
+/// The Standardizer in metadata 'preprocessing', which must have `features` features.
+template <Scalar T>
+Standardizer<T> ParsePreprocessing(const std::string& path, const std::string& text,
+                                   Index features) {
+  const nlohmann::ordered_json root = ParseMetadataJson(path, "preprocessing", text);
+  const auto fail = [&](const std::string& problem) -> void {
+    throw FileError(path, std::nullopt, "metadata 'preprocessing': " + problem);
+  };
+  if (!root.is_object() || root.size() != 1 || !root.contains("standardize") ||
+      !root["standardize"].is_object()) {
+    fail("expected {\"standardize\": {\"mean\": [...], \"std\": [...]}}");
+  }
+  const auto& standardize = root["standardize"];
+  const auto read = [&](const char* key) {
+    if (!standardize.contains(key) || !standardize[key].is_array() ||
+        static_cast<Index>(standardize[key].size()) != features) {
+      fail(std::string(key) + " must be an array of " + std::to_string(features) +
+           " numbers, one per input value of the model");
+    }
+    Vector<T> values(features);
+    for (Index r = 0; r < features; ++r) {
+      const auto& value = standardize[key][static_cast<std::size_t>(r)];
+      if (!value.is_number()) fail(std::string(key) + "[" + std::to_string(r) + "] is not a number");
+      values(r) = static_cast<T>(value.get<double>());
+    }
+    return values;
+  };
+  Vector<T> mean = read("mean");
+  Vector<T> stddev = read("std");
+  return WithFileContext(path, "metadata 'preprocessing': ", [&] {
+    return Standardizer<T>(std::move(mean), std::move(stddev));
+  });
+}
+
+/// Checks the "format" and "format_version" metadata: a DLBlocks file must name a format
+/// this library knows, in a version it reads. Files of other writers are Foreign.
+inline FileFormat CheckFormat(const std::string& path, const Metadata& metadata) {
+  const auto format = metadata.find("format");
+  const bool ours = format != metadata.end() && format->second.rfind("dlblocks.", 0) == 0;
+  if (!ours) return FileFormat::Foreign;
+  if (format->second != kModelFormat && format->second != kCheckpointFormat) {
+    throw FileError(path, std::nullopt,
+                    "unknown format '" + format->second + "' in the metadata; expected " +
+                        kModelFormat + " or " + kCheckpointFormat);
+  }
+  const auto version = metadata.find("format_version");
+  const std::string text = version == metadata.end() ? "" : version->second;
+  const bool numeric = !text.empty() && text.size() <= 9 &&
+                       text.find_first_not_of("0123456789") == std::string::npos;
+  if (!numeric || std::stoi(text) < 1) {
+    throw FileError(path, std::nullopt,
+                    "format_version in the metadata is " +
+                        (version == metadata.end() ? std::string("missing") : "'" + text + "'") +
+                        ", expected a whole number >= 1");
+  }
+  if (std::stoi(text) > kModelFormatVersion) {
+    const auto library = metadata.find("library_version");
+    throw FileError(path, std::nullopt,
+                    "format version " + text + " (written by DLBlocks " +
+                        (library == metadata.end() ? std::string("?") : library->second) +
+                        ") is newer than this DLBlocks " + kLibraryVersion + " reads (up to " +
+                        std::to_string(kModelFormatVersion) + ")");
+  }
+  return format->second == kModelFormat ? FileFormat::Model : FileFormat::Checkpoint;
+}
+
+/// Name prefixes of a checkpoint's tensors that are not the model's.
+inline const std::vector<std::string>& CheckpointPrefixes() {
+  static const std::vector<std::string> prefixes = {"optimizer.", "data.", "callbacks."};
+  return prefixes;
+}
+
+/// The model's tensors among a file's: all of them, less a checkpoint's other parts.
+inline StateDict ModelTensors(const StateDict& tensors, FileFormat format) {
+  return format == FileFormat::Checkpoint ? tensors.Without(CheckpointPrefixes()) : tensors;
+}
+
+/// Throws FileError naming the first F32/F64 tensor that holds a NaN or an infinity, with
+/// the element's index and value.
+inline void RequireFinite(const std::string& path, const StateDict& tensors) {
+  for (const auto& entry : tensors.Entries()) {
+    // Not a structured binding: clang before 16 cannot capture one in the lambda.
+    const std::string& name = entry.first;
+    const Tensor& tensor = entry.second;
+    const auto check = [&](auto values) {
+      for (std::size_t i = 0; i < values.size(); ++i) {
+        if (!std::isfinite(values[i])) {
+          throw FileError(path, std::nullopt,
+                          "tensor '" + name + "' holds " + (std::isnan(values[i]) ? "NaN" : "an infinity") +
+                              " at element " + std::to_string(i) +
+                              " (of " + ShapeText(tensor.shape) + "); refusing non-finite weights");
+        }
+      }
+    };
+    if (tensor.dtype == DType::F32) check(tensor.Values<float>());
+    if (tensor.dtype == DType::F64) check(tensor.Values<double>());
+  }
+}
+
+/// How many values the tensors hold in all (saturating at 2^63 - 1).
+inline std::int64_t TotalValues(const StateDict& tensors) {
+  std::int64_t total = 0;
+  for (const auto& [name, tensor] : tensors.Entries()) {
+    const auto count = static_cast<std::int64_t>(tensor.data.size() / DTypeSize(tensor.dtype));
+    total = count > INT64_MAX - total ? INT64_MAX : total + count;
+  }
+  return total;
+}
+
+/// Values of state LoadModel lets layers allocate beyond what the file's tensors hold, so
+/// that a tensor missing from the file is reported by name rather than as an allocation
+/// refused.
+inline constexpr std::int64_t kStateSlack = std::int64_t{1} << 16;
+
+/// Throws FileError when `model` is not the architecture `text` describes: another input
+/// size, layer count or layer type (arguments are not compared).
+template <Scalar T>
+void RequireSameLayers(const std::string& path, const std::string& text, const ModelNN<T>& model) {
+  const ModelArchitecture saved = ParseArchitecture(path, text);
+  std::string problem;
+  if (saved.input_shape.Size() != model.InputSize()) {
+    problem = "the file's model takes " + saved.input_shape.ToString() + " inputs, this one " +
+              model.InputShape().ToString();
+  } else if (static_cast<Index>(saved.layers.size()) != model.NumLayers()) {
+    problem = "the file's model has " + std::to_string(saved.layers.size()) + " layers, this one " +
+              std::to_string(model.NumLayers());
+  } else {
+    for (Index i = 0; i < model.NumLayers() && problem.empty(); ++i) {
+      const auto spec = model.LayerSpecAt(i);
+      const std::string& type = saved.layers[static_cast<std::size_t>(i)].type;
+      if (spec && spec->type != type) {
+        problem = "layer " + std::to_string(i) + " is " + type + " in the file but " +
+                  model.LayerName(i) + " in this model";
+      }
+    }
+  }
+  if (!problem.empty()) {
+    throw FileError(path, std::nullopt, "the model does not match the file's architecture: " + problem);
+  }
+}
+
+/// The metadata every DLBlocks file starts with: format, versions, dtype, architecture and,
+/// when `standardizer` is given, the preprocessing. Throws ArgumentError when a layer has no
+/// Spec() or the standardizer is unfitted or fitted for another number of inputs.
+template <Scalar T>
+Metadata ModelMetadata(const ModelNN<T>& model, const Standardizer<T>* standardizer,
+                       const char* format) {
+  Metadata metadata = {{"format", format},
+                       {"format_version", std::to_string(kModelFormatVersion)},
+                       {"library_version", kLibraryVersion},
+                       {"dtype", DTypeName(DTypeOf<T>())},
+                       {"architecture", ArchitectureJson(ArchitectureOf(model))}};
+  if (standardizer != nullptr) {
+    if (standardizer->Mean().size() != model.InputSize()) {
+      throw ArgumentError("the Standardizer has " + std::to_string(standardizer->Mean().size()) +
+                          " features (0 before Fit) but the model takes " +
+                          std::to_string(model.InputSize()) + " inputs");
+    }
+    metadata["preprocessing"] = PreprocessingJson(*standardizer);
+  }
+  return metadata;
+}
+
+/// Adds the caller's `extra` entries; throws ArgumentError for a key the library writes.
+inline void AddExtraMetadata(Metadata& metadata, const Metadata& extra) {
+  for (const auto& [key, value] : extra) {
+    if (!metadata.emplace(key, value).second) {
+      throw ArgumentError("metadata key '" + key + "' is written by DLBlocks itself; choose another");
+    }
+  }
+}
+
+inline void RequireFiniteToSave(const std::string& path, const StateDict& tensors) {
+  try {
+    RequireFinite(path, tensors);
+  } catch (const FileError& error) {
+    throw ArgumentError(std::string("not saving ") + error.what());
+  }
+}
+
+}  // namespace detail
+
+/// Writes `model` to `path` as a model file (see the file comment): its weights and buffers
+/// under PyTorch's state_dict names, its architecture, `standardizer`'s statistics when
+/// given, and the `extra` metadata entries. Atomic: `path` holds the old file or the
+/// complete new one, never a mix.
+/// Throws ArgumentError when a layer has no Spec(), a weight is NaN or infinite, the
+/// standardizer does not fit the model's inputs or an extra key is reserved; FileError
+/// when the file cannot be written.
+template <Scalar T>
+void Save(ModelNN<T>& model, const std::string& path,
+          const std::type_identity_t<Standardizer<T>>* standardizer = nullptr,
+          const Metadata& extra = {}) {
+  Metadata metadata = detail::ModelMetadata(model, standardizer, kModelFormat);
+  detail::AddExtraMetadata(metadata, extra);
+  const StateDict state = model.SaveState(StateScope::Weights);
+  detail::RequireFiniteToSave(path, state);
+  WriteSafetensors(path, state, metadata);
+}
+
+/// A model rebuilt from a file, with what it needs to predict on raw inputs.
+template <Scalar T>
+struct LoadedModel {
+  LoadedModel(ModelNN<T> model_, std::optional<Standardizer<T>> standardizer_, Metadata metadata_)
+      : model(std::move(model_)), standardizer(std::move(standardizer_)), metadata(std::move(metadata_)) {}
+
+  ModelNN<T> model;                             ///< in Mode::Inference
+  std::optional<Standardizer<T>> standardizer;  ///< the saved preprocessing, if any
+  Metadata metadata;                            ///< all of the file's metadata
+
+  /// Logits (OutputSize() x N) of the raw samples `x` (InputSize() x N, one per column): the
+  /// saved standardizer is applied to a copy of x, then the model runs in Mode::Inference.
+  /// The reference stays valid until the next call. Throws ShapeError for a wrong row count.
+  const Matrix<T>& Predict(const ConstMatrixRef<T>& x) {
+    if (x.rows() != model.InputSize()) {
+      throw ShapeError("LoadedModel::Predict: the model takes " + std::to_string(model.InputSize()) +
+                       " values per sample, got " + std::to_string(x.rows()) + " rows");
+    }
+    input_ = x;
+    if (standardizer) standardizer->Transform(input_);
+    model.SetMode(Mode::Inference);
+    return model.Forward(input_);
+  }
+
+ private:
+  Matrix<T> input_;
+};
+
+/// Rebuilds the model saved in `path` (by Save, or the model part of a checkpoint): reads
+/// the file, builds each layer of the saved architecture through `registry`, loads the
+/// weights (converted to T when the file holds the other float type) and the preprocessing.
+/// Throws FileError, naming the file and what is wrong, for any bad file (see
+/// ReadSafetensors), an unknown format or a newer format version, a file without an
+/// architecture (e.g. one written by PyTorch: build the model and use LoadWeights), an
+/// unknown layer type or bad layer arguments, tensors that are missing, unexpected, of
+/// another dtype or of a shape the architecture does not give, NaN or infinite weights, or
+/// bad preprocessing statistics. A forged architecture cannot make it allocate more than the
+/// file's tensors hold.
+template <Scalar T>
+LoadedModel<T> LoadModel(const std::string& path,
+                         const LayerRegistry<T>& registry = DefaultLayerRegistry<T>()) {
+  Safetensors file = ReadSafetensors(path);
+  const FileFormat format = detail::CheckFormat(path, file.metadata);
+  const auto architecture_text = file.metadata.find("architecture");
+  if (architecture_text == file.metadata.end()) {
+    throw FileError(path, std::nullopt,
+                    "no 'architecture' in the metadata, so the model cannot be rebuilt (a file "
+                    "not written by dlb::Save, e.g. PyTorch's?): build the model in code and "
+                    "call LoadWeights");
+  }
+  const ModelArchitecture architecture = detail::ParseArchitecture(path, architecture_text->second);
+  const StateDict tensors = detail::ModelTensors(file.tensors, format);
+  detail::RequireFinite(path, tensors);
+
+  ModelNN<T> model(architecture.input_shape);
+  // The layers together may allocate no more state than the tensors hold (plus a little):
+  // a forged architecture cannot make the constructors allocate beyond the file's size.
+  const std::int64_t values = detail::TotalValues(tensors);
+  std::int64_t budget = values > INT64_MAX - detail::kStateSlack ? INT64_MAX : values + detail::kStateSlack;
+  for (std::size_t i = 0; i < architecture.layers.size(); ++i) {
+    const LayerSpec& spec = architecture.layers[i];
+    detail::WithFileContext(
+        path, "metadata 'architecture': layer " + std::to_string(i) + " (" + spec.type + "): ",
+        [&] { budget -= registry.AddTo(model, spec, budget); });
+  }
+  detail::WithFileContext(path, "the tensors do not fit the saved architecture: ", [&] {
+    model.LoadState(tensors, format == FileFormat::Checkpoint ? StateScope::Checkpoint
+                                                              : StateScope::Weights);
+  });
+  model.SetMode(Mode::Inference);
+  std::optional<Standardizer<T>> standardizer;
+  if (const auto text = file.metadata.find("preprocessing"); text != file.metadata.end()) {
+    standardizer = detail::ParsePreprocessing<T>(path, text->second, model.InputSize());
+  }
+  return LoadedModel<T>(std::move(model), std::move(standardizer), std::move(file.metadata));
+}
+
+/// Loads the weights and buffers in `path` into `model`, which must already have the same
+/// layers: a file written by Save, the model part of a checkpoint, or a file PyTorch wrote
+/// from the equivalent torch.nn.Sequential (F32 or F64, converted to T). Returns the saved
+/// preprocessing, if the file has one.
+/// Throws FileError, naming the file and what is wrong, for a bad file (see
+/// ReadSafetensors), an unknown format or newer version, a saved architecture with other
+/// layer types, missing or unexpected tensors (all listed), a dtype or shape that does not
+/// fit, NaN or infinite weights; the model is then unchanged.
+template <Scalar T>
+std::optional<Standardizer<T>> LoadWeights(ModelNN<T>& model, const std::string& path) {
+  Safetensors file = ReadSafetensors(path);
+  const FileFormat format = detail::CheckFormat(path, file.metadata);
+  if (const auto text = file.metadata.find("architecture"); text != file.metadata.end()) {
+    detail::RequireSameLayers(path, text->second, model);
+  }
+  const StateDict tensors = detail::ModelTensors(file.tensors, format);
+  detail::RequireFinite(path, tensors);
+  std::optional<Standardizer<T>> standardizer;
+  if (const auto text = file.metadata.find("preprocessing"); text != file.metadata.end()) {
+    standardizer = detail::ParsePreprocessing<T>(path, text->second, model.InputSize());
+  }
+  detail::WithFileContext(path, "", [&] {
+    model.LoadState(tensors, format == FileFormat::Checkpoint ? StateScope::Checkpoint
+                                                              : StateScope::Weights);
+  });
+  return standardizer;
+}
+
+}  // namespace dlb
