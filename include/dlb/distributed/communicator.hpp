@@ -152,9 +152,11 @@ class Communicator {
   /// message only when it differs from rank 0's, and the call returns `exit_code` on every
   /// rank, which then ends normally. Otherwise (a failure on some ranks only, while the
   /// others wait in a collective) this rank writes "rank R of N: <message>" to `err` and
-  /// calls MPI_Abort(exit_code), which ends every process of the job. Never hangs.
+  /// calls MPI_Abort(exit_code), which ends every process of the job. Never hangs: a lone
+  /// failure ends the job after `wait`, which must exceed how far apart the ranks can reach
+  /// the same failure (a rank loading its data later than another, on a loaded machine).
   int StopOnFailure(const std::string& message, std::ostream& err, int exit_code,
-                    std::chrono::milliseconds wait = std::chrono::seconds(5)) {
+                    std::chrono::milliseconds wait = std::chrono::seconds(30)) {
     MPI_Request request;
     MPI_Ibarrier(failure_comm_, &request);
     const auto deadline = std::chrono::steady_clock::now() + wait;
