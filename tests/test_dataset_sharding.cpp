@@ -17,16 +17,13 @@ using dlb_test::What;
 
 namespace {
 
-/// N samples of 1 feature where sample j holds j and label j.
+/// N samples of 1 feature: sample j holds the value j and the label j.
 struct Numbered {
   Matrix<float> x;
   Labels y;
-  explicit Numbered(Index n) : x(1, n), y(n) {
-    for (Index j = 0; j < n; ++j) {
-      x(0, j) = static_cast<float>(j);
-      y(j) = static_cast<dlb::Label>(j);
-    }
-  }
+  explicit Numbered(Index n)
+      : x(Eigen::RowVectorXf::LinSpaced(n, 0.0f, static_cast<float>(n - 1))),
+        y(Labels::LinSpaced(n, 0, static_cast<dlb::Label>(n - 1))) {}
 };
 
 /// The labels of every batch of one epoch, batch by batch; checks features match labels.
