@@ -3,10 +3,11 @@
 //
 //   train_fashion_mnist [--model mlp|cnn] [--optimizer sgd|momentum|nesterov|adam|adamw]
 //                       [--lr LR] [--epochs N] [--batch N] [--hidden 350,250,150,50] [--seed S]
-//                       [--threads N] [--data DIR]
+//                       [--threads N] [--data DIR] [--distributed]
 //                       [--schedule none|step|cosine|onecycle|plateau (and its parameters)]
 //                       [--warmup-epochs N] [--patience N] [--val-split F] [--history FILE.csv]
 //                       [--save FILE] [--checkpoint FILE] [--resume FILE]
+//   mpirun -np N train_fashion_mnist --distributed ...   (data parallel, see distributed_flags.hpp)
 //
 // Exit codes: 0 done, 1 data or training error (e.g. divergence), 2 invalid flags.
 
@@ -15,6 +16,7 @@
 
 #include "common/cnn_model.hpp"
 #include "common/control_flags.hpp"
+#include "common/distributed_flags.hpp"
 #include "common/experiment.hpp"
 #include "common/persistence_flags.hpp"
 
@@ -29,11 +31,15 @@ int main(int argc, char** argv) {
   persistence::Flags files;
   persistence::AddFlags(app, files);
   cnn::AddModelFlag(app, settings.model);
+  experiment::Distributed distributed;
+  distributed.AddFlags(app);
   if (auto code = experiment::Parse(app, argc, argv)) return *code;
   if (auto code = cnn::ApplyDefaults(app, settings, control_settings.schedule)) return *code;
   if (auto code = control::Check(app, control_settings, settings)) return *code;
 
   try {
+    distributed.Start(app, settings);
+    if (!distributed.IsRoot()) files.save = files.checkpoint = control_settings.history = "";  // rank 0 writes
     dlb::SetNumThreads(settings.threads);
     const control::RunData run = control::LoadRunData(settings, control_settings);
     const dlb::FashionMnist<float>& data = run.data;
@@ -47,6 +53,7 @@ int main(int argc, char** argv) {
     dlb::Optimizer<float> optimizer =
         dlb::MakeOptimizer<float>(settings.optimizer, model, settings.lr);
     control::RunSets sets = control::MakeSets(run, settings);
+    distributed.Shard(sets.batches.train);
     const control::RunCallbacks callbacks = control::MakeCallbacks(control_settings, settings.epochs);
     dlb::CrossEntropyLoss<float> loss;
 
@@ -61,7 +68,8 @@ int main(int argc, char** argv) {
               << ", batch " << settings.batch << ", " << settings.epochs << " epochs, seed "
               << settings.seed << ", " << settings.threads << " thread(s), products by "
               << experiment::ProductEngine() << "\n"
-              << control::ValidationLine(run, control_settings) << "\n";
+              << control::ValidationLine(run, control_settings) << "\n"
+              << distributed.Describe(settings.batch, model.NumParameters());
     control::PrintControl(std::cout, callbacks, optimizer.LearningRate());
 
     persistence::Session session(files, run.standardizer);
@@ -70,19 +78,16 @@ int main(int argc, char** argv) {
     const dlb::TrainResult result = dlb::TrainModel(
         model, sets.batches.train, sets.batches.validation, loss, optimizer,
         {.epochs = settings.epochs, .initial_epoch = done, .log = &std::cout},
-        session.Callbacks(callbacks.List()));
+        distributed.Callbacks(session.Callbacks(callbacks.List())));
     control::PrintOutcome(std::cout, result, callbacks, model, sets, loss);
     session.Save(model);
     return 0;
   } catch (const dlb::DivergenceError& e) {
-    std::cerr << "train_fashion_mnist: " << e.what()
-              << "\n  (try a smaller --lr; the parameters were kept at their last finite values)\n";
-    return 1;
+    return distributed.Fail(std::string("train_fashion_mnist: ") + e.what() +
+        "\n  (try a smaller --lr; the parameters were kept at their last finite values)\n", 1);
   } catch (const std::bad_alloc&) {
-    std::cerr << "train_fashion_mnist: error: out of memory (try smaller --hidden or --batch)\n";
-    return 1;
+    return distributed.Fail("train_fashion_mnist: error: out of memory (try smaller --hidden or --batch)\n", 1);
   } catch (const std::exception& e) {
-    std::cerr << "train_fashion_mnist: error: " << e.what() << "\n";
-    return 1;
+    return distributed.Fail(std::string("train_fashion_mnist: error: ") + e.what() + "\n", 1);
   }
 }

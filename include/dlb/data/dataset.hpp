@@ -28,6 +28,11 @@ struct Batch {
 ///
 /// Represents: a reference to X (features x N, one column per sample) and y (N labels), a
 /// sample order, and buffers holding the current batch.
+/// Sharding (data-parallel training, see SetShard): the DataSet of rank r of R still draws
+/// the whole data set's order and splits it into the same global batches of batch_size
+/// samples, but GetBatch returns only the r-th of R contiguous equal parts of each global
+/// batch. Ranks seeded alike thus see disjoint shards whose union is the global batch, and
+/// the order state (State(), checkpoints) is the same on every rank. Unsharded = shard 0 of 1.
 /// Requires: X and y outlive the DataSet and do not change while it is used (they are not
 /// copied; temporaries are rejected at compile time).
 /// Ensures: every epoch visits each sample at most once (exactly once unless drop_last
@@ -69,12 +74,48 @@ class DataSet {
   Index NumSamples() const { return x_->cols(); }
   Index NumFeatures() const { return x_->rows(); }
   Index BatchSize() const { return batch_size_; }
+  /// The part of each global batch this DataSet returns: shard ShardIndex() of NumShards().
+  Index ShardIndex() const { return shard_; }
+  Index NumShards() const { return num_shards_; }
+
+  /// Makes GetBatch return part `shard` of `num_shards` of every global batch: with B =
+  /// BatchSize() (the global batch) and a batch of n samples (n = B but for a last partial
+  /// batch kept by drop_last = false), the samples n*shard/num_shards .. n*(shard+1)/num_shards
+  /// - 1 of it. Throws ArgumentError, leaving the DataSet unchanged, unless 0 <= shard <
+  /// num_shards, B divides into num_shards equal parts, and (drop_last = false) a last partial
+  /// batch gives every shard at least one sample. The order and the number of batches do not
+  /// change, so every shard sees the same number of batches.
+  void SetShard(Index shard, Index num_shards) {
+    if (num_shards < 1 || shard < 0 || shard >= num_shards) {
+      throw ArgumentError("DataSet::SetShard: need 0 <= shard < num_shards, got shard " +
+                          std::to_string(shard) + " of " + std::to_string(num_shards));
+    }
+    if (batch_size_ % num_shards != 0) {
+      throw ArgumentError("DataSet::SetShard: the global batch of " + std::to_string(batch_size_) +
+                          " samples does not split into " + std::to_string(num_shards) +
+                          " equal shards; choose a batch size divisible by the number of ranks");
+    }
+    const Index remainder = NumSamples() % batch_size_;
+    if (!drop_last_ && remainder != 0 && remainder < num_shards) {
+      throw ArgumentError("DataSet::SetShard: the last batch keeps " + std::to_string(remainder) +
+                          " samples (N = " + std::to_string(NumSamples()) + ", batch " +
+                          std::to_string(batch_size_) + "), fewer than the " +
+                          std::to_string(num_shards) + " shards; use drop_last or another batch size");
+    }
+    shard_ = shard;
+    num_shards_ = num_shards;
+    if (shuffle_) {
+      batch_x_.resize(x_->rows(), batch_size_ / num_shards);
+      batch_y_.resize(batch_size_ / num_shards);
+    }
+  }
+
   /// Batches per epoch: floor(N / batch_size) with drop_last, ceil(N / batch_size) without.
   Index NumBatches() const {
     const Index n = NumSamples();
     return drop_last_ ? n / batch_size_ : (n + batch_size_ - 1) / batch_size_;
   }
-  /// Samples visited per epoch.
+  /// Samples visited per epoch (by all shards together).
   Index SamplesPerEpoch() const {
     return drop_last_ ? NumBatches() * batch_size_ : NumSamples();
   }
@@ -87,15 +128,18 @@ class DataSet {
     }
   }
 
-  /// Batch `index` (0 .. NumBatches()-1) of the current epoch's order. With shuffling the
-  /// samples are gathered into the DataSet's buffers; without, the views point into X and y.
+  /// Batch `index` (0 .. NumBatches()-1) of the current epoch's order (this shard's part of
+  /// it, see SetShard). With shuffling the samples are gathered into the DataSet's buffers;
+  /// without, the views point into X and y.
   Batch<T> GetBatch(Index index) {
     if (index < 0 || index >= NumBatches()) {
       throw ArgumentError("DataSet::GetBatch: batch " + std::to_string(index) + " outside 0.." +
                           std::to_string(NumBatches() - 1));
     }
-    const Index first = index * batch_size_;
-    const Index count = std::min(batch_size_, NumSamples() - first);
+    const Index global_first = index * batch_size_;
+    const Index global_count = std::min(batch_size_, NumSamples() - global_first);
+    const Index first = global_first + global_count * shard_ / num_shards_;
+    const Index count = global_first + global_count * (shard_ + 1) / num_shards_ - first;
     if (!shuffle_) {
       return {Eigen::Map<const Matrix<T>>(x_->col(first).data(), x_->rows(), count),
               Eigen::Map<const Labels>(y_->data() + first, count)};
@@ -177,6 +221,8 @@ class DataSet {
   Index batch_size_;
   bool shuffle_;
   bool drop_last_;
+  Index shard_ = 0;
+  Index num_shards_ = 1;
   Generator gen_;
   std::vector<Index> order_;
   Matrix<T> batch_x_;
