@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
         dlb::MakeOptimizer<float>(settings.optimizer, model, settings.lr);
     control::RunSets sets = control::MakeSets(run, settings);
     distributed.Shard(sets.batches.train);
+    distributed.SynchronizeBatchNorm(model);
     const control::RunCallbacks callbacks = control::MakeCallbacks(control_settings, settings.epochs);
     dlb::CrossEntropyLoss<float> loss;
 

@@ -12,7 +12,7 @@
 //   try {
 //     distributed.Start(app, settings);       // MPI, stdout of ranks > 0 silenced, --threads
 //     if (!distributed.IsRoot()) ... clear the output file flags: only rank 0 writes files ...
-//     ... distributed.Shard(train_set) ...
+//     ... distributed.Shard(train_set); distributed.SynchronizeBatchNorm(model) ...
 //     TrainModel(..., distributed.Callbacks(other_callbacks));
 //   } catch (const dlb::Error& e) {
 //     return distributed.Fail(std::string("program: error: ") + e.what() + "\n", 1);
@@ -34,6 +34,7 @@
 #ifdef DLB_HAVE_MPI
 #include <dlb/distributed/communicator.hpp>
 #include <dlb/distributed/gradient_allreduce.hpp>
+#include <dlb/distributed/sync_batch_norm.hpp>
 #endif
 
 #include "experiment.hpp"
@@ -122,6 +123,14 @@ class Distributed {
       throw dlb::ArgumentError("--batch " + std::to_string(train.BatchSize()) + " with " +
                                std::to_string(communicator_->Size()) + " ranks: " + e.what());
     }
+#endif
+  }
+
+  /// Makes the batch-norm layers of `model` normalise over the global batch (dlb::SyncBatchNorm)
+  /// when distributed, so that N ranks train what one process trains on the same batches.
+  void SynchronizeBatchNorm([[maybe_unused]] dlb::ModelNN<float>& model) {
+#ifdef DLB_HAVE_MPI
+    if (communicator_) dlb::SyncBatchNorm(model, *communicator_);
 #endif
   }
 
