@@ -1,5 +1,5 @@
 """Writes the safetensors fuzzer's seed corpus (fuzz/corpus/safetensors/): small model files
-in DLBlocks' format (every layer type, float and double, with preprocessing), a checkpoint
+in DLBlocks' format (every layer type, a convnet, float and double, with preprocessing), a checkpoint
 with integer tensors, a PyTorch-style file and an empty one. Run by fuzz/make_corpus.sh; the
 files are committed and come out byte-identical every run."""
 
@@ -39,6 +39,33 @@ def model(layers, inputs, dtype=np.float32, preprocessing=True, form="dlblocks.m
     return tensors, metadata
 
 
+def convnet():
+    """A convnet with every spatial layer: 1 x 6 x 6 -> Conv2D(1->2, 3x3, pad 1) -> BatchNorm2D
+    -> ReLU -> MaxPool2D 2 -> AvgPool2D 3 -> GlobalAvgPool -> BatchNorm1D -> Linear(2->3)."""
+    def pair(name, h, w=None):
+        return {f"{name}_height": h, f"{name}_width": h if w is None else w}
+    conv = {"in_channels": 1, "out_channels": 2, **pair("kernel", 3), **pair("stride", 1),
+            **pair("padding", 1), "bias": 1, "init": "kaiming", "init_std": 0.01}
+    layers = [("Conv2D", conv), ("BatchNorm2D", {"channels": 2, "eps": 1e-5, "momentum": 0.1}),
+              ("ReLU", {}), ("MaxPool2D", {**pair("kernel", 2), **pair("stride", 2)}),
+              ("AvgPool2D", {**pair("kernel", 3), **pair("stride", 3)}), ("GlobalAvgPool", {}),
+              ("BatchNorm1D", {"features": 2, "eps": 1e-5, "momentum": 0.1}),
+              ("Linear", {"in": 2, "out": 3, "init": "kaiming", "init_std": 0.01})]
+    tensors = {"0.weight": values((2, 1, 3, 3), 0), "0.bias": values((2,), 1),
+               "7.weight": values((3, 2), 7), "7.bias": values((3,), 7)}
+    for index in (1, 6):
+        tensors[f"{index}.weight"] = values((2,), index)
+        tensors[f"{index}.bias"] = values((2,), index)
+        tensors[f"{index}.running_mean"] = values((2,), index)
+        tensors[f"{index}.running_var"] = np.abs(values((2,), index)) + 1
+        tensors[f"{index}.num_batches_tracked"] = np.array(5, dtype=np.int64)
+    architecture = {"input_shape": [1, 6, 6],
+                    "layers": [{"type": kind, "args": args} for kind, args in layers]}
+    metadata = {"format": "dlblocks.model", "format_version": "1", "library_version": "0.1.0",
+                "dtype": "F32", "architecture": json.dumps(architecture, separators=(",", ":"))}
+    return tensors, metadata
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -47,6 +74,7 @@ def main():
     st.write(os.path.join(out, "every-layer.safetensors"),
              *model([("Linear", 3), ("LeakyReLU", {"alpha": 0.25}), ("Linear", 3), ("Sigmoid", {}),
                      ("Dropout", {"p": 0.5}), ("Tanh", {}), ("Linear", 2)], 4, preprocessing=False))
+    st.write(os.path.join(out, "convnet.safetensors"), *convnet())
     st.write(os.path.join(out, "double.safetensors"),
              *model([("Linear", 2), ("Tanh", {}), ("Linear", 1)], 2, dtype=np.float64))
     tensors, metadata = model([("Linear", 2)], 2, preprocessing=False, form="dlblocks.checkpoint")

@@ -399,7 +399,7 @@ TEST_CASE("ModelNN: a user-defined layer plugs in and trains") {
 }
 
 // ---------------------------------------------------------------------------------------
-// Input the model cannot keep a pointer to (run under ASan by `scripts/test --sanitize`)
+// Input the model cannot keep a pointer to (run under ASan by `scripts/test`)
 
 TEST_CASE("ModelNN::Forward copies expressions, transposes, row-major and strided input") {
   auto build = [](dlb::ModelNN<double>& m) {

@@ -41,7 +41,8 @@ def write(path, tensors, metadata=None):
     offset = 0
     chunks = []
     for name in names:
-        array = np.ascontiguousarray(tensors[name])
+        # np.asarray, not np.ascontiguousarray, which turns a 0-d array (a scalar) into shape [1].
+        array = np.asarray(tensors[name], order="C")
         dtype = array.dtype.newbyteorder("<")
         raw = array.astype(dtype).tobytes()
         header[name] = {"dtype": NAMES[dtype], "shape": list(array.shape),
