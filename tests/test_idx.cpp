@@ -18,48 +18,13 @@
 
 #include "dlb/data/idx.hpp"
 #include "support/address_limit.hpp"
+#include "support/allocation_counter.hpp"
 #include "support/helpers.hpp"
 #include "support/temp_dir.hpp"
 
-// Every operator new of this program goes through here, so a test can assert that a lying
-// header did not make the reader allocate a buffer of the declared (giant) size.
-namespace {
-std::atomic<std::size_t> g_largest_allocation{0};
-
-void RecordAllocation(std::size_t n) {
-  std::size_t seen = g_largest_allocation.load(std::memory_order_relaxed);
-  while (n > seen && !g_largest_allocation.compare_exchange_weak(seen, n)) {
-  }
-}
-}  // namespace
-
-// GCC 12 sees std::vector's storage, from the replaced operator new below, reach std::free in
-// the replaced operator delete and warns of a mismatch; both sides are malloc/free here.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-
-void* operator new(std::size_t n) {
-  RecordAllocation(n);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n) { return ::operator new(n); }
-// The nothrow forms too (std::stable_sort uses them): a sanitizer runtime would otherwise
-// serve them with its own allocator and see them freed by the std::free below.
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  RecordAllocation(n);
-  return std::malloc(n == 0 ? 1 : n);
-}
-void* operator new[](std::size_t n, const std::nothrow_t& tag) noexcept {
-  return ::operator new(n, tag);
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+// Every operator new of this program is counted (support/allocation_counter.hpp), so a test
+// can assert that a lying header did not make the reader allocate a buffer of the declared
+// (giant) size.
 
 namespace {
 
@@ -311,7 +276,7 @@ TEST_CASE("IDX reader fails fast on a header claiming billions of images", "[idx
   WriteBytes(dir / "huge.gz", Gzip(file));
   for (const std::string name : {"huge", "huge.gz"}) {
     INFO(name);
-    g_largest_allocation = 0;
+    dlb_test::ResetLargestAllocation();
     const auto start = std::chrono::steady_clock::now();
     const dlb::FileError error = CaughtFileError([&] { dlb::ReadIdxImages(dir / name); });
     const double seconds =
@@ -322,7 +287,7 @@ TEST_CASE("IDX reader fails fast on a header claiming billions of images", "[idx
     CHECK(error.Offset() == std::optional<std::uint64_t>(116));
     CHECK(seconds < 2.0);
     // The reader's buffers stay bounded by what the file holds plus a 64 KiB chunk.
-    CHECK(g_largest_allocation.load() <= (std::size_t{1} << 17));
+    CHECK(dlb_test::LargestAllocation() <= (std::size_t{1} << 17));
   }
 }
 
@@ -379,7 +344,7 @@ TEST_CASE("IDX reader stops a gzip bomb at the limit, before it fills the memory
   const Bytes bomb = GzipBomb(1'000'000);
   REQUIRE(bomb.size() < 2'000'000);
   WriteBytes(dir / "bomb.gz", bomb);
-  g_largest_allocation = 0;
+  dlb_test::ResetLargestAllocation();
   const auto start = std::chrono::steady_clock::now();
   const dlb::FileError error = CaughtFileError([&] {
     dlb::ReadIdxImages(dir / "bomb.gz", {.max_items = 300'000, .max_bytes = 300'000 * 784});
@@ -390,7 +355,7 @@ TEST_CASE("IDX reader stops a gzip bomb at the limit, before it fills the memory
                                                      "limit of 300000 images"));
   CHECK(seconds < 2.0);
   // Nothing was allocated for the data: only the reader's 64 KiB input buffer and zlib's state.
-  CHECK(g_largest_allocation.load() <= (std::size_t{1} << 17));
+  CHECK(dlb_test::LargestAllocation() <= (std::size_t{1} << 17));
 }
 
 TEST_CASE("IDX reader without limits turns running out of memory into a FileError", "[idx]") {

@@ -27,9 +27,12 @@ struct EigenAssertion : std::logic_error {
 #include "dlb/core/blas_engine.hpp"
 #include "dlb/core/threads.hpp"
 #include "dlb/data/dataset.hpp"
+#include "dlb/layers/batch_norm.hpp"
+#include "dlb/layers/conv2d.hpp"
 #include "dlb/layers/dropout.hpp"
 #include "dlb/layers/leaky_relu.hpp"
 #include "dlb/layers/linear.hpp"
+#include "dlb/layers/pooling.hpp"
 #include "dlb/layers/relu.hpp"
 #include "dlb/layers/sigmoid.hpp"
 #include "dlb/layers/tanh.hpp"
@@ -236,6 +239,45 @@ TEST_CASE("the MSE loss computes without allocating after the first call") {
   SUCCEED();
 }
 
+namespace {
+
+// Trains `model` on `data` for two epochs and runs inference on every batch, after a warm-up
+// step, with allocations forbidden; each step as TrainEpoch runs it (forward, loss, divergence
+// checks, backward, Adam). Checks the number of optimizer steps.
+void TrainWithoutAllocating(dlb::ModelNN<float>& model, dlb::DataSet<float>& data) {
+  dlb::CrossEntropyLoss<float> loss;
+  dlb::Optimizer<float> adam(model, dlb::Adam<float>(1e-3f));
+  dlb::DivergenceGuard<float> guard(adam.Parameters());
+  Matrix<float> dlogits;
+  auto step = [&](Index b) {
+    const auto batch = data.GetBatch(b);
+    const double value = loss.Compute(model.Forward(batch.x), batch.y, dlogits);
+    guard.CheckLoss(value, 1, b + 1);
+    model.Backward(dlogits);
+    guard.CheckGradients(1, b + 1);
+    guard.Snapshot();
+    adam.Step();
+    guard.CheckParametersOrRestore(1, b + 1);
+  };
+  data.StartEpoch();
+  step(0);
+  model.SetMode(dlb::Mode::Inference);
+  model.Forward(data.GetBatch(0).x);
+  model.SetMode(dlb::Mode::Train);
+  {
+    NoMallocScope scope;
+    for (int epoch = 0; epoch < 2; ++epoch) {
+      data.StartEpoch();
+      for (Index b = 0; b < data.NumBatches(); ++b) step(b);
+    }
+    model.SetMode(dlb::Mode::Inference);
+    for (Index b = 0; b < data.NumBatches(); ++b) model.Forward(data.GetBatch(b).x);
+  }
+  CHECK(adam.StepCount() == 1 + 2 * data.NumBatches());
+}
+
+}  // namespace
+
 // The notebook's full network, whose products are far larger than Eigen's stack packing limit
 // (a 350 x 784 weight times a 784 x 256 batch): Eigen's kernels pack into dlb::Gemm's
 // per-thread workspace, the BLAS into buffers of its own.
@@ -251,39 +293,12 @@ TEST_CASE("the notebook's network trains without allocating, on every engine and
       Threads thread_scope(threads);
       dlb::ModelNN<float> model = dlb::MakeMlp<float>(kInputs, {350, 250, 150, 50}, kClasses);
       dlb::DataSet<float> data(x, y, kNotebookBatch, true, true, 11);
-      dlb::CrossEntropyLoss<float> loss;
-      dlb::Optimizer<float> adam(model, dlb::Adam<float>(1e-3f));
-      dlb::DivergenceGuard<float> guard(adam.Parameters());
-      Matrix<float> dlogits;
-      auto step = [&](Index b) {
-        const auto batch = data.GetBatch(b);
-        const double value = loss.Compute(model.Forward(batch.x), batch.y, dlogits);
-        guard.CheckLoss(value, 1, b + 1);
-        model.Backward(dlogits);
-        guard.CheckGradients(1, b + 1);
-        guard.Snapshot();
-        adam.Step();
-        guard.CheckParametersOrRestore(1, b + 1);
-      };
-      data.StartEpoch();
-      step(0);
-      {
-        NoMallocScope scope;
-        for (int epoch = 0; epoch < 2; ++epoch) {
-          data.StartEpoch();
-          for (Index b = 0; b < data.NumBatches(); ++b) step(b);
-        }
-      }
-      CHECK(adam.StepCount() == 1 + 2 * data.NumBatches());
+      TrainWithoutAllocating(model, data);
     }
   }
 }
 
 // Convolutional layers (issue 7), in cases of their own below the MLP's.
-#include "dlb/layers/batch_norm.hpp"
-#include "dlb/layers/conv2d.hpp"
-#include "dlb/layers/pooling.hpp"
-
 namespace {
 
 // Every convolutional layer type on 1 x 8 x 8 images.
@@ -322,41 +337,12 @@ dlb::ModelNN<float> FashionMnistConvnet() {
   return model;
 }
 
-// Trains `model` for two epochs of three batches of `x` and runs inference, after a warm-up
-// step, with allocations forbidden; checks the number of optimizer steps.
+// TrainWithoutAllocating on two epochs of three batches of `x` (labels j mod kClasses).
 void TrainConvnetWithoutAllocating(dlb::ModelNN<float> model, const Matrix<float>& x) {
   Labels y(x.cols());
   for (Index j = 0; j < y.size(); ++j) y(j) = static_cast<dlb::Label>(j % kClasses);
   dlb::DataSet<float> data(x, y, x.cols() / 3, true, true, 22);
-  dlb::CrossEntropyLoss<float> loss;
-  dlb::Optimizer<float> adam(model, dlb::Adam<float>(1e-3f));
-  dlb::DivergenceGuard<float> guard(adam.Parameters());
-  Matrix<float> dlogits;
-  auto step = [&](Index b) {
-    const auto batch = data.GetBatch(b);
-    const double value = loss.Compute(model.Forward(batch.x), batch.y, dlogits);
-    guard.CheckLoss(value, 1, b + 1);
-    model.Backward(dlogits);
-    guard.CheckGradients(1, b + 1);
-    guard.Snapshot();
-    adam.Step();
-    guard.CheckParametersOrRestore(1, b + 1);
-  };
-  data.StartEpoch();
-  step(0);
-  model.SetMode(dlb::Mode::Inference);
-  model.Forward(data.GetBatch(0).x);
-  model.SetMode(dlb::Mode::Train);
-  {
-    NoMallocScope scope;
-    for (int epoch = 0; epoch < 2; ++epoch) {
-      data.StartEpoch();
-      for (Index b = 0; b < data.NumBatches(); ++b) step(b);
-    }
-    model.SetMode(dlb::Mode::Inference);
-    for (Index b = 0; b < data.NumBatches(); ++b) model.Forward(data.GetBatch(b).x);
-  }
-  CHECK(adam.StepCount() == 1 + 2 * data.NumBatches());
+  TrainWithoutAllocating(model, data);
 }
 
 }  // namespace
