@@ -16,8 +16,6 @@
 //                       [--batch B] [--epochs 2] [--warmup 1] [--batches N] [--products]
 //                       [--repeats 3] [--json]
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -30,44 +28,15 @@
 #include "../examples/common/cnn_model.hpp"
 #include "../examples/common/experiment.hpp"
 #include "engine_flag.hpp"
+#include "measure.hpp"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using Mat = dlb::Matrix<float>;
-
-double Seconds(Clock::time_point since) {
-  return std::chrono::duration<double>(Clock::now() - since).count();
-}
-
-double Median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
-
-double PeakRssMegabytes() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
-}
-
-// Uniform noise images and random labels in Fashion-MNIST's shapes (timings do not depend on
-// the values).
-dlb::FashionMnist<float> NoiseImages(std::uint64_t seed) {
-  dlb::Generator gen(seed);
-  dlb::FashionMnist<float> data;
-  data.train_images = Mat::Zero(784, 60000);
-  data.test_images = Mat::Zero(784, 10000);
-  for (Mat* images : {&data.train_images, &data.test_images}) {
-    for (dlb::Index i = 0; i < images->size(); ++i) images->data()[i] = dlb::SampleUniform<float>(gen);
-  }
-  data.train_labels = dlb::Labels::Zero(60000);
-  data.test_labels = dlb::Labels::Zero(10000);
-  for (auto* labels : {&data.train_labels, &data.test_labels}) {
-    for (auto& label : *labels) label = static_cast<dlb::Label>(dlb::SampleIndex(gen, 10));
-  }
-  return data;
-}
+using bench::Clock;
+using bench::Median;
+using bench::PeakRssMegabytes;
+using bench::Seconds;
 
 // The products of one training step of the CNN, as the layers run them: each convolution's
 // chunks of samples split over the threads (dlb::ForEachSampleChunk, chunk size from
@@ -215,7 +184,7 @@ int main(int argc, char** argv) {
     }
 
     const dlb::FashionMnist<float> data =
-        synthetic ? NoiseImages(settings.seed) : experiment::LoadData(settings.data);
+        synthetic ? bench::SyntheticFashionMnist(settings.seed) : experiment::LoadData(settings.data);
     if (auto code = experiment::RejectOversizedBatch(settings, data, "dlb_bench_cnn_epoch")) {
       return *code;
     }
@@ -247,7 +216,7 @@ int main(int argc, char** argv) {
       const double scale = static_cast<double>(train.NumBatches()) / static_cast<double>(timed_batches);
       if (epoch > warmup) epoch_seconds.push_back(Seconds(start) * scale);
     }
-    std::sort(epoch_seconds.begin(), epoch_seconds.end());
+    std::sort(epoch_seconds.begin(), epoch_seconds.end());  // front and back: min and max
     const double median = Median(epoch_seconds);
 
     const auto inference_start = Clock::now();

@@ -9,8 +9,6 @@
 //                   [--batch B] [--hidden 350,250,150,50] [--optimizer adam] [--epochs 5]
 //                   [--warmup 1] [--json]
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -19,37 +17,11 @@
 
 #include "../examples/common/experiment.hpp"
 #include "engine_flag.hpp"
+#include "measure.hpp"
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double Seconds(Clock::time_point since) {
-  return std::chrono::duration<double>(Clock::now() - since).count();
-}
-
-// Random images and labels with Fashion-MNIST's shapes, for machines without the data.
-dlb::FashionMnist<float> SyntheticData(std::uint64_t seed) {
-  dlb::Generator gen(seed);
-  dlb::FashionMnist<float> data;
-  auto fill = [&gen](dlb::Matrix<float>& x, dlb::Labels& y, dlb::Index n) {
-    x.resize(784, n);
-    y.resize(n);
-    for (dlb::Index i = 0; i < x.size(); ++i) x.data()[i] = dlb::SampleNormal<float>(gen);
-    for (dlb::Index j = 0; j < n; ++j) y(j) = static_cast<dlb::Label>(dlb::SampleIndex(gen, 10));
-  };
-  fill(data.train_images, data.train_labels, 60000);
-  fill(data.test_images, data.test_labels, 10000);
-  return data;
-}
-
-double PeakRssMegabytes() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
-}
-
-}  // namespace
+using bench::Clock;
+using bench::PeakRssMegabytes;
+using bench::Seconds;
 
 int main(int argc, char** argv) {
   experiment::Settings settings;
@@ -73,7 +45,7 @@ int main(int argc, char** argv) {
     bench::ApplyEngine(engine_flag);
     dlb::SetNumThreads(settings.threads);
     const dlb::FashionMnist<float> data =
-        synthetic ? SyntheticData(settings.seed) : experiment::LoadData(settings.data);
+        synthetic ? bench::SyntheticFashionMnist(settings.seed) : experiment::LoadData(settings.data);
     if (auto code = experiment::RejectOversizedBatch(settings, data, "dlb_bench_epoch")) {
       return *code;
     }
@@ -96,8 +68,8 @@ int main(int argc, char** argv) {
       dlb::TrainEpoch(context, loss, {}, no_guard ? nullptr : &guard);
       if (epoch > warmup) epoch_seconds.push_back(Seconds(start));
     }
-    std::sort(epoch_seconds.begin(), epoch_seconds.end());
-    const double median = epoch_seconds[epoch_seconds.size() / 2];
+    std::sort(epoch_seconds.begin(), epoch_seconds.end());  // front and back: min and max
+    const double median = bench::Median(epoch_seconds);
 
     const auto inference_start = Clock::now();
     const dlb::PassResult evaluation = dlb::Evaluate(model, test, loss);

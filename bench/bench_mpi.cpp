@@ -11,7 +11,6 @@
 //                 [--distributed]
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <vector>
@@ -19,8 +18,7 @@
 #include "../examples/common/distributed_flags.hpp"
 #include "../examples/common/experiment.hpp"
 #include "engine_flag.hpp"
-
-using Clock = std::chrono::steady_clock;
+#include "measure.hpp"
 
 
 int main(int argc, char** argv) {
@@ -58,14 +56,13 @@ int main(int argc, char** argv) {
     for (dlb::Callback<float>* callback : callbacks) callback->OnTrainBegin(context);
     std::vector<double> epoch_seconds;
     for (int epoch = 1; epoch <= warmup + settings.epochs; ++epoch) {
-      const auto start = Clock::now();
+      const auto start = bench::Clock::now();
       context.epoch = epoch;
       dlb::TrainEpoch(context, loss, callbacks, &guard);
-      const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-      if (epoch > warmup) epoch_seconds.push_back(seconds);
+      if (epoch > warmup) epoch_seconds.push_back(bench::Seconds(start));
     }
-    std::sort(epoch_seconds.begin(), epoch_seconds.end());
-    const double median = epoch_seconds[epoch_seconds.size() / 2];
+    std::sort(epoch_seconds.begin(), epoch_seconds.end());  // front: the fastest epoch
+    const double median = bench::Median(epoch_seconds);
     const experiment::AllreduceStats allreduce = distributed.Allreduce();
 
     std::printf("{\"model\":\"%s\",\"engine\":\"%s\",\"ranks\":%d,\"threads\":%d,\"batch\":%d,"

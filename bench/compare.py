@@ -439,6 +439,48 @@ def verdict(ratio, goal):
     return f"{ratio:.2f} {'✅' if ratio <= goal else '❌'} (goal ≤ {goal})"
 
 
+def finish_report(out, args, runner, build_commands):
+    """Appends the "Commands" section (how the report was made, the build, every run with its
+    error or its background load where that disturbed it) and the closing line to the report
+    lines `out`, prints the report and writes --markdown-out and --json-out. Returns 0."""
+    w = out.append
+    failed = [r for r in runner.records if "error" in r]
+    w("### Commands")
+    w("")
+    w(f"Report: `{shlex.join([args.python] + sys.argv)}` (from `{os.getcwd()}`); each run below was started "
+      f"from `{runner.cwd}` with {', '.join(THREAD_VARS)} removed from the environment.")
+    w("")
+    w("```")
+    for c in build_commands:
+        w(c)
+    for r in runner.records:
+        if "error" in r:
+            suffix = f"   # {r['error']}"
+        else:
+            suffix = (f"   # bg {r['background_cpu_fraction']:.0%}"
+                      if r.get("disturbing_cpu_fraction", 0) >= 0.10 else "")
+        w(r["command"] + suffix)
+    w("```")
+    if failed:
+        w("")
+        w(f"{len(failed)} run(s) missing or failed (marked above).")
+    w("")
+    w(f"Finished {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}. "
+      "`bg load` = CPU share other processes used during the run; ⚠ marks runs where it exceeded the share "
+      "of CPUs the run leaves idle by 10% or more, "
+      "whose times are not trustworthy (2 cores: any background job distorts 2-thread runs).")
+
+    report = "\n".join(out) + "\n"
+    sys.stdout.write(report)
+    if args.markdown_out:
+        with open(args.markdown_out, "w") as f:
+            f.write(report)
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(runner.records, f, indent=1)
+    return 0
+
+
 def main():
     args = parse_args()
     if args.model == "cnn":
@@ -604,41 +646,7 @@ def main():
                 w(line)
             w("")
 
-    failed = [r for r in runner.records if "error" in r]
-    w("### Commands")
-    w("")
-    w(f"Report: `{shlex.join([args.python] + sys.argv)}` (from `{os.getcwd()}`); each run below was started "
-      f"from `{runner.cwd}` with {', '.join(THREAD_VARS)} removed from the environment.")
-    w("")
-    w("```")
-    for c in build_commands:
-        w(c)
-    for r in runner.records:
-        if "error" in r:
-            suffix = f"   # {r['error']}"
-        else:
-            suffix = (f"   # bg {r['background_cpu_fraction']:.0%}"
-                      if r.get("disturbing_cpu_fraction", 0) >= 0.10 else "")
-        w(r["command"] + suffix)
-    w("```")
-    if failed:
-        w("")
-        w(f"{len(failed)} run(s) missing or failed (marked above).")
-    w("")
-    w(f"Finished {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}. "
-      "`bg load` = CPU share other processes used during the run; ⚠ marks runs where it exceeded the share "
-      "of CPUs the run leaves idle by 10% or more, "
-      "whose times are not trustworthy (2 cores: any background job distorts 2-thread runs).")
-
-    report = "\n".join(out) + "\n"
-    sys.stdout.write(report)
-    if args.markdown_out:
-        with open(args.markdown_out, "w") as f:
-            f.write(report)
-    if args.json_out:
-        with open(args.json_out, "w") as f:
-            json.dump(runner.records, f, indent=1)
-    return 0
+    return finish_report(out, args, runner, build_commands)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ Uses compare.py's runner (background-load measurement, --wait-idle, --retries) a
 import datetime
 import os
 import platform
-import shlex
 import sys
 
 import compare as common
@@ -162,30 +161,4 @@ def main(args):
             w(f"| {threads} | products | {r['engine']} | {common.fmt(r['seconds_per_epoch'])} "
               f"| {rounds_cell(r, 'seconds_per_epoch')} | {common.fmt(r.get('gflops'), 1)} | | | {r['_bg']:.0%} |")
     w("")
-    w("### Commands")
-    w("")
-    w(f"Report: `{shlex.join([args.python] + sys.argv)}` (from `{os.getcwd()}`); each run below was started "
-      f"from `{runner.cwd}` with {', '.join(common.THREAD_VARS)} removed from the environment.")
-    w("")
-    w("```")
-    for c in build_commands:
-        w(c)
-    for r in runner.records:
-        suffix = f"   # {r['error']}" if "error" in r else (
-            f"   # bg {r['background_cpu_fraction']:.0%}" if r.get("background_cpu_fraction", 0) >= 0.10 else "")
-        w(r["command"] + suffix)
-    w("```")
-    w("")
-    w(f"Finished {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}. `bg load` = CPU share "
-      "other processes used during the run; ⚠ marks runs above 10%, whose times are not trustworthy.")
-
-    report = "\n".join(out) + "\n"
-    sys.stdout.write(report)
-    if args.markdown_out:
-        with open(args.markdown_out, "w") as f:
-            f.write(report)
-    if args.json_out:
-        import json
-        with open(args.json_out, "w") as f:
-            json.dump(runner.records, f, indent=1)
-    return 0
+    return common.finish_report(out, args, runner, build_commands)

@@ -89,11 +89,7 @@ def flops_per_step(batch):
 
 
 def main(args):
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    blas = base.openblas()
-    if blas is not None and blas.openblas_get_num_threads() != args.blas_threads:
-        blas.openblas_set_num_threads(args.blas_threads)
+    blas = base.set_up_threads(args)
 
     x_train, y_train, x_test, y_test = base.load_data(args)
     x_train = torch.from_numpy(np.ascontiguousarray(x_train)).reshape(-1, 1, 28, 28)
@@ -102,7 +98,7 @@ def main(args):
     y_test = torch.from_numpy(np.ascontiguousarray(y_test))
     batches = x_train.shape[0] // args.batch
     timed = min(args.batches, batches) if args.batches else batches
-    # pytorch_epoch.train_epoch runs every whole batch of what it is given: the first `timed`
+    # pytorch_epoch.train_timed runs every whole batch of what it is given: the first `timed`
     # batches' worth of samples (reshuffled among themselves each epoch).
     x_timed, y_timed = x_train[:timed * args.batch], y_train[:timed * args.batch]
 
@@ -111,15 +107,8 @@ def main(args):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(args.seed)
 
-    model.train()
-    times = []
-    loss = float("nan")
-    for epoch in range(args.warmup + args.epochs):
-        start = time.perf_counter()
-        loss = base.train_epoch(model, loss_fn, optimizer, x_timed, y_timed, args.batch, generator)
-        elapsed = (time.perf_counter() - start) * batches / timed
-        if epoch >= args.warmup:
-            times.append(elapsed)
+    times, loss = base.train_timed(model, loss_fn, optimizer, x_timed, y_timed, args, generator,
+                                   scale=batches / timed)
 
     model.eval()
     start = time.perf_counter()

@@ -213,12 +213,34 @@ def evaluate(model, x, y, batch):
     return correct / x.shape[0]
 
 
-def main(args):
+def set_up_threads(args):
+    """torch's threads (--threads), its seed (--seed) and OpenBLAS's threads (--blas-threads).
+    Returns the OpenBLAS library handle, or None."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     blas = openblas()
     if blas is not None and blas.openblas_get_num_threads() != args.blas_threads:
         blas.openblas_set_num_threads(args.blas_threads)
+    return blas
+
+
+def train_timed(model, loss_fn, optimizer, x, y, args, generator, scale=1.0):
+    """Trains --warmup + --epochs epochs on (x, y) in batches of --batch; returns the seconds of
+    each epoch after the warm-up, times `scale`, and the last epoch's loss."""
+    model.train()
+    times = []
+    loss = float("nan")
+    for epoch in range(args.warmup + args.epochs):
+        start = time.perf_counter()
+        loss = train_epoch(model, loss_fn, optimizer, x, y, args.batch, generator)
+        elapsed = (time.perf_counter() - start) * scale
+        if epoch >= args.warmup:
+            times.append(elapsed)
+    return times, loss
+
+
+def main(args):
+    blas = set_up_threads(args)
 
     x_train, y_train, x_test, y_test = load_data(args)
     if x_train.shape[0] < args.batch:
@@ -233,15 +255,7 @@ def main(args):
     optimizer = make_optimizer(args.optimizer, model.parameters(), args.foreach)
     generator = torch.Generator().manual_seed(args.seed)
 
-    model.train()
-    times = []
-    loss = float("nan")
-    for epoch in range(args.warmup + args.epochs):
-        start = time.perf_counter()
-        loss = train_epoch(model, loss_fn, optimizer, x_train, y_train, args.batch, generator)
-        elapsed = time.perf_counter() - start
-        if epoch >= args.warmup:
-            times.append(elapsed)
+    times, loss = train_timed(model, loss_fn, optimizer, x_train, y_train, args, generator)
 
     model.eval()
     evaluate(model, x_test, y_test, args.infer_batch)  # warm-up
