@@ -1,4 +1,4 @@
-// libFuzzer target for the model reader: dlb/io/safetensors.hpp and dlb/io/model_file.hpp.
+// libFuzzer target for the model reader: dlb/io/safetensors.hpp and dlb/serialization/model_file.hpp.
 //
 // Each input is written to a file, read with ReadSafetensors, and rebuilt as a model with
 // LoadModel<float> and LoadModel<double>. Rejection by a dlb::Error is the expected outcome
@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "dlb/core/error.hpp"
-#include "dlb/io/model_file.hpp"
+#include "dlb/serialization/model_file.hpp"
 #include "dlb/io/safetensors.hpp"
 #include "scratch_files.hpp"
 

@@ -14,8 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "dlb/io/checkpoint.hpp"
-#include "dlb/io/model_file.hpp"
+#include "dlb/serialization/checkpoint.hpp"
+#include "dlb/serialization/model_file.hpp"
 #include "dlb/layers/batch_norm.hpp"
 #include "dlb/layers/conv2d.hpp"
 #include "dlb/layers/dropout.hpp"

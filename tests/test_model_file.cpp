@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dlb/data/standardize.hpp"
-#include "dlb/io/model_file.hpp"
+#include "dlb/serialization/model_file.hpp"
 #include "dlb/layers/batch_norm.hpp"
 #include "dlb/layers/conv2d.hpp"
 #include "dlb/layers/dropout.hpp"

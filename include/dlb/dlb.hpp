@@ -64,7 +64,7 @@
 // Model files and checkpoints need nlohmann-json (Debian nlohmann-json3-dev); without it the
 // rest of the library works and these headers are left out.
 #if __has_include(<nlohmann/json.hpp>)
-#include "dlb/io/checkpoint.hpp"
-#include "dlb/io/model_file.hpp"
+#include "dlb/serialization/checkpoint.hpp"
+#include "dlb/serialization/model_file.hpp"
 #include "dlb/io/safetensors.hpp"
 #endif

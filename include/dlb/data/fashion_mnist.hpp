@@ -66,7 +66,7 @@ Matrix<T> ImagesToMatrix(const IdxImages& images, T scale) {
   return out;
 }
 
-namespace detail {
+namespace internal {
 
 /// Whether `path` names something (following symbolic links): false when it does not exist;
 /// throws FileError when it cannot be told, e.g. a loop of symbolic links or a directory that
@@ -127,7 +127,7 @@ void LoadFashionMnistPart(const std::string& dir, const std::string& prefix,
                   [&] { images = ImagesToMatrix<T>(idx, T(1) / T(255)); });
 }
 
-}  // namespace detail
+}  // namespace internal
 
 /// Loads Fashion-MNIST from dir, which holds train-images-idx3-ubyte,
 /// train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, each raw or
@@ -142,8 +142,8 @@ template <Scalar T = float>
 FashionMnist<T> LoadFashionMnist(const std::string& dir,
                                  const IdxLimits& limits = kFashionMnistLimits) {
   FashionMnist<T> data;
-  detail::LoadFashionMnistPart<T>(dir, "train", limits, data.train_images, data.train_labels);
-  detail::LoadFashionMnistPart<T>(dir, "t10k", limits, data.test_images, data.test_labels);
+  internal::LoadFashionMnistPart<T>(dir, "train", limits, data.train_images, data.train_labels);
+  internal::LoadFashionMnistPart<T>(dir, "t10k", limits, data.test_images, data.test_labels);
   return data;
 }
 

@@ -17,8 +17,6 @@
 /// Only regular files are read (a FIFO or a device is refused, never waited on), and the
 /// writers replace files through AtomicFileWriter (dlb/io/atomic_file.hpp).
 
-#include <zlib.h>
-
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -35,7 +33,7 @@
 #include "dlb/core/error.hpp"
 #include "dlb/core/memory.hpp"
 #include "dlb/core/types.hpp"
-#include "dlb/io/atomic_file.hpp"
+#include "dlb/io/compressed_file.hpp"
 #include "dlb/io/posix_file.hpp"
 
 namespace dlb {
@@ -61,7 +59,7 @@ struct IdxLimits {
   std::uint64_t max_bytes = kNoLimit;  ///< data bytes after the header, decompressed
 };
 
-namespace detail {
+namespace internal {
 
 inline std::string Hex32(std::uint32_t value) {
   char text[11];
@@ -86,171 +84,6 @@ inline void StoreBigEndian32(std::uint32_t value, std::uint8_t* bytes) {
   bytes[2] = static_cast<std::uint8_t>(value >> 8);
   bytes[3] = static_cast<std::uint8_t>(value);
 }
-
-/// The decompressed content of a file, read front to back: the bytes as they are for a raw
-/// file, the inflated stream for a gzip file (recognised by its magic bytes 1f 8b, whatever
-/// its name). Offsets in errors are positions in this content. Only regular files are opened
-/// (see OpenInputFile).
-class IdxInput {
- public:
-  explicit IdxInput(const std::string& path) : path_(path), file_(OpenInputFile(path)) {
-    // Sniff the gzip magic; the sniffed bytes are handed back by the first reads.
-    sniff_size_ = FreadAll(sniff_.data(), sniff_.size());
-    if (sniff_size_ == 2 && sniff_[0] == 0x1F && sniff_[1] == 0x8B) {
-      gzip_ = true;
-      input_.resize(kInputChunk);
-      // 16 + MAX_WBITS: accept only the gzip wrapper, never zlib or raw deflate.
-      if (inflateInit2(&stream_, 16 + MAX_WBITS) != Z_OK) {
-        throw FileError(path, std::nullopt, "cannot start gzip decompression: out of memory");
-      }
-      inflating_ = true;  // nothing below may throw, or inflateEnd would be skipped
-    } else {
-      struct stat status {};
-      if (::fstat(::fileno(file_.get()), &status) == 0) {
-        size_ = static_cast<std::uint64_t>(status.st_size);
-      }
-    }
-  }
-
-  IdxInput(const IdxInput&) = delete;
-  IdxInput& operator=(const IdxInput&) = delete;
-
-  ~IdxInput() {
-    if (inflating_) inflateEnd(&stream_);
-  }
-
-  const std::string& Path() const noexcept { return path_; }
-  bool IsGzip() const noexcept { return gzip_; }
-  /// Bytes of content delivered so far.
-  std::uint64_t Offset() const noexcept { return offset_; }
-  /// Total content size when known without reading it (a raw regular file).
-  std::optional<std::uint64_t> Size() const noexcept { return size_; }
-
-  /// Reads up to n bytes of content into out; returns fewer only at the end of the content.
-  /// Throws FileError on a read error or a corrupt or truncated gzip stream.
-  std::size_t Read(std::uint8_t* out, std::size_t n) {
-    const std::size_t done = gzip_ ? Inflate(out, n) : ReadRaw(out, n);
-    offset_ += done;
-    return done;
-  }
-
- private:
-  static constexpr std::size_t kInputChunk = std::size_t{1} << 16;
-
-  std::size_t FreadAll(std::uint8_t* out, std::size_t n) {
-    std::size_t done = 0;
-    while (done < n) {
-      const std::size_t got = std::fread(out + done, 1, n - done, file_.get());
-      file_bytes_ += got;
-      done += got;
-      if (got == 0) {
-        if (std::ferror(file_.get())) {
-          throw FileError(path_, offset_ + done, "read error: " + ErrnoText(errno));
-        }
-        break;
-      }
-    }
-    return done;
-  }
-
-  std::size_t ReadRaw(std::uint8_t* out, std::size_t n) {
-    std::size_t done = 0;
-    while (sniff_used_ < sniff_size_ && done < n) out[done++] = sniff_[sniff_used_++];
-    return done + FreadAll(out + done, n - done);
-  }
-
-  std::uint64_t CompressedOffset() const noexcept { return file_bytes_ - stream_.avail_in; }
-
-  // Refills the inflate input; returns false at the end of the file.
-  bool Refill() {
-    if (sniff_used_ < sniff_size_) {
-      const std::size_t count = sniff_size_ - sniff_used_;
-      std::memcpy(input_.data(), sniff_.data() + sniff_used_, count);
-      sniff_used_ = sniff_size_;
-      stream_.next_in = input_.data();
-      stream_.avail_in = static_cast<uInt>(count);
-      return true;
-    }
-    const std::size_t got = FreadAll(input_.data(), input_.size());
-    stream_.next_in = input_.data();
-    stream_.avail_in = static_cast<uInt>(got);
-    return got > 0;
-  }
-
-  std::string Where() const {
-    return "at compressed byte " + std::to_string(CompressedOffset()) + ", after " +
-           std::to_string(offset_ + produced_) + " decompressed bytes";
-  }
-
-  std::size_t Inflate(std::uint8_t* out, std::size_t n) {
-    std::size_t done = 0;
-    produced_ = 0;
-    while (done < n && !finished_) {
-      if (stream_.avail_in == 0 && !Refill()) {
-        if (member_ > 0 && member_output_ == 0) {
-          if (!member_started_) {
-            finished_ = true;  // the file ends cleanly after a complete gzip member
-            break;
-          }
-          throw FileError(path_, offset_ + done,
-                          "unexpected bytes after the end of the gzip stream " + Where() +
-                              ": expected another complete gzip member or the end of the file");
-        }
-        throw FileError(path_, offset_ + done,
-                        "truncated gzip stream: the file ends " + Where() +
-                            ", before the end of the gzip stream");
-      }
-      const std::size_t room = std::min<std::size_t>(n - done, std::numeric_limits<uInt>::max());
-      stream_.next_out = out + done;
-      stream_.avail_out = static_cast<uInt>(room);
-      const uInt before_in = stream_.avail_in;
-      const int status = inflate(&stream_, Z_NO_FLUSH);
-      const std::size_t made = room - stream_.avail_out;
-      done += made;
-      produced_ = done;
-      member_output_ += made;
-      if (stream_.avail_in != before_in) member_started_ = true;
-      if (status == Z_STREAM_END) {
-        // Like gzip -d, accept further concatenated members; anything else is garbage.
-        ++member_;
-        member_started_ = false;
-        member_output_ = 0;
-        inflateReset(&stream_);
-      } else if (status == Z_DATA_ERROR || status == Z_NEED_DICT || status == Z_STREAM_ERROR) {
-        const std::string reason = stream_.msg ? stream_.msg : "invalid data";
-        if (member_ > 0 && member_output_ == 0) {
-          throw FileError(path_, offset_ + done,
-                          "unexpected bytes after the end of the gzip stream " + Where() +
-                              ": expected another gzip member or the end of the file (" + reason +
-                              ")");
-        }
-        throw FileError(path_, offset_ + done, "corrupt gzip stream " + Where() + ": " + reason);
-      } else if (status == Z_MEM_ERROR) {
-        throw FileError(path_, offset_ + done, "gzip decompression ran out of memory");
-      }
-      // Z_OK, and Z_BUF_ERROR (no progress until more input arrives), just go on.
-    }
-    return done;
-  }
-
-  std::string path_;
-  FilePtr file_;
-  std::array<std::uint8_t, 2> sniff_{};
-  std::size_t sniff_size_ = 0;
-  std::size_t sniff_used_ = 0;
-  bool gzip_ = false;
-  bool inflating_ = false;
-  bool finished_ = false;
-  bool member_started_ = false;
-  int member_ = 0;
-  std::uint64_t member_output_ = 0;
-  z_stream stream_{};
-  std::vector<std::uint8_t> input_;
-  std::uint64_t file_bytes_ = 0;
-  std::uint64_t offset_ = 0;
-  std::size_t produced_ = 0;  // output of the Read in progress, for error offsets
-  std::optional<std::uint64_t> size_;
-};
 
 /// What an IDX file of one kind must look like.
 struct IdxKind {
@@ -287,7 +120,7 @@ struct IdxArray {
 // Reads `total` content bytes when the content size is unknown (gzip): the buffers grow only
 // as fast as data really arrives (each new chunk at most as large as what was read so far,
 // plus a small floor), so a header that lies about the count costs at most kMinChunk bytes.
-inline std::vector<std::uint8_t> ReadStreamed(IdxInput& in, std::uint64_t total,
+inline std::vector<std::uint8_t> ReadStreamed(FileContentReader& in, std::uint64_t total,
                                               const std::string& what) {
   constexpr std::uint64_t kMinChunk = std::uint64_t{1} << 16;
   constexpr std::uint64_t kMaxChunk = std::uint64_t{1} << 24;
@@ -320,7 +153,7 @@ inline std::vector<std::uint8_t> ReadStreamed(IdxInput& in, std::uint64_t total,
 
 inline IdxArray ReadIdxArray(const std::string& path, const IdxKind& kind,
                              const IdxLimits& limits) {
-  IdxInput in(path);
+  FileContentReader in(path);
   const std::string expected = "expected " + Hex32(kind.magic) + " (" + kind.description + ")";
 
   std::uint8_t magic_bytes[4];
@@ -459,67 +292,6 @@ inline bool EndsWith(const std::string& text, const std::string& suffix) {
          text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-/// Byte sink that gzip-compresses into an AtomicFileWriter, or passes bytes through.
-class IdxOutput {
- public:
-  IdxOutput(const std::string& path, bool gzip) : path_(path), file_(path), gzip_(gzip) {
-    if (gzip_) {
-      std::memset(&stream_, 0, sizeof stream_);
-      if (deflateInit2(&stream_, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
-                       Z_DEFAULT_STRATEGY) != Z_OK) {
-        throw FileError(path, std::nullopt, "cannot start gzip compression: out of memory");
-      }
-      deflating_ = true;
-      buffer_.resize(std::size_t{1} << 16);
-    }
-  }
-
-  IdxOutput(const IdxOutput&) = delete;
-  IdxOutput& operator=(const IdxOutput&) = delete;
-
-  ~IdxOutput() {
-    if (deflating_) deflateEnd(&stream_);
-  }
-
-  void Write(const std::uint8_t* bytes, std::size_t n) {
-    if (!gzip_) return file_.Write(bytes, n);
-    while (n > 0) {
-      const std::size_t step = std::min<std::size_t>(n, std::size_t{1} << 30);
-      stream_.next_in = const_cast<Bytef*>(bytes);
-      stream_.avail_in = static_cast<uInt>(step);
-      Deflate(Z_NO_FLUSH);
-      bytes += step;
-      n -= step;
-    }
-  }
-
-  void Commit() {
-    if (gzip_) Deflate(Z_FINISH);
-    file_.Commit();
-  }
-
- private:
-  void Deflate(int flush) {
-    int status;
-    do {
-      stream_.next_out = buffer_.data();
-      stream_.avail_out = static_cast<uInt>(buffer_.size());
-      status = deflate(&stream_, flush);
-      if (status == Z_STREAM_ERROR) {
-        throw FileError(path_, std::nullopt, "gzip compression failed");
-      }
-      file_.Write(buffer_.data(), buffer_.size() - stream_.avail_out);
-    } while (stream_.avail_out == 0 || (flush == Z_FINISH && status != Z_STREAM_END));
-  }
-
-  std::string path_;
-  AtomicFileWriter file_;
-  bool gzip_;
-  bool deflating_ = false;
-  z_stream stream_{};
-  std::vector<std::uint8_t> buffer_;
-};
-
 inline void WriteIdxArray(const std::string& path, const IdxKind& kind,
                           const std::vector<Index>& dims, const std::vector<std::uint8_t>& data) {
   std::vector<std::uint8_t> header(4 + 4 * dims.size());
@@ -544,13 +316,13 @@ inline void WriteIdxArray(const std::string& path, const IdxKind& kind,
                      (overflow ? "more than 2^64" : std::to_string(product)) + " bytes, found " +
                      std::to_string(data.size()));
   }
-  IdxOutput out(path, EndsWith(path, ".gz"));
+  FileContentWriter out(path, EndsWith(path, ".gz"));
   out.Write(header.data(), header.size());
   out.Write(data.data(), data.size());
   out.Commit();
 }
 
-}  // namespace detail
+}  // namespace internal
 
 /// Reads an idx3 image file (magic 0x00000803), raw or gzip (detected by its magic bytes).
 /// Returns count images of rows x cols bytes, exactly as stored.
@@ -561,7 +333,7 @@ inline void WriteIdxArray(const std::string& path, const IdxKind& kind,
 /// corrupt or truncated gzip stream, or when the memory runs out. A lying header never causes
 /// an allocation beyond what the file really holds.
 inline IdxImages ReadIdxImages(const std::string& path, const IdxLimits& limits = {}) {
-  detail::IdxArray array = detail::ReadIdxArray(path, detail::ImagesKind(), limits);
+  internal::IdxArray array = internal::ReadIdxArray(path, internal::ImagesKind(), limits);
   IdxImages images;
   images.count = static_cast<Index>(array.dims[0]);
   images.rows = static_cast<Index>(array.dims[1]);
@@ -575,7 +347,7 @@ inline IdxImages ReadIdxImages(const std::string& path, const IdxLimits& limits 
 /// the number of labels).
 inline std::vector<std::uint8_t> ReadIdxLabels(const std::string& path,
                                                const IdxLimits& limits = {}) {
-  return detail::ReadIdxArray(path, detail::LabelsKind(), limits).data;
+  return internal::ReadIdxArray(path, internal::LabelsKind(), limits).data;
 }
 
 /// Writes images as an idx3 file, gzip-compressed when path ends in ".gz", raw otherwise,
@@ -584,7 +356,7 @@ inline std::vector<std::uint8_t> ReadIdxLabels(const std::string& path,
 /// existing file keeps its mode. Throws ArgumentError if a size is outside 1 .. 2^32-1,
 /// ShapeError if pixels.size() != count * rows * cols, FileError if writing fails.
 inline void WriteIdxImages(const std::string& path, const IdxImages& images) {
-  detail::WriteIdxArray(path, detail::ImagesKind(), {images.count, images.rows, images.cols},
+  internal::WriteIdxArray(path, internal::ImagesKind(), {images.count, images.rows, images.cols},
                         images.pixels);
 }
 
@@ -592,7 +364,7 @@ inline void WriteIdxImages(const std::string& path, const IdxImages& images) {
 /// atomically like WriteIdxImages. Throws ArgumentError if labels is empty or has 2^32 or
 /// more entries, FileError if writing fails.
 inline void WriteIdxLabels(const std::string& path, const std::vector<std::uint8_t>& labels) {
-  detail::WriteIdxArray(path, detail::LabelsKind(), {static_cast<Index>(labels.size())}, labels);
+  internal::WriteIdxArray(path, internal::LabelsKind(), {static_cast<Index>(labels.size())}, labels);
 }
 
 }  // namespace dlb

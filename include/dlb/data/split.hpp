@@ -25,7 +25,7 @@ struct Split {
   Labels test_y;
 };
 
-namespace detail {
+namespace internal {
 
 template <Scalar T>
 void GatherColumns(const Matrix<T>& X, const Labels& y, const std::vector<Index>& columns,
@@ -38,7 +38,7 @@ void GatherColumns(const Matrix<T>& X, const Labels& y, const std::vector<Index>
   }
 }
 
-}  // namespace detail
+}  // namespace internal
 
 /// Splits the columns of X (features x samples) and their labels y into a training and a
 /// test part. For every class c with n_c samples, its sample indices are shuffled with gen
@@ -91,8 +91,8 @@ Split<T> StratifiedSplit(const Matrix<T>& X, const Labels& y, double test_fracti
     (in_test[static_cast<std::size_t>(i)] ? test_columns : train_columns).push_back(i);
   }
   Split<T> split;
-  detail::GatherColumns(X, y, train_columns, split.train_x, split.train_y);
-  detail::GatherColumns(X, y, test_columns, split.test_x, split.test_y);
+  internal::GatherColumns(X, y, train_columns, split.train_x, split.train_y);
+  internal::GatherColumns(X, y, test_columns, split.test_x, split.test_y);
   return split;
 }
 

@@ -45,7 +45,7 @@
 
 namespace dlb {
 
-namespace detail {
+namespace internal {
 
 /// Links followed at most before giving up with ELOOP (Linux's own MAXSYMLINKS).
 inline constexpr int kMaxSymlinkHops = 40;
@@ -191,7 +191,7 @@ inline void SyncDirectory(const std::string& directory) {
   ::close(fd);
 }
 
-}  // namespace detail
+}  // namespace internal
 
 /// Writes one file all or nothing, with the guarantees listed at the top of this header.
 ///
@@ -202,10 +202,10 @@ inline void SyncDirectory(const std::string& directory) {
 class AtomicFileWriter {
  public:
   explicit AtomicFileWriter(std::string path) : path_(std::move(path)) {
-    const detail::OutputTarget target = detail::ResolveOutputTarget(path_);
-    detail::RequireReplaceable(path_, target);
+    const internal::OutputTarget target = internal::ResolveOutputTarget(path_);
+    internal::RequireReplaceable(path_, target);
     target_ = target.path;
-    const int fd = detail::CreateTemporaryFile(path_, target_, temp_);
+    const int fd = internal::CreateTemporaryFile(path_, target_, temp_);
     if (target.status) {
       // Keep the old owner, group and mode; fchown first, as it clears set-user-ID bits.
       const struct stat& old = *target.status;
@@ -219,7 +219,7 @@ class AtomicFileWriter {
         ::unlink(temp_.c_str());
         throw FileError(path_, std::nullopt,
                         "cannot write: cannot give the new file the old file's mode: " +
-                            detail::ErrnoText(error));
+                            internal::ErrnoText(error));
       }
     }
     file_.reset(::fdopen(fd, "wb"));
@@ -227,7 +227,7 @@ class AtomicFileWriter {
       const int error = errno;
       ::close(fd);
       ::unlink(temp_.c_str());
-      throw FileError(path_, std::nullopt, "cannot write: " + detail::ErrnoText(error));
+      throw FileError(path_, std::nullopt, "cannot write: " + internal::ErrnoText(error));
     }
   }
 
@@ -251,7 +251,7 @@ class AtomicFileWriter {
     if (!file_) throw FileError(path_, std::nullopt, "cannot write: Commit() was already called");
     if (n != 0 && std::fwrite(bytes, 1, n, file_.get()) != n) {
       throw FileError(path_, std::nullopt,
-                      "cannot write: " + detail::ErrnoText(errno) + " (writing the temporary file " +
+                      "cannot write: " + internal::ErrnoText(errno) + " (writing the temporary file " +
                           temp_ + ")");
     }
   }
@@ -273,24 +273,24 @@ class AtomicFileWriter {
         ::unlink(temp_.c_str());
         throw FileError(path_, std::nullopt,
                         std::string("cannot write: the target became ") +
-                            detail::FileKindName(status.st_mode) +
+                            internal::FileKindName(status.st_mode) +
                             " while it was written; DLBlocks writes regular files only");
       }
     }
     if (error == 0 && std::rename(temp_.c_str(), target_.c_str()) != 0) error = errno;
     if (error != 0) {
       ::unlink(temp_.c_str());
-      throw FileError(path_, std::nullopt, "cannot write: " + detail::ErrnoText(error));
+      throw FileError(path_, std::nullopt, "cannot write: " + internal::ErrnoText(error));
     }
     committed_ = true;
-    detail::SyncDirectory(detail::ParentDirectory(target_));
+    internal::SyncDirectory(internal::ParentDirectory(target_));
   }
 
  private:
   std::string path_;
   std::string target_;
   std::string temp_;
-  detail::FilePtr file_;
+  internal::FilePtr file_;
   bool committed_ = false;
 };
 
@@ -306,10 +306,10 @@ inline void WriteFileAtomically(const std::string& path, std::string_view conten
 /// and lets us create a file (tried by creating and removing a temporary file).
 /// Throws FileError saying why not.
 inline void CheckOutputPath(const std::string& path) {
-  const detail::OutputTarget target = detail::ResolveOutputTarget(path);
-  detail::RequireReplaceable(path, target);
+  const internal::OutputTarget target = internal::ResolveOutputTarget(path);
+  internal::RequireReplaceable(path, target);
   std::string temp;
-  const int fd = detail::CreateTemporaryFile(path, target.path, temp);
+  const int fd = internal::CreateTemporaryFile(path, target.path, temp);
   ::close(fd);
   ::unlink(temp.c_str());
 }

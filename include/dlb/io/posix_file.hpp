@@ -24,7 +24,7 @@
 
 namespace dlb {
 
-namespace detail {
+namespace internal {
 
 /// strerror text of an errno value ("Too many levels of symbolic links").
 inline std::string ErrnoText(int error) { return std::generic_category().message(error); }
@@ -57,7 +57,7 @@ inline FileError NotRegularInputError(const std::string& path, mode_t mode) {
                        "; DLBlocks reads regular files only");
 }
 
-}  // namespace detail
+}  // namespace internal
 
 /// Opens `path` for reading in binary mode.
 /// Requires: nothing; any path is checked.
@@ -67,28 +67,28 @@ inline FileError NotRegularInputError(const std::string& path, mode_t mode) {
 /// Throws FileError "cannot open: no such file", "... expected a file, found a directory",
 /// "... not a regular file but a FIFO (named pipe)" (or a device, a socket), "... Too many
 /// levels of symbolic links", "... Permission denied" and so on.
-inline detail::FilePtr OpenInputFile(const std::string& path) {
+inline internal::FilePtr OpenInputFile(const std::string& path) {
   struct stat status {};
   if (::stat(path.c_str(), &status) != 0) {
     const int error = errno;
     if (error == ENOENT) throw FileError(path, std::nullopt, "cannot open: no such file");
-    throw FileError(path, std::nullopt, "cannot open: " + detail::ErrnoText(error));
+    throw FileError(path, std::nullopt, "cannot open: " + internal::ErrnoText(error));
   }
-  if (!S_ISREG(status.st_mode)) throw detail::NotRegularInputError(path, status.st_mode);
+  if (!S_ISREG(status.st_mode)) throw internal::NotRegularInputError(path, status.st_mode);
 
   // O_NONBLOCK: should the path have become a FIFO since the stat, open must not wait.
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) {
-    throw FileError(path, std::nullopt, "cannot open: " + detail::ErrnoText(errno));
+    throw FileError(path, std::nullopt, "cannot open: " + internal::ErrnoText(errno));
   }
   if (::fstat(fd, &status) != 0) {
     const int error = errno;
     ::close(fd);
-    throw FileError(path, std::nullopt, "cannot open: " + detail::ErrnoText(error));
+    throw FileError(path, std::nullopt, "cannot open: " + internal::ErrnoText(error));
   }
   if (!S_ISREG(status.st_mode)) {
     ::close(fd);
-    throw detail::NotRegularInputError(path, status.st_mode);
+    throw internal::NotRegularInputError(path, status.st_mode);
   }
   // Back to ordinary blocking reads (regular files ignore the flag, but say what we mean).
   const int flags = ::fcntl(fd, F_GETFL);
@@ -97,9 +97,9 @@ inline detail::FilePtr OpenInputFile(const std::string& path) {
   if (file == nullptr) {
     const int error = errno;
     ::close(fd);
-    throw FileError(path, std::nullopt, "cannot open: " + detail::ErrnoText(error));
+    throw FileError(path, std::nullopt, "cannot open: " + internal::ErrnoText(error));
   }
-  return detail::FilePtr(file);
+  return internal::FilePtr(file);
 }
 
 }  // namespace dlb

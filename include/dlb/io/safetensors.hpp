@@ -56,7 +56,7 @@ struct Safetensors {
 /// The largest header the reader accepts (the limit of the reference implementation).
 inline constexpr std::uint64_t kMaxSafetensorsHeaderBytes = 100'000'000;
 
-namespace detail {
+namespace internal {
 
 /// The DType called `name` in a safetensors header, or none for another name.
 inline std::optional<DType> ParseDType(const std::string& name) {
@@ -262,7 +262,7 @@ inline void AppendLittleEndian64(std::string& out, std::uint64_t value) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xFFu));
 }
 
-}  // namespace detail
+}  // namespace internal
 
 /// Reads the safetensors file at `path`.
 /// Returns its tensors (in the order of their data) and metadata. Accepts the element types
@@ -277,10 +277,10 @@ inline void AppendLittleEndian64(std::string& out, std::uint64_t value) {
 /// disagree with the shape, overlap or leave gaps; or has "__metadata__" values that are not
 /// strings. Never allocates more than the file's size plus the parsed header.
 inline Safetensors ReadSafetensors(const std::string& path) {
-  const detail::FilePtr file = OpenInputFile(path);  // a regular file, or a FileError
+  const internal::FilePtr file = OpenInputFile(path);  // a regular file, or a FileError
   struct stat status {};
   if (::fstat(::fileno(file.get()), &status) != 0) {
-    throw FileError(path, std::nullopt, "cannot read the size: " + detail::ErrnoText(errno));
+    throw FileError(path, std::nullopt, "cannot read the size: " + internal::ErrnoText(errno));
   }
   const auto file_size = static_cast<std::uint64_t>(status.st_size);
 
@@ -290,7 +290,7 @@ inline Safetensors ReadSafetensors(const std::string& path) {
     position += got;
     if (got != n) {
       if (std::ferror(file.get())) {
-        throw FileError(path, position, "read error: " + detail::ErrnoText(errno));
+        throw FileError(path, position, "read error: " + internal::ErrnoText(errno));
       }
       throw FileError(path, position, "truncated file: it ends while reading " + what);
     }
@@ -319,7 +319,7 @@ inline Safetensors ReadSafetensors(const std::string& path) {
   }
   std::string header(static_cast<std::size_t>(header_size), '\0');
   read(reinterpret_cast<std::uint8_t*>(header.data()), header_size, "the header");
-  const nlohmann::json root = detail::ParseHeaderJson(path, header);
+  const nlohmann::json root = internal::ParseHeaderJson(path, header);
 
   const std::uint64_t data_start = 8 + header_size;
   const std::uint64_t data_size = file_size - data_start;
@@ -329,31 +329,31 @@ inline Safetensors ReadSafetensors(const std::string& path) {
     throw FileError(path, std::nullopt, error.what());
   }
   Safetensors result;
-  std::vector<detail::TensorEntry> entries;
+  std::vector<internal::TensorEntry> entries;
   for (const auto& [key, value] : root.items()) {
     if (key == "__metadata__") {
       if (!value.is_object()) {
-        throw FileError(path, 8, "__metadata__ is " + detail::JsonKind(value) +
+        throw FileError(path, 8, "__metadata__ is " + internal::JsonKind(value) +
                                      ", expected an object mapping names to strings");
       }
       for (const auto& [name, text] : value.items()) {
         if (!text.is_string()) {
           throw FileError(path, 8, "__metadata__ entry '" + name + "' is " +
-                                       detail::JsonKind(text) + ", expected a string");
+                                       internal::JsonKind(text) + ", expected a string");
         }
         result.metadata.emplace(name, text.get<std::string>());
       }
     } else {
-      entries.push_back(detail::ParseTensorEntry(path, key, value, data_size));
+      entries.push_back(internal::ParseTensorEntry(path, key, value, data_size));
     }
   }
   // Data order; empty tensors at the same offset by name, so the order is reproducible.
   std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
     return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
   });
-  detail::CheckTiling(path, entries, data_start, data_size);
+  internal::CheckTiling(path, entries, data_start, data_size);
 
-  for (detail::TensorEntry& entry : entries) {
+  for (internal::TensorEntry& entry : entries) {
     Tensor tensor{entry.dtype, std::move(entry.shape),
                   std::vector<std::uint8_t>(static_cast<std::size_t>(entry.end - entry.begin))};
     read(tensor.data.data(), tensor.data.size(), "tensor '" + entry.name + "'");
@@ -393,11 +393,11 @@ inline std::string SafetensorsHeader(const StateDict& tensors, const Metadata& m
   try {
     text = header.dump();
   } catch (const nlohmann::json::exception& error) {
-    throw ArgumentError("safetensors: cannot write the header: " + detail::JsonMessage(error));
+    throw ArgumentError("safetensors: cannot write the header: " + internal::JsonMessage(error));
   }
   text.append((8 - text.size() % 8) % 8, ' ');
   std::string bytes;
-  detail::AppendLittleEndian64(bytes, text.size());
+  internal::AppendLittleEndian64(bytes, text.size());
   return bytes + text;
 }
 

@@ -3,7 +3,7 @@
 /// Classification accuracy from logits.
 
 #include "dlb/core/types.hpp"
-#include "dlb/losses/loss.hpp"
+#include "dlb/core/targets.hpp"
 
 namespace dlb {
 

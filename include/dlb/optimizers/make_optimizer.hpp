@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "dlb/core/error.hpp"
-#include "dlb/model/model.hpp"
 #include "dlb/optimizers/adam.hpp"
 #include "dlb/optimizers/adamw.hpp"
 #include "dlb/optimizers/momentum.hpp"
@@ -62,13 +61,15 @@ Optimizer<T> MakeOptimizer(std::string_view name, std::vector<Parameter<T>> para
   return internal::MakeOptimizerFor<T>(name, std::move(params), lr, weight_decay);
 }
 
-/// The same over every parameter of `model`; the optimizer then also refuses to step once
-/// layers were added to the model after it was built.
-template <Scalar T = float>
-Optimizer<T> MakeOptimizer(std::string_view name, ModelNN<T>& model,
+/// The same over every parameter of `source` (a ModelNN, or anything that lists its
+/// parameters: see ParameterSource); built from a ModelNN, the optimizer also refuses to step
+/// once layers were added to the model after it was built.
+template <Scalar T = float, class Source>
+  requires ParameterSource<Source, T>
+Optimizer<T> MakeOptimizer(std::string_view name, Source& source,
                            std::optional<T> lr = std::nullopt,
                            std::optional<T> weight_decay = std::nullopt) {
-  return internal::MakeOptimizerFor<T>(name, model, lr, weight_decay);
+  return internal::MakeOptimizerFor<T>(name, source, lr, weight_decay);
 }
 
 }  // namespace dlb

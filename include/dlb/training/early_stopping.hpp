@@ -48,9 +48,9 @@ class EarlyStopping : public Callback<T> {
   /// Throws ArgumentError unless patience >= 0 and min_delta is finite and >= 0.
   explicit EarlyStopping(EarlyStoppingOptions options = {})
       : options_(options), best_(WorstValue(options.monitor)) {
-    detail::RequireSetting(options.patience >= 0, "EarlyStopping", "patience", ">= 0",
+    internal::RequireSetting(options.patience >= 0, "EarlyStopping", "patience", ">= 0",
                            options.patience);
-    detail::RequireSetting(std::isfinite(options.min_delta) && options.min_delta >= 0,
+    internal::RequireSetting(std::isfinite(options.min_delta) && options.min_delta >= 0,
                            "EarlyStopping", "min_delta", "finite and >= 0", options.min_delta);
   }
 
@@ -85,7 +85,7 @@ class EarlyStopping : public Callback<T> {
       char best[32];
       std::snprintf(best, sizeof best, "%.4f", best_);
       context.RequestStop("early stopping: " + MonitorName(options_.monitor) +
-                          " has not improved by more than " + detail::ShortNumber(options_.min_delta) +
+                          " has not improved by more than " + internal::ShortNumber(options_.min_delta) +
                           " for " + std::to_string(wait_) + " epoch" + (wait_ == 1 ? "" : "s") +
                           " (best " + best + " at epoch " + std::to_string(best_epoch_) + ")");
     }

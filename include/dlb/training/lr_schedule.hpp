@@ -60,7 +60,7 @@ class LrSchedule : public Callback<T> {
   /// Uses `lr` as the base rate instead of the optimizer's rate at the start of training.
   /// Throws ArgumentError unless lr is finite and > 0.
   void SetBaseLearningRate(double lr) {
-    detail::RequireSetting(std::isfinite(lr) && lr > 0, Name(), "the base learning rate",
+    internal::RequireSetting(std::isfinite(lr) && lr > 0, Name(), "the base learning rate",
                            "finite and > 0", lr);
     base_lr_ = lr;
   }
@@ -69,7 +69,7 @@ class LrSchedule : public Callback<T> {
   int FirstEpoch() const { return first_epoch_; }
   /// Starts the schedule at epoch `epoch` (>= 1) of the run; LinearWarmup sets this.
   void SetFirstEpoch(int epoch) {
-    detail::RequireSetting(epoch >= 1, Name(), "the first epoch", ">= 1", epoch);
+    internal::RequireSetting(epoch >= 1, Name(), "the first epoch", ">= 1", epoch);
     first_epoch_ = epoch;
   }
 
@@ -105,8 +105,8 @@ class LrSchedule : public Callback<T> {
     const T rate = static_cast<T>(lr);
     if (!(std::isfinite(rate) && rate > T(0))) {
       throw ArgumentError(Name() + ": the learning rate of epoch " + std::to_string(epoch) +
-                          " would be " + detail::ShortNumber(static_cast<double>(rate)) +
-                          " (base_lr " + detail::ShortNumber(base_lr_) +
+                          " would be " + internal::ShortNumber(static_cast<double>(rate)) +
+                          " (base_lr " + internal::ShortNumber(base_lr_) +
                           "), but an optimizer step needs a finite rate > 0");
     }
   }
@@ -144,13 +144,13 @@ class StepLR : public EpochLrSchedule<T> {
  public:
   /// Throws ArgumentError unless step_size >= 1 and gamma is finite and > 0.
   explicit StepLR(int step_size, double gamma = 0.1) : step_size_(step_size), gamma_(gamma) {
-    detail::RequireSetting(step_size >= 1, "StepLR", "step_size", ">= 1", step_size);
-    detail::RequireSetting(std::isfinite(gamma) && gamma > 0, "StepLR", "gamma", "finite and > 0",
+    internal::RequireSetting(step_size >= 1, "StepLR", "step_size", ">= 1", step_size);
+    internal::RequireSetting(std::isfinite(gamma) && gamma > 0, "StepLR", "gamma", "finite and > 0",
                            gamma);
   }
   std::string Name() const override {
     return "StepLR(step_size=" + std::to_string(step_size_) +
-           ", gamma=" + detail::ShortNumber(gamma_) + ")";
+           ", gamma=" + internal::ShortNumber(gamma_) + ")";
   }
   double LearningRateAt(int k, double base_lr) const override {
     return base_lr * std::pow(gamma_, k / step_size_);
@@ -171,15 +171,15 @@ class MultiStepLR : public EpochLrSchedule<T> {
   /// milestones may come in any order.
   explicit MultiStepLR(std::vector<int> milestones, double gamma = 0.1)
       : milestones_(std::move(milestones)), gamma_(gamma) {
-    for (int m : milestones_) detail::RequireSetting(m >= 0, "MultiStepLR", "a milestone", ">= 0", m);
-    detail::RequireSetting(std::isfinite(gamma) && gamma > 0, "MultiStepLR", "gamma",
+    for (int m : milestones_) internal::RequireSetting(m >= 0, "MultiStepLR", "a milestone", ">= 0", m);
+    internal::RequireSetting(std::isfinite(gamma) && gamma > 0, "MultiStepLR", "gamma",
                            "finite and > 0", gamma);
     std::sort(milestones_.begin(), milestones_.end());
   }
   std::string Name() const override {
     std::string list;
     for (int m : milestones_) list += (list.empty() ? "" : ",") + std::to_string(m);
-    return "MultiStepLR(milestones=[" + list + "], gamma=" + detail::ShortNumber(gamma_) + ")";
+    return "MultiStepLR(milestones=[" + list + "], gamma=" + internal::ShortNumber(gamma_) + ")";
   }
   double LearningRateAt(int k, double base_lr) const override {
     const auto passed = std::upper_bound(milestones_.begin(), milestones_.end(), k) - milestones_.begin();
@@ -197,10 +197,10 @@ class ExponentialLR : public EpochLrSchedule<T> {
  public:
   /// Throws ArgumentError unless gamma is finite and > 0.
   explicit ExponentialLR(double gamma) : gamma_(gamma) {
-    detail::RequireSetting(std::isfinite(gamma) && gamma > 0, "ExponentialLR", "gamma",
+    internal::RequireSetting(std::isfinite(gamma) && gamma > 0, "ExponentialLR", "gamma",
                            "finite and > 0", gamma);
   }
-  std::string Name() const override { return "ExponentialLR(gamma=" + detail::ShortNumber(gamma_) + ")"; }
+  std::string Name() const override { return "ExponentialLR(gamma=" + internal::ShortNumber(gamma_) + ")"; }
   double LearningRateAt(int k, double base_lr) const override {
     return base_lr * std::pow(gamma_, k);
   }
@@ -220,13 +220,13 @@ class CosineAnnealingLR : public EpochLrSchedule<T> {
  public:
   /// Throws ArgumentError unless t_max >= 1 and eta_min is finite and >= 0.
   explicit CosineAnnealingLR(int t_max, double eta_min = 0) : t_max_(t_max), eta_min_(eta_min) {
-    detail::RequireSetting(t_max >= 1, "CosineAnnealingLR", "T_max", ">= 1", t_max);
-    detail::RequireSetting(std::isfinite(eta_min) && eta_min >= 0, "CosineAnnealingLR", "eta_min",
+    internal::RequireSetting(t_max >= 1, "CosineAnnealingLR", "T_max", ">= 1", t_max);
+    internal::RequireSetting(std::isfinite(eta_min) && eta_min >= 0, "CosineAnnealingLR", "eta_min",
                            "finite and >= 0", eta_min);
   }
   std::string Name() const override {
     return "CosineAnnealingLR(T_max=" + std::to_string(t_max_) +
-           ", eta_min=" + detail::ShortNumber(eta_min_) + ")";
+           ", eta_min=" + internal::ShortNumber(eta_min_) + ")";
   }
   double LearningRateAt(int k, double base_lr) const override {
     return eta_min_ + (base_lr - eta_min_) *
@@ -258,14 +258,14 @@ class LinearWarmup : public LrSchedule<T> {
       : warmup_epochs_(warmup_epochs),
         then_(std::move(then)),
         start_factor_(start_factor.value_or(1.0 / (warmup_epochs + 1.0))) {
-    detail::RequireSetting(warmup_epochs >= 1, "LinearWarmup", "warmup_epochs", ">= 1", warmup_epochs);
-    detail::RequireSetting(start_factor_ > 0 && start_factor_ <= 1, "LinearWarmup", "start_factor",
+    internal::RequireSetting(warmup_epochs >= 1, "LinearWarmup", "warmup_epochs", ">= 1", warmup_epochs);
+    internal::RequireSetting(start_factor_ > 0 && start_factor_ <= 1, "LinearWarmup", "start_factor",
                            "in (0, 1]", start_factor_);
   }
 
   std::string Name() const override {
     return "LinearWarmup(warmup_epochs=" + std::to_string(warmup_epochs_) +
-           ", start_factor=" + detail::ShortNumber(start_factor_) + ")" +
+           ", start_factor=" + internal::ShortNumber(start_factor_) + ")" +
            (then_ ? " then " + then_->Name() : "");
   }
 

@@ -57,7 +57,7 @@ inline bool Improves(Monitor monitor, ThresholdMode mode, double threshold, doub
                                          : current > best + threshold;
 }
 
-namespace detail {
+namespace internal {
 
 /// A number with 6 significant digits ("%g"), for names and messages: 1e-08 rather than
 /// std::to_string's 0.000000.
@@ -73,6 +73,6 @@ inline void RequireSetting(bool ok, const std::string& what, const std::string& 
   if (!ok) throw ArgumentError(what + ": " + name + " must be " + rule + ", got " + ShortNumber(value));
 }
 
-}  // namespace detail
+}  // namespace internal
 
 }  // namespace dlb

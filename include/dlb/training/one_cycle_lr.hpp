@@ -52,20 +52,20 @@ class OneCycleLR : public LrSchedule<T> {
   /// (finite) and total_steps >= 0.
   explicit OneCycleLR(OneCycleOptions options = {}) : options_(options) {
     const auto finite_positive = [](double v) { return std::isfinite(v) && v > 0; };
-    detail::RequireSetting(options.pct_start > 0 && options.pct_start < 1, "OneCycleLR", "pct_start",
+    internal::RequireSetting(options.pct_start > 0 && options.pct_start < 1, "OneCycleLR", "pct_start",
                            "in (0, 1)", options.pct_start);
-    detail::RequireSetting(finite_positive(options.div_factor), "OneCycleLR", "div_factor",
+    internal::RequireSetting(finite_positive(options.div_factor), "OneCycleLR", "div_factor",
                            "finite and > 0", options.div_factor);
-    detail::RequireSetting(finite_positive(options.final_div_factor), "OneCycleLR",
+    internal::RequireSetting(finite_positive(options.final_div_factor), "OneCycleLR",
                            "final_div_factor", "finite and > 0", options.final_div_factor);
-    detail::RequireSetting(options.total_steps >= 0, "OneCycleLR", "total_steps", ">= 0",
+    internal::RequireSetting(options.total_steps >= 0, "OneCycleLR", "total_steps", ">= 0",
                            static_cast<double>(options.total_steps));
   }
 
   std::string Name() const override {
-    return "OneCycleLR(pct_start=" + detail::ShortNumber(options_.pct_start) +
-           ", div_factor=" + detail::ShortNumber(options_.div_factor) +
-           ", final_div_factor=" + detail::ShortNumber(options_.final_div_factor) +
+    return "OneCycleLR(pct_start=" + internal::ShortNumber(options_.pct_start) +
+           ", div_factor=" + internal::ShortNumber(options_.div_factor) +
+           ", final_div_factor=" + internal::ShortNumber(options_.final_div_factor) +
            ", anneal=" + (options_.anneal == Anneal::Cos ? "cos" : "linear") + ")";
   }
 
@@ -97,7 +97,7 @@ class OneCycleLR : public LrSchedule<T> {
     }
     const double phase_end = options_.pct_start * static_cast<double>(total_steps_) - 1;
     if (run_steps > 0 && !(phase_end > 0 && phase_end < static_cast<double>(total_steps_) - 1)) {
-      throw ArgumentError("OneCycleLR: pct_start " + detail::ShortNumber(options_.pct_start) +
+      throw ArgumentError("OneCycleLR: pct_start " + internal::ShortNumber(options_.pct_start) +
                           " of " + std::to_string(total_steps_) +
                           " steps leaves a phase without length; need 1 < pct_start * steps < "
                           "steps");

@@ -47,26 +47,26 @@ class ReduceLROnPlateau : public LrSchedule<T> {
   explicit ReduceLROnPlateau(PlateauOptions options = {})
       : options_(options), best_(WorstValue(options.monitor)) {
     const char* what = "ReduceLROnPlateau";
-    detail::RequireSetting(options.factor > 0 && options.factor < 1, what, "factor", "in (0, 1)",
+    internal::RequireSetting(options.factor > 0 && options.factor < 1, what, "factor", "in (0, 1)",
                            options.factor);
-    detail::RequireSetting(options.patience >= 0, what, "patience", ">= 0", options.patience);
-    detail::RequireSetting(std::isfinite(options.threshold) && options.threshold >= 0, what,
+    internal::RequireSetting(options.patience >= 0, what, "patience", ">= 0", options.patience);
+    internal::RequireSetting(std::isfinite(options.threshold) && options.threshold >= 0, what,
                            "threshold", "finite and >= 0", options.threshold);
-    detail::RequireSetting(options.cooldown >= 0, what, "cooldown", ">= 0", options.cooldown);
-    detail::RequireSetting(std::isfinite(options.min_lr) && options.min_lr >= 0, what, "min_lr",
+    internal::RequireSetting(options.cooldown >= 0, what, "cooldown", ">= 0", options.cooldown);
+    internal::RequireSetting(std::isfinite(options.min_lr) && options.min_lr >= 0, what, "min_lr",
                            "finite and >= 0", options.min_lr);
-    detail::RequireSetting(std::isfinite(options.eps) && options.eps >= 0, what, "eps",
+    internal::RequireSetting(std::isfinite(options.eps) && options.eps >= 0, what, "eps",
                            "finite and >= 0", options.eps);
   }
 
   std::string Name() const override {
     return "ReduceLROnPlateau(monitor=" + MonitorName(options_.monitor) +
-           ", factor=" + detail::ShortNumber(options_.factor) +
+           ", factor=" + internal::ShortNumber(options_.factor) +
            ", patience=" + std::to_string(options_.patience) +
-           ", threshold=" + detail::ShortNumber(options_.threshold) +
+           ", threshold=" + internal::ShortNumber(options_.threshold) +
            (options_.threshold_mode == ThresholdMode::Relative ? " rel" : " abs") +
            ", cooldown=" + std::to_string(options_.cooldown) +
-           ", min_lr=" + detail::ShortNumber(options_.min_lr) + ")";
+           ", min_lr=" + internal::ShortNumber(options_.min_lr) + ")";
   }
 
   double Best() const { return best_; }

@@ -61,7 +61,7 @@ PassResult Evaluate(ModelNN<T>& model, DataSet<T>& data, L& loss) {
           static_cast<double>(correct) / static_cast<double>(samples), samples};
 }
 
-namespace detail {
+namespace internal {
 
 /// TrainEpoch's loop; `step_lr` receives the learning rate of each step as it is taken.
 template <Scalar T, Loss L>
@@ -103,7 +103,7 @@ PassResult TrainPass(TrainingContext<T>& context, L& loss, const std::vector<Cal
   return context.running;
 }
 
-}  // namespace detail
+}  // namespace internal
 
 /// One training pass over context.train in Mode::Train: per batch Forward, loss, Backward,
 /// the callbacks' AfterBackward, the guard's checks (when `guard` is given), the optimizer
@@ -114,7 +114,7 @@ PassResult TrainEpoch(TrainingContext<T>& context, L& loss,
                       const std::vector<Callback<T>*>& callbacks = {},
                       std::type_identity_t<DivergenceGuard<T>>* guard = nullptr) {
   double step_lr = 0;
-  return detail::TrainPass(context, loss, callbacks, guard, step_lr);
+  return internal::TrainPass(context, loss, callbacks, guard, step_lr);
 }
 
 /// Trains from epoch options.initial_epoch + 1 to options.epochs: each epoch a training pass
@@ -151,7 +151,7 @@ TrainResult TrainModel(ModelNN<T>& model, DataSet<T>& train, DataSet<T>& validat
     const auto start = std::chrono::steady_clock::now();
     for (Callback<T>* callback : hooks) callback->OnEpochBegin(context);
     double step_lr = static_cast<double>(optimizer.LearningRate());
-    const PassResult fit = detail::TrainPass(context, loss, hooks,
+    const PassResult fit = internal::TrainPass(context, loss, hooks,
                                              options.guard_divergence ? &guard : nullptr, step_lr);
     const PassResult val = Evaluate(model, validation, loss);
     const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;

@@ -4,7 +4,7 @@
 /// run bit for bit, in one safetensors file, written atomically (every epoch by
 /// CheckpointCallback).
 ///
-/// A checkpoint is a model file (see dlb/io/model_file.hpp, so LoadModel and
+/// A checkpoint is a model file (see dlb/serialization/model_file.hpp, so LoadModel and
 /// predict_fashion_mnist read it too) with format "dlblocks.checkpoint" and more state:
 /// - tensors:
 ///     "<layer>.<name>"             the model, StateScope::Checkpoint: parameters, buffers and
@@ -41,7 +41,7 @@
 #include "dlb/core/types.hpp"
 #include "dlb/data/dataset.hpp"
 #include "dlb/data/standardize.hpp"
-#include "dlb/io/model_file.hpp"
+#include "dlb/serialization/model_file.hpp"
 #include "dlb/io/safetensors.hpp"
 #include "dlb/model/model.hpp"
 #include "dlb/optimizers/optimizer.hpp"
@@ -67,7 +67,7 @@ struct CheckpointInfo {
   Metadata metadata;                ///< all of the file's metadata
 };
 
-namespace detail {
+namespace internal {
 
 /// The callbacks that have state, checked for distinct, well-formed names.
 template <Scalar T>
@@ -164,7 +164,7 @@ inline void RequireSameSetting(const std::string& path, const Metadata& metadata
   }
 }
 
-}  // namespace detail
+}  // namespace internal
 
 /// Writes a checkpoint of `state` after `epoch` completed epochs to `path` (see the file
 /// comment), with the rows of `history` and, when given, the standardizer of the inputs.
@@ -177,20 +177,20 @@ void SaveCheckpoint(const std::string& path, const TrainingState<T>& state, int 
                     const std::vector<EpochStats>& history = {},
                     const std::type_identity_t<Standardizer<T>>* standardizer = nullptr) {
   if (epoch < 0) throw ArgumentError("SaveCheckpoint: epoch must be >= 0, got " + std::to_string(epoch));
-  Metadata metadata = detail::ModelMetadata(state.model, standardizer, kCheckpointFormat);
-  detail::AddExtraMetadata(metadata, {{"epoch", std::to_string(epoch)},
+  Metadata metadata = internal::ModelMetadata(state.model, standardizer, kCheckpointFormat);
+  internal::AddExtraMetadata(metadata, {{"epoch", std::to_string(epoch)},
                                       {"optimizer", state.optimizer.Name()},
                                       {"train_samples", std::to_string(state.train.NumSamples())},
                                       {"train_batch_size", std::to_string(state.train.BatchSize())},
-                                      {"history", detail::HistoryJson(history)}});
+                                      {"history", internal::HistoryJson(history)}});
   StateDict tensors = state.model.SaveState(StateScope::Checkpoint);
   tensors.Merge(state.optimizer.SaveState(), "optimizer.");
   tensors.Merge(state.train.SaveState(), "data.");
-  for (Callback<T>* callback : detail::CallbacksWithState(state.callbacks)) {
+  for (Callback<T>* callback : internal::CallbacksWithState(state.callbacks)) {
     CollectState(callback->State(), StateScope::Checkpoint, tensors,
-                 detail::CallbackPrefix(callback->StateName()));
+                 internal::CallbackPrefix(callback->StateName()));
   }
-  detail::RequireFiniteToSave(path, tensors);
+  internal::RequireFiniteToSave(path, tensors);
   WriteSafetensors(path, tensors, metadata);
 }
 
@@ -206,7 +206,7 @@ void SaveCheckpoint(const std::string& path, const TrainingState<T>& state, int 
 template <Scalar T>
 CheckpointInfo RestoreCheckpoint(const std::string& path, const TrainingState<T>& state) {
   Safetensors file = ReadSafetensors(path);
-  const FileFormat format = detail::CheckFormat(path, file.metadata);
+  const FileFormat format = internal::CheckFormat(path, file.metadata);
   if (format != FileFormat::Checkpoint) {
     const auto it = file.metadata.find("format");
     throw FileError(path, std::nullopt,
@@ -219,22 +219,22 @@ CheckpointInfo RestoreCheckpoint(const std::string& path, const TrainingState<T>
   if (architecture == metadata.end()) {
     throw FileError(path, std::nullopt, "no 'architecture' in the checkpoint's metadata");
   }
-  detail::RequireSameLayers(path, architecture->second, state.model);
-  detail::RequireSameSetting(path, metadata, "optimizer", state.optimizer.Name(), "the optimizer");
-  detail::RequireSameSetting(path, metadata, "train_samples",
+  internal::RequireSameLayers(path, architecture->second, state.model);
+  internal::RequireSameSetting(path, metadata, "optimizer", state.optimizer.Name(), "the optimizer");
+  internal::RequireSameSetting(path, metadata, "train_samples",
                              std::to_string(state.train.NumSamples()), "a training set of");
-  detail::RequireSameSetting(path, metadata, "train_batch_size",
+  internal::RequireSameSetting(path, metadata, "train_batch_size",
                              std::to_string(state.train.BatchSize()), "the batch size");
   CheckpointInfo info;
-  info.epoch = static_cast<int>(detail::MetadataCount(path, metadata, "epoch", INT_MAX));
+  info.epoch = static_cast<int>(internal::MetadataCount(path, metadata, "epoch", INT_MAX));
   if (const auto history = metadata.find("history"); history != metadata.end()) {
-    info.history = detail::ParseHistory(path, history->second);
+    info.history = internal::ParseHistory(path, history->second);
   }
   info.metadata = metadata;
   const StateDict& tensors = file.tensors;
-  detail::RequireFinite(path, tensors);
+  internal::RequireFinite(path, tensors);
 
-  const std::vector<Callback<T>*> callbacks = detail::CallbacksWithState(state.callbacks);
+  const std::vector<Callback<T>*> callbacks = internal::CallbacksWithState(state.callbacks);
   std::set<std::string> known_callbacks;
   for (Callback<T>* callback : callbacks) known_callbacks.insert(callback->StateName());
   for (const auto& [name, tensor] : tensors.Entries()) {
@@ -258,8 +258,8 @@ CheckpointInfo RestoreCheckpoint(const std::string& path, const TrainingState<T>
   }
   int restored = 0;
   try {
-    detail::WithFileContext(path, "", [&] {
-      state.model.LoadState(detail::ModelTensors(tensors, format), StateScope::Checkpoint);
+    internal::WithFileContext(path, "", [&] {
+      state.model.LoadState(internal::ModelTensors(tensors, format), StateScope::Checkpoint);
       ++restored;
       state.optimizer.LoadState(tensors.WithPrefix("optimizer."));
       ++restored;
@@ -268,7 +268,7 @@ CheckpointInfo RestoreCheckpoint(const std::string& path, const TrainingState<T>
       for (Callback<T>* callback : callbacks) {
         RestoreState(callback->State(), StateScope::Checkpoint, tensors,
                      "callback '" + callback->StateName() + "'",
-                     detail::CallbackPrefix(callback->StateName()));
+                     internal::CallbackPrefix(callback->StateName()));
         ++restored;
       }
     });

@@ -88,7 +88,7 @@ enum class FileFormat {
   Foreign,     ///< another writer's file (PyTorch's save_file ...): tensors only
 };
 
-namespace detail {
+namespace internal {
 
 /// Runs f(); a dlb::Error other than FileError that it throws becomes a FileError naming
 /// `path`, its message prefixed with `context` (what was being read).
@@ -385,7 +385,7 @@ inline void RequireFiniteToSave(const std::string& path, const StateDict& tensor
   }
 }
 
-}  // namespace detail
+}  // namespace internal
 
 /// Writes `model` to `path` as a model file (see the file comment): its weights and buffers
 /// under PyTorch's state_dict names, its architecture, `standardizer`'s statistics when
@@ -398,10 +398,10 @@ template <Scalar T>
 void Save(ModelNN<T>& model, const std::string& path,
           const std::type_identity_t<Standardizer<T>>* standardizer = nullptr,
           const Metadata& extra = {}) {
-  Metadata metadata = detail::ModelMetadata(model, standardizer, kModelFormat);
-  detail::AddExtraMetadata(metadata, extra);
+  Metadata metadata = internal::ModelMetadata(model, standardizer, kModelFormat);
+  internal::AddExtraMetadata(metadata, extra);
   const StateDict state = model.SaveState(StateScope::Weights);
-  detail::RequireFiniteToSave(path, state);
+  internal::RequireFiniteToSave(path, state);
   WriteSafetensors(path, state, metadata);
 }
 
@@ -447,7 +447,7 @@ template <Scalar T>
 LoadedModel<T> LoadModel(const std::string& path,
                          const LayerRegistry<T>& registry = DefaultLayerRegistry<T>()) {
   Safetensors file = ReadSafetensors(path);
-  const FileFormat format = detail::CheckFormat(path, file.metadata);
+  const FileFormat format = internal::CheckFormat(path, file.metadata);
   const auto architecture_text = file.metadata.find("architecture");
   if (architecture_text == file.metadata.end()) {
     throw FileError(path, std::nullopt,
@@ -455,29 +455,29 @@ LoadedModel<T> LoadModel(const std::string& path,
                     "not written by dlb::Save, e.g. PyTorch's?): build the model in code and "
                     "call LoadWeights");
   }
-  const ModelArchitecture architecture = detail::ParseArchitecture(path, architecture_text->second);
-  const StateDict tensors = detail::ModelTensors(file.tensors, format);
-  detail::RequireFinite(path, tensors);
+  const ModelArchitecture architecture = internal::ParseArchitecture(path, architecture_text->second);
+  const StateDict tensors = internal::ModelTensors(file.tensors, format);
+  internal::RequireFinite(path, tensors);
 
   ModelNN<T> model(architecture.input_shape);
   // The layers together may allocate no more state than the tensors hold (plus a little):
   // a forged architecture cannot make the constructors allocate beyond the file's size.
-  const std::int64_t values = detail::TotalValues(tensors);
-  std::int64_t budget = values > INT64_MAX - detail::kStateSlack ? INT64_MAX : values + detail::kStateSlack;
+  const std::int64_t values = internal::TotalValues(tensors);
+  std::int64_t budget = values > INT64_MAX - internal::kStateSlack ? INT64_MAX : values + internal::kStateSlack;
   for (std::size_t i = 0; i < architecture.layers.size(); ++i) {
     const LayerSpec& spec = architecture.layers[i];
-    detail::WithFileContext(
+    internal::WithFileContext(
         path, "metadata 'architecture': layer " + std::to_string(i) + " (" + spec.type + "): ",
         [&] { budget -= registry.AddTo(model, spec, budget); });
   }
-  detail::WithFileContext(path, "the tensors do not fit the saved architecture: ", [&] {
+  internal::WithFileContext(path, "the tensors do not fit the saved architecture: ", [&] {
     model.LoadState(tensors, format == FileFormat::Checkpoint ? StateScope::Checkpoint
                                                               : StateScope::Weights);
   });
   model.SetMode(Mode::Inference);
   std::optional<Standardizer<T>> standardizer;
   if (const auto text = file.metadata.find("preprocessing"); text != file.metadata.end()) {
-    standardizer = detail::ParsePreprocessing<T>(path, text->second, model.InputSize());
+    standardizer = internal::ParsePreprocessing<T>(path, text->second, model.InputSize());
   }
   return LoadedModel<T>(std::move(model), std::move(standardizer), std::move(file.metadata));
 }
@@ -493,17 +493,17 @@ LoadedModel<T> LoadModel(const std::string& path,
 template <Scalar T>
 std::optional<Standardizer<T>> LoadWeights(ModelNN<T>& model, const std::string& path) {
   Safetensors file = ReadSafetensors(path);
-  const FileFormat format = detail::CheckFormat(path, file.metadata);
+  const FileFormat format = internal::CheckFormat(path, file.metadata);
   if (const auto text = file.metadata.find("architecture"); text != file.metadata.end()) {
-    detail::RequireSameLayers(path, text->second, model);
+    internal::RequireSameLayers(path, text->second, model);
   }
-  const StateDict tensors = detail::ModelTensors(file.tensors, format);
-  detail::RequireFinite(path, tensors);
+  const StateDict tensors = internal::ModelTensors(file.tensors, format);
+  internal::RequireFinite(path, tensors);
   std::optional<Standardizer<T>> standardizer;
   if (const auto text = file.metadata.find("preprocessing"); text != file.metadata.end()) {
-    standardizer = detail::ParsePreprocessing<T>(path, text->second, model.InputSize());
+    standardizer = internal::ParsePreprocessing<T>(path, text->second, model.InputSize());
   }
-  detail::WithFileContext(path, "", [&] {
+  internal::WithFileContext(path, "", [&] {
     model.LoadState(tensors, format == FileFormat::Checkpoint ? StateScope::Checkpoint
                                                               : StateScope::Weights);
   });
