@@ -21,7 +21,7 @@
 #include "dlb/layers/dropout.hpp"
 #include "dlb/layers/linear.hpp"
 #include "dlb/layers/pooling.hpp"
-#include "dlb/layers/relu.hpp"
+#include "dlb/layers/activations.hpp"
 #include "dlb/losses/cross_entropy.hpp"
 #include "dlb/optimizers/make_optimizer.hpp"
 #include "dlb/training/train.hpp"

@@ -9,7 +9,7 @@
 
 #include "dlb/core/state.hpp"
 #include "dlb/layers/linear.hpp"
-#include "dlb/layers/relu.hpp"
+#include "dlb/layers/activations.hpp"
 #include "dlb/training/early_stopping.hpp"
 #include "dlb/training/train.hpp"
 #include "support/helpers.hpp"

@@ -9,11 +9,8 @@
 #include "dlb/core/error.hpp"
 #include "dlb/core/random.hpp"
 #include "dlb/layers/dropout.hpp"
-#include "dlb/layers/leaky_relu.hpp"
+#include "dlb/layers/activations.hpp"
 #include "dlb/layers/linear.hpp"
-#include "dlb/layers/relu.hpp"
-#include "dlb/layers/sigmoid.hpp"
-#include "dlb/layers/tanh.hpp"
 #include "support/gradient_check.hpp"
 #include "support/helpers.hpp"
 

@@ -62,9 +62,12 @@ TEST_CASE("Linear too large for memory is a MemoryError with its size, before al
   REQUIRE_THROWS_MATCHES(dlb::Linear<float>(16777216, 16777216), dlb::MemoryError,
                          MessageContains({"Linear(16777216 -> 16777216): its weights and "
                                           "gradients need 2.25 PB, more than the"}));
-  // A size whose element count overflows Index is refused before Eigen sees it.
-  REQUIRE_THROWS_AS(dlb::Linear<double>(Eigen::Index{1} << 40, Eigen::Index{1} << 40),
-                    dlb::MemoryError);
+  // A size whose element count overflows is refused by the checked arithmetic of the layer's
+  // options, before any size is computed from it.
+  REQUIRE_THROWS_MATCHES(dlb::Linear<double>(Eigen::Index{1} << 40, Eigen::Index{1} << 40),
+                         dlb::ArgumentError,
+                         MessageContains({"Linear: a tensor of 1099511627776 x 1099511627776 values "
+                                          "is out of range"}));
 }
 
 TEST_CASE("The memory ceiling follows the address-space limit (ulimit -v)", "[memory]") {

@@ -19,12 +19,9 @@
 #include "dlb/layers/batch_norm.hpp"
 #include "dlb/layers/conv2d.hpp"
 #include "dlb/layers/dropout.hpp"
-#include "dlb/layers/leaky_relu.hpp"
+#include "dlb/layers/activations.hpp"
 #include "dlb/layers/linear.hpp"
 #include "dlb/layers/pooling.hpp"
-#include "dlb/layers/relu.hpp"
-#include "dlb/layers/sigmoid.hpp"
-#include "dlb/layers/tanh.hpp"
 #include "dlb/model/layer_registry.hpp"
 #include "dlb/model/model.hpp"
 #include "support/helpers.hpp"
@@ -209,7 +206,7 @@ TEST_CASE("model file: the metadata holds format, versions, dtype and the archit
   dlb::Save(model, path, nullptr, {{"classes", "cat,dog,bird"}});
   const dlb::Metadata metadata = dlb::ReadSafetensors(path).metadata;
   CHECK(metadata.at("format") == "dlblocks.model");
-  CHECK(metadata.at("format_version") == "1");
+  CHECK(metadata.at("format_version") == "2");
   CHECK(metadata.at("library_version") == DLB_PROJECT_VERSION);
   CHECK(metadata.at("dtype") == "F32");
   CHECK(metadata.at("classes") == "cat,dog,bird");
@@ -288,8 +285,8 @@ TEST_CASE("model file: user layers are rebuilt through a registry", "[model file
   dlb::Save(model, path);
 
   RequireLoadRejected(path, {"layer 1 (Scale)", "unknown layer type 'Scale'",
-                             "known types: AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, Dropout, "
-                             "GlobalAvgPool, LeakyReLU, Linear, MaxPool2D, ReLU, Sigmoid, Tanh"});
+                             "known types: AvgPool2D, BatchNorm1D, BatchNorm2D, Concat, Conv2D, Dropout, "
+                             "GlobalAvgPool, LeakyReLU, Linear, MaxPool2D, ReLU, Residual, Sequential, Sigmoid, Tanh"});
   dlb::LayerRegistry<float> registry = dlb::DefaultLayerRegistry<float>();
   registry.Register("Scale", [](const dlb::LayerArgs& args) {
     return Scale<float>(static_cast<float>(args.Real("factor")));
@@ -380,11 +377,11 @@ TEST_CASE("model file: unknown formats, versions and layer types", "[model file]
   dlb::ModelNN<float> model = EveryLayerModel<float>(1);
 
   dlb::Save(model, path);
-  Rewrite(path, [](dlb::Safetensors& f) { f.metadata["format_version"] = "2"; });
-  RequireLoadRejected(path, {"format version 2", "newer than this DLBlocks", "up to 1"});
+  Rewrite(path, [](dlb::Safetensors& f) { f.metadata["format_version"] = "3"; });
+  RequireLoadRejected(path, {"format version 3", "newer than this DLBlocks", "up to 2"});
   dlb::ModelNN<float> target = EveryLayerModel<float>(2);
   REQUIRE_THROWS_MATCHES(dlb::LoadWeights(target, path), dlb::FileError,
-                         MessageContains({"format version 2"}));
+                         MessageContains({"format version 3"}));
   Rewrite(path, [](dlb::Safetensors& f) { f.metadata["format_version"] = "one"; });
   RequireLoadRejected(path, {"format_version in the metadata is 'one'"});
   Rewrite(path, [](dlb::Safetensors& f) { f.metadata.erase("format_version"); });
@@ -420,12 +417,19 @@ TEST_CASE("model file: architectures that do not build or do not fit the tensors
     a["layers"][0]["args"]["in"] = std::int64_t{1} << 40;
     a["layers"][0]["args"]["out"] = std::int64_t{1} << 40;
   });
-  RequireLoadRejected(path, {"layer 0 (Linear)", "holds [1099511627776, 1099511627776] + [1099511627776]",
+  RequireLoadRejected(path, {"layer 0 (Linear)", "a tensor of 1099511627776 x 1099511627776 values is "
+                             "out of range"});
+  // Sizes a tensor can hold but the file does not account for.
+  edit([](auto& a) {
+    a["layers"][0]["args"]["in"] = std::int64_t{1} << 20;
+    a["layers"][0]["args"]["out"] = std::int64_t{1} << 20;
+  });
+  RequireLoadRejected(path, {"layer 0 (Linear)", "holds [1048576, 1048576] + [1048576]",
                              "more than the saved tensors account for"});
   // Small layers too: together they may not allocate more than the tensors hold.
   edit([](auto& a) {
-    a["layers"].push_back({{"type", "Linear"}, {"args", {{"in", 3}, {"out", 300}}}});
-    a["layers"].push_back({{"type", "Linear"}, {"args", {{"in", 300}, {"out", 300}}}});
+    a["layers"].push_back({{"name", "10"}, {"type", "Linear"}, {"args", {{"in", 3}, {"out", 300}}}});
+    a["layers"].push_back({{"name", "11"}, {"type", "Linear"}, {"args", {{"in", 300}, {"out", 300}}}});
   });
   RequireLoadRejected(path, {"layer 11 (Linear)", "[300, 300] + [300] values, more than the saved tensors"});
   // A shape that does not match the tensors.
@@ -450,7 +454,7 @@ TEST_CASE("model file: architectures that do not build or do not fit the tensors
   edit([](auto& a) { a["layers"][0]["args"]["init"] = "orthogonal"; });
   RequireLoadRejected(path, {"layer 0 (Linear)", "unknown weight initialisation 'orthogonal'"});
   edit([](auto& a) { a["layers"][1] = {{"type", "ReLU"}}; });
-  RequireLoadRejected(path, {"layer 1: expected {\"type\": name, \"args\": {...}}"});
+  RequireLoadRejected(path, {"layer 1: expected {\"name\": name, \"type\": type, \"args\": {...}}"});
   edit([](auto& a) { a["layers"][0]["args"]["in"] = {6}; });
   RequireLoadRejected(path, {"argument 'in' must be a number or a string"});
 

@@ -7,17 +7,7 @@
 // eigen_assert is defined here to throw, so the check works whether or not NDEBUG is defined
 // (Release builds) and a failure is reported by Catch with the failing expression instead of
 // aborting the whole program. Both macros must precede every include.
-#define EIGEN_RUNTIME_NO_MALLOC
-#include <stdexcept>
-namespace dlb_test {
-struct EigenAssertion : std::logic_error {
-  using std::logic_error::logic_error;
-};
-}  // namespace dlb_test
-#define eigen_assert(x)                                                                 \
-  do {                                                                                  \
-    if (!(x)) throw ::dlb_test::EigenAssertion("eigen_assert(" #x ") failed");          \
-  } while (false)
+#include "support/eigen_no_malloc.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -30,12 +20,9 @@ struct EigenAssertion : std::logic_error {
 #include "dlb/layers/batch_norm.hpp"
 #include "dlb/layers/conv2d.hpp"
 #include "dlb/layers/dropout.hpp"
-#include "dlb/layers/leaky_relu.hpp"
+#include "dlb/layers/activations.hpp"
 #include "dlb/layers/linear.hpp"
 #include "dlb/layers/pooling.hpp"
-#include "dlb/layers/relu.hpp"
-#include "dlb/layers/sigmoid.hpp"
-#include "dlb/layers/tanh.hpp"
 #include "dlb/losses/cross_entropy.hpp"
 #include "dlb/losses/mse.hpp"
 #include "dlb/metrics/accuracy.hpp"

@@ -18,7 +18,7 @@
 #include "dlb/optimizers/sgd.hpp"
 #include "dlb/optimizers/make_optimizer.hpp"
 #include "dlb/layers/linear.hpp"
-#include "dlb/layers/relu.hpp"
+#include "dlb/layers/activations.hpp"
 #include "dlb/model/model.hpp"
 #include <type_traits>
 #include "support/helpers.hpp"

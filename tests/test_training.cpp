@@ -15,7 +15,7 @@
 #include "dlb/data/dataset.hpp"
 #include "dlb/layers/dropout.hpp"
 #include "dlb/layers/linear.hpp"
-#include "dlb/layers/relu.hpp"
+#include "dlb/layers/activations.hpp"
 #include "dlb/losses/cross_entropy.hpp"
 #include "dlb/metrics/accuracy.hpp"
 #include "dlb/model/model.hpp"

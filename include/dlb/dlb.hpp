@@ -2,12 +2,14 @@
 /// \file
 /// DLBlocks umbrella header: includes every public block.
 
+#include "dlb/core/checked.hpp"
 #include "dlb/core/error.hpp"
 #include "dlb/core/im2col.hpp"
 #include "dlb/core/parameter.hpp"
 #include "dlb/core/random.hpp"
 #include "dlb/core/shape.hpp"
 #include "dlb/core/state.hpp"
+#include "dlb/core/targets.hpp"
 #include "dlb/core/threads.hpp"
 #include "dlb/core/types.hpp"
 #include "dlb/core/window2d.hpp"
@@ -17,14 +19,12 @@
 #include "dlb/layers/dropout.hpp"
 #include "dlb/layers/init.hpp"
 #include "dlb/layers/layer.hpp"
+#include "dlb/layers/layer_options.hpp"
 #include "dlb/layers/layer_spec.hpp"
-#include "dlb/layers/leaky_relu.hpp"
+#include "dlb/layers/activations.hpp"
 #include "dlb/layers/linear.hpp"
 #include "dlb/layers/pooling.hpp"
-#include "dlb/layers/relu.hpp"
-#include "dlb/layers/sigmoid.hpp"
 #include "dlb/layers/spatial_layer.hpp"
-#include "dlb/layers/tanh.hpp"
 
 #include "dlb/losses/cross_entropy.hpp"
 #include "dlb/losses/loss.hpp"
@@ -40,9 +40,14 @@
 #include "dlb/optimizers/sgd.hpp"
 #include "dlb/optimizers/update_rule.hpp"
 
+#include "dlb/model/builtin_layers.hpp"
+#include "dlb/model/concat.hpp"
 #include "dlb/model/layer_registry.hpp"
 #include "dlb/model/mlp.hpp"
 #include "dlb/model/model.hpp"
+#include "dlb/model/residual.hpp"
+#include "dlb/model/resnet.hpp"
+#include "dlb/model/sequential.hpp"
 
 #include "dlb/data/dataset.hpp"
 #include "dlb/data/fashion_mnist.hpp"

@@ -23,7 +23,7 @@
 #include "dlb/layers/conv2d.hpp"
 #include "dlb/layers/linear.hpp"
 #include "dlb/layers/pooling.hpp"
-#include "dlb/layers/relu.hpp"
+#include "dlb/layers/activations.hpp"
 #include "dlb/losses/cross_entropy.hpp"
 #include "dlb/model/mlp.hpp"
 #include "dlb/optimizers/make_optimizer.hpp"

@@ -23,11 +23,13 @@ from safetensors_numpy import require  # noqa: E402
 def check_model(directory):
     tensors, metadata = st.read(os.path.join(directory, "model.safetensors"))
     require(metadata["format"] == "dlblocks.model", f"format {metadata.get('format')}")
-    require(metadata["format_version"] == "1", "format_version")
+    require(metadata["format_version"] == "2", "format_version")
     require(metadata["dtype"] == "F32", "dtype")
     architecture = json.loads(metadata["architecture"])
     require(architecture["input_shape"] == [6, 1, 1], f"input_shape {architecture['input_shape']}")
     types = [layer["type"] for layer in architecture["layers"]]
+    names = [layer["name"] for layer in architecture["layers"]]
+    require(names == [str(i) for i in range(10)], f"layer names {names}")
     require(types == ["Linear", "ReLU", "Linear", "LeakyReLU", "Linear", "Sigmoid", "Dropout",
                       "Linear", "Tanh", "Linear"], f"layer types {types}")
 

@@ -64,9 +64,10 @@ def forward(architecture, tensors, x, preprocessing=None):
         h = (h - np.array(standardize["mean"])) / np.array(standardize["std"])
     for index, layer in enumerate(architecture["layers"]):
         kind, args = layer["type"], layer["args"]
+        name = layer.get("name", str(index))  # format version 1 named layers by their index
         if kind == "Linear":
-            weight = tensors[f"{index}.weight"].astype(np.float64)
-            bias = tensors[f"{index}.bias"].astype(np.float64)
+            weight = tensors[f"{name}.weight"].astype(np.float64)
+            bias = tensors[f"{name}.bias"].astype(np.float64)
             h = h @ weight.T + bias
         elif kind == "ReLU":
             h = np.maximum(h, 0.0)

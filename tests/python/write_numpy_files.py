@@ -47,7 +47,7 @@ def main():
     preprocessing = {"standardize": {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}}
     metadata = {
         "format": "dlblocks.model",
-        "format_version": "1",
+        "format_version": "1",  # the layout before named layers: still read
         "library_version": "numpy",
         "dtype": "F32",
         "architecture": json.dumps(architecture),

@@ -10,7 +10,7 @@
 #include "dlb/core/types.hpp"
 #include "dlb/data/dataset.hpp"
 #include "dlb/layers/linear.hpp"
-#include "dlb/layers/relu.hpp"
+#include "dlb/layers/activations.hpp"
 #include "dlb/losses/cross_entropy.hpp"
 #include "dlb/model/model.hpp"
 #include "dlb/optimizers/optimizer.hpp"

@@ -58,6 +58,29 @@ class ShapeError : public Error {
   using Error::Error;
 };
 
+/// A layer inside a model or a block does not accept the shape it is given, or produces an
+/// invalid one: Path() is the layer's dotted name within the block ("layer1.0.conv2", "3"),
+/// LayerName() its Name() ("Conv2D(16 -> 16, 3x3)"), Problem() what it needs ("needs 16 input
+/// channels, got 32 x 14 x 14"). Blocks prefix the path of a child's error with their own
+/// name as it travels up.
+class LayerShapeError : public ShapeError {
+ public:
+  LayerShapeError(std::string path, std::string layer_name, std::string problem)
+      : ShapeError(path + " (" + layer_name + ") " + problem),
+        path_(std::move(path)),
+        layer_name_(std::move(layer_name)),
+        problem_(std::move(problem)) {}
+
+  const std::string& Path() const noexcept { return path_; }
+  const std::string& LayerName() const noexcept { return layer_name_; }
+  const std::string& Problem() const noexcept { return problem_; }
+
+ private:
+  std::string path_;
+  std::string layer_name_;
+  std::string problem_;
+};
+
 /// An argument outside its valid range (learning rate, probability, batch size ...).
 class ArgumentError : public Error {
  public:

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "dlb/core/checked.hpp"
 #include "dlb/core/error.hpp"
 #include "dlb/core/types.hpp"
 
@@ -16,7 +17,9 @@ namespace dlb {
 /// flattened channel-major, then rows, then columns (the memory order of one sample of a
 /// PyTorch NCHW tensor), so element (c, y, x) sits at row (c * height + y) * width + x, and a
 /// Linear layer after a convolution reads the same numbers PyTorch's nn.Flatten would give it.
-/// Ensures: Size() = channels * height * width is the number of rows of a batch.
+/// Ensures: Size() = channels * height * width is the number of rows of a batch. Size() of a
+/// shape that is not IsValid() is meaningless: every shape computed from outside numbers is
+/// checked with IsValid() (which also bounds the product, so Size() cannot overflow) before use.
 struct Shape {
   Index channels = 0;
   Index height = 1;
@@ -33,8 +36,13 @@ struct Shape {
   constexpr Index Size() const { return channels * height * width; }
   /// True for {n, 1, 1}.
   constexpr bool IsFlat() const { return height == 1 && width == 1; }
-  /// True when every extent is >= 1.
-  constexpr bool IsValid() const { return channels >= 1 && height >= 1 && width >= 1; }
+  /// True when every extent is >= 1 and the shape holds at most kMaxValues values.
+  constexpr bool IsValid() const {
+    if (channels < 1 || height < 1 || width < 1) return false;
+    Index plane = 0, size = 0;
+    return !__builtin_mul_overflow(height, width, &plane) &&
+           !__builtin_mul_overflow(plane, channels, &size) && size <= kMaxValues;
+  }
 
   constexpr bool operator==(const Shape&) const = default;
 

@@ -26,6 +26,7 @@
 #include <variant>
 #include <vector>
 
+#include "dlb/core/checked.hpp"
 #include "dlb/core/error.hpp"
 #include "dlb/core/random.hpp"
 #include "dlb/core/types.hpp"
@@ -81,12 +82,9 @@ struct Tensor {
   std::vector<std::int64_t> shape;
   std::vector<std::uint8_t> data;
 
-  /// Product of the shape (1 for a scalar).
-  std::int64_t NumElements() const {
-    std::int64_t count = 1;
-    for (std::int64_t extent : shape) count *= extent;
-    return count;
-  }
+  /// Product of the shape (1 for a scalar); -1 when an extent is negative or the product
+  /// exceeds kMaxValues (a shape read from a file such as [2^62, 4, 0] must not wrap around).
+  std::int64_t NumElements() const { return ProductOrInvalid(shape); }
 
   /// The elements as U (which must be 8 or 4 bytes like the dtype), copied out.
   template <class U>
@@ -322,6 +320,7 @@ void CheckTensorFits(const StateRef<T>& ref, const Tensor& tensor, const std::st
   for (std::int64_t extent : tensor.shape) {
     if (extent < 0) fail("non-negative extents");
   }
+  if (tensor.NumElements() < 0) fail("at most 2^48 elements");
   if (tensor.data.size() !=
       static_cast<std::size_t>(tensor.NumElements()) * DTypeSize(tensor.dtype)) {
     throw StateError("state '" + name + "': " + std::to_string(tensor.data.size()) +

@@ -6,6 +6,7 @@
 #include <string>
 #include <type_traits>
 
+#include "dlb/core/checked.hpp"
 #include "dlb/core/error.hpp"
 #include "dlb/core/shape.hpp"
 #include "dlb/core/types.hpp"
@@ -39,6 +40,10 @@ struct Size2D {
 /// 2x2 window of stride 2) are not read.
 /// Requires: kernel >= 1, stride >= 1 and padding >= 0 in each direction.
 struct Window2D {
+  /// The largest kernel, stride or padding extent Validate accepts (2^31 - 1): beyond any
+  /// image, and small enough that no sum or product of two extents overflows.
+  static constexpr Index kMaxExtent = (Index{1} << 31) - 1;
+
   Size2D kernel{1};
   Size2D stride{1};
   Size2D padding{0};
@@ -55,16 +60,27 @@ struct Window2D {
     if (padding.height < 0 || padding.width < 0) {
       fail("the padding must be at least 0 in each direction, got " + padding.ToString());
     }
+    for (Index extent : {kernel.height, kernel.width, stride.height, stride.width, padding.height,
+                         padding.width}) {
+      if (extent > kMaxExtent) {
+        fail("the window " + kernel.ToString() + ", stride " + stride.ToString() + ", padding " +
+             padding.ToString() + " has an extent above " + std::to_string(kMaxExtent));
+      }
+    }
   }
 
   /// The output plane for an input plane of in_h x in_w; throws ShapeError "needs an input
   /// of at least 3 x 3 per channel (the 3x3 kernel, less the padding), got 32 x 2 x 2" when
   /// the padded plane is smaller than the window (`input` labels the message).
   Size2D OutputSize(const Shape& input) const {
-    const Index padded_h = input.height + 2 * padding.height;
-    const Index padded_w = input.width + 2 * padding.width;
+    // Checked: a padding of 2^61 read from a file must not wrap around to a small size.
+    const Index padded_h = CheckedAdd(input.height, CheckedMultiply(2, padding.height, "twice the padding"),
+                                      "the padded height (input + 2 x padding)");
+    const Index padded_w = CheckedAdd(input.width, CheckedMultiply(2, padding.width, "twice the padding"),
+                                      "the padded width (input + 2 x padding)");
     if (padded_h < kernel.height || padded_w < kernel.width) {
       const bool padded = padding.height > 0 || padding.width > 0;
+      // padded < kernel here, so kernel - 2 padding > input >= 1: no overflow, no sign flip.
       throw ShapeError("needs an input of at least " +
                        std::to_string(kernel.height - 2 * padding.height) + " x " +
                        std::to_string(kernel.width - 2 * padding.width) + " per channel (the " +

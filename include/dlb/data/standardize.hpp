@@ -30,17 +30,22 @@ class Standardizer {
 
   /// A standardizer with known statistics (e.g. read back from a model file), as if fitted.
   /// Throws ArgumentError unless mean and stddev have the same size >= 1, every mean is
-  /// finite and every std finite and > 0 (naming the first feature that is not).
+  /// finite and every std a normal number > 0 with a finite inverse (naming the first
+  /// feature that is not).
   Standardizer(Vector<T> mean, Vector<T> stddev) : mean_(std::move(mean)), stddev_(std::move(stddev)) {
     if (mean_.size() == 0 || mean_.size() != stddev_.size()) {
       throw ArgumentError("Standardizer: mean and std need the same number of features >= 1, got " +
                           std::to_string(mean_.size()) + " and " + std::to_string(stddev_.size()));
     }
     for (Index r = 0; r < mean_.size(); ++r) {
-      if (!std::isfinite(mean_(r)) || !std::isfinite(stddev_(r)) || !(stddev_(r) > T(0))) {
+      // A std that is subnormal (1e-45 in a float) or whose inverse overflows would turn the
+      // feature into infinities: refused like a zero or negative one.
+      if (!std::isfinite(mean_(r)) || !std::isnormal(stddev_(r)) || !(stddev_(r) > T(0)) ||
+          !std::isfinite(T(1) / stddev_(r))) {
         throw ArgumentError("Standardizer: feature " + std::to_string(r) + " has mean " +
                             std::to_string(mean_(r)) + " and std " + std::to_string(stddev_(r)) +
-                            "; expected a finite mean and a finite std > 0");
+                            "; expected a finite mean and a finite std > 0 whose inverse is "
+                            "finite (a normal number)");
       }
     }
   }

@@ -3,19 +3,23 @@
 /// Batch normalisation over the global batch in data-parallel training (torch's
 /// SyncBatchNorm): every batch-norm layer of a model sums its batch statistics across ranks.
 
+#include <string>
+
 #include "dlb/core/types.hpp"
 #include "dlb/distributed/communicator.hpp"
-#include "dlb/layers/batch_norm.hpp"
+#include "dlb/layers/layer.hpp"
 #include "dlb/model/model.hpp"
 
 namespace dlb {
 
-/// Makes every BatchNorm1D and BatchNorm2D layer of `model` normalise over the whole global
-/// batch instead of this rank's shard: installs a statistics reducer (see BatchNorm) that sums
-/// the layer's buffer of 2C + 1 doubles across the ranks with MPI_Allreduce, once in each
-/// training Forward and once in each training Backward. With equal shards, the replicas then
-/// compute what one process computes on the global batch, running statistics included, so
-/// they stay identical. Returns the number of layers it synchronised.
+/// Makes every layer of `model` that computes batch statistics (BatchNorm1D, BatchNorm2D, or
+/// a layer of yours with SetStatisticsReducer: see dlb::BatchStatisticsLayer), inside blocks
+/// too, compute them over the whole global batch instead of this rank's shard: installs a
+/// statistics reducer (see BatchNorm) that sums the layer's buffer of 2C + 1 doubles across
+/// the ranks with MPI_Allreduce, once in each training Forward and once in each training
+/// Backward. With equal shards, the replicas then compute what one process computes on the
+/// global batch, running statistics included, so they stay identical. Returns the number of
+/// layers it synchronised.
 ///
 /// Without it each rank normalises over its own shard (torch's default under
 /// DistributedDataParallel): cheaper, but the batch statistics, and thus the gradients, differ
@@ -29,17 +33,9 @@ Index SyncBatchNorm(ModelNN<T>& model, Communicator& communicator) {
     communicator.SumInPlace(sums, count);
   };
   Index synced = 0;
-  for (Index i = 0; i < model.NumLayers(); ++i) {
-    const auto spec = model.LayerSpecAt(i);
-    if (!spec) continue;
-    if (spec->type == "BatchNorm1D") {
-      model.template LayerAt<BatchNorm1D<T>>(i).SetStatisticsReducer(reducer);
-      ++synced;
-    } else if (spec->type == "BatchNorm2D") {
-      model.template LayerAt<BatchNorm2D<T>>(i).SetStatisticsReducer(reducer);
-      ++synced;
-    }
-  }
+  model.VisitLayers([&](const std::string&, internal::AnyLayer<T>& layer, int) {
+    if (layer.SetStatisticsReducer(reducer)) ++synced;
+  });
   return synced;
 }
 

@@ -20,7 +20,8 @@
 #include "dlb/core/shape.hpp"
 #include "dlb/core/state.hpp"
 #include "dlb/core/types.hpp"
-#include "dlb/layers/layer_spec.hpp"
+#include "dlb/layers/layer.hpp"
+#include "dlb/layers/layer_options.hpp"
 #include "dlb/layers/spatial_layer.hpp"
 
 namespace dlb {
@@ -29,9 +30,45 @@ namespace dlb {
 /// channel of a C x H x W sample, over its H x W positions too (BatchNorm2D).
 enum class NormalizeOver { Features, Channels };
 
-/// Sums a buffer of doubles across the processes of a data-parallel job, in place (e.g.
-/// MPI_Allreduce(MPI_IN_PLACE, sums, count, MPI_DOUBLE, MPI_SUM, comm)). See BatchNorm.
-using StatisticsReducer = std::function<void(double* sums, Index count)>;
+/// The arguments of BatchNorm1D (`features`) and BatchNorm2D (`channels`): the number of
+/// groups, eps and the running statistics' momentum (torch's defaults 1e-5 and 0.1).
+template <NormalizeOver kOver>
+struct BatchNormOptions {
+  Index size = 0;  ///< features or channels (required)
+  double eps = 1e-5;
+  double momentum = 0.1;
+
+  BatchNormOptions() = default;
+  BatchNormOptions(Index size_) : size(size_) {}  // NOLINT(google-explicit-constructor)
+  BatchNormOptions& Eps(double value) { eps = value; return *this; }
+  BatchNormOptions& Momentum(double value) { momentum = value; return *this; }
+
+  static constexpr const char* kType =
+      kOver == NormalizeOver::Features ? "BatchNorm1D" : "BatchNorm2D";
+  static constexpr const char* kGroup = kOver == NormalizeOver::Features ? "feature" : "channel";
+  static constexpr auto Arguments() {
+    return std::tuple{
+        Required(kOver == NormalizeOver::Features ? "features" : "channels", &BatchNormOptions::size),
+        Optional("eps", &BatchNormOptions::eps), Optional("momentum", &BatchNormOptions::momentum)};
+  }
+  /// Throws ArgumentError unless size >= 1, 0 < eps <= 1 (an eps of 1e300 turns every output
+  /// into 0, or into NaN in float) and 0 <= momentum <= 1.
+  void Validate() const {
+    if (size < 1) {
+      throw ArgumentError(std::string(kType) + ": the number of " + kGroup +
+                          "s must be >= 1, got " + std::to_string(size));
+    }
+    if (!(eps > 0 && eps <= 1)) {
+      throw ArgumentError(std::string(kType) + ": eps must be in (0, 1], got " + std::to_string(eps));
+    }
+    if (!(momentum >= 0 && momentum <= 1)) {
+      throw ArgumentError(std::string(kType) + ": momentum must be in [0, 1], got " +
+                          std::to_string(momentum));
+    }
+  }
+  /// weight, bias, running_mean, running_var {C} and num_batches_tracked [].
+  StateShapes TensorShapes() const { return {{size}, {size}, {size}, {size}, {}}; }
+};
 
 /// Batch normalisation of C groups (features or channels), torch's formulas:
 ///
@@ -56,8 +93,12 @@ using StatisticsReducer = std::function<void(double* sums, Index count)>;
 /// torch). Passes: forward reads X twice (statistics, then Y), backward reads dY and X twice;
 /// each pass is split over the samples and the threads.
 ///
-/// Statistics are accumulated in double: each sample's plane of group c is summed in T, the
-/// per-sample sums in double (as are the mean, the variance and the running update).
+/// Accuracy: the sums of x and x^2 are accumulated in double (a float's square is exact in a
+/// double), so var = E[x^2] - E[x]^2 keeps ~15 digits even when the mean is large next to
+/// the spread (an offset of 10^4 on a unit spread loses ~8 of them, where float sums lost
+/// every one); Y and dX are computed from x - mu (exact in T for x near mu) with mu's rounding
+/// to T corrected in the shift, so the outputs are as accurate as T allows. The sums remain
+/// plain sums, so processes can add theirs (SyncBatchNorm).
 ///
 /// Data-parallel training: SetStatisticsReducer(reducer) makes the layer compute its batch
 /// statistics over the batches of all processes (torch's SyncBatchNorm). In Mode::Train,
@@ -71,26 +112,20 @@ using StatisticsReducer = std::function<void(double* sums, Index count)>;
 /// run the same number of training Forward and Backward calls. Without a reducer (the
 /// default) the layer is plain batch norm.
 template <Scalar T, NormalizeOver kOver>
-class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>> {
+class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
+                  public DescribedBy<BatchNormOptions<kOver>> {
  public:
   using Scalar = T;
+  using Options = BatchNormOptions<kOver>;
 
-  /// `size` groups (features or channels). Throws ArgumentError unless size >= 1, eps > 0
-  /// and 0 <= momentum <= 1.
+  /// `size` groups (features or channels). Throws ArgumentError unless size >= 1,
+  /// 0 < eps <= 1 and 0 <= momentum <= 1.
   explicit BatchNorm(Index size, double eps = 1e-5, double momentum = 0.1)
-      : eps_(eps), momentum_(momentum) {
-    if (size < 1) {
-      throw ArgumentError(std::string(TypeName()) + ": the number of " + GroupWord() +
-                          "s must be >= 1, got " + std::to_string(size));
-    }
-    if (!(eps > 0) || !std::isfinite(eps)) {
-      throw ArgumentError(std::string(TypeName()) + ": eps must be finite and > 0, got " +
-                          std::to_string(eps));
-    }
-    if (!(momentum >= 0 && momentum <= 1)) {
-      throw ArgumentError(std::string(TypeName()) + ": momentum must be in [0, 1], got " +
-                          std::to_string(momentum));
-    }
+      : BatchNorm(Options(size).Eps(eps).Momentum(momentum)) {}
+
+  explicit BatchNorm(const Options& options)
+      : DescribedBy<Options>(options), eps_(options.eps), momentum_(options.momentum) {
+    const Index size = options.size;
     gamma_.resize(size, 1);
     beta_.resize(size, 1);
     grad_gamma_.setZero(size, 1);
@@ -100,6 +135,7 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>> {
     partial_sums_.setZero(2 * size + 1, kMaxParallelParts);
     sums_.setZero(2 * size + 1);
     mean_.setZero(size);
+    mean_low_.setZero(size);
     inv_std_.setZero(size);
     scale_.setZero(size);
     shift_.setZero(size);
@@ -107,6 +143,10 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>> {
     b_.setZero(size);
     d_.setZero(size);
     ResetParameters();
+  }
+
+  static LayerExample<BatchNorm> Example() {
+    return {BatchNorm(3), kOver == NormalizeOver::Features ? Shape(3) : Shape(3, 4, 4)};
   }
 
   /// "BatchNorm2D(32)".
@@ -129,13 +169,6 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>> {
     return input;
   }
 
-  LayerSpec Spec() const {
-    return {TypeName(),
-            {{GroupWord() + std::string("s"), std::int64_t{Size()}},
-             {"eps", eps_},
-             {"momentum", momentum_}}};
-  }
-
   /// Y = gamma (X - mu) / sqrt(var + eps) + beta with the batch's statistics (Mode::Train,
   /// which also updates the running statistics) or the running ones (Mode::Inference).
   /// Throws ShapeError for a batch of the wrong row count and, in training, for a batch with
@@ -148,13 +181,14 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>> {
       // sums_ = [sum x, sum x^2, n] over this batch, then over every process.
       AccumulateSums(x.cols(), [&](Index b, double* sums) {
         ForEachGroupRun([&](Index group, Index offset, Index length) {
-          const auto values = Run(x.col(b).data() + offset, length);
+          // In double: a float's square is exact there, and the sums keep their digits.
+          const auto values = Run(x.col(b).data() + offset, length).template cast<double>();
           if (length == 1) {  // flat samples: every group at once
-            Vec(sums, groups) += values.template cast<double>();
-            Vec(sums + groups, groups) += values.array().square().matrix().template cast<double>();
+            Vec(sums, groups) += values;
+            Vec(sums + groups, groups) += values.array().square().matrix();
           } else {
-            sums[group] += static_cast<double>(values.sum());
-            sums[groups + group] += static_cast<double>(values.squaredNorm());
+            sums[group] += values.sum();
+            sums[groups + group] += values.squaredNorm();
           }
         });
       });
@@ -180,7 +214,7 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>> {
                   1.0 / std::sqrt(static_cast<double>(running_var_(c, 0)) + eps_));
       }
     }
-    // y = x * scale + shift, group by group.
+    // y = (x - mu) * scale + shift, group by group (mu as T; shift corrects its rounding).
     y.resize(x.rows(), x.cols());
     ParallelRanges(x.cols(), x.rows(), [&](int, Index first, Index count) {
       for (Index b = first; b < first + count; ++b) {
@@ -188,9 +222,9 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>> {
           auto out = Run(y.col(b).data() + offset, length);
           const auto in = Run(x.col(b).data() + offset, length);
           if (length == 1) {
-            out = in.cwiseProduct(scale_) + shift_;
+            out = (in - mean_).cwiseProduct(scale_) + shift_;
           } else {
-            out = in.array() * scale_(group) + shift_(group);
+            out = (in.array() - mean_(group)) * scale_(group) + shift_(group);
           }
         });
       }
@@ -204,7 +238,8 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>> {
     this->RequireRows(x.rows(), this->input_shape_, "the batch");
     this->RequireRows(dy.rows(), this->input_shape_, "the output gradient");
     const Index groups = Size();
-    // sums_ = [sum dy, sum dy (x - mu), n]; xhat = (x - mu) * inv_std.
+    // sums_ = [sum dy, sum dy (x - mu), n]; xhat = (x - mu) * inv_std. The second sum runs
+    // over x - mu_T (mu rounded to T) and is corrected by mu_low sum dy below.
     AccumulateSums(dy.cols(), [&](Index b, double* sums) {
       ForEachGroupRun([&](Index group, Index offset, Index length) {
         const auto grads = Run(dy.col(b).data() + offset, length);
@@ -214,14 +249,15 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>> {
           Vec(sums + groups, groups) +=
               grads.cwiseProduct(values - mean_).template cast<double>();
         } else {
-          sums[group] += static_cast<double>(grads.sum());
+          sums[group] += grads.template cast<double>().sum();
           sums[groups + group] +=
-              static_cast<double>((grads.array() * (values.array() - mean_(group))).sum());
+              (grads.array() * (values.array() - mean_(group))).template cast<double>().sum();
         }
       });
     }, /*reduce=*/false);
     for (Index c = 0; c < groups; ++c) {
       const double inv_std = InvStd(c);
+      sums_(groups + c) -= static_cast<double>(mean_low_(c)) * sums_(c);
       sums_(groups + c) *= inv_std;  // sum dy xhat
       grad_beta_(c, 0) = static_cast<T>(sums_(c));
       grad_gamma_(c, 0) = static_cast<T>(sums_(groups + c));
@@ -230,14 +266,14 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>> {
     if (last_mode_ == Mode::Train) {
       if (reducer_) reducer_(sums_.data(), sums_.size());
       const double n = sums_(2 * groups);
-      // dx = a dy + b x + d with a = gamma inv_std, b = -a inv_std mean(dy xhat),
-      // d = -a mean(dy) - b mu.
+      // dx = a dy + b (x - mu_T) + d with a = gamma inv_std, b = -a inv_std mean(dy xhat),
+      // d = -a mean(dy) - b mu_low (mu = mu_T + mu_low).
       for (Index c = 0; c < groups; ++c) {
         const double a = static_cast<double>(scale_(c));
         const double b = -a * InvStd(c) * sums_(groups + c) / n;
         a_(c) = static_cast<T>(a);
         b_(c) = static_cast<T>(b);
-        d_(c) = static_cast<T>(-a * sums_(c) / n - b * static_cast<double>(mean_(c)));
+        d_(c) = static_cast<T>(-a * sums_(c) / n - b * static_cast<double>(mean_low_(c)));
       }
     } else {
       a_ = scale_;
@@ -252,9 +288,9 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>> {
           const auto grads = Run(dy.col(b).data() + offset, length);
           const auto values = Run(x.col(b).data() + offset, length);
           if (length == 1) {
-            out = a_.cwiseProduct(grads) + b_.cwiseProduct(values) + d_;
+            out = a_.cwiseProduct(grads) + b_.cwiseProduct(values - mean_) + d_;
           } else {
-            out = a_(group) * grads.array() + b_(group) * values.array() + d_(group);
+            out = a_(group) * grads.array() + b_(group) * (values.array() - mean_(group)) + d_(group);
           }
         });
       }
@@ -271,6 +307,21 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>> {
     return {{"running_mean", &running_mean_, StateKind::Buffer},
             {"running_var", &running_var_, StateKind::Buffer},
             {"num_batches_tracked", &num_batches_tracked_, StateKind::Buffer}};
+  }
+
+  /// Throws StateError, naming the buffer, when loaded state cannot be a batch norm's: a
+  /// negative running variance (which makes NaN outputs) or a negative batch count.
+  void ValidateState() const {
+    for (Index c = 0; c < Size(); ++c) {
+      if (!(running_var_(c, 0) >= T(0))) {
+        throw StateError("running_var holds " + std::to_string(running_var_(c, 0)) +
+                         " at element " + std::to_string(c) + "; a variance cannot be negative");
+      }
+    }
+    if (num_batches_tracked_ < 0) {
+      throw StateError("num_batches_tracked is " + std::to_string(num_batches_tracked_) +
+                       "; a count cannot be negative");
+    }
   }
 
   /// Resets gamma to 1, beta to 0 and the running statistics to mean 0, variance 1, 0
@@ -293,12 +344,8 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>> {
   std::int64_t NumBatchesTracked() const { return num_batches_tracked_; }
 
  private:
-  static constexpr const char* TypeName() {
-    return kOver == NormalizeOver::Features ? "BatchNorm1D" : "BatchNorm2D";
-  }
-  static constexpr const char* GroupWord() {
-    return kOver == NormalizeOver::Features ? "feature" : "channel";
-  }
+  static constexpr const char* TypeName() { return Options::kType; }
+  static constexpr const char* GroupWord() { return Options::kGroup; }
 
   void ResetParameters() {
     gamma_.setOnes();
@@ -332,11 +379,14 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>> {
     return Eigen::Map<Vector<double>>(data, length);
   }
 
-  /// The forward's mu_c and 1 / sqrt(var_c + eps), and scale = gamma inv_std, shift = beta - mu scale for Y.
+  /// The forward's mu_c as mu_T (rounded to T) + mu_low, 1 / sqrt(var_c + eps), scale =
+  /// gamma inv_std and shift = beta - mu_low scale, so that Y = (X - mu_T) scale + shift.
   void SetAffine(Index c, double mean, double inv_std) {
     mean_(c) = static_cast<T>(mean);
+    mean_low_(c) = mean - static_cast<double>(mean_(c));
     scale_(c) = static_cast<T>(static_cast<double>(gamma_(c, 0)) * inv_std);
-    shift_(c) = static_cast<T>(static_cast<double>(beta_(c, 0)) - mean * static_cast<double>(scale_(c)));
+    shift_(c) = static_cast<T>(static_cast<double>(beta_(c, 0)) -
+                               mean_low_(c) * static_cast<double>(scale_(c)));
     inv_std_(c) = inv_std;
   }
   double InvStd(Index c) const { return inv_std_(c); }
@@ -369,6 +419,7 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>> {
   Matrix<double> partial_sums_;  // (2C + 1) x kMaxParallelParts: one column per thread
   Vector<double> sums_;          // [first sums (C), second sums (C), n]
   Vector<double> inv_std_;          // of the latest Forward
+  Vector<double> mean_low_;         // mu - mu_T of the latest Forward
   Vector<T> mean_, scale_, shift_;  // of the latest Forward
   Vector<T> a_, b_, d_;             // dx = a dy + b x + d, per group
 };

@@ -17,33 +17,65 @@
 #include "dlb/core/types.hpp"
 #include "dlb/core/window2d.hpp"
 #include "dlb/layers/init.hpp"
-#include "dlb/layers/layer_spec.hpp"
+#include "dlb/layers/layer.hpp"
+#include "dlb/layers/layer_options.hpp"
 #include "dlb/layers/spatial_layer.hpp"
 
 namespace dlb {
 
-/// The settings of a Conv2D, written like libtorch's Conv2dOptions:
+/// The arguments of a Conv2D, written like libtorch's Conv2dOptions:
 /// `dlb::Conv2DOptions(1, 32, 3).Padding(1)`, `dlb::Conv2DOptions(16, 16, {3, 5}).Stride(2)`.
 /// Defaults: stride 1, padding 0, a bias, Kaiming-normal weights.
 struct Conv2DOptions {
-  Index in_channels;
-  Index out_channels;
-  Window2D window;
+  Index in_channels = 0;   ///< C_in (required)
+  Index out_channels = 0;  ///< C_out (required)
+  Size2D kernel{0};        ///< kh x kw (required)
+  Size2D stride{1};
+  Size2D padding{0};
   bool bias = true;
   dlb::Init init = dlb::Init::Kaiming;
-  double init_std = 0.01;  ///< used by Init::Const only
+  double init_std = 0.01;  ///< the deviation of Init::Const
 
-  Conv2DOptions(Index in_channels_, Index out_channels_, Size2D kernel)
-      : in_channels(in_channels_), out_channels(out_channels_), window{kernel, 1, 0} {}
+  Conv2DOptions() = default;
+  Conv2DOptions(Index in_channels_, Index out_channels_, Size2D kernel_)
+      : in_channels(in_channels_), out_channels(out_channels_), kernel(kernel_) {}
 
-  Conv2DOptions& Stride(Size2D stride) { window.stride = stride; return *this; }
-  Conv2DOptions& Padding(Size2D padding) { window.padding = padding; return *this; }
+  Conv2DOptions& Stride(Size2D value) { stride = value; return *this; }
+  Conv2DOptions& Padding(Size2D value) { padding = value; return *this; }
   Conv2DOptions& Bias(bool with_bias) { bias = with_bias; return *this; }
   /// How the weights are drawn (see dlb::Init); `std_dev` is Init::Const's deviation.
   Conv2DOptions& WeightInit(dlb::Init scheme, double std_dev = 0.01) {
     init = scheme;
     init_std = std_dev;
     return *this;
+  }
+  /// The kernel, stride and padding as one window.
+  Window2D Window() const { return {kernel, stride, padding}; }
+
+  static constexpr const char* kType = "Conv2D";
+  static constexpr auto Arguments() {
+    using O = Conv2DOptions;
+    return std::tuple{Required("in_channels", &O::in_channels),
+                      Required("out_channels", &O::out_channels), Required("kernel", &O::kernel),
+                      Optional("stride", &O::stride), Optional("padding", &O::padding),
+                      Optional("bias", &O::bias), Optional("init", &O::init),
+                      Optional("init_std", &O::init_std)};
+  }
+  /// Throws ArgumentError for channels < 1, kernel < 1, stride < 1, padding < 0, an extent
+  /// above Window2D::kMaxExtent, or an init_std that is not finite and >= 0.
+  void Validate() const {
+    if (in_channels < 1 || out_channels < 1) {
+      throw ArgumentError("Conv2D(" + std::to_string(in_channels) + " -> " +
+                          std::to_string(out_channels) + "): both channel counts must be >= 1");
+    }
+    Window().Validate("Conv2D");
+    RequireInitStd("Conv2D", init_std);
+  }
+  /// "weight" {C_out, C_in, kh, kw} and, with a bias, "bias" {C_out}.
+  StateShapes TensorShapes() const {
+    StateShapes shapes = {{out_channels, in_channels, kernel.height, kernel.width}};
+    if (bias) shapes.push_back({out_channels});
+    return shapes;
   }
 };
 
@@ -71,31 +103,20 @@ struct Conv2DOptions {
 /// from batch to batch: nothing is allocated once a batch of the same size has been seen.
 /// Initialisation: W ~ N(0, 2 / (C_in kh kw)) (Kaiming, the default), b = 0.
 template <Scalar T = float>
-class Conv2D : public SpatialLayer<Conv2D<T>> {
+class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions> {
  public:
   using Scalar = T;
 
   /// `Conv2D<float>(1, 32, 3, 1, 1)`: C_in -> C_out channels, kernel, stride, padding (each a
-  /// number for a square or {height, width}). Throws ArgumentError for channels < 1,
-  /// kernel < 1, stride < 1 or padding < 0.
+  /// number for a square or {height, width}). Throws ArgumentError like Conv2DOptions::Validate.
   Conv2D(Index in_channels, Index out_channels, Size2D kernel, Size2D stride = 1,
          Size2D padding = 0)
       : Conv2D(Conv2DOptions(in_channels, out_channels, kernel).Stride(stride).Padding(padding)) {}
 
   explicit Conv2D(const Conv2DOptions& options)
-      : window_(options.window),
-        bias_enabled_(options.bias),
-        init_(options.init),
-        init_std_(static_cast<T>(options.init_std)) {
-    if (options.in_channels < 1 || options.out_channels < 1) {
-      throw ArgumentError("Conv2D(" + std::to_string(options.in_channels) + " -> " +
-                          std::to_string(options.out_channels) +
-                          "): both channel counts must be >= 1");
-    }
-    window_.Validate("Conv2D");
-    if (!(options.init_std >= 0)) {
-      throw ArgumentError("Conv2D: init_std must be >= 0, got " + std::to_string(options.init_std));
-    }
+      : DescribedBy<Conv2DOptions>(options),
+        window_(options.Window()),
+        init_std_(RepresentableAs<T>("Conv2D", "init_std", options.init_std)) {
     const Index fan_in = options.in_channels * window_.kernel.height * window_.kernel.width;
     weight_.resize(options.out_channels, fan_in);
     grad_weight_.setZero(options.out_channels, fan_in);
@@ -109,7 +130,11 @@ class Conv2D : public SpatialLayer<Conv2D<T>> {
   std::string Name() const {
     return "Conv2D(" + std::to_string(InChannels()) + " -> " + std::to_string(OutChannels()) +
            ", " + window_.kernel.ToString() + window_.Describe(1) +
-           (bias_enabled_ ? "" : ", no bias") + ")";
+           (options_.bias ? "" : ", no bias") + ")";
+  }
+
+  static LayerExample<Conv2D> Example() {
+    return {Conv2D(Conv2DOptions(2, 3, {3, 2}).Stride({2, 1}).Padding(1)), Shape(2, 5, 4)};
   }
 
   /// C_out x Ho x Wo for a C_in x H x W input; throws ShapeError when the channel count
@@ -126,21 +151,6 @@ class Conv2D : public SpatialLayer<Conv2D<T>> {
     return {OutChannels(), out.height, out.width};
   }
 
-  LayerSpec Spec() const {
-    return {"Conv2D",
-            {{"in_channels", std::int64_t{InChannels()}},
-             {"out_channels", std::int64_t{OutChannels()}},
-             {"kernel_height", std::int64_t{window_.kernel.height}},
-             {"kernel_width", std::int64_t{window_.kernel.width}},
-             {"stride_height", std::int64_t{window_.stride.height}},
-             {"stride_width", std::int64_t{window_.stride.width}},
-             {"padding_height", std::int64_t{window_.padding.height}},
-             {"padding_width", std::int64_t{window_.padding.width}},
-             {"bias", std::int64_t{bias_enabled_ ? 1 : 0}},
-             {"init", std::string(InitName(init_))},
-             {"init_std", static_cast<double>(init_std_)}}};
-  }
-
   /// Y = conv(X) + b for a batch of B samples (C_in H W x B); Y is C_out Ho Wo x B.
   /// Throws ShapeError when the input shape is unknown or X has the wrong row count.
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode /*mode*/) {
@@ -153,7 +163,7 @@ class Conv2D : public SpatialLayer<Conv2D<T>> {
       Gemm<T>(Op::None, buffers.patches, Op::Transpose, weight_, buffers.products);  // Z = P W^T
       // Y(o*P + p, b) = Z(b*P + p, o) + b(o): runs of P contiguous values on both sides.
       for (Index o = 0; o < OutChannels(); ++o) {
-        const T bias = bias_enabled_ ? bias_(o, 0) : T(0);
+        const T bias = options_.bias ? bias_(o, 0) : T(0);
         for (Index b = 0; b < count; ++b) {
           y.col(first + b).segment(o * positions, positions).array() =
               buffers.products.col(o).segment(b * positions, positions).array() + bias;
@@ -213,13 +223,13 @@ class Conv2D : public SpatialLayer<Conv2D<T>> {
     std::vector<Parameter<T>> params{
         {"weight", &weight_, &grad_weight_,
          {OutChannels(), InChannels(), window_.kernel.height, window_.kernel.width}}};
-    if (bias_enabled_) params.push_back({"bias", &bias_, &grad_bias_});
+    if (options_.bias) params.push_back({"bias", &bias_, &grad_bias_});
     return params;
   }
 
   /// Redraws W from the layer's Init scheme (fan_in = C_in kh kw) and zeroes b.
   void Init(Generator& gen) {
-    InitializeWeights(weight_, init_, init_std_, gen);
+    InitializeWeights(weight_, options_.init, init_std_, gen);
     bias_.setZero();
   }
 
@@ -228,13 +238,21 @@ class Conv2D : public SpatialLayer<Conv2D<T>> {
   }
   Index OutChannels() const { return weight_.rows(); }
   const Window2D& Window() const { return window_; }
-  bool HasBias() const { return bias_enabled_; }
+  bool HasBias() const { return options_.bias; }
   const Matrix<T>& Weight() const { return weight_; }
   const Matrix<T>& Bias() const { return bias_; }
   Matrix<T>& Weight() { return weight_; }
   Matrix<T>& Bias() { return bias_; }
 
- /// Samples whose patches are built and multiplied at a time (see PatchChunkSamples).
+  /// Values of working memory per sample beyond the output: a chunk's patches and products
+  /// (a chunk holds at least one sample). Requires the input shape. Throws ShapeError when
+  /// the count overflows.
+  Index ScratchValuesPerSample() const {
+    return CheckedMultiply(Positions(), CheckedAdd(weight_.cols(), OutChannels(), "a patch row"),
+                           Name() + ": the patches of one sample");
+  }
+
+  /// Samples whose patches are built and multiplied at a time (see PatchChunkSamples).
   /// Requires the input shape (SetInputShape).
   Index SamplesPerChunk() const {
     return PatchChunkSamples(Positions(), weight_.cols(), OutChannels(),
@@ -279,8 +297,6 @@ class Conv2D : public SpatialLayer<Conv2D<T>> {
   Index Positions() const { return this->output_shape_.height * this->output_shape_.width; }
 
   Window2D window_;
-  bool bias_enabled_;
-  dlb::Init init_;
   T init_std_;
   Matrix<T> weight_, bias_, grad_weight_, grad_bias_;
   std::vector<Workspace> workspaces_ = std::vector<Workspace>(kMaxParallelParts);

@@ -12,9 +12,29 @@
 #include "dlb/core/state.hpp"
 #include "dlb/core/types.hpp"
 #include "dlb/layers/elementwise.hpp"
-#include "dlb/layers/layer_spec.hpp"
+#include "dlb/layers/layer.hpp"
+#include "dlb/layers/layer_options.hpp"
 
 namespace dlb {
+
+/// The options of Dropout: the probability of dropping an element.
+struct DropoutOptions {
+  double p = 0.5;
+
+  DropoutOptions() = default;
+  DropoutOptions(double p_) : p(p_) {}  // NOLINT(google-explicit-constructor)
+
+  static constexpr const char* kType = "Dropout";
+  static constexpr auto Arguments() { return std::tuple{Optional("p", &DropoutOptions::p)}; }
+  /// Throws ArgumentError unless 0 <= p < 1 (so NaN and infinities are rejected).
+  void Validate() const {
+    if (!(p >= 0 && p < 1)) {
+      throw ArgumentError("Dropout: p (probability of dropping) must be in [0, 1), got " +
+                          std::to_string(p));
+    }
+  }
+  StateShapes TensorShapes() const { return {}; }
+};
 
 /// Drops each element with probability p during training and scales the kept ones by
 /// 1 / (1 - p), so E[Y] = X; in inference Y = X.
@@ -24,27 +44,24 @@ namespace dlb {
 /// The mask is drawn from the layer's own generator, reseeded by Init(gen) (ModelNN does
 /// that), so a run is reproducible from the model's seed.
 template <Scalar T = float>
-class Dropout : public ElementwiseLayer {
+class Dropout : public ElementwiseLayer, public DescribedBy<DropoutOptions> {
  public:
   using Scalar = T;
 
-  /// p is the probability of dropping; throws ArgumentError unless 0 <= p < 1 (so NaN and
-  /// infinities are rejected).
-  explicit Dropout(T p = T(0.5), std::uint64_t seed = 0) : p_(p), gen_(seed) {
-    if (!(p >= T(0) && p < T(1))) {
-      throw ArgumentError("Dropout: p (probability of dropping) must be in [0, 1), got " +
-                          std::to_string(p));
-    }
-  }
+  /// p is the probability of dropping; throws ArgumentError unless 0 <= p < 1. `seed` seeds
+  /// the mask generator until Init reseeds it (ModelNN does, from the model's generator).
+  explicit Dropout(const DropoutOptions& options = {}, std::uint64_t seed = 0)
+      : DescribedBy<DropoutOptions>(options), p_(static_cast<T>(options.p)), gen_(seed) {}
+  explicit Dropout(T p, std::uint64_t seed = 0) : Dropout(DropoutOptions(static_cast<double>(p)), seed) {}
 
   /// "Dropout(0.3)": p with up to 6 significant digits.
   std::string Name() const {
     std::ostringstream text;
-    text << "Dropout(" << static_cast<double>(p_) << ")";
+    text << "Dropout(" << options_.p << ")";
     return text.str();
   }
   T DropProbability() const { return p_; }
-  LayerSpec Spec() const { return {"Dropout", {{"p", static_cast<double>(p_)}}}; }
+  static LayerExample<Dropout> Example() { return {Dropout(DropoutOptions(0.3)), Shape(5)}; }
 
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode mode) {
     last_mode_ = mode;

@@ -8,6 +8,7 @@
 #include "dlb/core/error.hpp"
 #include "dlb/core/random.hpp"
 #include "dlb/core/types.hpp"
+#include "dlb/layers/layer_options.hpp"
 
 namespace dlb {
 
@@ -34,6 +35,21 @@ inline Init ParseInit(const std::string& name) {
   }
   throw ArgumentError("unknown weight initialisation '" + name +
                       "'; expected const, kaiming or xavier");
+}
+
+/// Throws ArgumentError "<who>: init_std must be finite and >= 0, got x" otherwise.
+inline void RequireInitStd(const std::string& who, double init_std) {
+  if (!(init_std >= 0) || !std::isfinite(init_std)) {
+    throw ArgumentError(who + ": init_std must be finite and >= 0, got " + std::to_string(init_std));
+  }
+}
+
+/// An Init argument of a layer's options is saved as its name ("kaiming").
+inline void AppendSpecArgument(LayerSpec& spec, const std::string& name, Init value) {
+  spec.args.emplace_back(name, std::string(InitName(value)));
+}
+inline void ReadSpecArgument(const LayerArgs& args, const std::string& name, bool required, Init& value) {
+  if (required || args.Has(name)) value = ParseInit(args.Text(name));
 }
 
 /// The standard deviation `scheme` gives a weight matrix with `fan_in` inputs.

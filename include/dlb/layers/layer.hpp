@@ -27,25 +27,8 @@
 ///   and *overwrites* its parameter gradients with dL/dparam summed over the batch (the
 ///   loss carries the 1/N of a mean).
 ///
-/// Optional members, used when present:
-/// ```
-///   std::vector<Parameter<T>> Parameters();   // each trainable block, by name ("weight")
-///   std::vector<StateRef<T>> State();         // non-trainable state: buffers such as
-///                                             //   "running_mean" (StateKind::Buffer) and
-///                                             //   what resuming needs, such as a dropout
-///                                             //   layer's generator (StateKind::Resume)
-///   void Init(Generator& gen);                // (re)draw parameters / reseed
-///   void SetInputShape(const Shape& input);   // told the input shape by ModelNN::Add
-///   LayerSpec Spec() const;                   // type and constructor arguments, so that a
-///                                             //   saved model can be rebuilt (LoadModel)
-/// ```
-///
-/// Updating a layer written for the earlier contract (InputSize()/OutputSize(n)): replace
-/// both by `Shape OutputShape(const Shape& input) const`, e.g. for a layer with a fixed
-/// number of inputs `{ RequireInputSize(input, in_); return out_; }`, and for an
-/// element-wise layer `{ return input; }`.
-
 #include <concepts>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -57,6 +40,15 @@
 #include "dlb/layers/layer_spec.hpp"
 
 namespace dlb {
+
+/// A small instance of a layer type and an input shape it accepts. Every built-in layer type
+/// gives one (`static LayerExample<L> Example()`): the layer check of every built-in layer
+/// (dlb::testing::CheckLayer in tests/test_builtin_layers.cpp) runs on it.
+template <class L>
+struct LayerExample {
+  L layer;
+  Shape input;
+};
 
 /// Satisfied by every type that fulfils the Layer contract described above.
 template <class L>
@@ -90,6 +82,27 @@ concept InitializableLayer = Layer<L> && requires(L& layer, Generator& gen) { la
 template <class L>
 concept DescribedLayer = Layer<L> && requires(const L& layer) {
   { layer.Spec() } -> std::convertible_to<LayerSpec>;
+};
+
+/// Sums a buffer of doubles across the processes of a data-parallel job, in place (e.g.
+/// MPI_Allreduce(MPI_IN_PLACE, sums, count, MPI_DOUBLE, MPI_SUM, comm)). See BatchNorm.
+using StatisticsReducer = std::function<void(double* sums, Index count)>;
+
+/// A layer that computes statistics over the batch which data-parallel training must sum
+/// across processes (batch norm; see dlb::SyncBatchNorm).
+template <class L>
+concept BatchStatisticsLayer = Layer<L> && requires(L& layer, StatisticsReducer reducer) {
+  layer.SetStatisticsReducer(reducer);
+};
+
+/// A layer that checks its state after loading.
+template <class L>
+concept StateValidatingLayer = Layer<L> && requires(const L& layer) { layer.ValidateState(); };
+
+/// A layer that needs working memory beyond its output.
+template <class L>
+concept ScratchLayer = Layer<L> && requires(const L& layer) {
+  { layer.ScratchValuesPerSample() } -> std::convertible_to<Index>;
 };
 
 /// A layer that wants to be told its input shape.

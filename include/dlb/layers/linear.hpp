@@ -15,61 +15,88 @@
 #include "dlb/core/types.hpp"
 #include "dlb/layers/elementwise.hpp"
 #include "dlb/layers/init.hpp"
-#include "dlb/layers/layer_spec.hpp"
+#include "dlb/layers/layer.hpp"
+#include "dlb/layers/layer_options.hpp"
 
 namespace dlb {
+
+/// The arguments of a Linear layer: `LinearOptions(784, 350)`, or
+/// `LinearOptions(784, 350).WeightInit(dlb::Init::Xavier)`. Defaults: Kaiming-normal weights.
+struct LinearOptions {
+  Index in = 0;   ///< input features (required)
+  Index out = 0;  ///< output features (required)
+  dlb::Init init = dlb::Init::Kaiming;
+  double init_std = 0.01;  ///< the deviation of Init::Const (checked always)
+
+  LinearOptions() = default;
+  LinearOptions(Index in_, Index out_) : in(in_), out(out_) {}
+  /// How the weights are drawn (see dlb::Init); `std_dev` is Init::Const's deviation.
+  LinearOptions& WeightInit(dlb::Init scheme, double std_dev = 0.01) {
+    init = scheme;
+    init_std = std_dev;
+    return *this;
+  }
+
+  static constexpr const char* kType = "Linear";
+  static constexpr auto Arguments() {
+    return std::tuple{Required("in", &LinearOptions::in), Required("out", &LinearOptions::out),
+                      Optional("init", &LinearOptions::init),
+                      Optional("init_std", &LinearOptions::init_std)};
+  }
+  /// Throws ArgumentError unless in >= 1, out >= 1 and init_std is finite and >= 0.
+  void Validate() const {
+    if (in < 1 || out < 1) {
+      throw ArgumentError("Linear(" + std::to_string(in) + " -> " + std::to_string(out) +
+                          "): both sizes must be >= 1");
+    }
+    RequireInitStd("Linear", init_std);
+  }
+  /// "weight" {out, in} and "bias" {out}.
+  StateShapes TensorShapes() const { return {{out, in}, {out}}; }
+};
 
 /// Affine map Z = W X + b.
 ///
 /// Shapes: X is in x batch, W is out x in, b is out x 1, Z is out x batch.
 /// Backward: dW = dZ X^T, db = sum over columns of dZ, dX = W^T dZ.
-/// W is drawn by `init` (see Init); b starts at 0. A freshly constructed layer is
+/// W is drawn by the options' Init scheme; b starts at 0. A freshly constructed layer is
 /// initialised from a fixed seed; ModelNN re-initialises it from the model's generator.
 template <Scalar T = float>
-class Linear {
+class Linear : public DescribedBy<LinearOptions> {
  public:
   using Scalar = T;
 
-  /// Throws ArgumentError unless in >= 1, out >= 1 and init_std is finite and >= 0 (it is
-  /// used by Init::Const only, but checked always); MemoryError when the weights and
-  /// gradients, 2 (out * in + out) * sizeof(T) bytes, exceed the memory this process may have
-  /// or cannot be allocated (see RequireMemory).
-  Linear(Index in, Index out, dlb::Init init = dlb::Init::Kaiming, T init_std = T(0.01))
-      : init_(init), init_std_(init_std) {
-    const std::string name = "Linear(" + std::to_string(in) + " -> " + std::to_string(out) + ")";
-    if (in < 1 || out < 1) throw ArgumentError(name + ": both sizes must be >= 1");
-    if (!(init_std >= T(0)) || !std::isfinite(init_std)) {
-      throw ArgumentError("Linear: init_std must be finite and >= 0, got " +
-                          std::to_string(init_std));
-    }
-    const double elements = static_cast<double>(out) * (static_cast<double>(in) + 1.0);
+  /// Throws ArgumentError for invalid options (see LinearOptions::Validate), or an init_std
+  /// that T cannot hold; MemoryError when the weights and gradients, 2 (out * in + out) *
+  /// sizeof(T) bytes, exceed the memory this process may have or cannot be allocated (see
+  /// RequireMemory).
+  explicit Linear(const LinearOptions& options)
+      : DescribedBy<LinearOptions>(options),
+        init_std_(RepresentableAs<T>("Linear", "init_std", options.init_std)) {
+    const std::string name = Name(options.in, options.out);
+    const double elements =
+        static_cast<double>(options.out) * (static_cast<double>(options.in) + 1.0);
     AllocateOrThrow(2.0 * elements * sizeof(T), name + ": its weights and gradients", [&] {
-      weight_.resize(out, in);
-      bias_.setZero(out, 1);
-      grad_weight_.setZero(out, in);
-      grad_bias_.setZero(out, 1);
+      weight_.resize(options.out, options.in);
+      bias_.setZero(options.out, 1);
+      grad_weight_.setZero(options.out, options.in);
+      grad_bias_.setZero(options.out, 1);
     });
     Generator gen(kDefaultSeed);
     Init(gen);
   }
+  /// `Linear<float>(784, 350)`: in -> out features, weights drawn by `init`.
+  Linear(Index in, Index out, dlb::Init init = dlb::Init::Kaiming, T init_std = T(0.01))
+      : Linear(LinearOptions(in, out).WeightInit(init, static_cast<double>(init_std))) {}
 
-  std::string Name() const {
-    return "Linear(" + std::to_string(weight_.cols()) + " -> " + std::to_string(weight_.rows()) +
-           ")";
-  }
+  /// "Linear(784 -> 350)".
+  std::string Name() const { return Name(weight_.cols(), weight_.rows()); }
+  static LayerExample<Linear> Example() { return {Linear(3, 4), Shape(3)}; }
   /// Any input shape of in values (a C x H x W sample is read flattened); output {out}.
   Shape OutputShape(const Shape& input) const {
     RequireInputSize(input, weight_.cols());
     return Shape(weight_.rows());
   }
-  LayerSpec Spec() const {
-    return {"Linear",
-            {{"in", std::int64_t{weight_.cols()}},
-             {"out", std::int64_t{weight_.rows()}},
-             {"init", std::string(InitName(init_))},
-             {"init_std", static_cast<double>(init_std_)}}};
-  }
-
   /// Z = W X + b (the bias broadcast over the columns).
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& z, Mode /*mode*/) {
     // The bias is written first and the product accumulated onto it: one pass over Z fewer
@@ -96,7 +123,7 @@ class Linear {
 
   /// Redraws W from the layer's Init scheme and zeroes b.
   void Init(Generator& gen) {
-    InitializeWeights(weight_, init_, init_std_, gen);
+    InitializeWeights(weight_, options_.init, init_std_, gen);
     bias_.setZero();
   }
 
@@ -108,7 +135,10 @@ class Linear {
  private:
   static constexpr std::uint64_t kDefaultSeed = 0x5eed;
 
-  dlb::Init init_;
+  static std::string Name(Index in, Index out) {
+    return "Linear(" + std::to_string(in) + " -> " + std::to_string(out) + ")";
+  }
+
   T init_std_;
   Matrix<T> weight_, bias_, grad_weight_, grad_bias_;
 };

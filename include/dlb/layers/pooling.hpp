@@ -14,10 +14,51 @@
 #include "dlb/core/shape.hpp"
 #include "dlb/core/types.hpp"
 #include "dlb/core/window2d.hpp"
-#include "dlb/layers/layer_spec.hpp"
+#include "dlb/layers/layer.hpp"
+#include "dlb/layers/layer_options.hpp"
 #include "dlb/layers/spatial_layer.hpp"
 
 namespace dlb {
+
+/// The arguments of MaxPool2D and AvgPool2D: a kernel and a stride (torch's default: the
+/// kernel), no padding. `Kind` gives the type name (internal::MaxPoolKind, AvgPoolKind).
+template <class Kind>
+struct Pool2DOptions {
+  Size2D kernel{0};  ///< required
+  Size2D stride{0};  ///< required in a spec; the constructors default it to the kernel
+
+  Pool2DOptions() = default;
+  /// A kernel x kernel window moved by `kernel`: `MaxPool2DOptions(2)`.
+  Pool2DOptions(Size2D kernel_) : kernel(kernel_), stride(kernel_) {}  // NOLINT(google-explicit-constructor)
+  Pool2DOptions(Size2D kernel_, Size2D stride_) : kernel(kernel_), stride(stride_) {}
+  Pool2DOptions& Stride(Size2D value) { stride = value; return *this; }
+
+  Window2D Window() const { return {kernel, stride, 0}; }
+
+  static constexpr const char* kType = Kind::kType;
+  static constexpr auto Arguments() {
+    return std::tuple{Required("kernel", &Pool2DOptions::kernel),
+                      Required("stride", &Pool2DOptions::stride)};
+  }
+  /// Throws ArgumentError unless kernel >= 1 and stride >= 1 (see Window2D::Validate).
+  void Validate() const { Window().Validate(kType); }
+  StateShapes TensorShapes() const { return {}; }
+};
+
+namespace internal {
+struct MaxPoolKind {
+  static constexpr const char* kType = "MaxPool2D";
+};
+struct AvgPoolKind {
+  static constexpr const char* kType = "AvgPool2D";
+};
+}  // namespace internal
+
+using MaxPool2DOptions = Pool2DOptions<internal::MaxPoolKind>;
+using AvgPool2DOptions = Pool2DOptions<internal::AvgPoolKind>;
+
+/// GlobalAvgPool has no arguments.
+using GlobalAvgPoolOptions = NoArgumentOptions<"GlobalAvgPool">;
 
 namespace internal {
 
@@ -41,34 +82,28 @@ void MaxPass(const T* __restrict candidates, T* __restrict best, std::int32_t* _
 /// of a C x H x W sample, without padding. Output C x Ho x Wo with torch's floor rule
 /// Ho = floor((H - kh) / sh) + 1 (likewise Wo): a 7 x 7 plane under a 2x2 window of stride 2
 /// gives 3 x 3 and its last row and column are not read (they get a zero gradient). Rejected
-/// (ShapeError): a plane smaller than the window. Derived::kTypeName names the layer.
-template <class Derived>
-class Pool2D : public SpatialLayer<Derived> {
+/// (ShapeError): a plane smaller than the window. Kind::kType names the layer.
+template <class Derived, class Kind>
+class Pool2D : public SpatialLayer<Derived>, public DescribedBy<Pool2DOptions<Kind>> {
  public:
   /// A kernel x kernel window moved by `kernel` (`MaxPool2D<float>(2)`); a rectangular one as
   /// Size2D(2, 3). Throws ArgumentError unless kernel >= 1.
-  explicit Pool2D(Size2D kernel) : Pool2D(kernel, kernel) {}
+  explicit Pool2D(Size2D kernel) : Pool2D(Pool2DOptions<Kind>(kernel)) {}
   /// A window moved by `stride`. Throws ArgumentError unless kernel >= 1 and stride >= 1.
-  explicit Pool2D(Size2D kernel, Size2D stride) : window_{kernel, stride, 0} {
-    window_.Validate(Derived::kTypeName);
-  }
+  Pool2D(Size2D kernel, Size2D stride) : Pool2D(Pool2DOptions<Kind>(kernel, stride)) {}
+  explicit Pool2D(const Pool2DOptions<Kind>& options)
+      : DescribedBy<Pool2DOptions<Kind>>(options), window_(options.Window()) {}
 
   /// "MaxPool2D(2x2)"; "MaxPool2D(3x3, stride 2)" when the stride is not the kernel.
   std::string Name() const {
-    return std::string(Derived::kTypeName) + "(" + window_.kernel.ToString() +
+    return std::string(Kind::kType) + "(" + window_.kernel.ToString() +
            window_.Describe(window_.kernel) + ")";
   }
   Shape OutputShape(const Shape& input) const {
     const Size2D out = window_.OutputSize(input);
     return {input.channels, out.height, out.width};
   }
-  LayerSpec Spec() const {
-    return {Derived::kTypeName,
-            {{"kernel_height", std::int64_t{window_.kernel.height}},
-             {"kernel_width", std::int64_t{window_.kernel.width}},
-             {"stride_height", std::int64_t{window_.stride.height}},
-             {"stride_width", std::int64_t{window_.stride.width}}}};
-  }
+  static LayerExample<Derived> Example() { return {Derived(Size2D(2, 3), Size2D(1, 2)), Shape(2, 5, 7)}; }
   const Window2D& Window() const { return window_; }
 
  protected:
@@ -111,11 +146,10 @@ class Pool2D : public SpatialLayer<Derived> {
 /// Forward gathers each window element's values for the whole sample into a scratch row, so
 /// the comparisons run over long contiguous arrays (vectorised) rather than short rows.
 template <Scalar T = float>
-class MaxPool2D : public internal::Pool2D<MaxPool2D<T>> {
+class MaxPool2D : public internal::Pool2D<MaxPool2D<T>, internal::MaxPoolKind> {
  public:
   using Scalar = T;
-  static constexpr const char* kTypeName = "MaxPool2D";
-  using internal::Pool2D<MaxPool2D<T>>::Pool2D;
+  using internal::Pool2D<MaxPool2D<T>, internal::MaxPoolKind>::Pool2D;
 
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode /*mode*/) {
     this->RequireRows(x.rows(), this->input_shape_, "the batch");
@@ -189,11 +223,10 @@ class MaxPool2D : public internal::Pool2D<MaxPool2D<T>> {
 /// geometry). Backward: each input of a window receives dY / (kh kw); overlapping windows
 /// add up.
 template <Scalar T = float>
-class AvgPool2D : public internal::Pool2D<AvgPool2D<T>> {
+class AvgPool2D : public internal::Pool2D<AvgPool2D<T>, internal::AvgPoolKind> {
  public:
   using Scalar = T;
-  static constexpr const char* kTypeName = "AvgPool2D";
-  using internal::Pool2D<AvgPool2D<T>>::Pool2D;
+  using internal::Pool2D<AvgPool2D<T>, internal::AvgPoolKind>::Pool2D;
 
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode /*mode*/) {
     this->RequireRows(x.rows(), this->input_shape_, "the batch");
@@ -246,14 +279,18 @@ class AvgPool2D : public internal::Pool2D<AvgPool2D<T>> {
 /// Y(c) = the mean of X(c, ., .) over the H x W plane: a C x H x W sample becomes the flat
 /// vector {C} (what a classifier head reads). Backward: dX(c, y, x) = dY(c) / (H W).
 template <Scalar T = float>
-class GlobalAvgPool : public SpatialLayer<GlobalAvgPool<T>> {
+class GlobalAvgPool : public SpatialLayer<GlobalAvgPool<T>>, public DescribedBy<GlobalAvgPoolOptions> {
  public:
   using Scalar = T;
 
+  explicit GlobalAvgPool(const GlobalAvgPoolOptions& options = {})
+      : DescribedBy<GlobalAvgPoolOptions>(options) {}
+
   std::string Name() const { return "GlobalAvgPool"; }
+  static LayerExample<GlobalAvgPool> Example() { return {GlobalAvgPool(), Shape(3, 4, 5)}; }
+
   /// {C} for any C x H x W input.
   Shape OutputShape(const Shape& input) const { return Shape(input.channels); }
-  LayerSpec Spec() const { return {"GlobalAvgPool", {}}; }
 
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode /*mode*/) {
     this->RequireRows(x.rows(), this->input_shape_, "the batch");

@@ -1,177 +1,99 @@
 #pragma once
 /// \file
-/// LayerRegistry: from a layer's type name and constructor arguments (a LayerSpec) back to
-/// the layer, so that a saved architecture can be rebuilt with no code (LoadModel).
+/// LayerRegistry: from a layer's type name and arguments (a LayerSpec) back to the layer,
+/// blocks and the layers inside them included, so that a saved architecture can be rebuilt
+/// with no code (LoadModel).
 
 #include <cstdint>
-#include <cmath>
 #include <functional>
 #include <limits>
 #include <map>
 #include <optional>
-#include <set>
 #include <string>
-#include <tuple>
+#include <type_traits>
 #include <utility>
-#include <variant>
 #include <vector>
 
 #include "dlb/core/error.hpp"
 #include "dlb/core/types.hpp"
-#include "dlb/layers/batch_norm.hpp"
-#include "dlb/layers/conv2d.hpp"
-#include "dlb/layers/dropout.hpp"
-#include "dlb/layers/init.hpp"
 #include "dlb/layers/layer.hpp"
+#include "dlb/layers/layer_options.hpp"
 #include "dlb/layers/layer_spec.hpp"
-#include "dlb/layers/leaky_relu.hpp"
-#include "dlb/layers/linear.hpp"
-#include "dlb/layers/pooling.hpp"
-#include "dlb/layers/relu.hpp"
-#include "dlb/layers/sigmoid.hpp"
-#include "dlb/layers/tanh.hpp"
+#include "dlb/model/builtin_layers.hpp"
 #include "dlb/model/model.hpp"
 
 namespace dlb {
 
-/// The constructor arguments of one LayerSpec, read by a layer factory with checks.
-///
-/// Represents: the spec's named arguments, which of them were read, and optionally a limit
-/// on how many values of state the layer may hold (set by LoadModel to what the file's
-/// tensors can still account for, so that a forged architecture cannot make a constructor
-/// allocate more than the file's size).
-/// Every getter throws ArgumentError naming the layer type and the argument when it is
-/// missing (and has no fallback) or of the wrong kind.
-class LayerArgs {
- public:
-  explicit LayerArgs(const LayerSpec& spec,
-                     std::optional<std::int64_t> state_limit = std::nullopt)
-      : spec_(spec), state_limit_(state_limit) {}
-
-  const std::string& Type() const { return spec_.type; }
-
-  /// A whole-number argument.
-  std::int64_t Int(const std::string& name) const { return Get<std::int64_t>(name, "a whole number"); }
-  std::int64_t Int(const std::string& name, std::int64_t fallback) const {
-    return Has(name) ? Int(name) : fallback;
-  }
-  /// A real argument; a whole number is accepted too.
-  double Real(const std::string& name) const {
-    if (const auto* value = Find(name); value && std::holds_alternative<std::int64_t>(*value)) {
-      return static_cast<double>(std::get<std::int64_t>(*value));
-    }
-    return Get<double>(name, "a number");
-  }
-  double Real(const std::string& name, double fallback) const {
-    return Has(name) ? Real(name) : fallback;
-  }
-  /// A text argument (an initialisation scheme's name ...).
-  std::string Text(const std::string& name) const { return Get<std::string>(name, "a name"); }
-  std::string Text(const std::string& name, const std::string& fallback) const {
-    return Has(name) ? Text(name) : fallback;
-  }
-
-  /// Called by a factory before it builds a layer that allocates state of these shapes
-  /// (e.g. {{out, in}, {out}} for a Linear layer); adds their number of values to
-  /// Reserved(). Throws ArgumentError when the total exceeds the limit given at
-  /// construction (none: no limit).
-  void RequireStateSize(const std::vector<std::vector<std::int64_t>>& shapes) const {
-    // Saturating sums and products: anything above the limit is reported the same way.
-    const std::uint64_t limit =
-        state_limit_ ? static_cast<std::uint64_t>(std::max<std::int64_t>(*state_limit_, 0))
-                     : static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
-    std::uint64_t total = 0;
-    bool over = false;
-    std::string shapes_text;
-    for (const auto& shape : shapes) {
-      std::uint64_t count = 1;
-      for (std::int64_t extent : shape) {
-        const auto size = static_cast<std::uint64_t>(std::max<std::int64_t>(extent, 0));
-        if (size != 0 && count > limit / size) {
-          over = true;
-        } else {
-          count *= size;
-        }
-      }
-      over = over || total + count > limit;
-      if (!over) total += count;
-      shapes_text += (shapes_text.empty() ? "" : " + ") + ShapeText(shape);
-    }
-    if (over) {
-      throw ArgumentError(spec_.type + " with these arguments holds " + shapes_text +
-                          " values, more than the saved tensors account for (" +
-                          std::to_string(limit) + " values left)");
-    }
-    reserved_ += static_cast<std::int64_t>(total);
-  }
-
-  /// Values of state announced through RequireStateSize so far.
-  std::int64_t Reserved() const { return reserved_; }
-
-  /// Throws ArgumentError naming every argument the factory never read (a misspelt or
-  /// unsupported argument would otherwise be ignored silently).
-  void RequireAllRead() const {
-    std::string unread;
-    for (const auto& [name, value] : spec_.args) {
-      if (read_.count(name) == 0) unread += (unread.empty() ? "'" : ", '") + name + "'";
-    }
-    if (!unread.empty()) throw ArgumentError(spec_.type + ": unknown argument(s) " + unread);
-  }
-
- private:
-  bool Has(const std::string& name) const { return Find(name) != nullptr; }
-
-  const SpecValue* Find(const std::string& name) const {
-    for (const auto& [key, value] : spec_.args) {
-      if (key == name) {
-        read_.insert(name);
-        return &value;
-      }
-    }
-    return nullptr;
-  }
-
-  template <class V>
-  V Get(const std::string& name, const char* kind) const {
-    const SpecValue* value = Find(name);
-    if (value == nullptr) throw ArgumentError(spec_.type + ": missing argument '" + name + "'");
-    if (!std::holds_alternative<V>(*value)) {
-      throw ArgumentError(spec_.type + ": argument '" + name + "' must be " + kind);
-    }
-    return std::get<V>(*value);
-  }
-
-  const LayerSpec& spec_;
-  std::optional<std::int64_t> state_limit_;
-  mutable std::set<std::string> read_;
-  mutable std::int64_t reserved_ = 0;
+/// Bounds on what a LayerRegistry builds from specs read from a file, each checked before
+/// anything is allocated; building counts them down (LoadModel sets them from LoadOptions).
+struct BuildBudget {
+  /// Values of state (parameters and buffers) the layers may still allocate; none: no limit.
+  std::optional<std::int64_t> state_values;
+  /// Layers (blocks and the layers inside them) that may still be built.
+  std::int64_t layers = std::numeric_limits<std::int64_t>::max();
+  /// How many blocks deep layers may still nest.
+  int depth = 64;
+  /// Values of state the layers built so far announced (counted whether or not limited).
+  std::int64_t reserved = 0;
 };
 
-/// A map from layer type names to factories that append the layer a LayerSpec describes to
-/// a ModelNN<T>.
+/// A map from layer type names to factories that build the layer a LayerSpec describes.
 ///
-/// Represents: one factory per type name; the built-in layers are registered by
-/// DefaultLayerRegistry(). Extend it with Register for your own layer types (which must
-/// provide `LayerSpec Spec() const` to be saved):
+/// Represents: one factory per type name. DefaultLayerRegistry() holds the built-in layers
+/// (BuiltinLayers). Extend it with your own layer types: a type with Options (see
+/// dlb/layers/layer_options.hpp) registers with `Register<MyLayer<float>>()`; any other type
+/// with a factory that reads its arguments:
 /// ```
 ///   dlb::DefaultLayerRegistry<float>().Register("Scale", [](const dlb::LayerArgs& args) {
 ///     return Scale<float>(args.Real("factor"));
 ///   });
 /// ```
+/// (the layer then needs `LayerSpec Spec() const` to be saved).
 /// Not thread-safe while being changed: register before loading models concurrently.
 template <Scalar T>
 class LayerRegistry {
  public:
-  using Factory = std::function<void(ModelNN<T>&, const LayerArgs&)>;
+  /// Builds the layer of `args`' spec; `build_child` builds a child spec (for blocks).
+  using Factory = std::function<internal::LayerPointer<T>(
+      const LayerArgs& args, const internal::BuildChild<T>& build_child)>;
+
+  /// Registers the layer type L under L::Options::kType: its factory reads the options from
+  /// the spec (OptionsFromArgs), refuses unknown arguments, checks the state they imply
+  /// against the budget (Options::TensorShapes) before constructing L. A block type
+  /// (Sequential, Residual, Concat) is rebuilt by its static FromSpec, children included.
+  template <class L>
+  void Register() {
+    static_assert(Layer<L> && std::is_same_v<typename L::Scalar, T>,
+                  "LayerRegistry<T>::Register<L>: L must be a dlb::Layer with Scalar T");
+    using O = typename L::Options;
+    factories_[O::kType] = [](const LayerArgs& args, const internal::BuildChild<T>& build_child) {
+      if constexpr (requires { L::FromSpec(args, build_child); }) {
+        L layer = L::FromSpec(args, build_child);
+        args.RequireAllRead();
+        return internal::MakeLayerPointer(std::move(layer));
+      } else {
+        RequireNoChildren(args);
+        const O options = OptionsFromArgs<O>(args);
+        args.RequireAllRead();
+        options.Validate();
+        RequireRepresentableState(options);
+        args.RequireStateSize(options.TensorShapes());
+        return internal::MakeLayerPointer(L(options));
+      }
+    };
+  }
 
   /// Registers (or replaces) the factory of `type`: `build(args)` returns the layer (any type
-  /// satisfying dlb::Layer with Scalar T), which is appended with ModelNN::Add.
+  /// satisfying dlb::Layer with Scalar T). A factory of a layer that allocates state should
+  /// call args.RequireStateSize with its shapes first.
   template <class Build>
   void Register(const std::string& type, Build build) {
-    factories_[type] = [build = std::move(build)](ModelNN<T>& model, const LayerArgs& args) {
+    factories_[type] = [build = std::move(build)](const LayerArgs& args,
+                                                  const internal::BuildChild<T>&) {
+      RequireNoChildren(args);
       auto layer = build(args);
-      args.RequireAllRead();  // before Add: a bad spec leaves the model as it was
-      model.Add(std::move(layer));
+      args.RequireAllRead();
+      return internal::MakeLayerPointer(std::move(layer));
     };
   }
 
@@ -184,14 +106,18 @@ class LayerRegistry {
     return types;
   }
 
-  /// Appends the layer `spec` describes to `model`; returns the values of state its factory
-  /// announced (LayerArgs::Reserved). `state_limit` bounds them (see
-  /// LayerArgs::RequireStateSize).
-  /// Throws ArgumentError for an unknown type (listing the known ones), a missing, mistyped,
-  /// invalid or unknown argument, or state above the limit; ShapeError (from ModelNN::Add)
-  /// when the layer does not accept the previous layer's output. The model is unchanged then.
-  std::int64_t AddTo(ModelNN<T>& model, const LayerSpec& spec,
-                     std::optional<std::int64_t> state_limit = std::nullopt) const {
+  /// The layer `spec` describes, its children built recursively, within `budget` (which is
+  /// counted down). Throws ArgumentError for an unknown type (listing the known ones), a
+  /// missing, mistyped, invalid or unknown argument, a bad child, or a budget exceeded; a
+  /// child's error names its path ("layer 'downsample.0': ...").
+  internal::LayerPointer<T> Build(const LayerSpec& spec, BuildBudget& budget) const {
+    if (budget.layers <= 0) {
+      throw ArgumentError("more layers than the limit allows (LoadOptions::max_layers)");
+    }
+    if (budget.depth <= 0) {
+      throw ArgumentError("blocks nested deeper than the limit allows (LoadOptions::max_depth)");
+    }
+    --budget.layers;
     const auto it = factories_.find(spec.type);
     if (it == factories_.end()) {
       std::string known;
@@ -199,103 +125,66 @@ class LayerRegistry {
       throw ArgumentError("unknown layer type '" + spec.type + "'; known types: " + known +
                           " (register others with LayerRegistry::Register)");
     }
-    const LayerArgs args(spec, state_limit);
-    it->second(model, args);
-    return args.Reserved();
+    const LayerArgs args(spec, budget.state_values);
+    const internal::BuildChild<T> build_child = [&](const std::string& name, const LayerSpec& child) {
+      --budget.depth;
+      try {
+        auto layer = Build(child, budget);
+        ++budget.depth;
+        return layer;
+      } catch (const ArgumentError& error) {
+        ++budget.depth;
+        const std::string message = error.what();
+        throw ArgumentError(message.rfind("layer '", 0) == 0
+                                ? "layer '" + name + "." + message.substr(7)
+                                : "layer '" + name + "' (" + child.type + "): " + message);
+      }
+    };
+    internal::LayerPointer<T> layer = it->second(args, build_child);
+    if (budget.state_values) *budget.state_values -= args.Reserved();
+    budget.reserved += args.Reserved();
+    return layer;
+  }
+
+  /// Appends the layer `spec` describes to `model` under `name` (its index when empty);
+  /// returns the values of state its factory announced. `state_limit` bounds them.
+  /// Throws ArgumentError (see Build) or ShapeError (from ModelNN::Add) when the layer does
+  /// not accept the previous layer's output; the model is unchanged then.
+  std::int64_t AddTo(ModelNN<T>& model, const LayerSpec& spec,
+                     std::optional<std::int64_t> state_limit = std::nullopt,
+                     std::string name = "") const {
+    BuildBudget budget;
+    budget.state_values = state_limit;
+    internal::LayerPointer<T> layer = Build(spec, budget);
+    model.AddPointer(name.empty() ? std::to_string(model.NumLayers()) : std::move(name),
+                     std::move(layer));
+    return budget.reserved;
   }
 
  private:
+  static void RequireNoChildren(const LayerArgs& args) {
+    if (!args.Spec().children.empty()) {
+      throw ArgumentError(args.Type() + " holds no layers, but the spec lists " +
+                          std::to_string(args.Spec().children.size()));
+    }
+  }
+
   std::map<std::string, Factory> factories_;
 };
 
-namespace internal {
-
-/// A T argument that must be representable: a finite double that fits in T.
-template <Scalar T>
-T SpecReal(const LayerArgs& args, const std::string& name, double fallback) {
-  const double value = args.Real(name, fallback);
-  if (!std::isfinite(value) || std::abs(value) > static_cast<double>(std::numeric_limits<T>::max())) {
-    throw ArgumentError(args.Type() + ": argument '" + name + "' must be a finite number, got " +
-                        std::to_string(value));
-  }
-  return static_cast<T>(value);
+/// Registers every layer type of `list` in `registry` (see BuiltinLayers).
+template <Scalar T, class... Layers>
+void RegisterLayers(LayerRegistry<T>& registry, LayerList<Layers...> /*list*/) {
+  (registry.template Register<Layers>(), ...);
 }
 
-/// Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool, BatchNorm1D and BatchNorm2D, from the
-/// arguments their Spec() lists (the constructors check the values).
-template <Scalar T>
-void RegisterConvolutionalLayers(LayerRegistry<T>& registry) {
-  const auto size = [](const LayerArgs& args, const char* name) {
-    return Size2D(args.Int(std::string(name) + "_height"), args.Int(std::string(name) + "_width"));
-  };
-  registry.Register("Conv2D", [size](const LayerArgs& args) {
-    const std::int64_t in = args.Int("in_channels"), out = args.Int("out_channels");
-    const Size2D kernel = size(args, "kernel");
-    const std::int64_t bias = args.Int("bias", 1);
-    if (bias != 0 && bias != 1) {
-      throw ArgumentError("Conv2D: argument 'bias' must be 0 or 1, got " + std::to_string(bias));
-    }
-    Conv2DOptions options(in, out, kernel);
-    options.Stride(size(args, "stride")).Padding(size(args, "padding")).Bias(bias == 1);
-    options.WeightInit(ParseInit(args.Text("init", InitName(Init::Kaiming))),
-                       SpecReal<T>(args, "init_std", 0.01));
-    args.RequireStateSize({{out, in, kernel.height, kernel.width}, {bias == 1 ? out : 0}});
-    return Conv2D<T>(options);
-  });
-  registry.Register("MaxPool2D", [size](const LayerArgs& args) {
-    return MaxPool2D<T>(size(args, "kernel"), size(args, "stride"));
-  });
-  registry.Register("AvgPool2D", [size](const LayerArgs& args) {
-    return AvgPool2D<T>(size(args, "kernel"), size(args, "stride"));
-  });
-  registry.Register("GlobalAvgPool", [](const LayerArgs&) { return GlobalAvgPool<T>(); });
-  // gamma, beta, running mean and variance, and the batch counter.
-  const auto batch_norm = [](const LayerArgs& args, const char* groups) {
-    const std::int64_t size = args.Int(groups);
-    args.RequireStateSize({{size}, {size}, {size}, {size}, {}});
-    return std::tuple{size, args.Real("eps", 1e-5), args.Real("momentum", 0.1)};
-  };
-  registry.Register("BatchNorm1D", [batch_norm](const LayerArgs& args) {
-    const auto [features, eps, momentum] = batch_norm(args, "features");
-    return BatchNorm1D<T>(features, eps, momentum);
-  });
-  registry.Register("BatchNorm2D", [batch_norm](const LayerArgs& args) {
-    const auto [channels, eps, momentum] = batch_norm(args, "channels");
-    return BatchNorm2D<T>(channels, eps, momentum);
-  });
-}
-
-template <Scalar T>
-void RegisterBuiltinLayers(LayerRegistry<T>& registry) {
-  registry.Register("Linear", [](const LayerArgs& args) {
-    const std::int64_t in = args.Int("in"), out = args.Int("out");
-    const Init init = ParseInit(args.Text("init", InitName(Init::Kaiming)));
-    const T init_std = SpecReal<T>(args, "init_std", 0.01);
-    args.RequireStateSize({{out, in}, {out}});
-    return Linear<T>(in, out, init, init_std);
-  });
-  registry.Register("ReLU", [](const LayerArgs&) { return ReLU<T>(); });
-  registry.Register("Sigmoid", [](const LayerArgs&) { return Sigmoid<T>(); });
-  registry.Register("Tanh", [](const LayerArgs&) { return Tanh<T>(); });
-  registry.Register("LeakyReLU", [](const LayerArgs& args) {
-    return LeakyReLU<T>(SpecReal<T>(args, "alpha", 0.01));
-  });
-  registry.Register("Dropout", [](const LayerArgs& args) {
-    return Dropout<T>(SpecReal<T>(args, "p", 0.5));
-  });
-  RegisterConvolutionalLayers(registry);
-}
-
-}  // namespace internal
-
-/// The process-wide registry LoadModel uses by default, holding the built-in layers: Linear,
-/// ReLU, LeakyReLU, Sigmoid, Tanh, Dropout, Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool,
-/// BatchNorm1D and BatchNorm2D. Register your own layer types in it.
+/// The process-wide registry LoadModel uses by default, holding the built-in layers
+/// (BuiltinLayers<T>). Register your own layer types in it.
 template <Scalar T>
 LayerRegistry<T>& DefaultLayerRegistry() {
   static LayerRegistry<T> registry = [] {
     LayerRegistry<T> built_in;
-    internal::RegisterBuiltinLayers(built_in);
+    RegisterLayers(built_in, BuiltinLayers<T>{});
     return built_in;
   }();
   return registry;

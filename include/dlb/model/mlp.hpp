@@ -8,20 +8,14 @@
 
 #include "dlb/core/error.hpp"
 #include "dlb/layers/init.hpp"
-#include "dlb/layers/leaky_relu.hpp"
+#include "dlb/layers/activations.hpp"
 #include "dlb/layers/linear.hpp"
-#include "dlb/layers/relu.hpp"
-#include "dlb/layers/sigmoid.hpp"
-#include "dlb/layers/tanh.hpp"
 #include "dlb/model/model.hpp"
 
 namespace dlb {
 
-/// Hidden-layer non-linearity of MakeMlp.
-enum class Activation { ReLU, LeakyReLU, Sigmoid, Tanh };
-
 /// inputs -> hidden[0] -> ... -> hidden[k-1] -> classes: a Linear layer for each arrow, each
-/// hidden one followed by `activation`; the last Linear gives the logits (no activation).
+/// hidden one followed by `activation` (see dlb::Activation; None: none); the last Linear gives the logits (no activation).
 /// Weights drawn by `init` from Generator(seed). Throws ArgumentError for a width < 1.
 /// E.g. MakeMlp<float>(784, {350, 250, 150, 50}, 10) is the notebook's network.
 template <Scalar T = float>
@@ -39,6 +33,7 @@ ModelNN<T> MakeMlp(Index inputs, const std::vector<Index>& hidden, Index classes
     model.Add(Linear<T>(width, next, init));
     if (i < hidden.size()) {
       switch (activation) {
+        case Activation::None: break;
         case Activation::ReLU: model.Add(ReLU<T>()); break;
         case Activation::LeakyReLU: model.Add(LeakyReLU<T>()); break;
         case Activation::Sigmoid: model.Add(Sigmoid<T>()); break;

@@ -1,10 +1,12 @@
 #pragma once
 /// \file
-/// ModelNN: the sequential container of layers.
+/// ModelNN: a model, i.e. its input shape and its layers (a Sequential whose layers may be
+/// blocks of layers), with the buffers of a training step and the generator of its weights.
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,30 +21,35 @@
 #include "dlb/core/state.hpp"
 #include "dlb/core/types.hpp"
 #include "dlb/layers/layer.hpp"
-#include "dlb/model/any_layer.hpp"
+#include "dlb/model/sequential.hpp"
 
 namespace dlb {
 
-/// A chain of layers applied in order: logits = f_{L-1}( ... f_1(f_0(X)) ... ).
+/// A model: logits = layers(X), the layers a chain in which any layer may be a block of layers
+/// (Sequential, Residual, Concat).
 ///
-/// Represents: the model's input shape (stated once, at construction), the layers (any
-/// types satisfying dlb::Layer, chosen at run time) with the sample shape each produces, the
-/// activations of the latest forward pass and the gradients of the latest backward pass,
-/// kept in buffers that are reused from batch to batch, and the generator that draws the
-/// initial parameters (seeded by the constructor or Init).
+/// Represents: the model's input shape (stated once, at construction), its layers (any types
+/// satisfying dlb::Layer, chosen at run time) with the sample shape each produces, the
+/// activations of the latest forward pass and the gradients of the latest backward pass, kept
+/// in buffers that are reused from batch to batch, and the generator that draws the initial
+/// parameters (seeded by the constructor or Init).
 /// Requires: each added layer accepts the shape the previous one produces (checked by Add,
-/// which names the layer and both shapes otherwise).
-/// Ensures: Forward/Backward reuse their activation and gradient buffers, so the model
-/// allocates nothing once a batch of the same size has been seen.
-/// State: State() lists every parameter and buffer by dotted name ("0.weight",
-/// "1.running_mean"), the names and layouts of the equivalent torch.nn.Sequential's
-/// state_dict; SaveState/LoadState copy it to and from a StateDict.
+/// which names the layer, by its path inside a block, and both shapes otherwise).
+/// Ensures: Forward/Backward reuse their buffers, so the model allocates nothing once a batch
+/// of the same size has been seen. A moved-from model is an empty model: it may be assigned,
+/// destroyed or reused.
+/// State: State() lists every parameter and buffer by dotted name: "0.weight" and
+/// "1.running_mean" for layers added without a name (torch.nn.Sequential's state_dict), and
+/// the module path for named layers and blocks ("conv1.weight", "layer1.0.conv1.weight",
+/// "layer2.0.downsample.1.running_mean": a torchvision-style module's state_dict).
+/// SaveState/LoadState copy it to and from a StateDict.
 template <Scalar T = float>
 class ModelNN {
  public:
   /// An empty model whose samples have shape `input_shape` ({1, 28, 28} for an image, or
   /// 784 for a flat vector) and whose layers are initialised from Generator(seed) as they
-  /// are added. Throws ArgumentError unless every extent of the shape is >= 1.
+  /// are added. Throws ArgumentError unless every extent of the shape is >= 1 (and the shape
+  /// holds at most kMaxValues values).
   explicit ModelNN(Shape input_shape, std::uint64_t seed = 0)
       : gen_(seed), input_shape_(input_shape) {
     if (!input_shape.IsValid()) {
@@ -51,18 +58,49 @@ class ModelNN {
                           std::to_string(input_shape.height) + " x " +
                           std::to_string(input_shape.width));
     }
+    layers_.input_shape_ = input_shape;
   }
 
   ModelNN(const ModelNN&) = delete;
   ModelNN& operator=(const ModelNN&) = delete;
-  ModelNN(ModelNN&&) noexcept = default;
-  ModelNN& operator=(ModelNN&&) noexcept = default;
+  /// The moved-to model takes the layers and the structure counter (so an Optimizer built
+  /// from the model follows it); the moved-from one is empty, with a counter of its own.
+  ModelNN(ModelNN&& other) noexcept {
+    layers_.input_shape_ = input_shape_;
+    Swap(other);
+  }
+  ModelNN& operator=(ModelNN&& other) noexcept {
+    if (this != &other) {
+      ModelNN empty(Shape(1));
+      Swap(empty);  // releases this model's layers
+      Swap(other);
+    }
+    return *this;
+  }
 
-  /// Appends `layer`, tells it its input shape and initialises it from the model's
-  /// generator; returns *this for chaining. Throws ShapeError, naming the layer and the shape
-  /// it was given, when the layer does not accept the previous layer's output shape.
+  /// An independent copy: the same input shape, layers, parameters, buffers, generator and
+  /// mode (the activations of the latest pass are not copied). Throws Error when a layer's
+  /// type cannot be copied.
+  ModelNN Clone() const {
+    ModelNN copy(input_shape_);
+    copy.gen_ = gen_;
+    copy.mode_ = mode_;
+    copy.layers_ = layers_;
+    return copy;
+  }
+
+  /// Appends `layer`, named by its index ("3") or `name` ("conv1"); tells it (and, for a
+  /// block, every layer inside it) its input shape and initialises it from the model's
+  /// generator; returns *this for chaining. Throws ShapeError, naming the layer (by its path
+  /// inside a block) and the shape it was given, when the layer does not accept the previous
+  /// layer's output shape; ArgumentError for an invalid or repeated name. The model is then
+  /// unchanged.
   template <class L>
   ModelNN& Add(L layer) {
+    return Add(std::to_string(layers_.NumLayers()), std::move(layer));
+  }
+  template <class L>
+  ModelNN& Add(std::string name, L layer) {
     static_assert(Layer<L>,
                   "dlb::ModelNN::Add: this type does not satisfy the dlb::Layer concept. A layer "
                   "needs `using Scalar = T;`, Name(), OutputShape(const Shape&), "
@@ -70,39 +108,46 @@ class ModelNN {
     if constexpr (Layer<L>) {
       static_assert(std::is_same_v<typename L::Scalar, T>,
                     "dlb::ModelNN::Add: the layer's Scalar type differs from the model's.");
-      const Shape input = OutputShape();
-      const std::string where =
-          "ModelNN::Add: layer " + std::to_string(NumLayers()) + " (" + layer.Name() + ") ";
-      Shape produced;
-      try {
-        produced = layer.OutputShape(input);
-      } catch (const ShapeError& e) {
-        throw ShapeError(where + e.what());
-      }
-      if (!produced.IsValid()) {
-        throw ShapeError(where + "produces an empty output from " + input.ToString());
-      }
-      auto adapter = std::make_unique<internal::LayerAdapter<L>>(std::move(layer));
-      adapter->SetInputShape(input);
-      adapter->Init(gen_);
-      layers_.push_back(std::move(adapter));
-      output_shapes_.push_back(produced);
-      outputs_.emplace_back();
-      input_grads_.emplace_back();
-      forward_done_ = false;  // the new layer has no activations until the next Forward
-      ++*structure_version_;
+      AddPointer(std::move(name), internal::MakeLayerPointer(std::move(layer)));
     }
     return *this;
   }
+  /// Appends a layer built at run time (by a LayerRegistry); see Add.
+  ModelNN& AddPointer(std::string name, internal::LayerPointer<T> layer) {
+    layers_.layers_.RequireNewName("ModelNN::Add", name);
+    const Shape input = OutputShape();
+    try {
+      internal::ForChild(name, *layer, [&] {
+        const Shape produced = layer->OutputShape(input);
+        Sequential<T>::RequireValidOutput(produced, input);
+        layer->SetInputShape(input);
+      });
+    } catch (const LayerShapeError& error) {
+      throw ShapeError("ModelNN::Add: " + DescribePath(error.Path()) + " (" + error.LayerName() +
+                       ") " + error.Problem());
+    }
+    layer->Init(gen_);
+    layers_.layers_.Append(std::move(name), std::move(layer));
+    layers_.outputs_.emplace_back();
+    layers_.grads_.emplace_back();
+    forward_done_ = false;  // the new layer has no activations until the next Forward
+    ++*structure_version_;
+    return *this;
+  }
 
-  /// Number of layers.
-  Index NumLayers() const { return static_cast<Index>(layers_.size()); }
+  /// Number of layers (a block counts as one).
+  Index NumLayers() const { return layers_.NumLayers(); }
   /// The shape of one input sample, as given to the constructor.
   const Shape& InputShape() const { return input_shape_; }
   /// The sample shape the last layer produces (the input shape for an empty model).
-  Shape OutputShape() const { return output_shapes_.empty() ? input_shape_ : output_shapes_.back(); }
+  Shape OutputShape() const {
+    return layers_.Empty() ? input_shape_
+                           : layers_.layers_[layers_.layers_.Size() - 1].layer->CurrentOutputShape();
+  }
   /// The sample shape layer `index` produces.
-  const Shape& OutputShapeAt(Index index) const { return output_shapes_.at(CheckedIndex(index)); }
+  const Shape& OutputShapeAt(Index index) const {
+    return layers_.layers_[CheckedIndex(index)].layer->CurrentOutputShape();
+  }
   /// Rows of an input batch: InputShape().Size().
   Index InputSize() const { return input_shape_.Size(); }
   /// Rows of the logits: OutputShape().Size().
@@ -116,7 +161,7 @@ class ModelNN {
   /// layer order, so equal seeds give equal models.
   void Init(std::uint64_t seed) {
     gen_.seed(seed);
-    for (auto& layer : layers_) layer->Init(gen_);
+    layers_.Init(gen_);
   }
 
   /// Logits for the batch `x` (InputSize() x N, one sample per column): runs every layer.
@@ -155,15 +200,9 @@ class ModelNN {
       input_stride_ = x.rows();
     }
     input_cols_ = x.cols();
-    for (std::size_t i = 0; i < layers_.size(); ++i) {
-      if (i == 0) {
-        layers_[0]->Forward(Input(), outputs_[0], mode_);
-      } else {
-        layers_[i]->Forward(outputs_[i - 1], outputs_[i], mode_);
-      }
-    }
+    layers_.Forward(Input(), logits_, mode_);
     forward_done_ = true;
-    return outputs_.back();
+    return logits_;
   }
 
   /// Back-propagates dL/dlogits (OutputSize() x N, from the latest Forward's batch) through
@@ -181,67 +220,59 @@ class ModelNN {
                        "Forward are " + std::to_string(OutputSize()) + " x " +
                        std::to_string(input_cols_));
     }
-    for (std::size_t i = layers_.size(); i-- > 0;) {
-      const ConstMatrixRef<T> dy =
-          i + 1 == layers_.size() ? dlogits : ConstMatrixRef<T>(input_grads_[i + 1]);
-      Matrix<T>* dx = i == 0 ? dinput : &input_grads_[i];
-      if (i == 0) {
-        layers_[0]->Backward(Input(), outputs_[0], dy, dx);
-      } else {
-        layers_[i]->Backward(outputs_[i - 1], outputs_[i], dy, dx);
-      }
-    }
+    layers_.Backward(Input(), logits_, dlogits, dinput);
   }
 
-  /// Every trainable parameter with its gradient, named "<layer index>.<name>"
-  /// (e.g. "0.weight", "0.bias"), in layer order.
-  std::vector<Parameter<T>> Parameters() {
-    std::vector<Parameter<T>> all;
-    for (std::size_t i = 0; i < layers_.size(); ++i) {
-      for (auto& p : layers_[i]->Parameters()) {
-        p.name = std::to_string(i) + "." + p.name;
-        all.push_back(std::move(p));
-      }
-    }
-    return all;
-  }
+  /// Every trainable parameter with its gradient, named by its path ("0.weight",
+  /// "layer1.0.conv1.weight"), in layer order.
+  std::vector<Parameter<T>> Parameters() { return layers_.Parameters(); }
 
   /// Every piece of state of every layer, in layer order: each layer's parameters
-  /// (StateKind::Parameter) and then its own State() (buffers, generators), named
-  /// "<layer index>.<name>". The order and names of PyTorch's Sequential.state_dict().
-  std::vector<StateRef<T>> State() {
-    std::vector<StateRef<T>> all;
-    for (std::size_t i = 0; i < layers_.size(); ++i) {
-      const std::string prefix = std::to_string(i) + ".";
-      for (auto& p : layers_[i]->Parameters()) {
-        all.push_back({prefix + p.name, p.value, StateKind::Parameter, p.shape});
-      }
-      for (auto& ref : layers_[i]->State()) {
-        ref.name = prefix + ref.name;
-        all.push_back(std::move(ref));
-      }
-    }
-    return all;
-  }
+  /// (StateKind::Parameter) and then its own State() (buffers, generators), named by path.
+  /// The order and names of the equivalent PyTorch module's state_dict().
+  std::vector<StateRef<T>> State() { return layers_.State(); }
 
   /// A copy of the model's state: parameters and buffers (StateScope::Weights, PyTorch's
   /// state_dict) or also what resuming needs (StateScope::Checkpoint).
-  dlb::StateDict SaveState(StateScope scope = StateScope::Weights) {
+  dlb::StateDict SaveState(StateScope scope = StateScope::Weights) const {
     dlb::StateDict state;
-    CollectState(State(), scope, state);
+    CollectState(Mutable().State(), scope, state);
     return state;
   }
 
-  /// Copies `state` into the model. Throws StateError, listing every missing and unexpected
-  /// name, or naming a tensor whose dtype or shape differs; the model is then unchanged.
+  /// Copies `state` into the model, then has every layer check what it received (e.g. that
+  /// a batch norm's running variances are >= 0). Throws StateError, listing every missing and
+  /// unexpected name, naming a tensor whose dtype or shape differs, or naming the tensor a
+  /// layer refuses ("layer1.0.bn1.running_var holds -1 at element 0; ..."); the model is then
+  /// unchanged.
   void LoadState(const dlb::StateDict& state, StateScope scope = StateScope::Weights) {
-    RestoreState(State(), scope, state, "ModelNN::LoadState");
+    const std::vector<StateRef<T>> refs = State();
+    dlb::StateDict before;
+    CollectState(refs, scope, before);
+    RestoreState(refs, scope, state, "ModelNN::LoadState");
+    try {
+      ValidateState();
+    } catch (...) {
+      RestoreState(refs, scope, before, "ModelNN::LoadState");
+      throw;
+    }
+  }
+
+  /// Throws StateError naming the first tensor a layer refuses (see Layer's ValidateState).
+  void ValidateState() const {
+    VisitLayers([](const std::string& path, const internal::AnyLayer<T>& layer, int) {
+      try {
+        layer.ValidateState();
+      } catch (const StateError& error) {
+        throw StateError("ModelNN::LoadState: " + path + "." + error.what());
+      }
+    });
   }
 
   /// Total number of trainable scalars.
-  Index NumParameters() {
+  Index NumParameters() const {
     Index count = 0;
-    for (const auto& p : Parameters()) count += p.value->size();
+    for (const auto& p : Mutable().Parameters()) count += p.value->size();
     return count;
   }
 
@@ -249,50 +280,134 @@ class ModelNN {
   /// step once layers were added after it (their parameters would never be trained).
   std::shared_ptr<const std::int64_t> StructureVersion() const { return structure_version_; }
 
-  /// The layer at `index` as its concrete type; throws Error if the index or type is wrong.
+  /// The layer at `index` (or at the dotted `path` of a layer inside blocks, "layer1.0.conv1")
+  /// as its concrete type; throws Error if the index, path or type is wrong.
   template <Layer L>
   L& LayerAt(Index index) {
-    auto* adapter = dynamic_cast<internal::LayerAdapter<L>*>(layers_[CheckedIndex(index)].get());
-    if (adapter == nullptr) {
-      throw Error("ModelNN::LayerAt: layer " + std::to_string(index) + " is " +
-                  layers_[index]->Name() + ", not the requested type");
-    }
-    return adapter->Get();
+    return Cast<L>(*layers_.layers_[CheckedIndex(index)].layer, std::to_string(index));
+  }
+  template <Layer L>
+  L& LayerAt(const std::string& path) {
+    return Cast<L>(Find(path), path);
   }
 
   /// Name of the layer at `index` ("Linear(784 -> 350)").
-  std::string LayerName(Index index) const { return layers_[CheckedIndex(index)]->Name(); }
+  std::string LayerName(Index index) const {
+    return layers_.layers_[CheckedIndex(index)].layer->Name();
+  }
+  /// The name layer `index` has in the model ("3", "conv1"): the prefix of its state.
+  const std::string& LayerKey(Index index) const { return layers_.layers_[CheckedIndex(index)].name; }
 
-  /// Type and constructor arguments of the layer at `index`; empty for a user layer that
-  /// provides no Spec().
+  /// Type and arguments of the layer at `index`; empty for a user layer that provides no
+  /// Spec(). Throws ArgumentError for a block holding a layer without Spec().
   std::optional<LayerSpec> LayerSpecAt(Index index) const {
-    return layers_[CheckedIndex(index)]->Spec();
+    return layers_.layers_[CheckedIndex(index)].layer->Spec();
   }
 
-  /// The model summary: one line per layer with its output shape and parameter count, then
-  /// the totals.
-  std::string Summary() {
-    std::string text = Row("#", "layer", "output shape", "parameters");
-    text += Row("", "input", input_shape_.ToString(), "");
-    Index total = 0;
-    for (std::size_t i = 0; i < layers_.size(); ++i) {
+  /// Calls f(path, layer, depth) for every layer, blocks and the layers inside them, in
+  /// order (a block before its children; depth 0 for the model's own layers).
+  template <class F>
+  void VisitLayers(F&& f) const {
+    // Children() is not const; the const overload hands f const layers only.
+    auto visit = [&f](const std::string& path, internal::AnyLayer<T>& layer, int depth) {
+      f(path, static_cast<const internal::AnyLayer<T>&>(layer), depth);
+    };
+    for (auto& node : Mutable().layers_.layers_.Nodes()) Visit(node.name, *node.layer, 0, visit);
+  }
+  template <class F>
+  void VisitLayers(F&& f) {
+    for (auto& node : layers_.layers_.Nodes()) Visit(node.name, *node.layer, 0, f);
+  }
+
+  /// Values per sample of the buffers a pass allocates (activations, gradients, working
+  /// memory), for a memory bound before any batch is run.
+  Index ValuesPerSample() const {
+    return CheckedAdd(layers_.ValuesPerSample(), CheckedMultiply(2, InputSize(), "the input"),
+                      "the model's memory per sample");
+  }
+
+  /// The model summary: one line per layer, the layers inside blocks indented under them,
+  /// with the name (path), the layer, its output shape and its parameter count; then the
+  /// total.
+  std::string Summary() const {
+    struct Row {
+      std::string name, layer, shape, count;
+    };
+    std::vector<Row> rows = {{"name", "layer", "output shape", "parameters"},
+                             {"(input)", "", input_shape_.ToString(), ""}};
+    VisitLayers([&](const std::string& path, const internal::AnyLayer<T>& layer, int depth) {
       Index count = 0;
-      for (const auto& p : layers_[i]->Parameters()) count += p.value->size();
-      total += count;
-      text += Row(std::to_string(i), layers_[i]->Name(), output_shapes_[i].ToString(),
-                  std::to_string(count));
+      for (const auto& p : const_cast<internal::AnyLayer<T>&>(layer).Parameters()) {
+        count += p.value->size();
+      }
+      rows.push_back({std::string(2 * static_cast<std::size_t>(depth), ' ') + path, layer.Name(),
+                      layer.CurrentOutputShape().ToString(), std::to_string(count)});
+    });
+    std::size_t widths[3] = {0, 0, 0};
+    for (const Row& row : rows) {
+      widths[0] = std::max(widths[0], row.name.size());
+      widths[1] = std::max(widths[1], row.layer.size());
+      widths[2] = std::max(widths[2], row.shape.size());
     }
-    text += "Total parameters: " + std::to_string(total) + "\n";
+    std::string text;
+    for (const Row& row : rows) {
+      const auto pad = [](const std::string& s, std::size_t width) {
+        return s + std::string(width - s.size(), ' ');
+      };
+      text += pad(row.name, widths[0]) + "  " + pad(row.layer, widths[1]) + "  " +
+              pad(row.shape, widths[2]) + "  " +
+              std::string(std::max<std::size_t>(10, row.count.size()) - row.count.size(), ' ') +
+              row.count + "\n";
+    }
+    text += "Total parameters: " + std::to_string(NumParameters()) + "\n";
     return text;
   }
 
  private:
-  static std::string Row(const std::string& index, const std::string& name,
-                         const std::string& shape, const std::string& count) {
-    char line[256];
-    std::snprintf(line, sizeof line, "%3s  %-38s %-16s %12s\n", index.c_str(), name.c_str(),
-                  shape.c_str(), count.c_str());
-    return line;
+  template <class F>
+  static void Visit(const std::string& path, internal::AnyLayer<T>& layer, int depth, F& f) {
+    f(path, layer, depth);
+    for (auto& child : layer.Children()) Visit(path + "." + child.name, *child.layer, depth + 1, f);
+  }
+
+  /// "layer 3" for a layer named by its index, the path otherwise ("layer1.0.conv2").
+  static std::string DescribePath(const std::string& path) {
+    const bool index = !path.empty() && path.find_first_not_of("0123456789") == std::string::npos;
+    return index ? "layer " + path : path;
+  }
+
+  internal::AnyLayer<T>& Find(const std::string& path) {
+    internal::AnyLayer<T>* found = nullptr;
+    VisitLayers([&](const std::string& visited, internal::AnyLayer<T>& layer, int) {
+      if (visited == path && found == nullptr) found = &layer;
+    });
+    if (found == nullptr) throw Error("ModelNN::LayerAt: no layer named '" + path + "'");
+    return *found;
+  }
+
+  template <Layer L>
+  static L& Cast(internal::AnyLayer<T>& layer, const std::string& where) {
+    if (layer.Type() != typeid(L)) {
+      throw Error("ModelNN::LayerAt: layer " + where + " is " + layer.Name() +
+                  ", not the requested type");
+    }
+    return *static_cast<L*>(layer.Concrete());
+  }
+
+  ModelNN& Mutable() const { return const_cast<ModelNN&>(*this); }
+
+  void Swap(ModelNN& other) noexcept {
+    std::swap(gen_, other.gen_);
+    std::swap(input_shape_, other.input_shape_);
+    std::swap(mode_, other.mode_);
+    std::swap(layers_, other.layers_);
+    std::swap(logits_, other.logits_);
+    std::swap(input_copy_, other.input_copy_);
+    std::swap(input_data_, other.input_data_);
+    std::swap(input_cols_, other.input_cols_);
+    std::swap(input_stride_, other.input_stride_);
+    std::swap(forward_done_, other.forward_done_);
+    std::swap(structure_version_, other.structure_version_);
   }
 
   std::size_t CheckedIndex(Index index) const {
@@ -304,20 +419,18 @@ class ModelNN {
   }
 
   void RequireLayers(const char* who) const {
-    if (layers_.empty()) {
+    if (layers_.Empty()) {
       throw ShapeError(std::string("ModelNN::") + who + ": the model has no layers");
     }
   }
 
-  /// True when `data` points into an activation or gradient buffer of the model, which the
-  /// forward pass is about to overwrite.
+  /// True when `data` points into a buffer of the model that the forward pass is about to
+  /// overwrite: its logits or its copy of the input.
   bool InOwnBuffers(const T* data) const {
     auto inside = [data](const Matrix<T>& m) {
       return m.size() > 0 && data >= m.data() && data < m.data() + m.size();
     };
-    for (const auto& m : outputs_) if (inside(m)) return true;
-    for (const auto& m : input_grads_) if (inside(m)) return true;
-    return inside(input_copy_);
+    return inside(logits_) || inside(input_copy_);
   }
 
   /// The latest Forward's batch, read in place or from input_copy_.
@@ -326,14 +439,12 @@ class ModelNN {
   }
 
   Generator gen_;
-  Shape input_shape_;
+  Shape input_shape_{1};
   Mode mode_ = Mode::Train;
-  std::vector<std::unique_ptr<internal::AnyLayer<T>>> layers_;
-  std::vector<Shape> output_shapes_;
-  std::vector<Matrix<T>> outputs_;      // outputs_[i]: output of layer i
-  std::vector<Matrix<T>> input_grads_;  // input_grads_[i]: dL/d(input of layer i), i >= 1
-  Matrix<T> input_copy_;                // the batch, when it cannot be read in place
-  const T* input_data_ = nullptr;       // the latest Forward's batch (see Input())
+  Sequential<T> layers_;          // the model's layers; its input shape is the model's
+  Matrix<T> logits_;              // the last layer's output
+  Matrix<T> input_copy_;          // the batch, when it cannot be read in place
+  const T* input_data_ = nullptr;  // the latest Forward's batch (see Input())
   Index input_cols_ = 0;
   Index input_stride_ = 0;
   bool forward_done_ = false;

@@ -103,7 +103,7 @@ inline std::string HistoryJson(const std::vector<EpochStats>& history) {
 }
 
 inline std::vector<EpochStats> ParseHistory(const std::string& path, const std::string& text) {
-  const nlohmann::ordered_json rows = ParseMetadataJson(path, "history", text);
+  const nlohmann::json rows = ParseMetadataJson(path, "history", text);
   const auto fail = [&]() -> void {
     throw FileError(path, std::nullopt,
                     "metadata 'history': expected an array of objects with a whole epoch and "
@@ -219,7 +219,8 @@ CheckpointInfo RestoreCheckpoint(const std::string& path, const TrainingState<T>
   if (architecture == metadata.end()) {
     throw FileError(path, std::nullopt, "no 'architecture' in the checkpoint's metadata");
   }
-  internal::RequireSameLayers(path, architecture->second, state.model);
+  internal::RequireSameLayers(path, architecture->second, internal::FormatVersion(metadata),
+                              state.model);
   internal::RequireSameSetting(path, metadata, "optimizer", state.optimizer.Name(), "the optimizer");
   internal::RequireSameSetting(path, metadata, "train_samples",
                              std::to_string(state.train.NumSamples()), "a training set of");

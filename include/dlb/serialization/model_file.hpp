@@ -10,12 +10,15 @@
 ///   model's scalar type (F32 or F64);
 /// - "__metadata__" (all values are strings; JSON texts where noted):
 ///     format           "dlblocks.model"
-///     format_version   "1" (a reader refuses versions newer than it knows)
+///     format_version   "2" (a reader refuses versions newer than it knows; version 1, which
+///                      named layers by their index only, still reads)
 ///     library_version  the DLBlocks version that wrote it, e.g. "0.1.0"
 ///     dtype            "F32" or "F64", the model's scalar type
 ///     architecture     JSON {"input_shape": [c, h, w],
-///                            "layers": [{"type": "Linear", "args": {"in": 784, ...}}, ...]}
-///                      (each layer's Spec(); rebuilt through a LayerRegistry)
+///                            "layers": [{"name": "0", "type": "Linear",
+///                                        "args": {"in": 784, ...}}, ...]}
+///                      (each layer's name and Spec(); a block lists its own layers in
+///                      "layers" the same way; rebuilt through a LayerRegistry)
 ///     preprocessing    JSON {"standardize": {"mean": [...], "std": [...]}}, only when a
 ///                      Standardizer was given: per-feature statistics, numbers written so
 ///                      that they read back bit for bit. They live in the metadata rather than
@@ -24,7 +27,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <set>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -48,7 +53,8 @@ namespace dlb {
 /// The version of DLBlocks, as the project's CMake version; written into every file.
 inline constexpr const char* kLibraryVersion = "0.1.0";
 /// The layout of model files and checkpoints this library writes, and the newest it reads.
-inline constexpr int kModelFormatVersion = 1;
+/// Version 2 names every layer and nests the layers of blocks; version 1 files still read.
+inline constexpr int kModelFormatVersion = 2;
 /// The "format" metadata of a model file and of a training checkpoint.
 inline constexpr const char* kModelFormat = "dlblocks.model";
 inline constexpr const char* kCheckpointFormat = "dlblocks.checkpoint";
@@ -56,10 +62,25 @@ inline constexpr const char* kCheckpointFormat = "dlblocks.checkpoint";
 /// Largest number of values per sample an architecture read from a file may declare.
 inline constexpr std::int64_t kMaxInputValues = (std::int64_t{1} << 31) - 1;
 
-/// A model's structure without its numbers: the input shape and each layer's Spec().
+/// Bounds on what LoadModel builds from a file's architecture, each checked before anything
+/// is allocated for it, so that a small forged file cannot ask for unbounded memory. The
+/// state the layers allocate is bounded by the tensors the file really holds.
+struct LoadOptions {
+  /// The most layers (blocks and the layers inside them).
+  std::int64_t max_layers = 10'000;
+  /// How deep blocks may nest.
+  int max_depth = 32;
+  /// The most values per sample of the activations, gradients and working memory a pass
+  /// needs (ModelNN::ValuesPerSample; 2^26 values are 256 MB of floats per sample, about 300
+  /// times what the ResNet of the examples needs).
+  std::int64_t max_values_per_sample = std::int64_t{1} << 26;
+};
+
+/// A model's structure without its numbers: the input shape and each layer's name and Spec()
+/// (a block's spec lists its own layers).
 struct ModelArchitecture {
   Shape input_shape;
-  std::vector<LayerSpec> layers;
+  std::vector<std::pair<std::string, LayerSpec>> layers;
 
   bool operator==(const ModelArchitecture&) const = default;
 };
@@ -70,13 +91,19 @@ template <Scalar T>
 ModelArchitecture ArchitectureOf(const ModelNN<T>& model) {
   ModelArchitecture architecture{model.InputShape(), {}};
   for (Index i = 0; i < model.NumLayers(); ++i) {
-    std::optional<LayerSpec> spec = model.LayerSpecAt(i);
+    std::optional<LayerSpec> spec;
+    try {
+      spec = model.LayerSpecAt(i);
+    } catch (const ArgumentError& error) {  // a block holding a layer without Spec()
+      throw ArgumentError("layer " + model.LayerKey(i) + " (" + model.LayerName(i) + "): " +
+                          error.what());
+    }
     if (!spec) {
-      throw ArgumentError("layer " + std::to_string(i) + " (" + model.LayerName(i) +
+      throw ArgumentError("layer " + model.LayerKey(i) + " (" + model.LayerName(i) +
                           ") has no Spec(), so a file cannot say how to rebuild it; give the "
                           "layer type `LayerSpec Spec() const` and register it in a LayerRegistry");
     }
-    architecture.layers.push_back(std::move(*spec));
+    architecture.layers.emplace_back(model.LayerKey(i), std::move(*spec));
   }
   return architecture;
 }
@@ -117,36 +144,133 @@ inline nlohmann::ordered_json SpecValueJson(const std::string& type, const std::
   return std::get<std::string>(value);
 }
 
-inline std::string ArchitectureJson(const ModelArchitecture& architecture) {
-  nlohmann::ordered_json layers = nlohmann::ordered_json::array();
-  for (const LayerSpec& spec : architecture.layers) {
+/// The JSON of a list of named layer specs ("layers" of an architecture or of a block).
+inline nlohmann::ordered_json LayersJson(const std::vector<std::pair<std::string, LayerSpec>>& layers) {
+  nlohmann::ordered_json list = nlohmann::ordered_json::array();
+  for (const auto& [name, spec] : layers) {
     nlohmann::ordered_json args = nlohmann::ordered_json::object();
-    for (const auto& [name, value] : spec.args) args[name] = SpecValueJson(spec.type, name, value);
-    layers.push_back({{"type", spec.type}, {"args", std::move(args)}});
+    for (const auto& [key, value] : spec.args) args[key] = SpecValueJson(spec.type, key, value);
+    nlohmann::ordered_json layer = {{"name", name}, {"type", spec.type}, {"args", std::move(args)}};
+    if (!spec.children.empty()) layer["layers"] = LayersJson(spec.children);
+    list.push_back(std::move(layer));
   }
+  return list;
+}
+
+inline std::string ArchitectureJson(const ModelArchitecture& architecture) {
   const Shape& input = architecture.input_shape;
   nlohmann::ordered_json root = {{"input_shape", {input.channels, input.height, input.width}},
-                                 {"layers", std::move(layers)}};
+                                 {"layers", LayersJson(architecture.layers)}};
   return root.dump();
 }
 
-/// Parses the metadata text `text` of entry `key` as JSON; throws FileError naming both.
-inline nlohmann::ordered_json ParseMetadataJson(const std::string& path, const std::string& key,
-                                                const std::string& text) {
+/// `text` cut to 64 characters with every byte outside printable ASCII shown as '?': a name
+/// from a file, safe to put into a message.
+inline std::string QuoteForMessage(const std::string& text) {
+  std::string shown;
+  for (char c : text.substr(0, 64)) shown += (c >= 0x20 && c < 0x7f) ? c : '?';
+  return text.size() > 64 ? shown + "..." : shown;
+}
+
+/// The deepest JSON nesting an architecture may have (two levels per block: its object and
+/// its "layers" array), checked while parsing, before anything is built from it.
+inline constexpr int kMaxArchitectureJsonDepth = 256;
+
+/// Parses metadata `key`'s `text` as JSON, refusing duplicate keys at any depth (the last one
+/// would silently win) and nesting deeper than kMaxArchitectureJsonDepth. Throws FileError
+/// naming the file and the entry.
+inline nlohmann::json ParseStrictMetadataJson(const std::string& path, const std::string& key,
+                                              const std::string& text) {
+  struct Refused {
+    std::string problem;
+  };
+  std::vector<std::set<std::string>> open_objects;
+  const auto callback = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    using Event = nlohmann::json::parse_event_t;
+    if (depth > kMaxArchitectureJsonDepth) {
+      throw Refused{"nested deeper than " + std::to_string(kMaxArchitectureJsonDepth) + " levels"};
+    }
+    if (event == Event::object_start) {
+      open_objects.emplace_back();
+    } else if (event == Event::object_end) {
+      if (!open_objects.empty()) open_objects.pop_back();
+    } else if (event == Event::key && !open_objects.empty()) {
+      const std::string& name = parsed.get_ref<const std::string&>();
+      if (!open_objects.back().insert(name).second) {
+        throw Refused{"repeats the key '" + QuoteForMessage(name) + "' in one object"};
+      }
+    }
+    return true;
+  };
   try {
-    return nlohmann::ordered_json::parse(text);
+    return nlohmann::json::parse(text, callback);
+  } catch (const Refused& refused) {
+    throw FileError(path, std::nullopt, "metadata '" + key + "' " + refused.problem);
   } catch (const nlohmann::json::parse_error& error) {
     throw FileError(path, std::nullopt,
                     "metadata '" + key + "' is not valid JSON: " + JsonMessage(error));
   }
 }
 
-inline ModelArchitecture ParseArchitecture(const std::string& path, const std::string& text) {
-  const nlohmann::ordered_json root = ParseMetadataJson(path, "architecture", text);
-  const auto fail = [&](const std::string& problem) -> void {
+/// Parses metadata entry `key` (preprocessing, history) like the architecture: strict JSON.
+inline nlohmann::json ParseMetadataJson(const std::string& path, const std::string& key,
+                                        const std::string& text) {
+  return ParseStrictMetadataJson(path, key, text);
+}
+
+/// Reads the "layers" array `layers` (of the architecture or of a block at `where`) into
+/// named specs. Version 1 files have no names: the index is the name.
+inline std::vector<std::pair<std::string, LayerSpec>> ParseLayers(const nlohmann::json& layers,
+                                                                  const std::string& where,
+                                                                  int format_version,
+                                                                  const std::function<void(const std::string&)>& fail) {
+  if (!layers.is_array()) fail(where + "layers must be an array");
+  std::vector<std::pair<std::string, LayerSpec>> specs;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const auto& layer = layers[i];
+    const std::string at = where + "layer " + std::to_string(i) + ": ";
+    const bool named = format_version >= 2;
+    const std::size_t keys = 2 + (named ? 1 : 0) + (layer.is_object() && layer.contains("layers") ? 1 : 0);
+    if (!layer.is_object() || !layer.contains("type") || !layer["type"].is_string() ||
+        !layer.contains("args") || !layer["args"].is_object() || layer.size() != keys ||
+        (named && (!layer.contains("name") || !layer["name"].is_string()))) {
+      fail(at + (named ? "expected {\"name\": name, \"type\": type, \"args\": {...}} and, for a "
+                         "block, \"layers\": [...]"
+                       : "expected {\"type\": name, \"args\": {...}}"));
+    }
+    const std::string name = named ? layer["name"].get<std::string>() : std::to_string(i);
+    LayerSpec spec{layer["type"].get<std::string>(), {}};
+    for (const auto& [arg, value] : layer["args"].items()) {
+      if (value.is_number_unsigned() &&
+          value.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) {
+        fail(at + "argument '" + QuoteForMessage(arg) + "' is too large");
+      } else if (value.is_number_integer()) {
+        spec.args.emplace_back(arg, value.get<std::int64_t>());
+      } else if (value.is_number_float()) {
+        spec.args.emplace_back(arg, value.get<double>());
+      } else if (value.is_string()) {
+        spec.args.emplace_back(arg, value.get<std::string>());
+      } else {
+        fail(at + "argument '" + QuoteForMessage(arg) + "' must be a number or a string");
+      }
+    }
+    if (layer.contains("layers")) {
+      spec.children = ParseLayers(layer["layers"], where + QuoteForMessage(name) + ".", format_version, fail);
+    }
+    specs.emplace_back(name, std::move(spec));
+  }
+  return specs;
+}
+
+/// The architecture in metadata text `text` of a file of `format_version`.
+inline ModelArchitecture ParseArchitecture(const std::string& path, const std::string& text,
+                                           int format_version = kModelFormatVersion) {
+  const nlohmann::json root = ParseStrictMetadataJson(path, "architecture", text);
+  const std::function<void(const std::string&)> fail = [&](const std::string& problem) {
     throw FileError(path, std::nullopt, "metadata 'architecture': " + problem);
   };
-  if (!root.is_object() || !root.contains("input_shape") || !root.contains("layers")) {
+  if (!root.is_object() || !root.contains("input_shape") || !root.contains("layers") ||
+      root.size() != 2) {
     fail("expected an object with input_shape and layers");
   }
   const auto& shape = root["input_shape"];
@@ -164,34 +288,7 @@ inline ModelArchitecture ParseArchitecture(const std::string& path, const std::s
     fail("input_shape must be [channels, height, width], each >= 1, at most " +
          std::to_string(kMaxInputValues) + " values in all");
   }
-  ModelArchitecture architecture{Shape(extents[0], extents[1], extents[2]), {}};
-  const auto& layers = root["layers"];
-  if (!layers.is_array()) fail("layers must be an array");
-  for (std::size_t i = 0; i < layers.size(); ++i) {
-    const auto& layer = layers[i];
-    const std::string where = "layer " + std::to_string(i) + ": ";
-    if (!layer.is_object() || !layer.contains("type") || !layer["type"].is_string() ||
-        !layer.contains("args") || !layer["args"].is_object() || layer.size() != 2) {
-      fail(where + "expected {\"type\": name, \"args\": {...}}");
-    }
-    LayerSpec spec{layer["type"].get<std::string>(), {}};
-    for (const auto& [name, value] : layer["args"].items()) {
-      if (value.is_number_unsigned() &&
-          value.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) {
-        fail(where + "argument '" + name + "' is too large");
-      } else if (value.is_number_integer()) {
-        spec.args.emplace_back(name, value.get<std::int64_t>());
-      } else if (value.is_number_float()) {
-        spec.args.emplace_back(name, value.get<double>());
-      } else if (value.is_string()) {
-        spec.args.emplace_back(name, value.get<std::string>());
-      } else {
-        fail(where + "argument '" + name + "' must be a number or a string");
-      }
-    }
-    architecture.layers.push_back(std::move(spec));
-  }
-  return architecture;
+  return {Shape(extents[0], extents[1], extents[2]), ParseLayers(root["layers"], "", format_version, fail)};
 }
 
 template <Scalar T>
@@ -209,7 +306,7 @@ std::string PreprocessingJson(const Standardizer<T>& standardizer) {
 template <Scalar T>
 Standardizer<T> ParsePreprocessing(const std::string& path, const std::string& text,
                                    Index features) {
-  const nlohmann::ordered_json root = ParseMetadataJson(path, "preprocessing", text);
+  const nlohmann::json root = ParseMetadataJson(path, "preprocessing", text);
   const auto fail = [&](const std::string& problem) -> void {
     throw FileError(path, std::nullopt, "metadata 'preprocessing': " + problem);
   };
@@ -319,27 +416,67 @@ inline std::int64_t TotalValues(const StateDict& tensors) {
 /// refused.
 inline constexpr std::int64_t kStateSlack = std::int64_t{1} << 16;
 
+/// The version a DLBlocks file's (already checked, see CheckFormat) metadata gives.
+inline int FormatVersion(const Metadata& metadata) {
+  const auto version = metadata.find("format_version");
+  return version == metadata.end() ? kModelFormatVersion : std::stoi(version->second);
+}
+
+/// The first difference between the saved layers and a model's ("layer1.0.conv2 is Linear in
+/// the file but Conv2D(...) here"), empty when names, types and the layers of blocks agree.
+inline std::string LayersDifference(const std::vector<std::pair<std::string, LayerSpec>>& saved,
+                                    const std::vector<std::pair<std::string, LayerSpec>>& mine,
+                                    const std::string& prefix) {
+  if (saved.size() != mine.size()) {
+    return (prefix.empty() ? "the file's model" : "block " + prefix) + " has " +
+           std::to_string(saved.size()) + " layers, this one " + std::to_string(mine.size());
+  }
+  for (std::size_t i = 0; i < saved.size(); ++i) {
+    const auto& [saved_name, saved_spec] = saved[i];
+    const auto& [name, spec] = mine[i];
+    const std::string path = prefix.empty() ? name : prefix + "." + name;
+    if (saved_name != name) {
+      return "layer " + path + " is named '" + QuoteForMessage(saved_name) + "' (" +
+             QuoteForMessage(saved_spec.type) + ") in the file but '" + name + "' (" + spec.type +
+             ") in this model";
+    }
+    if (saved_spec.type != spec.type) {
+      return "layer " + path + " is " + QuoteForMessage(saved_spec.type) + " in the file but " +
+             spec.type + " in this model";
+    }
+    std::string difference = LayersDifference(saved_spec.children, spec.children, path);
+    if (!difference.empty()) return difference;
+  }
+  return {};
+}
+
 /// Throws FileError when `model` is not the architecture `text` describes: another input
-/// size, layer count or layer type (arguments are not compared).
+/// size, other layer names or types, other layers inside a block (arguments are not
+/// compared; a user layer without Spec() is compared by name only).
 template <Scalar T>
-void RequireSameLayers(const std::string& path, const std::string& text, const ModelNN<T>& model) {
-  const ModelArchitecture saved = ParseArchitecture(path, text);
+void RequireSameLayers(const std::string& path, const std::string& text, int format_version,
+                       const ModelNN<T>& model) {
+  const ModelArchitecture saved = ParseArchitecture(path, text, format_version);
   std::string problem;
   if (saved.input_shape.Size() != model.InputSize()) {
     problem = "the file's model takes " + saved.input_shape.ToString() + " inputs, this one " +
               model.InputShape().ToString();
-  } else if (static_cast<Index>(saved.layers.size()) != model.NumLayers()) {
-    problem = "the file's model has " + std::to_string(saved.layers.size()) + " layers, this one " +
-              std::to_string(model.NumLayers());
   } else {
-    for (Index i = 0; i < model.NumLayers() && problem.empty(); ++i) {
-      const auto spec = model.LayerSpecAt(i);
-      const std::string& type = saved.layers[static_cast<std::size_t>(i)].type;
-      if (spec && spec->type != type) {
-        problem = "layer " + std::to_string(i) + " is " + type + " in the file but " +
-                  model.LayerName(i) + " in this model";
+    std::vector<std::pair<std::string, LayerSpec>> mine;
+    for (Index i = 0; i < model.NumLayers(); ++i) {
+      std::optional<LayerSpec> spec;
+      try {
+        spec = model.LayerSpecAt(i);
+      } catch (const ArgumentError&) {  // a block holding a user layer without Spec()
       }
+      const std::size_t index = static_cast<std::size_t>(i);
+      // A layer that cannot describe itself takes the saved description, so only its name
+      // is compared.
+      mine.emplace_back(model.LayerKey(i), spec ? *spec
+                                                : index < saved.layers.size() ? saved.layers[index].second
+                                                                              : LayerSpec{});
     }
+    problem = LayersDifference(saved.layers, mine, "");
   }
   if (!problem.empty()) {
     throw FileError(path, std::nullopt, "the model does not match the file's architecture: " + problem);
@@ -441,11 +578,13 @@ struct LoadedModel {
 /// architecture (e.g. one written by PyTorch: build the model and use LoadWeights), an
 /// unknown layer type or bad layer arguments, tensors that are missing, unexpected, of
 /// another dtype or of a shape the architecture does not give, NaN or infinite weights, or
-/// bad preprocessing statistics. A forged architecture cannot make it allocate more than the
-/// file's tensors hold.
+/// bad preprocessing statistics, impossible state (a negative running variance), or an
+/// architecture beyond `options` (too many layers, blocks nested too deep, more memory per
+/// sample than allowed). A forged architecture cannot make it allocate more state than the
+/// file's tensors hold, nor buffers beyond options.max_values_per_sample per sample.
 template <Scalar T>
-LoadedModel<T> LoadModel(const std::string& path,
-                         const LayerRegistry<T>& registry = DefaultLayerRegistry<T>()) {
+LoadedModel<T> LoadModel(const std::string& path, const LayerRegistry<T>& registry,
+                         const LoadOptions& options = {}) {
   Safetensors file = ReadSafetensors(path);
   const FileFormat format = internal::CheckFormat(path, file.metadata);
   const auto architecture_text = file.metadata.find("architecture");
@@ -455,21 +594,36 @@ LoadedModel<T> LoadModel(const std::string& path,
                     "not written by dlb::Save, e.g. PyTorch's?): build the model in code and "
                     "call LoadWeights");
   }
-  const ModelArchitecture architecture = internal::ParseArchitecture(path, architecture_text->second);
+  const ModelArchitecture architecture = internal::ParseArchitecture(
+      path, architecture_text->second, internal::FormatVersion(file.metadata));
   const StateDict tensors = internal::ModelTensors(file.tensors, format);
   internal::RequireFinite(path, tensors);
 
   ModelNN<T> model(architecture.input_shape);
   // The layers together may allocate no more state than the tensors hold (plus a little):
-  // a forged architecture cannot make the constructors allocate beyond the file's size.
+  // a forged architecture cannot make the constructors allocate beyond the file's size. The
+  // number of layers and their nesting are bounded by the options.
   const std::int64_t values = internal::TotalValues(tensors);
-  std::int64_t budget = values > INT64_MAX - internal::kStateSlack ? INT64_MAX : values + internal::kStateSlack;
-  for (std::size_t i = 0; i < architecture.layers.size(); ++i) {
-    const LayerSpec& spec = architecture.layers[i];
+  BuildBudget budget;
+  budget.state_values = values > INT64_MAX - internal::kStateSlack ? INT64_MAX : values + internal::kStateSlack;
+  budget.layers = options.max_layers;
+  budget.depth = options.max_depth;
+  for (const auto& [name, spec] : architecture.layers) {
     internal::WithFileContext(
-        path, "metadata 'architecture': layer " + std::to_string(i) + " (" + spec.type + "): ",
-        [&] { budget -= registry.AddTo(model, spec, budget); });
+        path, "metadata 'architecture': layer " + internal::QuoteForMessage(name) + " (" +
+                  internal::QuoteForMessage(spec.type) + "): ",
+        [&] { model.AddPointer(name, registry.Build(spec, budget)); });
   }
+  // Activations and working memory are allocated by the first pass: bound them now.
+  internal::WithFileContext(path, "metadata 'architecture': ", [&] {
+    const Index per_sample = model.ValuesPerSample();
+    if (per_sample > options.max_values_per_sample) {
+      throw ArgumentError("the model needs " + std::to_string(per_sample) +
+                          " values of activations and working memory per sample, more than the "
+                          "limit of " + std::to_string(options.max_values_per_sample) +
+                          " (LoadOptions::max_values_per_sample)");
+    }
+  });
   internal::WithFileContext(path, "the tensors do not fit the saved architecture: ", [&] {
     model.LoadState(tensors, format == FileFormat::Checkpoint ? StateScope::Checkpoint
                                                               : StateScope::Weights);
@@ -480,6 +634,12 @@ LoadedModel<T> LoadModel(const std::string& path,
     standardizer = internal::ParsePreprocessing<T>(path, text->second, model.InputSize());
   }
   return LoadedModel<T>(std::move(model), std::move(standardizer), std::move(file.metadata));
+}
+
+/// LoadModel through DefaultLayerRegistry<T>().
+template <Scalar T>
+LoadedModel<T> LoadModel(const std::string& path, const LoadOptions& options = {}) {
+  return LoadModel<T>(path, DefaultLayerRegistry<T>(), options);
 }
 
 /// Loads the weights and buffers in `path` into `model`, which must already have the same
@@ -495,7 +655,7 @@ std::optional<Standardizer<T>> LoadWeights(ModelNN<T>& model, const std::string&
   Safetensors file = ReadSafetensors(path);
   const FileFormat format = internal::CheckFormat(path, file.metadata);
   if (const auto text = file.metadata.find("architecture"); text != file.metadata.end()) {
-    internal::RequireSameLayers(path, text->second, model);
+    internal::RequireSameLayers(path, text->second, internal::FormatVersion(file.metadata), model);
   }
   const StateDict tensors = internal::ModelTensors(file.tensors, format);
   internal::RequireFinite(path, tensors);

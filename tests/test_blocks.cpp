@@ -1,0 +1,232 @@
+// Models that are not a chain: Residual and Concat blocks, nested in Sequentials and in each
+// other. Gradients in double (through the public layer check), torchvision's state names,
+// shape errors naming the layer by its path, files and copies of nested models, the
+// capabilities found through blocks, and moved-from models.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "dlb/layers/activations.hpp"
+#include "dlb/layers/batch_norm.hpp"
+#include "dlb/layers/conv2d.hpp"
+#include "dlb/layers/linear.hpp"
+#include "dlb/layers/pooling.hpp"
+#include "dlb/model/builtin_layers.hpp"
+#include "dlb/model/concat.hpp"
+#include "dlb/model/model.hpp"
+#include "dlb/model/residual.hpp"
+#include "dlb/model/resnet.hpp"
+#include "dlb/model/sequential.hpp"
+#include "dlb/optimizers/adam.hpp"
+#include "dlb/optimizers/optimizer.hpp"
+#include "dlb/serialization/model_file.hpp"
+#include "dlb/testing/check_layer.hpp"
+#include "support/helpers.hpp"
+#include "support/temp_dir.hpp"
+
+using dlb::Concat;
+using dlb::Conv2D;
+using dlb::Conv2DOptions;
+using dlb::Index;
+using dlb::Matrix;
+using dlb::Residual;
+using dlb::Sequential;
+using dlb::Shape;
+using dlb_test::MessageContains;
+
+namespace {
+
+/// A residual block whose body holds a Concat, and whose shortcut has parameters.
+template <dlb::Scalar T>
+Residual<T> ResidualWithConcat(Index channels) {
+  Sequential<T> body;
+  body.Add("mix", Concat<T>()
+                      .Add("narrow", Conv2D<T>(channels, 1, 1))
+                      .Add("wide", Sequential<T>()
+                                       .Add(Conv2D<T>(Conv2DOptions(channels, 2, 3).Padding(1)))
+                                       .Add(dlb::Tanh<T>())))
+      .Add("bn", dlb::BatchNorm2D<T>(3));
+  Sequential<T> shortcut;
+  shortcut.Add(Conv2D<T>(Conv2DOptions(channels, 3, 1).Bias(false)));
+  return Residual<T>(std::move(body), std::move(shortcut),
+                     dlb::ResidualOptions().Activation(dlb::Activation::Tanh));
+}
+
+}  // namespace
+
+TEST_CASE("blocks nested twice pass the layer check: a residual around a concat, a concat of residuals",
+          "[blocks]") {
+  // Sequential > Residual (shortcut with parameters) > Sequential > Concat > Sequential.
+  Sequential<double> outer;
+  outer.Add("block", ResidualWithConcat<double>(2)).Add("act", dlb::ReLU<double>());
+  const auto report = dlb::testing::CheckLayer(std::move(outer), Shape(2, 4, 4));
+  CHECK(report.worst_gradient_error < 1e-6);
+
+  // Concat > Residual (identity) > Sequential, and Concat > Sequential > Residual.
+  Concat<double> branches;
+  branches
+      .Add("left", Residual<double>(Sequential<double>().Add(Conv2D<double>(Conv2DOptions(2, 2, 3).Padding(1))).Add(dlb::Tanh<double>()),
+                                    dlb::ResidualOptions().Activation(dlb::Activation::None)))
+      .Add("right", Sequential<double>().Add(ResidualWithConcat<double>(2)));
+  CHECK(dlb::testing::CheckLayer(std::move(branches), Shape(2, 3, 3)).worst_gradient_error < 1e-6);
+}
+
+TEST_CASE("a residual block computes f(body(x) + shortcut(x)), identity or not", "[blocks]") {
+  const Matrix<float> x = dlb_test::RandomMatrix<float>(8, 3, 5);
+  dlb::Linear<float> body_layer(8, 8);
+  Residual<float> identity(Sequential<float>().Add(body_layer));
+  identity.SetInputShape(Shape(8));
+  Matrix<float> y;
+  identity.Forward(x, y, dlb::Mode::Train);
+  Matrix<float> body_out;
+  body_layer.Forward(x, body_out, dlb::Mode::Train);
+  CHECK(y.isApprox(Matrix<float>((body_out + x).cwiseMax(0.0f))));
+  CHECK(identity.Name() == "Residual(identity, relu)");
+}
+
+TEST_CASE("a ResNet's state has torchvision's names and the documented size", "[blocks]") {
+  dlb::ModelNN<float> model = dlb::MakeResNet<float>();
+  CHECK(model.NumParameters() == 174970);
+  std::vector<std::string> names;
+  for (const auto& ref : model.State()) names.push_back(ref.name);
+  for (const char* name : {"conv1.weight", "bn1.running_mean", "layer1.0.conv1.weight",
+                           "layer1.1.bn2.num_batches_tracked", "layer2.0.downsample.0.weight",
+                           "layer2.0.downsample.1.running_mean", "layer3.1.conv2.weight",
+                           "fc.weight", "fc.bias"}) {
+    INFO(name);
+    CHECK(std::find(names.begin(), names.end(), name) != names.end());
+  }
+  // No bias on the convolutions, no shortcut in stage 1 (identity).
+  CHECK(std::find(names.begin(), names.end(), "conv1.bias") == names.end());
+  CHECK(std::find(names.begin(), names.end(), "layer1.0.downsample.0.weight") == names.end());
+  CHECK(model.OutputShapeAt(model.NumLayers() - 1) == Shape(10));
+  CHECK(model.LayerAt<dlb::BatchNorm2D<float>>("layer2.0.downsample.1").Size() == 32);
+}
+
+TEST_CASE("a layer that does not fit inside a block is named by its path", "[blocks]") {
+  dlb::ModelNN<float> model(Shape(4, 8, 8));
+  Sequential<float> stage;
+  stage.Add(Residual<float>(Sequential<float>()
+                                .Add("conv1", Conv2D<float>(Conv2DOptions(4, 8, 3).Padding(1)))
+                                .Add("conv2", Conv2D<float>(Conv2DOptions(16, 8, 3).Padding(1)))));
+  REQUIRE_THROWS_MATCHES(model.Add("layer1", std::move(stage)), dlb::ShapeError,
+                         MessageContains({"ModelNN::Add: layer1.0.conv2 (Conv2D(16 -> 8, 3x3, padding 1)) "
+                                          "needs 16 input channels, got 8 x 8 x 8"}));
+  CHECK(model.NumLayers() == 0);
+
+  // Body and identity shortcut of different shapes.
+  REQUIRE_THROWS_MATCHES(
+      model.Add(Residual<float>(Sequential<float>().Add(Conv2D<float>(4, 6, 1)))),
+      dlb::ShapeError,
+      MessageContains({"layer 0 (Residual(identity, relu)) adds a body output of 6 x 8 x 8 to a "
+                       "shortcut output of 4 x 8 x 8 (the identity: the input)"}));
+  // Concat branches of different planes.
+  REQUIRE_THROWS_MATCHES(model.Add("cat", Concat<float>().Add(Conv2D<float>(4, 2, 1)).Add(Conv2D<float>(4, 2, 3))),
+                         dlb::ShapeError,
+                         MessageContains({"cat (Concat(2 branches)) cannot stack branch '1' (2 x 6 x 6)"}));
+  // Names: repeated, or not a name.
+  REQUIRE_THROWS_MATCHES(Sequential<float>().Add("a", dlb::ReLU<float>()).Add("a", dlb::ReLU<float>()),
+                         dlb::ArgumentError, MessageContains({"two layers are named 'a'"}));
+  REQUIRE_THROWS_MATCHES(model.Add("x.y", dlb::ReLU<float>()), dlb::ArgumentError,
+                         MessageContains({"'x.y' is not 1 to 64 letters, digits, '_' or '-'"}));
+}
+
+TEST_CASE("a block inside a model takes no more layers", "[blocks]") {
+  dlb::ModelNN<float> model(Shape(3));
+  model.Add("block", Sequential<float>().Add(dlb::Linear<float>(3, 3)));
+  auto& block = model.LayerAt<Sequential<float>>("block");
+  REQUIRE_THROWS_MATCHES(block.Add(dlb::ReLU<float>()), dlb::Error,
+                         MessageContains({"already has an input shape"}));
+}
+
+TEST_CASE("a nested model saves and loads bit for bit, and copies", "[blocks]") {
+  dlb_test::TempDir dir("dlb_test_blocks_");
+  dlb::ModelNN<float> model = dlb::MakeResNet<float>({.input = Shape(1, 8, 8), .classes = 3,
+                                                      .widths = {4, 6}, .blocks_per_stage = 2}, 7);
+  model.Add("extra", Concat<float>().Add(dlb::Linear<float>(3, 2)).Add(dlb::Linear<float>(3, 1)));
+  // Train one step so that the batch norms' statistics are not their initial values.
+  const Matrix<float> x = dlb_test::RandomMatrix<float>(64, 6, 3);
+  dlb::Optimizer optimizer(model, dlb::Adam<float>(1e-2f));
+  model.Forward(x);
+  model.Backward(Matrix<float>::Ones(3, 6));
+  optimizer.Step();
+  model.SetMode(dlb::Mode::Inference);
+  const Matrix<float> expected = model.Forward(x);
+
+  const std::string path = dir / "resnet.safetensors";
+  dlb::Save(model, path);
+  dlb::LoadedModel<float> loaded = dlb::LoadModel<float>(path);
+  CHECK(loaded.model.Summary() == model.Summary());
+  CHECK((loaded.model.Forward(x).array() == expected.array()).all());
+
+  dlb::ModelNN<float> other = dlb::MakeResNet<float>({.input = Shape(1, 8, 8), .classes = 3,
+                                                      .widths = {4, 6}, .blocks_per_stage = 2}, 99);
+  other.Add("extra", Concat<float>().Add(dlb::Linear<float>(3, 2)).Add(dlb::Linear<float>(3, 1)));
+  dlb::LoadWeights(other, path);
+  other.SetMode(dlb::Mode::Inference);
+  CHECK((other.Forward(x).array() == expected.array()).all());
+
+  dlb::ModelNN<float> copy = model.Clone();
+  CHECK((copy.Forward(x).array() == expected.array()).all());
+
+  // A model with another block structure is refused, naming where it differs.
+  dlb::ModelNN<float> shallower = dlb::MakeResNet<float>({.input = Shape(1, 8, 8), .classes = 3,
+                                                          .widths = {4, 6}, .blocks_per_stage = 1}, 7);
+  shallower.Add("extra", Concat<float>().Add(dlb::Linear<float>(3, 2)).Add(dlb::Linear<float>(3, 1)));
+  REQUIRE_THROWS_MATCHES(dlb::LoadWeights(shallower, path), dlb::FileError,
+                         MessageContains({"does not match the file's architecture: block layer1 has 2 "
+                                          "layers, this one 1"}));
+}
+
+namespace {
+/// A normalisation layer of a user: it takes part in data-parallel statistics by having
+/// SetStatisticsReducer, whatever its type name.
+template <dlb::Scalar T>
+struct UserNorm : dlb::ElementwiseLayer {
+  using Scalar = T;
+  std::string Name() const { return "UserNorm"; }
+  void Forward(const dlb::ConstMatrixRef<T>& x, dlb::Matrix<T>& y, dlb::Mode) { y = x; }
+  void Backward(const dlb::ConstMatrixRef<T>&, const dlb::ConstMatrixRef<T>&,
+                const dlb::ConstMatrixRef<T>& dy, dlb::Matrix<T>* dx) {
+    if (dx) *dx = dy;
+  }
+  void SetStatisticsReducer(dlb::StatisticsReducer reducer) { has_reducer = bool(reducer); }
+  bool has_reducer = false;
+};
+}  // namespace
+
+TEST_CASE("capabilities are found inside blocks, whatever the layer's type name", "[blocks]") {
+  dlb::ModelNN<float> model = dlb::MakeResNet<float>({.input = Shape(1, 8, 8), .classes = 3,
+                                                      .widths = {4, 6}, .blocks_per_stage = 1});
+  model.Add("norm", Sequential<float>().Add(UserNorm<float>()));
+  int reducers = 0;
+  model.VisitLayers([&](const std::string&, dlb::internal::AnyLayer<float>& layer, int) {
+    if (layer.SetStatisticsReducer([](double*, Index) {})) ++reducers;
+  });
+  // bn1, 2 x (bn1, bn2) and one downsample batch norm, and the user's layer.
+  CHECK(reducers == 1 + 4 + 1 + 1);
+  CHECK(model.LayerAt<UserNorm<float>>("norm.0").has_reducer);
+}
+
+TEST_CASE("a moved-from model and block are valid to reuse", "[blocks]") {
+  dlb::ModelNN<float> model(Shape(3));
+  model.Add(dlb::Linear<float>(3, 2));
+  dlb::ModelNN<float> moved = std::move(model);
+  CHECK(moved.NumLayers() == 1);
+  // The moved-from model takes layers and optimizers again.
+  model.Add(dlb::Linear<float>(1, 2));  // NOLINT(bugprone-use-after-move): the point of the test
+  dlb::Optimizer optimizer(model, dlb::Adam<float>(1e-3f));
+  model.Forward(Matrix<float>::Ones(1, 2));
+  model.Backward(Matrix<float>::Ones(2, 2));
+  optimizer.Step();
+  moved = std::move(model);
+  CHECK(moved.InputSize() == 1);
+  CHECK(model.NumLayers() == 0);  // NOLINT(bugprone-use-after-move)
+
+  Residual<float> block(Sequential<float>().Add(dlb::Linear<float>(2, 2)));
+  Residual<float> taken = std::move(block);
+  CHECK(block.Name() == "Residual(identity, relu)");  // NOLINT(bugprone-use-after-move)
+  CHECK(block.Parameters().empty());
+}
