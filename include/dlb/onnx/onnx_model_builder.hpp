@@ -9,7 +9,7 @@
 ///    newest that Debian 12's python3-onnx (1.12, IR 8) checks, and ONNX Runtime reads it
 ///    (onnxruntime-web 1.31.1 reads up to opset 26 and IR 13); every operator DLBlocks needs
 ///    (Gemm, Conv, BatchNormalization, pooling, activations, Add, Concat, Sub, Div, Flatten,
-///    Reshape) exists in it with the semantics of the current ONNX;
+///    Reshape) exists in it;
 ///  * producer_name "DLBlocks" and the producer_version given;
 ///  * one graph: nodes in the order added (which is a topological order, see below), the
 ///    graph's name, initializers (float32 as little-endian raw_data, int64 as packed
@@ -54,7 +54,9 @@ namespace dlb {
 
 /// The ONNX operator set (domain ai.onnx) the models are written for.
 inline constexpr std::int64_t kOnnxOpsetVersion = 17;
-/// The ONNX IR version written: 8 is the one that goes with opsets 13 to 17.
+/// The ONNX IR version written: 8, what ONNX 1.12 (which defined opset 17) writes, and the newest
+/// that Debian 12's python3-onnx 1.12 checks (it refuses 9: "Your model ir_version is higher
+/// than the checker's").
 inline constexpr std::int64_t kOnnxIrVersion = 8;
 /// ModelProto.producer_name.
 inline constexpr const char* kOnnxProducerName = "DLBlocks";
