@@ -153,9 +153,9 @@ TEST_CASE("protobuf writer: invalid field numbers and oversized fields are refus
     const std::size_t before = w.Size();
     CHECK_THROWS_MATCHES(w.WriteBytes(7, std::string_view(static_cast<const char*>(memory), huge)),
                          ArgumentError, MessageContains({"protobuf field 7", "2^31 - 1"}));
-    CHECK_THROWS_AS(w.WritePackedFloat(7, std::span<const float>(static_cast<const float*>(memory),
-                                                                 huge / 4 + 1)),
-                    ArgumentError);
+    CHECK_THROWS_MATCHES(
+        w.WritePackedFloat(7, std::span<const float>(static_cast<const float*>(memory), huge / 4)),
+        ArgumentError, MessageContains({"protobuf field 7 would hold 536870912 packed floats"}));
     CHECK(w.Size() == before);
     ::munmap(memory, huge);
   }

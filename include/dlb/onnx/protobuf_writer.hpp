@@ -186,8 +186,11 @@ class ProtobufWriter {
   void WritePackedFloat(std::uint32_t field, std::span<const float> values) {
     CheckProtobufFieldNumber(field);
     if (values.empty()) return;
+    // Compared as a count, so that the byte size cannot overflow before the check.
     if (values.size() > kMaxProtobufLength / sizeof(float)) {
-      CheckProtobufLength(field, kMaxProtobufLength + 1);
+      throw ArgumentError("protobuf field " + std::to_string(field) + " would hold " +
+                          std::to_string(values.size()) +
+                          " packed floats, more than the 2^31 - 1 bytes protobuf parsers accept");
     }
     Tag(field, WireType::kLengthDelimited);
     AppendVarint(bytes_, values.size() * sizeof(float));
