@@ -38,3 +38,21 @@ safetensors=$(dirname "$out")/safetensors
 rm -rf "$safetensors"
 "${PYTHON:-/usr/bin/python3}" -B "$(dirname "$(dirname "$out")")/make_safetensors_corpus.py" "$safetensors"
 ls -l "$safetensors"
+
+# onnx_fuzzer: its inputs are programs (see fuzz/onnx_fuzzer.cpp); two seeds that succeed.
+onnx=$(dirname "$out")/onnx
+rm -rf "$onnx"
+mkdir -p "$onnx"
+# Builder (first byte odd): AddInput "x" [3, 5]; AddFloatInitializer "b" [4] = 1.0 x 4;
+# AddNode "f0" Relu(x) -> "y" with FLOAT attribute "b" = 0.5; AddOutput "y" ["f1", 3].
+printf '\x01\x00\x19\x02\x01\x03\x01\x05\x00%b%b%b' \
+  '\x01\x05\x01\x01\x04\x01\x00\x00\x80\x3f\x00\x00\x80\x3f\x00\x00\x80\x3f\x00\x00\x80\x3f' \
+  '\x02\x00\x00\x01\x19\x01\x1d\x01\x05\x02\x00\x00\x00\x3f' \
+  '\x04\x1d\x02\x00\x00\x01\x03\x00' >"$onnx/builder-relu.bin"
+# Writer (first byte even): varint 150 in field 6, bytes "abc" in field 6, packed int64
+# {1, -1} in field 7, a nested message in field 8.
+printf '\x00\x00\x05\x96\x01\x00\x00\x00\x00\x00\x00%b%b%b' \
+  '\x07\x05\x03abc' \
+  '\x08\x06\x02\x01\x00\x00\x00\x00\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff' \
+  '\x0a\x07\x2a\x00\x00\x00\x00\x00\x00\x00' >"$onnx/writer-fields.bin"
+ls -l "$onnx"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang into build-fuzz/ and runs them one after the other
-# within SECONDS in all (default 60): idx_fuzzer (the IDX reader) gets half, rounded down,
-# safetensors_fuzzer (the model reader) the rest, each at least 1 s. Each runs on a copy of
+# within SECONDS in all (default 60): idx_fuzzer (the IDX reader) and safetensors_fuzzer
+# (the model reader) get a third each, rounded down, onnx_fuzzer (the ONNX export's protobuf
+# writer and model builder) the rest, each at least 1 s. Each runs on a copy of
 # its seed corpus fuzz/corpus/<name>/ (the copy grows; the committed seeds do not).
 #
 # Usage: fuzz/run.sh [SECONDS]
@@ -22,7 +23,7 @@ fi
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=$root/build-fuzz
 findings=$build/findings
-fuzzers=(idx safetensors)
+fuzzers=(idx safetensors onnx)
 
 echo "Configuring and building ${fuzzers[*]/%/_fuzzer} with clang in $build ..."
 mkdir -p "$build"
@@ -30,7 +31,7 @@ CXX=clang++ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DDLB_BUILD_FUZZERS=ON -DDLB_BUILD_TESTS=OFF -DDLB_BUILD_EXAMPLES=OFF \
   -DDLB_BUILD_BENCHMARKS=OFF >"$build/configure.log" 2>&1 ||
   { cat "$build/configure.log" >&2; exit 1; }
-# Both fuzzers at once (the build directory has no other target).
+# All fuzzers at once (the build directory has no other target).
 cmake --build "$build" -j "$(nproc)"
 
 work=$(mktemp -d)
@@ -66,11 +67,12 @@ run_fuzzer() {
   echo "${name}_fuzzer: no findings in $budget s: ${executions:-?} executions, corpus $files files"
 }
 
-first=$((seconds / 2))
-[[ $first -ge 1 ]] || first=1
-second=$((seconds - first))
-[[ $second -ge 1 ]] || second=1
+third=$((seconds / 3))
+[[ $third -ge 1 ]] || third=1
+last=$((seconds - 2 * third))
+[[ $last -ge 1 ]] || last=1
 status=0
-run_fuzzer idx "$first" || status=1
-run_fuzzer safetensors "$second" || status=1
+run_fuzzer idx "$third" || status=1
+run_fuzzer safetensors "$third" || status=1
+run_fuzzer onnx "$last" || status=1
 exit $status
