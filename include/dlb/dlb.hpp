@@ -12,6 +12,7 @@
 #include "dlb/core/targets.hpp"
 #include "dlb/core/threads.hpp"
 #include "dlb/core/types.hpp"
+#include "dlb/core/version.hpp"
 #include "dlb/core/window2d.hpp"
 
 #include "dlb/layers/batch_norm.hpp"

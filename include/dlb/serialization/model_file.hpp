@@ -42,6 +42,7 @@
 #include "dlb/core/shape.hpp"
 #include "dlb/core/state.hpp"
 #include "dlb/core/types.hpp"
+#include "dlb/core/version.hpp"
 #include "dlb/data/standardize.hpp"
 #include "dlb/io/safetensors.hpp"
 #include "dlb/layers/layer_spec.hpp"
@@ -50,8 +51,6 @@
 
 namespace dlb {
 
-/// The version of DLBlocks, as the project's CMake version; written into every file.
-inline constexpr const char* kLibraryVersion = "0.1.0";
 /// The layout of model files and checkpoints this library writes, and the newest it reads.
 /// Version 2 names every layer and nests the layers of blocks; version 1 files still read.
 inline constexpr int kModelFormatVersion = 2;
