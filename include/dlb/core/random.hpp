@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// The one random source every stochastic block takes (weight init, dropout, shuffling).
-/// Distributions are implemented here rather than taken from <random>, whose
+/// Distributions are implemented here rather than taken from `<random>`, whose
 /// std::normal_distribution differs between standard libraries: the same seed gives the same
 /// network on every platform.
 
