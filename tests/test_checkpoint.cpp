@@ -381,6 +381,21 @@ TEST_CASE("checkpoint: checkpoints that do not fit the run are rejected and chan
   fresh();
   Rewrite(path, [](dlb::Safetensors& f) { f.tensors = f.tensors.Without({"optimizer.step"}); });
   RequireRestoreRejected(path, target, {"Optimizer::LoadState", "missing step"});
+  // Finite but impossible optimizer state: refused naming the tensor, not resumed to diverge
+  // in the first step and be blamed on the learning rate.
+  fresh();
+  Rewrite(path, [](dlb::Safetensors& f) {
+    *f.tensors.Find("optimizer.step") = dlb::Tensor::FromValues(dlb::DType::I64, {}, std::vector<std::int64_t>{-1});
+  });
+  RequireRestoreRejected(path, target, {"Optimizer::LoadState: state 'step' is -1", "corrupt"});
+  fresh();
+  Rewrite(path, [](dlb::Safetensors& f) {
+    dlb::Tensor& tensor = *f.tensors.Find("optimizer.3.bias.exp_avg_sq");
+    std::vector<float> values = tensor.Values<float>();
+    values[2] = -0.25f;
+    tensor = dlb::Tensor::FromValues(dlb::DType::F32, tensor.shape, values);
+  });
+  RequireRestoreRejected(path, target, {"state '3.bias.exp_avg_sq': element 2 is -0.25", ">= 0"});
   fresh();
   Rewrite(path, [](dlb::Safetensors& f) { f.metadata["epoch"] = "-1"; });
   RequireRestoreRejected(path, target, {"metadata 'epoch' is '-1'"});
