@@ -319,6 +319,9 @@ class LinearWarmup : public LrSchedule<T> {
   void OnTrainEnd(TrainingContext<T>& context) override {
     if (then_) then_->OnTrainEnd(context);
   }
+  void PrepareState(ModelNN<T>& model) override {
+    if (then_) then_->PrepareState(model);
+  }
   std::vector<StateRef<T>> State() override {
     std::vector<StateRef<T>> refs = LrSchedule<T>::State();
     if (then_) {
