@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
     }
     dlb::WriteFileAtomically(csv_path, csv.str());
 
-    std::printf("\n| Optimizer | lr     | Train Loss | Val Loss | Val Score | Test Acc | s/epoch |\n"
+    std::printf("\n| Optimizer | lr     | Train Loss | Val Loss | Val Acc   | Test Acc | s/epoch |\n"
                 "|-----------|--------|------------|----------|-----------|----------|---------|\n");
     for (const auto& s : summaries) {
       std::printf("| %-9s | %-6g | %10.3f | %8.3f | %9.4f | %8.4f | %7.3f |\n", s.name.c_str(),

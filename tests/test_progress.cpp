@@ -32,7 +32,7 @@ using dlb_test::TrainingRun;
 namespace {
 
 const std::regex kSummaryLine(
-    R"(Epoch +[0-9]+ / [0-9]+: \| Train Loss: +[0-9.]+ \| Val Loss: +[0-9.]+ \| Train Score: +[0-9.]+ \| Val Score: +[0-9.]+ \| Epoch Time: +[0-9.]+ \|)");
+    R"(Epoch +[0-9]+ / [0-9]+: \| Train Loss: +[0-9.]+ \| Val Loss: +[0-9.]+ \| Train Acc: +[0-9.]+ \| Val Acc: +[0-9.]+ \| Epoch Time: +[0-9.]+ \|)");
 const std::regex kLiveLine(
     R"(Epoch [0-9]+ / [0-9]+ \| batch [0-9]+ / [0-9]+ \| [0-9]+ samples/s \| loss [0-9.]+ \| [0-9:]+ left)");
 

@@ -49,14 +49,16 @@ inline bool IsTerminal(const std::ostream& out) {
 }
 
 /// The notebook's line: "Epoch    3 / 10: | Train Loss:  0.345 | Val Loss:  0.371 |
-/// Train Score:  0.874 | Val Score:  0.866 | Epoch Time:  1.234 |".
-/// The line is never truncated, however large the numbers.
+/// Train Acc:  0.874 | Val Acc:  0.866 | Epoch Time:  1.234 |". The accuracies are
+/// EpochStats::train_score and val_score, which TrainModel fills with the fraction classified
+/// correctly (the notebook called them "Score"). The line is never truncated, however large
+/// the numbers.
 inline std::string FormatEpoch(const EpochStats& s, int epochs) {
   auto print = [&](char* out, std::size_t size) {
     return std::snprintf(
         out, size,
-        "Epoch %4d / %d: | Train Loss: %6.3f | Val Loss: %6.3f | Train Score: %6.3f | "
-        "Val Score: %6.3f | Epoch Time: %6.3f |",
+        "Epoch %4d / %d: | Train Loss: %6.3f | Val Loss: %6.3f | Train Acc: %6.3f | "
+        "Val Acc: %6.3f | Epoch Time: %6.3f |",
         s.epoch, epochs, s.train_loss, s.val_loss, s.train_score, s.val_score, s.seconds);
   };
   std::string line(static_cast<std::size_t>(print(nullptr, 0)), '\0');
