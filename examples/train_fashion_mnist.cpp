@@ -92,3 +92,4 @@ int main(int argc, char** argv) {
     return distributed.Fail(std::string("train_fashion_mnist: error: ") + e.what() + "\n", 1);
   }
 }
+    if (callbacks.history) callbacks.history->SetEarlierHistory(session.EarlierHistory());

@@ -65,6 +65,10 @@ class Session {
     return info.epoch;
   }
 
+  /// The rows of the epochs the checkpoint completed (empty without --resume), for the
+  /// history file (dlb::HistoryCsvLogger::SetEarlierHistory), so that it holds every epoch.
+  const std::vector<dlb::EpochStats>& EarlierHistory() const { return earlier_; }
+
   /// The callbacks for TrainModel: `others`, then (with --checkpoint) the checkpoint writer,
   /// which saves their state too.
   std::vector<dlb::Callback<float>*> Callbacks(std::vector<dlb::Callback<float>*> others = {}) {
