@@ -58,7 +58,9 @@ int main(int argc, char** argv) {
     const control::RunCallbacks callbacks = control::MakeCallbacks(control_settings, settings.epochs);
     dlb::CrossEntropyLoss<float> loss;
 
-    std::cout << "Fashion-MNIST from " << settings.data << ": " << data.train_images.cols()
+    std::cout << cnn::DescribeSettings(app, settings, control_settings.schedule,
+                                       optimizer.LearningRate())
+              << "Fashion-MNIST from " << settings.data << ": " << data.train_images.cols()
               << " training, " << data.test_images.cols() << " test images\n"
               << "Model "
               << (convnet ? std::string("cnn")

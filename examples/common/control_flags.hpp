@@ -143,8 +143,8 @@ inline void AddFlags(CLI::App& app, Settings& c, bool with_history = true) {
   }
 }
 
-/// The checks between flags that CLI11 cannot express. Prints the error and the usage and
-/// returns 2 when the flags do not fit together.
+/// The checks between flags that CLI11 cannot express. Prints the error (experiment::UsageError)
+/// and returns 2 when the flags do not fit together.
 inline std::optional<int> Check(const CLI::App& app, const Settings& c,
                                 const experiment::Settings& s) {
   std::string error;
@@ -180,8 +180,7 @@ inline std::optional<int> Check(const CLI::App& app, const Settings& c,
             "; give --t-max >= " + std::to_string(after_warmup) + " or --eta-min > 0";
   }
   if (error.empty()) return std::nullopt;
-  std::cerr << app.get_name() << ": error: " << error << "\n\n" << app.help();
-  return 2;
+  return experiment::UsageError(app, error);
 }
 
 /// The data of a run: the training part, the per-epoch validation images and the test set.
