@@ -12,9 +12,11 @@
 #include <iostream>
 #include <new>
 #include <sstream>
+#include <vector>
 
 #include "common/control_flags.hpp"
 #include "common/experiment.hpp"
+#include "common/persistence_flags.hpp"
 
 int main(int argc, char** argv) {
   experiment::Settings settings;
@@ -35,6 +37,9 @@ int main(int argc, char** argv) {
     std::cerr << "compare_optimizers: error: --csv: " << problem << "\n";
     return 2;
   }
+  std::vector<persistence::FileUse> files = persistence::DataFiles(settings.data);
+  files.push_back({"--csv", csv_path, true});
+  if (auto code = persistence::CheckDistinctFiles(app, files)) return *code;
 
   try {
     dlb::SetNumThreads(settings.threads);

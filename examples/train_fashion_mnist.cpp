@@ -40,6 +40,10 @@ int main(int argc, char** argv) {
   try {
     distributed.Start(app, settings);
     if (!distributed.IsRoot()) files.save = files.checkpoint = control_settings.history = "";  // rank 0 writes
+  if (auto code = persistence::CheckDistinctFiles(
+          app, persistence::TrainingFiles(files, control_settings.history, settings.data))) {
+    return *code;
+  }
     dlb::SetNumThreads(settings.threads);
     const control::RunData run = control::LoadRunData(settings, control_settings);
     const dlb::FashionMnist<float>& data = run.data;
