@@ -6,7 +6,7 @@
 //                       [--threads N] [--data DIR] [--distributed]
 //                       [--schedule none|step|cosine|onecycle|plateau (and its parameters)]
 //                       [--warmup-epochs N] [--patience N] [--val-split F] [--history FILE.csv]
-//                       [--save FILE] [--checkpoint FILE] [--resume FILE]
+//                       [--save FILE] [--checkpoint FILE] [--resume FILE] [--progress MODE]
 //   mpirun -np N train_fashion_mnist --distributed ...   (data parallel, see distributed_flags.hpp)
 //
 // Exit codes: 0 done, 1 data or training error (e.g. divergence), 2 invalid flags.
@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   persistence::Flags files;
   persistence::AddFlags(app, files);
   cnn::AddModelFlag(app, settings.model);
+  control::AddProgressFlag(app, control_settings);
   experiment::Distributed distributed;
   distributed.AddFlags(app);
   if (auto code = experiment::Parse(app, argc, argv)) return *code;
@@ -84,7 +85,8 @@ int main(int argc, char** argv) {
         session.Resume({model, optimizer, sets.batches.train, callbacks.List()}, settings.epochs);
     const dlb::TrainResult result = dlb::TrainModel(
         model, sets.batches.train, sets.batches.validation, loss, optimizer,
-        {.epochs = settings.epochs, .initial_epoch = done, .log = &std::cout},
+        {.epochs = settings.epochs, .initial_epoch = done, .log = &std::cout,
+         .progress = control::ProgressMode(control_settings)},
         distributed.Callbacks(session.Callbacks(callbacks.List())));
     control::PrintOutcome(std::cout, result, callbacks, model, sets, loss);
     session.Save(model);
