@@ -9,7 +9,8 @@
 //                       [--save FILE] [--checkpoint FILE] [--resume FILE] [--progress MODE]
 //   mpirun -np N train_fashion_mnist --distributed ...   (data parallel, see distributed_flags.hpp)
 //
-// Exit codes: 0 done, 1 data or training error (e.g. divergence), 2 invalid flags.
+// Exit codes: 0 done, 1 data or training error (e.g. divergence), 2 invalid flags (among
+// them outputs that would overwrite each other or an input).
 
 #include <iostream>
 #include <new>
@@ -28,23 +29,23 @@ int main(int argc, char** argv) {
   experiment::AddFlags(app, settings);
   control::Settings control_settings;
   control::AddFlags(app, control_settings);
+  control::AddProgressFlag(app, control_settings);
   persistence::Flags files;
   persistence::AddFlags(app, files);
   cnn::AddModelFlag(app, settings.model);
-  control::AddProgressFlag(app, control_settings);
   experiment::Distributed distributed;
   distributed.AddFlags(app);
   if (auto code = experiment::Parse(app, argc, argv)) return *code;
   if (auto code = cnn::ApplyDefaults(app, settings, control_settings.schedule)) return *code;
   if (auto code = control::Check(app, control_settings, settings)) return *code;
-
-  try {
-    distributed.Start(app, settings);
-    if (!distributed.IsRoot()) files.save = files.checkpoint = control_settings.history = "";  // rank 0 writes
   if (auto code = persistence::CheckDistinctFiles(
           app, persistence::TrainingFiles(files, control_settings.history, settings.data))) {
     return *code;
   }
+
+  try {
+    distributed.Start(app, settings);
+    if (!distributed.IsRoot()) files.save = files.checkpoint = control_settings.history = "";  // rank 0 writes
     dlb::SetNumThreads(settings.threads);
     const control::RunData run = control::LoadRunData(settings, control_settings);
     const dlb::FashionMnist<float>& data = run.data;
@@ -83,6 +84,7 @@ int main(int argc, char** argv) {
     persistence::Session session(files, run.standardizer);
     const int done =
         session.Resume({model, optimizer, sets.batches.train, callbacks.List()}, settings.epochs);
+    if (callbacks.history) callbacks.history->SetEarlierHistory(session.EarlierHistory());
     const dlb::TrainResult result = dlb::TrainModel(
         model, sets.batches.train, sets.batches.validation, loss, optimizer,
         {.epochs = settings.epochs, .initial_epoch = done, .log = &std::cout,
@@ -100,4 +102,3 @@ int main(int argc, char** argv) {
     return distributed.Fail(std::string("train_fashion_mnist: error: ") + e.what() + "\n", 1);
   }
 }
-    if (callbacks.history) callbacks.history->SetEarlierHistory(session.EarlierHistory());
