@@ -10,8 +10,10 @@
 //   mpirun -np N train_fashion_mnist --distributed ...   (data parallel, see distributed_flags.hpp)
 //
 // Exit codes: 0 done, 1 data or training error (e.g. divergence), 2 invalid flags (among
-// them outputs that would overwrite each other or an input).
+// them outputs that would overwrite each other or an input, and ranks of a distributed run
+// started with different flags).
 
+#include <cstdio>
 #include <iostream>
 #include <new>
 
@@ -49,6 +51,22 @@ int main(int argc, char** argv) {
     dlb::SetNumThreads(settings.threads);
     const control::RunData run = control::LoadRunData(settings, control_settings);
     const dlb::FashionMnist<float>& data = run.data;
+    // --data may differ between ranks (hosts keep their copies in different places); what
+    // was loaded must not: the number of batches decides the ranks' collective calls.
+    const auto count = [](const char* what, dlb::Index n) {
+      return experiment::RankFact{what, std::to_string(n) + " " + what};
+    };
+    const dlb::Labels& labels = data.train_labels;
+    char labels_hash[64];
+    std::snprintf(labels_hash, sizeof labels_hash, "training labels with FNV-1a 64 %016llx",
+                  static_cast<unsigned long long>(experiment::internal::Fnv1a64(
+                      reinterpret_cast<const char*>(labels.data()),
+                      static_cast<std::size_t>(labels.size()) * sizeof(labels(0)))));
+    distributed.RequireSameOnAllRanks(
+        {count("training images", data.train_images.cols()),
+         count("held-out validation images", run.val_images.cols()),
+         count("test images", data.test_images.cols()), {"labels", labels_hash}},
+        "the ranks loaded different data", "give every rank the same data set (--data)");
     if (auto code = experiment::RejectOversizedBatch(settings, data, "train_fashion_mnist")) {
       return *code;
     }
@@ -93,6 +111,8 @@ int main(int argc, char** argv) {
     control::PrintOutcome(std::cout, result, callbacks, model, sets, loss);
     session.Save(model);
     return 0;
+  } catch (const experiment::RankMismatch& e) {
+    return distributed.Fail(std::string("train_fashion_mnist: error: ") + e.what() + "\n", 2);
   } catch (const dlb::DivergenceError& e) {
     return distributed.Fail(std::string("train_fashion_mnist: ") + e.what() +
         "\n  (try a smaller --lr; the parameters were kept at their last finite values)\n", 1);
