@@ -12,9 +12,11 @@
 #include <iostream>
 #include <new>
 #include <sstream>
+#include <vector>
 
 #include "common/control_flags.hpp"
 #include "common/experiment.hpp"
+#include "common/persistence_flags.hpp"
 
 int main(int argc, char** argv) {
   experiment::Settings settings;
@@ -35,6 +37,9 @@ int main(int argc, char** argv) {
     std::cerr << "compare_optimizers: error: --csv: " << problem << "\n";
     return 2;
   }
+  std::vector<persistence::FileUse> files = persistence::DataFiles(settings.data);
+  files.push_back({"--csv", csv_path, true});
+  if (auto code = persistence::CheckDistinctFiles(app, files)) return *code;
 
   try {
     dlb::SetNumThreads(settings.threads);
@@ -83,7 +88,7 @@ int main(int argc, char** argv) {
     }
     dlb::WriteFileAtomically(csv_path, csv.str());
 
-    std::printf("\n| Optimizer | lr     | Train Loss | Val Loss | Val Score | Test Acc | s/epoch |\n"
+    std::printf("\n| Optimizer | lr     | Train Loss | Val Loss | Val Acc   | Test Acc | s/epoch |\n"
                 "|-----------|--------|------------|----------|-----------|----------|---------|\n");
     for (const auto& s : summaries) {
       std::printf("| %-9s | %-6g | %10.3f | %8.3f | %9.4f | %8.4f | %7.3f |\n", s.name.c_str(),

@@ -6,11 +6,14 @@
 //                       [--threads N] [--data DIR] [--distributed]
 //                       [--schedule none|step|cosine|onecycle|plateau (and its parameters)]
 //                       [--warmup-epochs N] [--patience N] [--val-split F] [--history FILE.csv]
-//                       [--save FILE] [--checkpoint FILE] [--resume FILE]
+//                       [--save FILE] [--checkpoint FILE] [--resume FILE] [--progress MODE]
 //   mpirun -np N train_fashion_mnist --distributed ...   (data parallel, see distributed_flags.hpp)
 //
-// Exit codes: 0 done, 1 data or training error (e.g. divergence), 2 invalid flags.
+// Exit codes: 0 done, 1 data or training error (e.g. divergence), 2 invalid flags (among
+// them outputs that would overwrite each other or an input, and ranks of a distributed run
+// started with different flags).
 
+#include <cstdio>
 #include <iostream>
 #include <new>
 
@@ -28,6 +31,7 @@ int main(int argc, char** argv) {
   experiment::AddFlags(app, settings);
   control::Settings control_settings;
   control::AddFlags(app, control_settings);
+  control::AddProgressFlag(app, control_settings);
   persistence::Flags files;
   persistence::AddFlags(app, files);
   cnn::AddModelFlag(app, settings.model);
@@ -36,6 +40,10 @@ int main(int argc, char** argv) {
   if (auto code = experiment::Parse(app, argc, argv)) return *code;
   if (auto code = cnn::ApplyDefaults(app, settings, control_settings.schedule)) return *code;
   if (auto code = control::Check(app, control_settings, settings)) return *code;
+  if (auto code = persistence::CheckDistinctFiles(
+          app, persistence::TrainingFiles(files, control_settings.history, settings.data))) {
+    return *code;
+  }
 
   try {
     distributed.Start(app, settings);
@@ -43,6 +51,22 @@ int main(int argc, char** argv) {
     dlb::SetNumThreads(settings.threads);
     const control::RunData run = control::LoadRunData(settings, control_settings);
     const dlb::FashionMnist<float>& data = run.data;
+    // --data may differ between ranks (hosts keep their copies in different places); what
+    // was loaded must not: the number of batches decides the ranks' collective calls.
+    const auto count = [](const char* what, dlb::Index n) {
+      return experiment::RankFact{what, std::to_string(n) + " " + what};
+    };
+    const dlb::Labels& labels = data.train_labels;
+    char labels_hash[64];
+    std::snprintf(labels_hash, sizeof labels_hash, "training labels with FNV-1a 64 %016llx",
+                  static_cast<unsigned long long>(experiment::internal::Fnv1a64(
+                      reinterpret_cast<const char*>(labels.data()),
+                      static_cast<std::size_t>(labels.size()) * sizeof(labels(0)))));
+    distributed.RequireSameOnAllRanks(
+        {count("training images", data.train_images.cols()),
+         count("held-out validation images", run.val_images.cols()),
+         count("test images", data.test_images.cols()), {"labels", labels_hash}},
+        "the ranks loaded different data", "give every rank the same data set (--data)");
     if (auto code = experiment::RejectOversizedBatch(settings, data, "train_fashion_mnist")) {
       return *code;
     }
@@ -58,7 +82,9 @@ int main(int argc, char** argv) {
     const control::RunCallbacks callbacks = control::MakeCallbacks(control_settings, settings.epochs);
     dlb::CrossEntropyLoss<float> loss;
 
-    std::cout << "Fashion-MNIST from " << settings.data << ": " << data.train_images.cols()
+    std::cout << cnn::DescribeSettings(app, settings, control_settings.schedule,
+                                       optimizer.LearningRate())
+              << "Fashion-MNIST from " << settings.data << ": " << data.train_images.cols()
               << " training, " << data.test_images.cols() << " test images\n"
               << "Model "
               << (convnet ? std::string("cnn")
@@ -76,13 +102,17 @@ int main(int argc, char** argv) {
     persistence::Session session(files, run.standardizer);
     const int done =
         session.Resume({model, optimizer, sets.batches.train, callbacks.List()}, settings.epochs);
+    if (callbacks.history) callbacks.history->SetEarlierHistory(session.EarlierHistory());
     const dlb::TrainResult result = dlb::TrainModel(
         model, sets.batches.train, sets.batches.validation, loss, optimizer,
-        {.epochs = settings.epochs, .initial_epoch = done, .log = &std::cout},
+        {.epochs = settings.epochs, .initial_epoch = done, .log = &std::cout,
+         .progress = control::ProgressMode(control_settings)},
         distributed.Callbacks(session.Callbacks(callbacks.List())));
     control::PrintOutcome(std::cout, result, callbacks, model, sets, loss);
     session.Save(model);
     return 0;
+  } catch (const experiment::RankMismatch& e) {
+    return distributed.Fail(std::string("train_fashion_mnist: error: ") + e.what() + "\n", 2);
   } catch (const dlb::DivergenceError& e) {
     return distributed.Fail(std::string("train_fashion_mnist: ") + e.what() +
         "\n  (try a smaller --lr; the parameters were kept at their last finite values)\n", 1);

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,7 @@
 #include "dlb/layers/activations.hpp"
 #include "dlb/losses/cross_entropy.hpp"
 #include "dlb/optimizers/make_optimizer.hpp"
+#include "dlb/training/early_stopping.hpp"
 #include "dlb/training/train.hpp"
 #include "support/helpers.hpp"
 #include "support/temp_dir.hpp"
@@ -236,6 +238,54 @@ TEST_CASE("checkpoint: a convnet with batch norm resumes bit for bit, running st
                         uninterrupted.model.SaveState(dlb::StateScope::Checkpoint)));
 }
 
+TEST_CASE("checkpoint: early stopping resumes with the best epoch's weights, as the uninterrupted "
+          "run ends", "[checkpoint]") {
+  // The validation loss is scripted so that epoch 2 of 5 is the best: the uninterrupted run
+  // ends with epoch 2's weights put back. Interrupted after epoch 3, the resumed run must end
+  // with the same model, bit for bit, although epoch 2 was trained by the interrupted run.
+  // The convnet adds integer buffers (num_batches_tracked) to the weights.
+  const std::vector<double> losses = {1.0, 0.5, 0.7, 0.8, 0.9};
+  dlb::LambdaCallback<float> scripted;
+  scripted.on_epoch_end = [&](auto& context, auto& stats) {
+    stats.val_loss = losses.at(static_cast<std::size_t>(context.epoch - 1));
+  };
+  for (const bool convnet : {false, true}) {
+    INFO((convnet ? "convnet" : "mlp"));
+    TempDir dir;
+    const std::string path = dir / "checkpoint.safetensors";
+    const auto make = [&](std::uint64_t seed) {
+      return std::make_unique<Run>(Data(), "adam",
+                                   convnet ? Run::MakeConvnet(seed) : Run::MakeModel(seed, 16), seed);
+    };
+    const dlb::EarlyStoppingOptions options{.patience = 10, .restore_best = true};
+
+    const auto uninterrupted = make(1);
+    dlb::EarlyStopping<float> early(options);
+    uninterrupted->Train(0, 5, {&scripted, &early});
+    REQUIRE(early.RestoredEpoch() == 2);
+
+    const auto first = make(1);
+    dlb::EarlyStopping<float> first_early(options);
+    dlb::CheckpointCallback<float> checkpoints(path, {&first->decay, &first_early});
+    first->Train(0, 3, {&scripted, &first_early, &checkpoints});
+    CHECK(dlb::ReadSafetensors(path).tensors.Contains(
+        convnet ? "callbacks.early_stopping.best_weights.1.num_batches_tracked"
+                : "callbacks.early_stopping.best_weights.0.weight"));
+
+    const auto resumed = make(777);
+    dlb::EarlyStopping<float> resumed_early(options);
+    const dlb::CheckpointInfo info = dlb::RestoreCheckpoint(
+        path, dlb::TrainingState<float>{resumed->model, resumed->optimizer, resumed->train,
+                                       {&resumed->decay, &resumed_early}});
+    REQUIRE(info.epoch == 3);
+    CHECK(resumed_early.BestEpoch() == 2);
+    resumed->Train(info.epoch, 5, {&scripted, &resumed_early});
+    CHECK(resumed_early.RestoredEpoch() == 2);
+    CHECK(SameState(resumed->model.SaveState(dlb::StateScope::Checkpoint),
+                    uninterrupted->model.SaveState(dlb::StateScope::Checkpoint)));
+  }
+}
+
 TEST_CASE("checkpoint: without the data order the resumed run differs (the test can fail)",
           "[checkpoint]") {
   TempDir dir;
@@ -381,6 +431,21 @@ TEST_CASE("checkpoint: checkpoints that do not fit the run are rejected and chan
   fresh();
   Rewrite(path, [](dlb::Safetensors& f) { f.tensors = f.tensors.Without({"optimizer.step"}); });
   RequireRestoreRejected(path, target, {"Optimizer::LoadState", "missing step"});
+  // Finite but impossible optimizer state: refused naming the tensor, not resumed to diverge
+  // in the first step and be blamed on the learning rate.
+  fresh();
+  Rewrite(path, [](dlb::Safetensors& f) {
+    *f.tensors.Find("optimizer.step") = dlb::Tensor::FromValues(dlb::DType::I64, {}, std::vector<std::int64_t>{-1});
+  });
+  RequireRestoreRejected(path, target, {"Optimizer::LoadState: state 'step' is -1", "corrupt"});
+  fresh();
+  Rewrite(path, [](dlb::Safetensors& f) {
+    dlb::Tensor& tensor = *f.tensors.Find("optimizer.3.bias.exp_avg_sq");
+    std::vector<float> values = tensor.Values<float>();
+    values[2] = -0.25f;
+    tensor = dlb::Tensor::FromValues(dlb::DType::F32, tensor.shape, values);
+  });
+  RequireRestoreRejected(path, target, {"state '3.bias.exp_avg_sq': element 2 is -0.25", ">= 0"});
   fresh();
   Rewrite(path, [](dlb::Safetensors& f) { f.metadata["epoch"] = "-1"; });
   RequireRestoreRejected(path, target, {"metadata 'epoch' is '-1'"});

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "dlb/serialization/checkpoint.hpp"
 #include "dlb/training/history.hpp"
 #include "dlb/training/train.hpp"
 #include "support/helpers.hpp"
@@ -94,4 +95,50 @@ TEST_CASE("HistoryCsvLogger replaces an earlier file and fails before training o
                                          run2.optimizer, {.epochs = 1}, {&bad_logger}),
                          dlb::FileError, MessageContains({bad, "the directory", "does not exist"}));
   CHECK(run2.optimizer.StepCount() == 0);
+}
+
+TEST_CASE("HistoryCsvLogger after a resumption: the checkpoint's rows, then the new ones",
+          "[history]") {
+  // The file of a resumed run is the interrupted run's file, byte for byte, followed by the
+  // rows of the epochs trained after it; the whole equals the uninterrupted run's file but for
+  // the seconds of the new epochs (wall time).
+  dlb_test::TempDir dir("dlb_history_");
+  const std::string whole_path = dir / "whole.csv";
+  const std::string path = dir / "history.csv";
+  const std::string checkpoint = dir / "checkpoint.safetensors";
+  TrainingRun whole;
+  dlb::HistoryCsvLogger<float> whole_logger(whole_path);
+  dlb::TrainModel(whole.model, whole.train, whole.validation, whole.loss, whole.optimizer,
+                  {.epochs = 4}, {&whole_logger});
+
+  TrainingRun first;
+  dlb::HistoryCsvLogger<float> first_logger(path);
+  dlb::CheckpointCallback<float> checkpoints(checkpoint);
+  dlb::TrainModel(first.model, first.train, first.validation, first.loss, first.optimizer,
+                  {.epochs = 2}, {&first_logger, &checkpoints});
+  const std::string interrupted = ReadFile(path);
+
+  TrainingRun resumed;
+  const dlb::CheckpointInfo info =
+      dlb::RestoreCheckpoint(
+      checkpoint, dlb::TrainingState<float>{resumed.model, resumed.optimizer, resumed.train});
+  dlb::HistoryCsvLogger<float> logger(path);
+  logger.SetEarlierHistory(info.history);
+  std::vector<std::size_t> lines_seen;
+  dlb::LambdaCallback<float> reader;
+  reader.on_epoch_begin = [&](auto&) { lines_seen.push_back(Lines(ReadFile(path)).size()); };
+  dlb::TrainModel(resumed.model, resumed.train, resumed.validation, resumed.loss,
+                  resumed.optimizer, {.epochs = 4, .initial_epoch = info.epoch}, {&logger, &reader});
+  // Complete before every epoch too: the header and the 2 saved rows before epoch 3.
+  CHECK(lines_seen == std::vector<std::size_t>{3, 4});
+  const std::string text = ReadFile(path);
+  CHECK(text.substr(0, interrupted.size()) == interrupted);
+  const auto without_seconds = [](const std::string& line) { return line.substr(0, line.rfind(',')); };
+  const auto lines = Lines(text);
+  const auto expected = Lines(ReadFile(whole_path));
+  REQUIRE(lines.size() == expected.size());
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    INFO("line " << i);
+    CHECK(without_seconds(lines[i]) == without_seconds(expected[i]));
+  }
 }

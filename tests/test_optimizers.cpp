@@ -435,6 +435,63 @@ TEST_CASE("Optimizer::SaveState/LoadState carry moments, step and learning rate"
                               Contains("unexpected 0.weight.exp_avg, 0.weight.exp_avg_sq")));
 }
 
+TEST_CASE("Optimizer::LoadState rejects impossible state, naming the tensor, and changes nothing") {
+  // A corrupt checkpoint must be refused as such, not resumed and then blamed on the
+  // learning rate when the first step diverges.
+  Matrix<double> w = Matrix<double>::Constant(2, 3, 1.0), gw = Matrix<double>::Constant(2, 3, 0.5);
+  dlb::Optimizer<double> adam({{"0.weight", &w, &gw}}, dlb::Adam<double>(0.01));
+  adam.Step();
+  const dlb::StateDict good = adam.SaveState();
+  const auto with = [&](const dlb::StateDict& state, const std::string& name, auto change) {
+    dlb::StateDict changed = state;
+    dlb::Tensor& tensor = *changed.Find(name);
+    if (tensor.dtype == dlb::DType::I64) {
+      auto values = tensor.Values<std::int64_t>();
+      change(values);
+      tensor = dlb::Tensor::FromValues(tensor.dtype, tensor.shape, values);
+    } else {
+      auto values = tensor.Values<double>();
+      change(values);
+      tensor = dlb::Tensor::FromValues(tensor.dtype, tensor.shape, values);
+    }
+    return changed;
+  };
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  struct Case {
+    dlb::StateDict state;
+    std::vector<std::string> words;
+  };
+  const std::vector<Case> cases = {
+      {with(good, "step", [](auto& v) { v[0] = -1; }), {"'step'", "-1", ">= 0"}},
+      {with(good, "0.weight.exp_avg_sq", [](auto& v) { v[4] = -0.5; }),
+       {"'0.weight.exp_avg_sq'", "-0.5", "element 4", ">= 0"}},
+      {with(good, "0.weight.exp_avg_sq", [&](auto& v) { v[0] = nan; }),
+       {"'0.weight.exp_avg_sq'", "nan", "element 0"}},
+      {with(good, "0.weight.exp_avg", [&](auto& v) { v[1] = inf; }),
+       {"'0.weight.exp_avg'", "inf", "element 1", "finite"}},
+  };
+  for (const Case& c : cases) {
+    Matrix<double> w2 = w, gw2 = gw;
+    dlb::Optimizer<double> restored({{"0.weight", &w2, &gw2}}, dlb::Adam<double>(0.02));
+    const dlb::StateDict before = restored.SaveState();
+    REQUIRE_THROWS_MATCHES(restored.LoadState(c.state), dlb::StateError,
+                           dlb_test::MessageContains(c.words));
+    const dlb::StateDict after = restored.SaveState();
+    for (const auto& [name, tensor] : before.Entries()) CHECK(after.At(name).data == tensor.data);
+  }
+
+  Matrix<float> v = Matrix<float>::Constant(2, 1, 1.0f), gv = Matrix<float>::Constant(2, 1, 0.5f);
+  dlb::Optimizer<float> momentum({{"1.bias", &v, &gv}}, dlb::Nesterov<float>(0.1f));
+  momentum.Step();
+  dlb::StateDict state = momentum.SaveState();
+  *state.Find("1.bias.momentum_buffer") =
+      dlb::Tensor::FromValues(dlb::DType::F32, {2}, std::vector<float>{0.5f, -INFINITY});
+  REQUIRE_THROWS_MATCHES(momentum.LoadState(state), dlb::StateError,
+                         dlb_test::MessageContains({"'1.bias.momentum_buffer'", "-inf", "element 1", "finite"}));
+  CHECK(momentum.StepCount() == 1);
+}
+
 TEST_CASE("MakeOptimizer: rules by name with their default learning rates") {
   dlb::ModelNN<float> model(3, 1);
   model.Add(dlb::Linear<float>(3, 2));

@@ -7,6 +7,8 @@
 
 #include <fcntl.h>
 #include <pty.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -32,7 +34,7 @@ using dlb_test::TrainingRun;
 namespace {
 
 const std::regex kSummaryLine(
-    R"(Epoch +[0-9]+ / [0-9]+: \| Train Loss: +[0-9.]+ \| Val Loss: +[0-9.]+ \| Train Score: +[0-9.]+ \| Val Score: +[0-9.]+ \| Epoch Time: +[0-9.]+ \|)");
+    R"(Epoch +[0-9]+ / [0-9]+: \| Train Loss: +[0-9.]+ \| Val Loss: +[0-9.]+ \| Train Acc: +[0-9.]+ \| Val Acc: +[0-9.]+ \| Epoch Time: +[0-9.]+ \|)");
 const std::regex kLiveLine(
     R"(Epoch [0-9]+ / [0-9]+ \| batch [0-9]+ / [0-9]+ \| [0-9]+ samples/s \| loss [0-9.]+ \| [0-9:]+ left)");
 
@@ -314,5 +316,83 @@ TEST_CASE("On a pseudo-terminal the live line appears; redirected to a file it d
     CHECK_FALSE(terminal);
     CHECK(text == dlb::FormatEpoch(result->history[0], 2) + "\n" +
                       dlb::FormatEpoch(result->history[1], 2) + "\n");
+  }
+}
+
+namespace {
+
+/// One process of a chain: its command name (as a launcher would show in /proc) and the
+/// descriptor that becomes its standard output.
+struct ChainLink {
+  const char* name;
+  int stdout_fd;
+};
+
+/// Forks the processes of `chain`, each the parent of the next, renamed and with their
+/// standard output set as given; the last one, with OMPI_COMM_WORLD_SIZE=2 set as in a rank
+/// of mpirun, answers dlb::IsTerminal(std::cout). Returns that answer (through the exit
+/// statuses), or -1 when a process failed.
+int IsTerminalAtEndOf(const std::vector<ChainLink>& chain, std::size_t at = 0) {
+  const pid_t child = ::fork();
+  if (child < 0) return -1;
+  if (child == 0) {
+    const ChainLink& link = chain[at];
+    if (::dup2(link.stdout_fd, STDOUT_FILENO) < 0) ::_exit(3);
+    ::prctl(PR_SET_NAME, link.name, 0, 0, 0);
+    if (at + 1 < chain.size()) {
+      const int answer = IsTerminalAtEndOf(chain, at + 1);
+      ::_exit(answer < 0 ? 3 : answer);
+    }
+    ::setenv("OMPI_COMM_WORLD_SIZE", "2", 1);
+    ::_exit(dlb::IsTerminal(std::cout) ? 1 : 0);
+  }
+  int status = 0;
+  if (::waitpid(child, &status, 0) != child || !WIFEXITED(status)) return -1;
+  return WEXITSTATUS(status) <= 1 ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+TEST_CASE("Under mpirun the live line needs mpirun's own output to be a terminal", "[progress]") {
+  // Open MPI gives every rank a pseudo-terminal and copies it to mpirun's output, which may
+  // be a log file: the rank's isatty() is no guide there. Stand-ins: processes named
+  // "mpirun" (and a shell between it and the rank), pseudo-terminals and a file.
+  int rank_master = -1, rank_pty = -1, user_master = -1, user_pty = -1;
+  REQUIRE(::openpty(&rank_master, &rank_pty, nullptr, nullptr, nullptr) == 0);
+  REQUIRE(::openpty(&user_master, &user_pty, nullptr, nullptr, nullptr) == 0);
+  dlb_test::TempDir dir("dlb_progress_");
+  const std::string log = dir / "log.txt";
+  const int file = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  REQUIRE(file >= 0);
+  ScopedEnv term("TERM", "xterm");
+
+  CHECK(IsTerminalAtEndOf({{"mpirun", file}, {"rank", rank_pty}}) == 0);       // mpirun ... > log
+  CHECK(IsTerminalAtEndOf({{"mpirun", user_pty}, {"rank", rank_pty}}) == 1);   // on a terminal
+  CHECK(IsTerminalAtEndOf({{"mpirun", file}, {"sh", rank_pty}, {"rank", rank_pty}}) == 0);
+  CHECK(IsTerminalAtEndOf({{"mpirun", user_pty}, {"sh", rank_pty}, {"rank", rank_pty}}) == 1);
+  CHECK(IsTerminalAtEndOf({{"orted", file}, {"rank", rank_pty}}) == 0);        // another host
+  // No launcher among the ancestors (a singleton run): the rank's own terminal counts.
+  CHECK(IsTerminalAtEndOf({{"bash", file}, {"rank", rank_pty}}) == 1);
+  // A rank writing to a file is no terminal, whatever mpirun writes to.
+  CHECK(IsTerminalAtEndOf({{"mpirun", user_pty}, {"rank", file}}) == 0);
+  ::close(file);
+  for (const int fd : {rank_master, rank_pty, user_master, user_pty}) ::close(fd);
+}
+
+TEST_CASE("LaunchedByMpi reads the launchers' rank variables", "[progress]") {
+  const char* names[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"};
+  std::vector<std::optional<std::string>> saved;
+  for (const char* name : names) {
+    const char* value = std::getenv(name);
+    saved.push_back(value ? std::optional<std::string>(value) : std::nullopt);
+    ::unsetenv(name);
+  }
+  CHECK_FALSE(dlb::LaunchedByMpi());
+  for (const char* name : names) {
+    ScopedEnv set(name, "1");
+    CHECK(dlb::LaunchedByMpi());
+  }
+  for (std::size_t i = 0; i < saved.size(); ++i) {
+    if (saved[i]) ::setenv(names[i], saved[i]->c_str(), 1);
   }
 }

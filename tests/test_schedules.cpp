@@ -363,6 +363,39 @@ TEST_CASE("OneCycleLR rejects a run longer than its cycle and a cycle too short"
                          MessageContains({"OneCycleLR", "pct_start 0.1 of 3 steps"}));
 }
 
+TEST_CASE("Rates that a float cannot hold late in the run fail before the first step", "[schedules]") {
+  // final_div_factor 1e300: min_lr = 0.1 / 25 / 1e300 is 0 as a float, the rate of the
+  // cycle's last step (epoch 5 of 5). Found before training, not after 4 epochs of it.
+  TrainingRun run(18, 6);
+  dlb::OneCycleOptions options;
+  options.final_div_factor = 1e300;
+  dlb::OneCycleLR<float> one_cycle(options);
+  REQUIRE_THROWS_MATCHES(Train(run, one_cycle, 5), dlb::ArgumentError,
+                         MessageContains({"OneCycleLR", "learning rate of epoch 5 would be 0"}));
+  CHECK(run.optimizer.StepCount() == 0);
+  // The same cycle after a warm-up (its first epoch is then epoch 2).
+  TrainingRun run2(18, 6);
+  dlb::LinearWarmup<float> warm_cycle(1, std::make_unique<dlb::OneCycleLR<float>>(options));
+  REQUIRE_THROWS_MATCHES(Train(run2, warm_cycle, 5), dlb::ArgumentError,
+                         MessageContains({"OneCycleLR", "learning rate of epoch 5 would be 0"}));
+  CHECK(run2.optimizer.StepCount() == 0);
+  // A base rate of 1e300 reached after a one-epoch warm-up from 1e300 x 1e-300 = 1: as a
+  // float it is inf, from epoch 2 on, alone and followed by a plateau schedule.
+  TrainingRun run3;
+  dlb::LinearWarmup<float> warm_constant(1, nullptr, 1e-300);
+  warm_constant.SetBaseLearningRate(1e300);
+  REQUIRE_THROWS_MATCHES(Train(run3, warm_constant, 3), dlb::ArgumentError,
+                         MessageContains({"LinearWarmup", "learning rate of epoch 2 would be inf"}));
+  CHECK(run3.optimizer.StepCount() == 0);
+  TrainingRun run4;
+  dlb::LinearWarmup<float> warm_plateau(1, std::make_unique<dlb::ReduceLROnPlateau<float>>(),
+                                        1e-300);
+  warm_plateau.SetBaseLearningRate(1e300);
+  REQUIRE_THROWS_MATCHES(Train(run4, warm_plateau, 3), dlb::ArgumentError,
+                         MessageContains({"ReduceLROnPlateau", "learning rate of epoch 2 would be inf"}));
+  CHECK(run4.optimizer.StepCount() == 0);
+}
+
 TEST_CASE("OneCycleLR resumes from its state in the middle of the cycle", "[schedules]") {
   TrainingRun whole(18, 6);
   dlb::OneCycleLR<float> uninterrupted;

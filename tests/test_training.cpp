@@ -88,8 +88,8 @@ TEST_CASE("FormatEpoch produces the notebook's line") {
                               .val_score = 0.866,
                               .seconds = 1.234};
   CHECK(dlb::FormatEpoch(stats, 10) ==
-        "Epoch    3 / 10: | Train Loss:  0.345 | Val Loss:  0.371 | Train Score:  0.874 | "
-        "Val Score:  0.866 | Epoch Time:  1.234 |");
+        "Epoch    3 / 10: | Train Loss:  0.345 | Val Loss:  0.371 | Train Acc:  0.874 | "
+        "Val Acc:  0.866 | Epoch Time:  1.234 |");
   const dlb::EpochStats wide{.epoch = 120,
                              .train_loss = 12.5,
                              .val_loss = 0.0004,
@@ -97,8 +97,8 @@ TEST_CASE("FormatEpoch produces the notebook's line") {
                              .val_score = 0.0,
                              .seconds = 65.4321};
   CHECK(dlb::FormatEpoch(wide, 1000) ==
-        "Epoch  120 / 1000: | Train Loss: 12.500 | Val Loss:  0.000 | Train Score:  1.000 | "
-        "Val Score:  0.000 | Epoch Time: 65.432 |");
+        "Epoch  120 / 1000: | Train Loss: 12.500 | Val Loss:  0.000 | Train Acc:  1.000 | "
+        "Val Acc:  0.000 | Epoch Time: 65.432 |");
   // A huge but finite loss (a double model on its way to diverging) is printed in full
   // (1e250 is just below 10^250 as a double, so it prints as 9999...).
   const dlb::EpochStats huge{.epoch = 1,
@@ -110,7 +110,7 @@ TEST_CASE("FormatEpoch produces the notebook's line") {
   const std::string line = dlb::FormatEpoch(huge, 2);
   CHECK_THAT(line, Catch::Matchers::StartsWith("Epoch    1 / 2: | Train Loss: 9999") &&
                        Catch::Matchers::EndsWith(
-                           " | Val Loss:  2.000 | Train Score:  0.500 | Val Score:  0.250 | "
+                           " | Val Loss:  2.000 | Train Acc:  0.500 | Val Acc:  0.250 | "
                            "Epoch Time:  1.500 |"));
   CHECK(line.size() > 250);
 }

@@ -36,6 +36,7 @@ struct Settings {
   std::string monitor = "val_loss";
   std::optional<double> val_split;
   std::string history;
+  std::string progress = "auto";
 };
 
 inline const std::vector<std::string> kSchedules = {"none", "step", "cosine", "onecycle", "plateau"};
@@ -143,8 +144,27 @@ inline void AddFlags(CLI::App& app, Settings& c, bool with_history = true) {
   }
 }
 
-/// The checks between flags that CLI11 cannot express. Prints the error and the usage and
-/// returns 2 when the flags do not fit together.
+/// Registers --progress auto|live|summary (train_fashion_mnist's; compare_optimizers prints
+/// a table instead).
+inline void AddProgressFlag(CLI::App& app, Settings& c) {
+  app.add_option("--progress", c.progress,
+                 "The live line during each epoch (batch, samples/s, loss, time left): auto "
+                 "shows it on a terminal (under mpirun only when mpirun's own output is a "
+                 "terminal), live always, summary never (the epoch lines only)")
+      ->check(CLI::IsMember({"auto", "live", "summary"}))
+      ->capture_default_str()
+      ->group("Training control");
+}
+
+/// --progress as TrainOptions::progress.
+inline dlb::ProgressMode ProgressMode(const Settings& c) {
+  if (c.progress == "live") return dlb::ProgressMode::Live;
+  if (c.progress == "summary") return dlb::ProgressMode::Summary;
+  return dlb::ProgressMode::Auto;
+}
+
+/// The checks between flags that CLI11 cannot express. Prints the error (experiment::UsageError)
+/// and returns 2 when the flags do not fit together.
 inline std::optional<int> Check(const CLI::App& app, const Settings& c,
                                 const experiment::Settings& s) {
   std::string error;
@@ -180,8 +200,7 @@ inline std::optional<int> Check(const CLI::App& app, const Settings& c,
             "; give --t-max >= " + std::to_string(after_warmup) + " or --eta-min > 0";
   }
   if (error.empty()) return std::nullopt;
-  std::cerr << app.get_name() << ": error: " << error << "\n\n" << app.help();
-  return 2;
+  return experiment::UsageError(app, error);
 }
 
 /// The data of a run: the training part, the per-epoch validation images and the test set.

@@ -5,10 +5,13 @@
 #include <CLI/CLI.hpp>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <iostream>
+#include <limits>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -147,17 +150,109 @@ inline void AddFlags(CLI::App& app, Settings& s, bool with_optimizer = true) {
       ->capture_default_str();
 }
 
+/// Reports a usage error on stderr: "<program>: error: <message>" and a one-line hint at the
+/// help (not the help itself, which would scroll the error off a terminal). Returns 2, the
+/// exit code of a usage error.
+inline int UsageError(const CLI::App& app, const std::string& message) {
+  std::cerr << app.get_name() << ": error: " << message << "\n"
+            << "Run '" << app.get_name() << " --help' for the flags and their defaults.\n";
+  return 2;
+}
+
+namespace internal {
+
+/// Edit distance between a and b: insertions, deletions, substitutions and swaps of two
+/// neighbouring characters each count 1 (optimal string alignment).
+inline std::size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1,
+                          d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+/// Whether `text` is a number ("-1", "1e-3"): a value, never a flag.
+inline bool IsNumber(const std::string& text) {
+  char* end = nullptr;
+  std::strtod(text.c_str(), &end);
+  return !text.empty() && end == text.c_str() + text.size();
+}
+
+}  // namespace internal
+
+/// The flag of `app` that `unknown` ("--epoch") most likely misspells ("--epochs"), or ""
+/// when none is close: within an edit distance of a third of its length (at least 1, at
+/// most 3), or the only flag that starts with it.
+inline std::string SuggestFlag(const CLI::App& app, const std::string& unknown) {
+  std::string best, only_prefix;
+  std::size_t best_distance = std::numeric_limits<std::size_t>::max();
+  int prefixes = 0;
+  for (const CLI::Option* option : app.get_options()) {
+    for (const std::string& name : option->get_lnames()) {
+      const std::string flag = "--" + name;
+      const std::size_t distance = internal::EditDistance(unknown, flag);
+      if (distance < best_distance) best_distance = distance, best = flag;
+      if (unknown.size() > 2 && flag.compare(0, unknown.size(), unknown) == 0) {
+        ++prefixes;
+        only_prefix = flag;
+      }
+    }
+  }
+  const std::size_t allowed = std::clamp<std::size_t>(unknown.size() / 3, 1, 3);
+  if (best_distance <= allowed) return best;
+  return prefixes == 1 ? only_prefix : std::string();
+}
+
+/// The message for arguments CLI11 could not place (its ExtrasError lists them in reverse):
+/// the first unknown flag in the order given, with a near-miss suggestion ("unknown flag
+/// --epoch; did you mean --epochs?"), else the stray values in the order given.
+inline std::string ExtrasMessage(const CLI::App& app, int argc, char** argv) {
+  const std::vector<std::string> remaining = app.remaining();
+  std::vector<std::string> stray;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--") break;
+    if (arg.size() > 1 && arg[0] == '-' && !internal::IsNumber(arg)) {
+      const std::string name = arg.substr(0, arg.find('='));
+      if (app.get_option_no_throw(name) == nullptr) {
+        const std::string suggestion = SuggestFlag(app, name);
+        return "unknown flag " + name +
+               (suggestion.empty() ? std::string() : "; did you mean " + suggestion + "?");
+      }
+    } else if (std::find(remaining.begin(), remaining.end(), arg) != remaining.end() &&
+               std::find(stray.begin(), stray.end(), arg) == stray.end()) {
+      stray.push_back(arg);
+    }
+  }
+  std::string list;
+  for (const std::string& arg : stray.empty() ? remaining : stray) {
+    list += (list.empty() ? "'" : ", '") + arg + "'";
+  }
+  return "unexpected argument" + std::string(stray.size() > 1 ? "s " : " ") + list +
+         " (each value belongs after its flag, e.g. --epochs 5)";
+}
+
 /// Parses the command line. Returns an exit code when the program should stop now:
-/// 0 after --help, 2 (with the error and the usage) for an invalid flag or value.
+/// 0 after --help (the help on stdout), 2 for an invalid flag or value (UsageError: the
+/// error, a suggestion for a misspelt flag, and a hint at --help on stderr).
 inline std::optional<int> Parse(CLI::App& app, int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
     std::cout << app.help();
     return 0;
+  } catch (const CLI::ExtrasError&) {
+    return UsageError(app, ExtrasMessage(app, argc, argv));
   } catch (const CLI::ParseError& e) {
-    std::cerr << app.get_name() << ": error: " << e.what() << "\n\n" << app.help();
-    return 2;
+    return UsageError(app, e.what());
   }
   return std::nullopt;
 }

@@ -8,8 +8,9 @@ function(run_table out_var)
   if(NOT code STREQUAL "0")
     message(FATAL_ERROR "${ARGN}\nexit code ${code}\nstdout:\n${out}\nstderr:\n${err}")
   endif()
-  # The epoch summaries only: mpirun gives rank 0 a terminal, so it also draws the live
-  # progress line ("Epoch 1 / 2 | batch 3 / 18 ...", no colon), which differs in its timing.
+  # The epoch summaries only (the time column aside). Should a live progress line appear
+  # ("Epoch 1 / 2 | batch 3 / 18 ...", no colon; it should not, as mpirun writes to a pipe
+  # here: "output to a pipe has no live line" checks that), it would differ in its timing.
   string(REGEX MATCHALL "(Epoch +[0-9]+ / [0-9]+: [^\n]*|Test accuracy: [0-9.]+)" lines "${out}")
   string(REGEX REPLACE "Epoch Time: *[0-9.]+" "" lines "${lines}")
   set(${out_var} "${lines}" PARENT_SCOPE)

@@ -177,6 +177,21 @@ TEST_CASE("Two ranks reproduce the single-process run of the MLP to float roundi
   }
 }
 
+TEST_CASE("Communicator::AllGather gives every rank every rank's text, lengths differing") {
+  dlb::Communicator& world = dlb_test::World();
+  // Rank r sends "rank r" followed by r x's, and an empty text on rank 1.
+  const std::string mine = world.Rank() == 1 ? std::string()
+                                             : "rank " + std::to_string(world.Rank()) +
+                                                   std::string(static_cast<std::size_t>(world.Rank()), 'x');
+  const std::vector<std::string> all = world.AllGather(mine);
+  REQUIRE(all.size() == static_cast<std::size_t>(world.Size()));
+  for (int r = 0; r < world.Size(); ++r) {
+    const std::string expected =
+        r == 1 ? std::string() : "rank " + std::to_string(r) + std::string(static_cast<std::size_t>(r), 'x');
+    CHECK(all[static_cast<std::size_t>(r)] == expected);
+  }
+}
+
 TEST_CASE("GradientAllreduce gives every rank rank 0's initial weights") {
   dlb::Communicator& world = dlb_test::World();
   // Each rank seeds its replica differently; the first step must start from rank 0's.

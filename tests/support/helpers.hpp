@@ -67,6 +67,7 @@ WhatMatcher<StringMatcher> What(StringMatcher inner) {
 class MessageContains : public Catch::MatcherBase<std::exception> {
  public:
   MessageContains(std::initializer_list<std::string> parts) : parts_(parts) {}
+  explicit MessageContains(std::vector<std::string> parts) : parts_(std::move(parts)) {}
   bool match(const std::exception& error) const override {
     const std::string message = error.what();
     for (const std::string& part : parts_) {

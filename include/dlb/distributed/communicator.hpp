@@ -16,6 +16,7 @@
 #include <string>
 #include <thread>
 #include <type_traits>
+#include <vector>
 
 #include "dlb/core/error.hpp"
 #include "dlb/core/types.hpp"
@@ -132,6 +133,35 @@ class Communicator {
       MPI_Bcast(data + done, part, internal::MpiType<T>(), root, comm_);
       done += part;
     }
+  }
+
+  /// Every rank's `text`, indexed by rank (MPI_Allgather of the lengths, then
+  /// MPI_Allgatherv of the bytes): what ranks compare to agree on something, e.g. that they
+  /// were started with the same settings. Collective; the texts may differ in length. Throws
+  /// ArgumentError when the texts together exceed INT_MAX bytes.
+  std::vector<std::string> AllGather(const std::string& text) {
+    std::int64_t length = static_cast<std::int64_t>(text.size());
+    std::vector<std::int64_t> lengths(static_cast<std::size_t>(size_));
+    MPI_Allgather(&length, 1, MPI_INT64_T, lengths.data(), 1, MPI_INT64_T, comm_);
+    std::vector<int> counts(lengths.size()), offsets(lengths.size());
+    std::int64_t total = 0;
+    for (std::size_t r = 0; r < lengths.size(); ++r) {
+      if (total + lengths[r] > INT_MAX) {
+        throw ArgumentError("Communicator::AllGather: the texts of all ranks exceed " +
+                            std::to_string(INT_MAX) + " bytes");
+      }
+      counts[r] = static_cast<int>(lengths[r]);
+      offsets[r] = static_cast<int>(total);
+      total += lengths[r];
+    }
+    std::string all(static_cast<std::size_t>(total), '\0');
+    MPI_Allgatherv(text.data(), static_cast<int>(text.size()), MPI_CHAR, all.data(), counts.data(),
+                   offsets.data(), MPI_CHAR, comm_);
+    std::vector<std::string> texts;
+    for (std::size_t r = 0; r < lengths.size(); ++r) {
+      texts.push_back(all.substr(static_cast<std::size_t>(offsets[r]), static_cast<std::size_t>(counts[r])));
+    }
+    return texts;
   }
 
   /// Waits until every rank has called it. Collective.

@@ -30,6 +30,12 @@ class AdamRule : public RuleHyperParameters<T> {
     std::vector<StateRef<T>> Tensors() {
       return {{"exp_avg", &first_moment}, {"exp_avg_sq", &second_moment}};
     }
+    /// m finite; v, a running mean of squares, finite and >= 0 (its square root is taken).
+    void Validate(const std::string& parameter) const {
+      RequireValidMemory(first_moment, parameter + ".exp_avg", false, "a mean of gradients");
+      RequireValidMemory(second_moment, parameter + ".exp_avg_sq", true,
+                         "a mean of squared gradients");
+    }
   };
 
   AdamRule(const char* name, T lr, T beta1, T beta2, T eps, T weight_decay)

@@ -22,6 +22,10 @@ class MomentumRule : public RuleHyperParameters<T> {
   struct State {
     Matrix<T> velocity;  ///< b, the same shape as the parameter (PyTorch's momentum_buffer).
     std::vector<StateRef<T>> Tensors() { return {{"momentum_buffer", &velocity}}; }
+    /// b finite.
+    void Validate(const std::string& parameter) const {
+      RequireValidMemory(velocity, parameter + ".momentum_buffer", false, "a velocity");
+    }
   };
 
   MomentumRule(const char* name, T lr, T beta, T weight_decay)

@@ -4,6 +4,7 @@
 
 #include <concepts>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -88,16 +89,28 @@ class Optimizer {
     return state;
   }
 
-  /// Restores SaveState()'s copy. Throws StateError (listing missing and unexpected names, or
-  /// naming a tensor of the wrong shape) and leaves the optimizer unchanged when it does not
-  /// fit, ArgumentError when the saved learning rate is invalid.
+  /// Restores SaveState()'s copy. Throws StateError when it does not fit (listing missing and
+  /// unexpected names, or naming a tensor of the wrong shape) or holds what no run of steps
+  /// produces, naming the tensor: a step count < 0, or rule memory the rule's State::Validate
+  /// refuses (Adam's exp_avg_sq < 0, a velocity that is not finite); ArgumentError when the
+  /// saved learning rate is invalid. The optimizer is unchanged after any of these.
   void LoadState(const dlb::StateDict& state) {
-    const std::int64_t step = step_;
+    const dlb::StateDict before = SaveState();
     RestoreState(State(), StateScope::Checkpoint, state, "Optimizer::LoadState");
     try {
+      try {
+        if (step_ < 0 || step_ == std::numeric_limits<std::int64_t>::max()) {
+          throw StateError("state 'step' is " + std::to_string(step_) +
+                           ", expected a whole number >= 0 (the steps taken) and below 2^63 - 1; "
+                           "the saved optimizer state is corrupt");
+        }
+        rule_->ValidateStates(params_);
+      } catch (const StateError& error) {
+        throw StateError(std::string("Optimizer::LoadState: ") + error.what());
+      }
       SetLearningRate(static_cast<T>(lr_scratch_));
     } catch (...) {
-      step_ = step;
+      RestoreState(State(), StateScope::Checkpoint, before, "Optimizer::LoadState");
       throw;
     }
   }
@@ -124,6 +137,7 @@ class Optimizer {
   struct RuleBase {
     virtual ~RuleBase() = default;
     virtual void CheckShapes(const std::vector<Parameter<T>>& params) const = 0;
+    virtual void ValidateStates(const std::vector<Parameter<T>>& params) const = 0;
     virtual std::vector<StateRef<T>> StateRefs(const std::vector<Parameter<T>>& params) = 0;
     virtual void Step(const std::vector<Parameter<T>>& params, std::int64_t step) = 0;
     virtual T LearningRate() const = 0;
@@ -164,6 +178,11 @@ class Optimizer {
                            " with a " + std::to_string(grad.rows()) + " x " +
                            std::to_string(grad.cols()) + " gradient");
         }
+      }
+    }
+    void ValidateStates(const std::vector<Parameter<T>>& params) const override {
+      if constexpr (internal::SelfValidatingState<typename Rule::State>) {
+        for (std::size_t i = 0; i < params.size(); ++i) states[i].Validate(params[i].name);
       }
     }
     std::vector<StateRef<T>> StateRefs(const std::vector<Parameter<T>>& params) override {

@@ -15,9 +15,15 @@
 ///   T LearningRate() const;  void SetLearningRate(T lr);
 ///   std::string Name() const;
 /// ```
+/// Optional: `void Validate(const std::string& parameter) const` in State, which throws
+/// StateError naming the tensor ("<parameter>.<name>") when the memory holds values no
+/// sequence of steps can produce (a negative second moment, a NaN velocity).
+/// Optimizer::LoadState calls it after loading, so that a corrupt checkpoint is refused as
+/// such instead of being resumed and then diverging.
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <concepts>
 #include <cstdint>
 #include <string>
@@ -104,6 +110,33 @@ auto Chunk(Matrix<T>& m, Index start, Index length) {
 template <Scalar T>
 auto Chunk(const Matrix<T>& m, Index start, Index length) {
   return Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(m.data() + start, length);
+}
+
+/// A rule State that checks itself after loading (see the contract above).
+template <class S>
+concept SelfValidatingState = requires(const S& state, const std::string& parameter) {
+  state.Validate(parameter);
+};
+
+/// Throws StateError "state '<name>': element k is v, but <what> must be finite[ and >= 0]"
+/// for the first element of `m` (k counted in row-major order, as the tensor is stored in a
+/// file) that is not finite or, with `non_negative`, is negative. Does nothing otherwise.
+template <Scalar T>
+void RequireValidMemory(const Matrix<T>& m, const std::string& name, bool non_negative,
+                        const char* what) {
+  const auto bad = [&](T v) { return !std::isfinite(v) || (non_negative && v < T(0)); };
+  if (!m.unaryExpr(bad).any()) return;
+  for (Index r = 0; r < m.rows(); ++r) {
+    for (Index c = 0; c < m.cols(); ++c) {
+      if (!bad(m(r, c))) continue;
+      char value[32];
+      std::snprintf(value, sizeof value, "%g", static_cast<double>(m(r, c)));
+      throw StateError("state '" + name + "': element " + std::to_string(r * m.cols() + c) +
+                       " is " + value + ", but " + what + " must be finite" +
+                       (non_negative ? " and >= 0" : "") +
+                       "; the saved optimizer state is corrupt");
+    }
+  }
 }
 
 /// Throws ArgumentError unless 0 <= beta < 1.

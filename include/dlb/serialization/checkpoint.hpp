@@ -12,7 +12,8 @@
 ///     "optimizer.<param>.<state>"  the optimizer: "optimizer.0.weight.exp_avg" ...,
 ///                                  "optimizer.step" (I64) and "optimizer.lr" (F64)
 ///     "data.generator", "data.order"  the training DataSet's shuffling generator and order
-///     "callbacks.<StateName()>.<name>"  each callback's State()
+///     "callbacks.<StateName()>.<name>"  each callback's State(), after PrepareState(model)
+///                                  (EarlyStopping's includes the best epoch's weights)
 /// - metadata, besides a model file's:
 ///     epoch             the number of epochs completed
 ///     optimizer         the update rule's name ("Adam"), checked on restore
@@ -91,6 +92,15 @@ std::vector<Callback<T>*> CallbacksWithState(const std::vector<Callback<T>*>& ca
 }
 
 inline std::string CallbackPrefix(const std::string& name) { return "callbacks." + name + "."; }
+
+/// Lets every callback shape its model-sized state (Callback::PrepareState) before its
+/// State() is read.
+template <Scalar T>
+void PrepareCallbackState(const TrainingState<T>& state) {
+  for (Callback<T>* callback : state.callbacks) {
+    if (callback != nullptr) callback->PrepareState(state.model);
+  }
+}
 
 inline std::string HistoryJson(const std::vector<EpochStats>& history) {
   nlohmann::ordered_json rows = nlohmann::ordered_json::array();
@@ -186,6 +196,7 @@ void SaveCheckpoint(const std::string& path, const TrainingState<T>& state, int 
   StateDict tensors = state.model.SaveState(StateScope::Checkpoint);
   tensors.Merge(state.optimizer.SaveState(), "optimizer.");
   tensors.Merge(state.train.SaveState(), "data.");
+  internal::PrepareCallbackState(state);
   for (Callback<T>* callback : internal::CallbacksWithState(state.callbacks)) {
     CollectState(callback->State(), StateScope::Checkpoint, tensors,
                  internal::CallbackPrefix(callback->StateName()));
@@ -235,6 +246,7 @@ CheckpointInfo RestoreCheckpoint(const std::string& path, const TrainingState<T>
   const StateDict& tensors = file.tensors;
   internal::RequireFinite(path, tensors);
 
+  internal::PrepareCallbackState(state);
   const std::vector<Callback<T>*> callbacks = internal::CallbacksWithState(state.callbacks);
   std::set<std::string> known_callbacks;
   for (Callback<T>* callback : callbacks) known_callbacks.insert(callback->StateName());

@@ -85,6 +85,12 @@ class Callback {
   virtual void OnTrainEnd(TrainingContext<T>& /*context*/) {}
   /// State to save in checkpoints, named relative to the callback.
   virtual std::vector<StateRef<T>> State() { return {}; }
+  /// Called with the model being trained before SaveCheckpoint and RestoreCheckpoint read
+  /// State(): a callback whose state mirrors the model (EarlyStopping's copy of the best
+  /// epoch's weights) gives that state the model's names and shapes here, so that a fresh
+  /// callback can receive it from a checkpoint before training begins. Must not change how
+  /// the callback trains. Default: nothing.
+  virtual void PrepareState(ModelNN<T>& /*model*/) {}
   /// A name for the callback's state in a checkpoint ("callbacks.<StateName()>.").
   virtual std::string StateName() const { return "callback"; }
 };

@@ -41,23 +41,32 @@ inline std::string HistoryCsv(const std::vector<EpochStats>& history) {
 /// with just the header, when training begins, so that a path that cannot be written fails
 /// before the first epoch rather than after it. Each write replaces the file all or nothing
 /// (dlb::WriteFileAtomically: an error never leaves a truncated file, and only a regular file
-/// is ever replaced). The rows are those of the current TrainModel call (after a resumption,
-/// the epochs from initial_epoch + 1 on).
+/// is ever replaced). The rows are the earlier epochs' (SetEarlierHistory) followed by those
+/// of the current TrainModel call. When resuming, call SetEarlierHistory(info.history) with
+/// the rows RestoreCheckpoint returned: the file then holds every epoch of the run, the saved
+/// ones exactly as the interrupted run wrote them (their seconds included), so that it is
+/// the file an uninterrupted run writes but for the wall time of the new epochs.
 template <Scalar T>
 class HistoryCsvLogger : public Callback<T> {
  public:
   explicit HistoryCsvLogger(std::string path) : path_(std::move(path)) {}
   const std::string& Path() const { return path_; }
 
-  void OnTrainBegin(TrainingContext<T>& context) override {
-    WriteFileAtomically(path_, HistoryCsv(context.history));
-  }
-  void OnEpochEnd(TrainingContext<T>& context, EpochStats& /*stats*/) override {
-    WriteFileAtomically(path_, HistoryCsv(context.history));
-  }
+  /// Rows of the epochs before this TrainModel call (CheckpointInfo::history), written first.
+  void SetEarlierHistory(std::vector<EpochStats> history) { earlier_ = std::move(history); }
+
+  void OnTrainBegin(TrainingContext<T>& context) override { Write(context); }
+  void OnEpochEnd(TrainingContext<T>& context, EpochStats& /*stats*/) override { Write(context); }
 
  private:
+  void Write(const TrainingContext<T>& context) const {
+    std::vector<EpochStats> rows = earlier_;
+    rows.insert(rows.end(), context.history.begin(), context.history.end());
+    WriteFileAtomically(path_, HistoryCsv(rows));
+  }
+
   std::string path_;
+  std::vector<EpochStats> earlier_;
 };
 
 }  // namespace dlb

@@ -14,6 +14,9 @@
 /// - the rate is applied through Optimizer::SetLearningRate, as the scalar type T.
 /// Closed forms are set at OnEpochBegin from k alone, so a run resumed at epoch
 /// initial_epoch + 1 continues the same sequence; base_lr is in State() for checkpoints.
+/// Every schedule checks at OnTrainBegin that each rate it will set during the run is, as T,
+/// finite and > 0 (ArgumentError otherwise), so that a bad setting fails before the first
+/// step instead of epochs into the run.
 ///
 /// Usage:
 /// ```
@@ -282,6 +285,11 @@ class LinearWarmup : public LrSchedule<T> {
     for (int epoch = this->FirstEpoch(); epoch <= last_warmup_epoch; ++epoch) {
       this->CheckRate(WarmupLearningRateAt(epoch - this->FirstEpoch(), this->BaseLearningRate()), epoch);
     }
+    // Without a schedule after it, the base rate itself follows the warm-up: checked too, so
+    // that a base rate a T cannot hold fails now rather than after the warm-up.
+    if (!then_ && last_warmup_epoch < context.epochs) {
+      this->CheckRate(this->BaseLearningRate(), last_warmup_epoch + 1);
+    }
     if (then_) {
       then_->SetBaseLearningRate(this->BaseLearningRate());
       then_->SetFirstEpoch(this->FirstEpoch() + warmup_epochs_);
@@ -310,6 +318,9 @@ class LinearWarmup : public LrSchedule<T> {
   }
   void OnTrainEnd(TrainingContext<T>& context) override {
     if (then_) then_->OnTrainEnd(context);
+  }
+  void PrepareState(ModelNN<T>& model) override {
+    if (then_) then_->PrepareState(model);
   }
   std::vector<StateRef<T>> State() override {
     std::vector<StateRef<T>> refs = LrSchedule<T>::State();

@@ -44,7 +44,9 @@ struct OneCycleOptions {
 /// left out; the optimizer's momentum or betas stay as they are. three_phase is not offered.
 /// max_lr is the base rate: the optimizer's rate when training begins, or SetBaseLearningRate.
 /// Throws ArgumentError when training begins and the run has more steps than total_steps,
-/// or when pct_start * N <= 1 or >= N (a phase would have no length).
+/// when pct_start * N <= 1 or >= N (a phase would have no length), or when the rate of any
+/// step of the run would not be finite and > 0 as T (a div_factor or final_div_factor so
+/// large that a rate rounds to 0): before the first step, never in the middle of the run.
 template <Scalar T>
 class OneCycleLR : public LrSchedule<T> {
  public:
@@ -102,6 +104,7 @@ class OneCycleLR : public LrSchedule<T> {
                           " steps leaves a phase without length; need 1 < pct_start * steps < "
                           "steps");
     }
+    CheckRunRates(run_steps, phase_end);
   }
   void OnEpochBegin(TrainingContext<T>& context) override {
     if (this->Active(context)) SetStep(context, StepIndex(context, 0));
@@ -115,6 +118,23 @@ class OneCycleLR : public LrSchedule<T> {
   }
 
  private:
+  /// Throws ArgumentError (CheckRate) unless the rate of every step of the run, as T, is
+  /// finite and > 0, so that a cycle whose last rate is 0 as a float (final_div_factor 1e300)
+  /// fails before the first step rather than in the last epoch. Each phase is monotonic
+  /// (anneal(a, b, pct) lies between a and b, the lower end exactly so), and rounding to T is
+  /// monotonic, so checking the first and last step of each phase within the run checks them
+  /// all, at a cost independent of the run's length.
+  void CheckRunRates(std::int64_t run_steps, double phase_end) const {
+    if (run_steps <= 0 || batches_ <= 0) return;
+    const std::int64_t last = run_steps - 1;
+    const std::int64_t rise_last = std::min(static_cast<std::int64_t>(std::floor(phase_end)), last);
+    std::vector<std::int64_t> steps = {0, rise_last};
+    if (rise_last < last) steps.insert(steps.end(), {rise_last + 1, last});
+    for (const std::int64_t s : steps) {
+      const int epoch = this->FirstEpoch() + static_cast<int>(s / static_cast<std::int64_t>(batches_));
+      this->CheckRate(LearningRateAt(s, total_steps_, this->BaseLearningRate()), epoch);
+    }
+  }
   std::int64_t StepIndex(const TrainingContext<T>& context, Index batch) const {
     return static_cast<std::int64_t>(this->ScheduleEpoch(context)) * batches_ + batch;
   }

@@ -2,8 +2,8 @@
 /// \file
 /// Progress display: the notebook's summary line after each epoch and, on a terminal, a live
 /// line during the epoch (batch i / N, samples per second, running loss, time left) that the
-/// summary line replaces. Output that is not a terminal (a log file, a pipe) gets only the
-/// summary lines.
+/// summary line replaces. Output that is not a terminal (a log file, a pipe, also behind
+/// mpirun) gets only the summary lines.
 
 #include <algorithm>
 #include <cmath>
@@ -12,10 +12,13 @@
 #include <cstring>
 #include <iostream>
 #include <limits>
+#include <optional>
 #include <ostream>
 #include <string>
 
 #if defined(__unix__) || defined(__APPLE__)
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #endif
 
@@ -31,9 +34,99 @@ enum class ProgressMode {
   Summary,  ///< only the summary lines
 };
 
+/// Whether this process is a rank started by an MPI launcher (mpirun, mpiexec): the
+/// environment holds the rank variables of Open MPI (OMPI_COMM_WORLD_SIZE), PMIx (PMIX_RANK)
+/// or the PMI of MPICH and Intel MPI (PMI_RANK).
+inline bool LaunchedByMpi() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"}) {
+    if (std::getenv(name) != nullptr) return true;
+  }
+  return false;
+}
+
+namespace internal {
+
+#if defined(__linux__)
+/// The command name and parent of process `pid` (from /proc/<pid>/stat); false when they
+/// cannot be read.
+inline bool ReadProcess(long pid, std::string& command, long& parent) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  std::FILE* file = std::fopen(path, "r");
+  if (file == nullptr) return false;
+  char line[1024];
+  const bool read = std::fgets(line, sizeof line, file) != nullptr;
+  std::fclose(file);
+  // "pid (command) state ppid ...": the command may hold spaces and parentheses, so it ends
+  // at the last ')'.
+  const char* begin = read ? std::strchr(line, '(') : nullptr;
+  const char* end = read ? std::strrchr(line, ')') : nullptr;
+  char state = 0;
+  if (begin == nullptr || end == nullptr || end < begin ||
+      std::sscanf(end + 1, " %c %ld", &state, &parent) != 2) {
+    return false;
+  }
+  command.assign(begin + 1, end);
+  return true;
+}
+#endif
+
+/// Launchers whose ranks' output goes through a pseudo-terminal of the launcher's making:
+/// Open MPI's mpirun (orterun) and its per-host daemon, PRRTE's, and MPICH's Hydra.
+inline bool IsMpiLauncher(const std::string& command) {
+  for (const char* name : {"mpirun", "mpiexec", "orterun", "orted", "prterun", "prted",
+                           "mpiexec.hydra", "hydra_pmi_proxy"}) {
+    if (command == name) return true;
+  }
+  return false;
+}
+
+/// For an MPI rank whose descriptor `fd` is a terminal: whether the launcher's own `fd`
+/// reaches a terminal, or nothing when no launcher is found among the rank's ancestors (a
+/// singleton run, an unknown launcher: then the rank's own terminal is the user's).
+/// Why: Open MPI gives each rank's standard output a pseudo-terminal of its own and copies it
+/// to mpirun's standard output, whatever that is (a log file, a pipe), and the environment
+/// says nothing about the latter; so the rank's isatty() is true even for `mpirun ... > log`.
+/// On Linux this finds the nearest ancestor that is a launcher (IsMpiLauncher; through /proc,
+/// past a shell between mpirun and the rank) and asks whether its descriptor is a terminal.
+/// A daemon on another host (orted) writes to no terminal: its ranks print summary lines.
+inline std::optional<bool> LauncherOutputIsTerminal(int fd) {
+#if defined(__linux__)
+  long pid = static_cast<long>(::getppid());
+  for (int hop = 0; hop < 16 && pid > 1; ++hop) {
+    std::string command;
+    long parent = -1;
+    if (!ReadProcess(pid, command, parent)) return std::nullopt;
+    if (IsMpiLauncher(command)) {
+      char path[64];
+      std::snprintf(path, sizeof path, "/proc/%ld/fd/%d", pid, fd);
+      struct stat status {};
+      if (::stat(path, &status) != 0 || !S_ISCHR(status.st_mode)) return false;
+      // A character device: a terminal or something like /dev/null. Non-blocking, and no
+      // controlling terminal is acquired by opening it.
+      const int launcher = ::open(path, O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+      if (launcher < 0) return false;
+      const bool terminal = ::isatty(launcher) == 1;
+      ::close(launcher);
+      return terminal;
+    }
+    pid = parent;
+  }
+  return std::nullopt;
+#else
+  (void)fd;
+  return std::nullopt;
+#endif
+}
+
+}  // namespace internal
+
 /// Whether `out` writes to a terminal that can redraw a line: true for std::cout (file
 /// descriptor 1) and std::cerr / std::clog (descriptor 2) when that descriptor is a terminal
-/// (isatty) and TERM is not "dumb"; false for every other stream.
+/// (isatty), TERM is not "dumb" and, in a rank started by an MPI launcher (LaunchedByMpi),
+/// the launcher's own output is a terminal too (internal::LauncherOutputIsTerminal): Open MPI
+/// gives ranks a pseudo-terminal even when `mpirun ... > log` writes to a file, where "\r"
+/// and escape codes do not belong. False for every other stream.
 inline bool IsTerminal(const std::ostream& out) {
 #if defined(__unix__) || defined(__APPLE__)
   int fd = -1;
@@ -41,7 +134,8 @@ inline bool IsTerminal(const std::ostream& out) {
   if (&out == &std::cerr || &out == &std::clog) fd = STDERR_FILENO;
   if (fd < 0 || ::isatty(fd) != 1) return false;
   const char* term = std::getenv("TERM");
-  return term == nullptr || std::strcmp(term, "dumb") != 0;
+  if (term != nullptr && std::strcmp(term, "dumb") == 0) return false;
+  return !LaunchedByMpi() || internal::LauncherOutputIsTerminal(fd).value_or(true);
 #else
   (void)out;
   return false;
@@ -49,14 +143,16 @@ inline bool IsTerminal(const std::ostream& out) {
 }
 
 /// The notebook's line: "Epoch    3 / 10: | Train Loss:  0.345 | Val Loss:  0.371 |
-/// Train Score:  0.874 | Val Score:  0.866 | Epoch Time:  1.234 |".
-/// The line is never truncated, however large the numbers.
+/// Train Acc:  0.874 | Val Acc:  0.866 | Epoch Time:  1.234 |". The accuracies are
+/// EpochStats::train_score and val_score, which TrainModel fills with the fraction classified
+/// correctly (the notebook called them "Score"). The line is never truncated, however large
+/// the numbers.
 inline std::string FormatEpoch(const EpochStats& s, int epochs) {
   auto print = [&](char* out, std::size_t size) {
     return std::snprintf(
         out, size,
-        "Epoch %4d / %d: | Train Loss: %6.3f | Val Loss: %6.3f | Train Score: %6.3f | "
-        "Val Score: %6.3f | Epoch Time: %6.3f |",
+        "Epoch %4d / %d: | Train Loss: %6.3f | Val Loss: %6.3f | Train Acc: %6.3f | "
+        "Val Acc: %6.3f | Epoch Time: %6.3f |",
         s.epoch, epochs, s.train_loss, s.val_loss, s.train_score, s.val_score, s.seconds);
   };
   std::string line(static_cast<std::size_t>(print(nullptr, 0)), '\0');

@@ -73,6 +73,15 @@ class ReduceLROnPlateau : public LrSchedule<T> {
   std::int64_t NumBadEpochs() const { return num_bad_epochs_; }
   std::int64_t CooldownCounter() const { return cooldown_counter_; }
 
+  /// Checks the base rate, which the schedule's first epoch sets, before the first step (the
+  /// reductions never go to 0: a rate that would is not applied).
+  void OnTrainBegin(TrainingContext<T>& context) override {
+    LrSchedule<T>::OnTrainBegin(context);
+    if (this->FirstEpoch() <= context.epochs) {
+      this->CheckRate(this->BaseLearningRate(), this->FirstEpoch());
+    }
+  }
+
   /// At the schedule's first epoch, the base rate (the rate a warm-up ended on).
   void OnEpochBegin(TrainingContext<T>& context) override {
     if (this->ScheduleEpoch(context) == 0) this->Apply(context, this->BaseLearningRate());
