@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
     std::cerr << "compare_optimizers: error: out of memory (try smaller --hidden or --batch)\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "compare_optimizers: error: " << e.what() << "\n";
+    std::cerr << "compare_optimizers: error: " << dlb::EscapeForTerminal(e.what()) << "\n";
     return 1;
   }
 }

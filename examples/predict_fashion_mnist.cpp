@@ -9,13 +9,21 @@
 // Prints the accuracy, the confusion matrix and each class's accuracy when labels are
 // known (always with --data), the number of predictions per class otherwise, and with
 // --show N the first N predictions with their probabilities.
-// Exit codes: 0 done, 1 a bad model or data file, 2 invalid flags.
+// Exit codes: 0 done, 1 a bad model or data file (one that does not load, holds more than
+// Fashion-MNIST's limits, or makes the model give non-finite outputs) or too little memory,
+// 2 invalid flags.
+//
+// The files may come from strangers: every text taken from them (metadata, names in error
+// messages, file names) is printed through dlb::EscapeForTerminal, so none can start a line
+// of its own or send the terminal a command, and every error ends in a message and exit
+// code 1, never an abort.
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <new>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -51,14 +59,19 @@ Images ReadImages(const Settings& s) {
     dlb::FashionMnist<float> data = dlb::LoadFashionMnist<float>(s.data);
     return {std::move(data.test_images), std::move(data.test_labels), "the test set in " + s.data};
   }
-  const dlb::IdxImages idx = dlb::ReadIdxImages(s.images);
+  // Fashion-MNIST's limits: a small gzip file whose header declares a million images is
+  // refused after its header instead of filling the memory.
+  const dlb::IdxImages idx = dlb::ReadIdxImages(s.images, dlb::kFashionMnistLimits);
   if (idx.rows != 28 || idx.cols != 28) {
     throw dlb::FileError(s.images, 8, "expected 28 x 28 images (Fashion-MNIST), found " +
                                           std::to_string(idx.rows) + " x " + std::to_string(idx.cols));
   }
-  Images images{dlb::ImagesToMatrix<float>(idx, 1.0f / 255.0f), std::nullopt, s.images};
+  Images images{dlb::Matrix<float>(), std::nullopt, s.images};
+  dlb::AllocateOrThrow(static_cast<double>(idx.pixels.size()) * sizeof(float),
+                       "the " + std::to_string(idx.count) + " images as a matrix",
+                       [&] { images.pixels = dlb::ImagesToMatrix<float>(idx, 1.0f / 255.0f); });
   if (!s.labels.empty()) {
-    const std::vector<std::uint8_t> raw = dlb::ReadIdxLabels(s.labels);
+    const std::vector<std::uint8_t> raw = dlb::ReadIdxLabels(s.labels, dlb::kFashionMnistLimits);
     if (static_cast<dlb::Index>(raw.size()) != idx.count) {
       throw dlb::FileError(s.labels, 4, "expected " + std::to_string(idx.count) + " labels (one per image of " +
                                             s.images + "), found " + std::to_string(raw.size()));
@@ -160,13 +173,16 @@ int main(int argc, char** argv) {
                                " outputs; Fashion-MNIST needs 784 (28 x 28 pixels) to 10 classes");
     }
     const Images input = ReadImages(settings);
-    std::cout << "Model " << settings.model << " (" << loaded.metadata["format"] << ", DLBlocks "
-              << loaded.metadata["library_version"] << "), "
+    // Metadata is the file's text: escaped, and cut to a line's worth.
+    constexpr std::size_t kShownBytes = 80;
+    std::cout << "Model " << dlb::EscapeForTerminal(settings.model) << " ("
+              << dlb::EscapeForTerminal(loaded.metadata["format"], kShownBytes) << ", DLBlocks "
+              << dlb::EscapeForTerminal(loaded.metadata["library_version"], kShownBytes) << "), "
               << (loaded.standardizer ? "with its saved standardization of the pixels"
                                       : "no preprocessing saved: pixels in [0, 1] as they are")
               << "\n"
               << loaded.model.Summary() << "Images: " << input.pixels.cols() << " from "
-              << input.source << "\n";
+              << dlb::EscapeForTerminal(input.source) << "\n";
 
     const dlb::Index count = input.pixels.cols();
     const dlb::Index show = std::min<dlb::Index>(settings.show, count);
@@ -178,6 +194,17 @@ int main(int argc, char** argv) {
     for (dlb::Index first = 0; first < count; first += kChunk) {
       const dlb::Index n = std::min(kChunk, count - first);
       const dlb::Matrix<float>& logits = loaded.Predict(input.pixels.middleCols(first, n));
+      // NaN compares false with everything, so maxCoeff would pick a class anyway and the
+      // accuracy would look like one: a model whose outputs are not finite is an error.
+      if (!logits.allFinite()) {
+        dlb::Index column = 0;
+        while (logits.col(column).allFinite()) ++column;
+        throw dlb::FileError(settings.model, std::nullopt,
+                             "the model's outputs for image " + std::to_string(first + column) +
+                                 " are not finite (NaN or infinity): its weights or saved "
+                                 "standardization are not finite or overflow, so its "
+                                 "predictions mean nothing");
+      }
       for (dlb::Index j = 0; j < n; ++j) {
         dlb::Index predicted = 0;
         logits.col(j).maxCoeff(&predicted);
@@ -200,8 +227,13 @@ int main(int argc, char** argv) {
       for (std::size_t c = 0; c < 10; ++c) std::printf("  %-11s %ld\n", kClassNames[c], predicted_counts[c]);
     }
     return 0;
-  } catch (const dlb::Error& e) {
-    std::cerr << "predict_fashion_mnist: error: " << e.what() << "\n";
+  } catch (const std::bad_alloc&) {
+    std::cerr << "predict_fashion_mnist: error: out of memory\n";
+    return 1;
+  } catch (const std::exception& e) {
+    // Library messages quote file content already; escaping again changes nothing there and
+    // covers any other message.
+    std::cerr << "predict_fashion_mnist: error: " << dlb::EscapeForTerminal(e.what()) << "\n";
     return 1;
   }
 }

@@ -11,7 +11,10 @@
 //    same result or the same error offset (offsets are positions in the decompressed content);
 //  * limits: read again under small IdxLimits, a file is accepted exactly when it is accepted
 //    without limits and fits them, with the same result; when it does not fit, the error
-//    names the limit.
+//    names the limit;
+//  * Fashion-MNIST: read as predict_fashion_mnist --images and LoadFashionMnist read it (under
+//    dlb::kFashionMnistLimits), a file is accepted exactly when it is accepted without limits
+//    and fits those limits, and accepted images become the matrix the programs use.
 
 #include <zlib.h>
 
@@ -23,6 +26,7 @@
 #include <vector>
 
 #include "dlb/core/error.hpp"
+#include "dlb/data/fashion_mnist.hpp"
 #include "dlb/data/idx.hpp"
 #include "scratch_files.hpp"
 
@@ -103,14 +107,16 @@ void RequireSame(const Outcome& raw, const Outcome& gz, const char* what) {
 // Small enough that the fuzzer's inputs cross them: 3 items, 64 data bytes.
 constexpr dlb::IdxLimits kSmallLimits{.max_items = 3, .max_bytes = 64};
 
-void RequireLimitsHonoured(const Outcome& unlimited, const Outcome& limited, const char* what) {
+void RequireLimitsHonoured(const Outcome& unlimited, const Outcome& limited, const char* what,
+                           const dlb::IdxLimits& limits = kSmallLimits) {
   const bool fits = unlimited.accepted && !unlimited.data.empty() &&
                     (unlimited.dims.empty() ? unlimited.data.size()
                                             : static_cast<std::size_t>(unlimited.dims[0])) <=
-                        kSmallLimits.max_items &&
-                    unlimited.data.size() <= kSmallLimits.max_bytes;
+                        limits.max_items &&
+                    unlimited.data.size() <= limits.max_bytes;
   if (limited.accepted != fits) {
-    Finding(std::string(what) + ": under IdxLimits{3, 64} " +
+    Finding(std::string(what) + ": under IdxLimits{" + std::to_string(limits.max_items) + ", " +
+            std::to_string(limits.max_bytes) + "} " +
             (limited.accepted ? "accepted" : "rejected (" + limited.message + ")") +
             " a file that, read without limits, " +
             (unlimited.accepted ? "holds " + std::to_string(unlimited.data.size()) + " bytes"
@@ -135,6 +141,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const Outcome labels = ReadLabels(path);
   RequireLimitsHonoured(images, ReadImages(path, kSmallLimits), "images");
   RequireLimitsHonoured(labels, ReadLabels(path, kSmallLimits), "labels");
+  // Fashion-MNIST's limits (a million-image header in a few bytes of gzip is refused after
+  // the header), then the matrix predict_fashion_mnist --images makes of 28 x 28 images.
+  const Outcome fashion = ReadImages(path, dlb::kFashionMnistLimits);
+  RequireLimitsHonoured(images, fashion, "images (Fashion-MNIST limits)", dlb::kFashionMnistLimits);
+  RequireLimitsHonoured(labels, ReadLabels(path, dlb::kFashionMnistLimits),
+                        "labels (Fashion-MNIST limits)", dlb::kFashionMnistLimits);
+  if (fashion.accepted && fashion.dims[1] == 28 && fashion.dims[2] == 28) {
+    const dlb::IdxImages idx{fashion.dims[0], 28, 28, fashion.data};
+    const dlb::Matrix<float> pixels = dlb::ImagesToMatrix<float>(idx, 1.0f / 255.0f);
+    if (pixels.rows() != 784 || pixels.cols() != idx.count || pixels.minCoeff() < 0.0f ||
+        pixels.maxCoeff() > 1.0f) {
+      Finding("ImagesToMatrix made a matrix of the wrong size or range");
+    }
+  }
 
   const bool is_gzip = size >= 2 && data[0] == 0x1F && data[1] == 0x8B;
   if (!is_gzip) {

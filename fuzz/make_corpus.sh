@@ -26,6 +26,14 @@ emit images-1x1x1.idx '\x00\x00\x08\x03\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\
 # 5 labels: magic 0x00000801, size 5, then 0..4.
 emit labels-5.idx '\x00\x00\x08\x01\x00\x00\x00\x05\x00\x01\x02\x03\x04'
 
+# One Fashion-MNIST-sized image (28 x 28), so that the fuzzer reaches the programs' path.
+emit images-28x28.idx '\x00\x00\x08\x03\x00\x00\x00\x01\x00\x00\x00\x1c\x00\x00\x00\x1c'
+head -c 784 /dev/zero | tr '\0' '\200' >>"$out/images-28x28.idx"
+# A header that declares 1,000,000 images of 28 x 28 (784 MB), in a gzip file of a few
+# hundred bytes: what kFashionMnistLimits must refuse after the header (issue 15).
+{ printf '\x00\x00\x08\x03\x00\x0f\x42\x40\x00\x00\x00\x1c\x00\x00\x00\x1c'; head -c 784 /dev/zero; } |
+  gzip -n -9 -c >"$out/images-million-declared.idx.gz"
+
 gzip -n -9 -c "$out/images-2x2x3.idx" >"$out/images-2x2x3.idx.gz"
 gzip -n -9 -c "$out/labels-5.idx" >"$out/labels-5.idx.gz"
 # Two concatenated gzip members (header, then data), which the reader must accept.

@@ -1,10 +1,13 @@
 """Writes the safetensors fuzzer's seed corpus (fuzz/corpus/safetensors/): small model files
 in DLBlocks' format (every layer type, a convnet, float and double, with preprocessing), a checkpoint
-with integer tensors, a PyTorch-style file and an empty one. Run by fuzz/make_corpus.sh; the
-files are committed and come out byte-identical every run."""
+with integer tensors, a PyTorch-style file and an empty one; and hostile headers (issue 15):
+5,000 empty tensors, deep nesting, duplicate keys in nested objects, control characters in
+names and metadata. Run by fuzz/make_corpus.sh; the files are committed and come out
+byte-identical every run."""
 
 import json
 import os
+import struct
 import sys
 
 import numpy as np
@@ -66,6 +69,46 @@ def convnet():
     return tensors, metadata
 
 
+def write_raw(path, header, data=b""):
+    """A file of the header text as it is (no JSON encoding: it may be invalid on purpose)."""
+    text = header.encode("utf-8")
+    with open(path, "wb") as file:
+        file.write(struct.pack("<Q", len(text)) + text + data)
+
+
+def hostile(out):
+    """Headers a stranger may send: each exercises one defence of the reader."""
+    empty = '{"dtype":"F32","shape":[0],"data_offsets":[0,0]}'
+    # Time and memory linear in the tensor count: nlohmann's callback parser, which the reader
+    # once used, and the writer's nlohmann::ordered_json were quadratic (300,000 tensors took
+    # more than 10 minutes to read, 100,000 69 s to write). Under the fuzzer's instrumentation
+    # this seed took 27 s with them, past the 10 s timeout, and takes 1.7 s now (a loaded
+    # 2-core machine). Not more tensors: libFuzzer cuts seeds to 1 MB without -max_len, and
+    # a slow seed eats a short run's time.
+    write_raw(os.path.join(out, "many-tensors.safetensors"),
+              "{" + ",".join(f'"{i}":{empty}' for i in range(5000)) + "}")
+    # Nesting: beyond the 64 levels the reader allows, and just within them.
+    write_raw(os.path.join(out, "deep-arrays.safetensors"), '{"w":' + "[" * 1000 + "]" * 1000 + "}")
+    write_raw(os.path.join(out, "deep-objects.safetensors"), '{"a":' * 100 + "1" + "}" * 100)
+    write_raw(os.path.join(out, "deep-metadata.safetensors"),
+              '{"__metadata__":{"a":' + "[" * 62 + "]" * 62 + "}}")
+    # Duplicate keys at depth 1, 2 and 4, the last where nothing else looks.
+    write_raw(os.path.join(out, "duplicate-nested.safetensors"),
+              '{"w":{"dtype":"F32","dtype":"F64","shape":[0],"data_offsets":[0,0]}}')
+    write_raw(os.path.join(out, "duplicate-deep.safetensors"),
+              '{"w":{"dtype":"F32","shape":[0],"data_offsets":[0,0],"x":[{"k":1,"k":2}]}}')
+    write_raw(os.path.join(out, "duplicate-metadata.safetensors"),
+              '{"__metadata__":{"a":"1"},"__metadata__":{"a":"1"}}')
+    # Control characters, C1, a bidi override and escapes in names, keys and metadata.
+    forged = "\\n\\u001b[2JAccuracy: 0.9999\\u009b\\u202e"
+    write_raw(os.path.join(out, "control-characters.safetensors"),
+              '{"__metadata__":{"library_version":"0.1.0' + forged + '","k' + forged + '":"v"},'
+              '"w' + forged + '":' + empty + '}')
+    write_raw(os.path.join(out, "control-characters-rejected.safetensors"),
+              '{"e":{"dtype":"F32' + forged + '","shape":[0],"data_offsets":[0,0]},'
+              '"k' + forged + '":{"dtype":"F32","shape":[0],"data_offsets":[0,0],"x' + forged + '":1}}')
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -88,6 +131,7 @@ def main():
     tensors, _ = model([("Linear", 2), ("ReLU", {}), ("Linear", 2)], 3)
     st.write(os.path.join(out, "torch-style.safetensors"), tensors, {"format": "pt"})
     st.write(os.path.join(out, "empty.safetensors"), {})
+    hostile(out)
 
 
 if __name__ == "__main__":

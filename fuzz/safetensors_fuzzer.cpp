@@ -7,6 +7,8 @@
 // fuzz/run.sh, or one of the checks below failing.
 //
 // Checks beyond "no crash":
+//  * a rejection's message is printable (dlb::EscapeForTerminal leaves it as it is): text
+//    from the file in it is escaped, so printing it cannot forge output or drive a terminal;
 //  * an accepted file's tensors hold exactly the bytes their dtype and shape need, and
 //    their data sizes add up to the data section (no gap, no overlap);
 //  * round trip: writing the accepted tensors and metadata and reading them back gives the
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "dlb/core/error.hpp"
+#include "dlb/core/printable.hpp"
 #include "dlb/serialization/model_file.hpp"
 #include "dlb/io/safetensors.hpp"
 #include "scratch_files.hpp"
@@ -86,6 +89,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     CheckAccepted(file, size);
   } catch (const dlb::FileError& error) {
     if (error.Path() != path) Finding("FileError names the wrong path: " + error.Path());
+    const std::string message = error.what();
+    if (dlb::EscapeForTerminal(message) != message) {
+      Finding("a FileError message holds characters that are not printable: " +
+              dlb::EscapeForTerminal(message));
+    }
     return 0;
   }
   TryModel<float>(path);

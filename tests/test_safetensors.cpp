@@ -6,15 +6,19 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <new>
 #include <string>
 #include <vector>
 
 #include "dlb/io/safetensors.hpp"
+#include "support/address_limit.hpp"
 #include "support/helpers.hpp"
 #include "support/temp_dir.hpp"
 
@@ -328,4 +332,179 @@ TEST_CASE("safetensors: an empty file body and zero-size tensors are valid", "[s
   CHECK(read.tensors.At("e").data.empty());
   WriteFile(path, "{}");
   CHECK(dlb::ReadSafetensors(path).tensors.Empty());
+}
+
+namespace {
+
+/// A header of `count` empty F32 tensors "t0", "t1" ..., all at data offsets [0, 0].
+std::string ManyEmptyTensors(int count) {
+  std::string header = "{";
+  for (int i = 0; i < count; ++i) {
+    header += (i ? ",\"t" : "\"t") + std::to_string(i) +
+              R"(":{"dtype":"F32","shape":[0],"data_offsets":[0,0]})";
+  }
+  return header + "}";
+}
+
+/// Whether every byte of `text` is printable ASCII (no control character, no byte >= 0x80).
+bool PrintableAscii(const std::string& text) {
+  for (const char c : text) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7F) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("safetensors: a header of 100,000 tensors is read in linear time and bounded memory",
+          "[safetensors][hostile]") {
+  TempDir dir;
+  const std::string path = dir / "many.safetensors";
+  constexpr int kCount = 100'000;
+  const std::string header = ManyEmptyTensors(kCount);  // 5.8 MB
+  WriteFile(path, header);
+  // nlohmann's DOM parser with a callback, which the reader once used, rescans the whole
+  // header object after each tensor's entry: 100,000 tensors took 340 s at -O1. The reader
+  // now takes 5 to 12 times as long as nlohmann's bare syntax check of the header (3 to 5 under
+  // AddressSanitizer): ~0.5 s at -O1 on a quiet 2-core machine, 4 s when 10 compilers
+  // share it. The bound is 40 times the syntax check measured here, which follows the
+  // machine's load, or 2 s (15 s under AddressSanitizer) when that is more.
+  const auto timed = [](const auto& work) {
+    const auto start = std::chrono::steady_clock::now();
+    work();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  const double syntax_seconds = timed([&] { CHECK(nlohmann::json::accept(header)); });
+  dlb::Safetensors read;
+  const double seconds = timed([&] { read = dlb::ReadSafetensors(path); });
+  CHECK(read.tensors.Size() == static_cast<std::size_t>(kCount));
+  CHECK(read.tensors.At("t99999").shape == std::vector<std::int64_t>{0});
+  INFO("ReadSafetensors " << seconds << " s; nlohmann::json::accept " << syntax_seconds << " s");
+  const double bound = std::max(dlb_test::kAddressSanitizer ? 15.0 : 2.0, 40 * syntax_seconds);
+  CHECK(seconds < bound);
+  // Writing them back (nlohmann::ordered_json's operator[] searched its keys one by one).
+  std::string written;
+  const double write_seconds = timed([&] { written = dlb::SafetensorsHeader(read.tensors); });
+  INFO("SafetensorsHeader " << write_seconds << " s");
+  CHECK(write_seconds < bound);
+  CHECK(written.substr(0, 8) == LittleEndian64(written.size() - 8));
+  CHECK(written.compare(8, 3, "{\"t") == 0);
+
+  if (dlb_test::kAddressSanitizer) {
+    WARN("[skipped] the memory bound: AddressSanitizer needs the address space (support/address_limit.hpp)");
+    return;
+  }
+  // Reading it needs a few times the header's size (36 MB of address space for this 5.8 MB
+  // header), not a nlohmann::json node per value (the tree needed twice as much).
+  const int code = dlb_test::RunUnderAddressLimit(std::uint64_t{64} << 20, [&](std::uint64_t) {
+    try {
+      return dlb::ReadSafetensors(path).tensors.Size() == kCount ? 0 : 1;
+    } catch (const std::bad_alloc&) {
+      return 2;
+    } catch (...) {
+      return 3;
+    }
+  });
+  CHECK(code == 0);
+}
+
+TEST_CASE("safetensors: deep nesting is refused at the byte that goes too deep",
+          "[safetensors][hostile]") {
+  TempDir dir;
+  const std::string path = dir / "deep.safetensors";
+  // A million '[' in a tensor entry, in a shape and in the metadata, and a million nested
+  // objects: each refused where the nesting passes the limit, before anything is built.
+  const std::string brackets(1'000'000, '[');
+  const std::string prefix = "{\"w\": ";
+  WriteFile(path, prefix + brackets);
+  const std::size_t depth = dlb::kMaxSafetensorsHeaderDepth;
+  static_assert(dlb::kMaxSafetensorsHeaderDepth == 64, "the messages below say 64");
+  // Byte 8 + prefix: the first '[', at depth 2; the one at depth `depth` + 1 is refused.
+  const std::string offset = "at byte " + std::to_string(8 + prefix.size() + depth - 1);
+  RequireRejected(path, {offset, "nests arrays and objects more than 64 deep", "a safetensors header needs 3"});
+  WriteFile(path, R"({"w": {"dtype": "F32", "shape": )" + brackets + "0" + std::string(1'000'000, ']') + "}}");
+  RequireRejected(path, {"nests arrays and objects more than 64 deep"});
+  WriteFile(path, R"({"__metadata__": {"a": )" + brackets);
+  RequireRejected(path, {"nests arrays and objects more than 64 deep"});
+  std::string objects;
+  for (int i = 0; i < 1'000'000; ++i) objects += "{\"a\":";
+  WriteFile(path, objects);
+  RequireRejected(path, {"at byte " + std::to_string(8 + 5 * depth), "more than 64 deep"});
+  // Nesting within the limit gets the message that says what is wrong.
+  WriteFile(path, R"({"w": {"dtype": "F32", "shape": [[1]], "data_offsets": [0, 4]}})", Floats(1));
+  RequireRejected(path, {"tensor 'w'", "shape holds an array"});
+
+  if (dlb_test::kAddressSanitizer) {
+    WARN("[skipped] the memory bound: AddressSanitizer needs the address space (support/address_limit.hpp)");
+    return;
+  }
+  // 50 MB of '[' (half the header limit) costs no memory beyond the header itself: a DOM of
+  // fifty million nested arrays would need gigabytes.
+  WriteFile(path, prefix + std::string(50'000'000, '['));
+  const int code = dlb_test::RunUnderAddressLimit(std::uint64_t{128} << 20, [&](std::uint64_t) {
+    try {
+      dlb::ReadSafetensors(path);
+      return 1;
+    } catch (const dlb::FileError& error) {
+      return std::string(error.what()).find("more than 64 deep") != std::string::npos ? 0 : 2;
+    } catch (const std::bad_alloc&) {
+      return 3;
+    } catch (...) {
+      return 4;
+    }
+  });
+  CHECK(code == 0);
+}
+
+TEST_CASE("safetensors: duplicate keys are refused at every depth", "[safetensors][hostile]") {
+  TempDir dir;
+  const std::string path = dir / "duplicates.safetensors";
+  WriteFile(path, R"({"w": {"dtype": "F32", "dtype": "F64", "shape": [0], "data_offsets": [0, 0]}})");
+  RequireRejected(path, {"at byte 8", "repeats the key 'dtype'"});
+  // Inside a value nothing else looks at, and after another problem: still found.
+  WriteFile(path, R"({"w": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0],)"
+                  R"( "x": [{"k": 1, "k": 2}]}})");
+  RequireRejected(path, {"repeats the key 'k'"});
+  WriteFile(path, R"({"__metadata__": {"a": "1"}, "__metadata__": {"b": "2"}})");
+  RequireRejected(path, {"repeats the key '__metadata__'"});
+  // The same key in sibling objects is no duplicate.
+  WriteFile(path, R"({"a": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]},)"
+                  R"( "b": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}})");
+  CHECK(dlb::ReadSafetensors(path).tensors.Size() == 2);
+}
+
+TEST_CASE("safetensors: names, keys and text from the file are escaped in messages",
+          "[safetensors][hostile]") {
+  TempDir dir;
+  const std::string path = dir / "escape.safetensors";
+  // JSON escapes let a key hold any control character: a newline, a forged line of output,
+  // ESC [2J (clear the screen), a C1 CSI (U+009B) and a bidirectional override (U+202E).
+  const std::string evil = R"(w\n\u001b[2JAccuracy: 0.9999\u009b2J\u202e)";
+  const std::string shown = R"('w\n\x1b[2JAccuracy: 0.9999\u{9b}2J\u{202e}')";
+  const auto rejected = [&](const std::string& header, const std::string& fragment,
+                            const std::string& data = "") {
+    WriteFile(path, header, data);
+    RequireRejected(path, {fragment});
+    try {
+      dlb::ReadSafetensors(path);
+    } catch (const dlb::FileError& error) {
+      INFO(error.what());
+      CHECK(PrintableAscii(error.what()));
+    }
+  };
+  const std::string entry = R"({"dtype": "F32", "shape": [1], "data_offsets": [0, 4]})";
+  rejected("{\"" + evil + "\": 1}", "tensor " + shown + ": is the integer 1");
+  rejected("{\"" + evil + "\": " + entry + ", \"" + evil + "\": " + entry + "}",
+           "repeats the key " + shown, Floats(2));
+  rejected("{\"w\": {\"" + evil + "\": 1}}", "unexpected key " + shown);
+  rejected("{\"w\": {\"dtype\": \"" + evil + "\", \"shape\": [1], \"data_offsets\": [0, 4]}}",
+           "unsupported dtype " + shown, Floats(1));
+  rejected("{\"__metadata__\": {\"" + evil + "\": 1}}", "__metadata__ entry " + shown);
+  rejected("{\"a\": " + entry + ", \"" + evil + "\": " + entry + "}", "tensor " + shown, Floats(1));
+  rejected("{\"" + evil + "\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}",
+           "gap before " + shown, Floats(2));
+  // Raw bytes: a header that starts with ESC, one with a byte that is not UTF-8.
+  rejected("\x1b[2J", "starts with '\\x1b'");
+  rejected("\xff", "starts with '\\xff'");
+  rejected("{\"a\": \x7f\x1b[2J}", "not valid JSON");
 }

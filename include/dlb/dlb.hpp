@@ -6,6 +6,7 @@
 #include "dlb/core/error.hpp"
 #include "dlb/core/im2col.hpp"
 #include "dlb/core/parameter.hpp"
+#include "dlb/core/printable.hpp"
 #include "dlb/core/random.hpp"
 #include "dlb/core/shape.hpp"
 #include "dlb/core/state.hpp"

@@ -18,6 +18,8 @@
 #include <string>
 #include <utility>
 
+#include "dlb/core/printable.hpp"
+
 namespace dlb {
 
 /// Base of every error thrown by the library.
@@ -27,7 +29,10 @@ class Error : public std::runtime_error {
 };
 
 /// A file could not be read or does not hold what it should.
-/// what() reads "<path>: at byte <offset>: <problem>" (the offset part only when known).
+/// what() reads "<path>: at byte <offset>: <problem>" (the offset part only when known), the
+/// path passed through EscapeForTerminal: a file name can come from a stranger too (an
+/// archive, a download). Whoever builds `problem` quotes what it takes from the file with
+/// QuoteForTerminal (dlb/core/printable.hpp).
 class FileError : public Error {
  public:
   FileError(std::string path, std::optional<std::uint64_t> offset, const std::string& problem)
@@ -42,7 +47,7 @@ class FileError : public Error {
   static std::string Format(const std::string& path, std::optional<std::uint64_t> offset,
                             const std::string& problem) {
     std::ostringstream out;
-    out << path << ": ";
+    out << EscapeForTerminal(path) << ": ";
     if (offset) out << "at byte " << *offset << ": ";
     out << problem;
     return out.str();

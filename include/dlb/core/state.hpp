@@ -28,6 +28,7 @@
 
 #include "dlb/core/checked.hpp"
 #include "dlb/core/error.hpp"
+#include "dlb/core/printable.hpp"
 #include "dlb/core/random.hpp"
 #include "dlb/core/types.hpp"
 
@@ -113,7 +114,7 @@ class StateDict {
   /// Adds `name`; throws StateError if it is already present.
   void Insert(std::string name, Tensor tensor) {
     if (index_.count(name) != 0) {
-      throw StateError("StateDict: the name '" + name + "' is already present");
+      throw StateError("StateDict: the name " + QuoteForTerminal(name) + " is already present");
     }
     index_.emplace(name, entries_.size());
     entries_.emplace_back(std::move(name), std::move(tensor));
@@ -141,7 +142,14 @@ class StateDict {
   /// The tensor called `name`; throws StateError naming it when absent.
   const Tensor& At(const std::string& name) const {
     if (const Tensor* tensor = Find(name)) return *tensor;
-    throw StateError("StateDict: no tensor named '" + name + "'");
+    throw StateError("StateDict: no tensor named " + QuoteForTerminal(name));
+  }
+
+  /// Makes room for `count` entries in all, so that adding up to that many allocates only
+  /// their names and tensors: a reader that knows how many it will add needs no spare room.
+  void Reserve(std::size_t count) {
+    entries_.reserve(count);
+    index_.reserve(count);
   }
 
   bool Contains(const std::string& name) const { return index_.count(name) != 0; }
@@ -411,9 +419,15 @@ void RestoreState(const std::vector<StateRef<T>>& refs, StateScope scope, const 
     }
   }
   if (!missing.empty() || !unexpected.empty()) {
+    // The names may come from a stranger's file: escaped, and at most kListed of them, so
+    // that a file of a million unexpected tensors gives a message of one line.
     auto list = [](const std::vector<std::string>& names) {
+      constexpr std::size_t kListed = 20;
       std::string text;
-      for (std::size_t i = 0; i < names.size(); ++i) text += (i ? ", " : "") + names[i];
+      for (std::size_t i = 0; i < names.size() && i < kListed; ++i) {
+        text += (i ? ", " : "") + EscapeForTerminal(names[i], kMaxQuotedBytes);
+      }
+      if (names.size() > kListed) text += " and " + std::to_string(names.size() - kListed) + " more";
       return text;
     };
     std::string message = what + ": the saved state does not fit:";

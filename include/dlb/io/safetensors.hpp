@@ -15,9 +15,12 @@
 ///
 /// The reader trusts nothing in the file. Before anything is allocated it checks the header
 /// length against the file size (and a 100 MB limit), and every tensor's byte range against
-/// the data that really follows, so a hostile file can make it allocate at most its own size.
-/// It also rejects what the format forbids: duplicate keys, offsets out of range, overlapping
-/// tensors and bytes that belong to no tensor.
+/// the data that really follows, so a hostile file can make it allocate at most its own size
+/// plus a few times its header's. Its time is linear in the file's size, however many tensors
+/// the header lists and however it nests (at most kMaxSafetensorsHeaderDepth). It also
+/// rejects what the format forbids: duplicate keys, offsets out of range, overlapping tensors
+/// and bytes that belong to no tensor. Names and text from the file are quoted in its error
+/// messages with QuoteForTerminal (dlb/core/printable.hpp), so printing one is safe.
 
 #include <nlohmann/json.hpp>
 #include <sys/stat.h>
@@ -29,14 +32,16 @@
 #include <limits>
 #include <map>
 #include <optional>
-#include <set>
+#include <string_view>
 #include <string>
 #include <tuple>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "dlb/core/error.hpp"
 #include "dlb/core/memory.hpp"
+#include "dlb/core/printable.hpp"
 #include "dlb/core/state.hpp"
 #include "dlb/io/atomic_file.hpp"
 #include "dlb/io/posix_file.hpp"
@@ -55,6 +60,11 @@ struct Safetensors {
 
 /// The largest header the reader accepts (the limit of the reference implementation).
 inline constexpr std::uint64_t kMaxSafetensorsHeaderBytes = 100'000'000;
+
+/// The deepest the reader lets a header nest arrays and objects. The format needs 3 (the
+/// header, a tensor's entry, its shape); the margin lets a value nested wrongly get a message
+/// that says what is wrong, and the bound keeps a file of a million '[' from costing anything.
+inline constexpr std::size_t kMaxSafetensorsHeaderDepth = 64;
 
 namespace internal {
 
@@ -106,126 +116,438 @@ struct TensorEntry {
   std::uint64_t begin = 0, end = 0;
 };
 
-/// Parses the header bytes (`header`, which starts at byte 8 of `path`): a JSON object
-/// without duplicate keys at any depth. Throws FileError with the byte offset of the problem.
-inline nlohmann::json ParseHeaderJson(const std::string& path, const std::string& header) {
-  if (header.empty() || header.front() != '{') {
-    throw FileError(path, 8,
-                    "the header is not a JSON object: it starts with " +
-                        (header.empty() ? std::string("nothing")
-                                        : "'" + header.substr(0, 1) + "'") +
-                        ", expected '{' (not a safetensors file?)");
-  }
-  // The callback keeps the keys of every open object, to reject duplicates, which the
-  // format forbids and nlohmann::json would silently resolve to the last one.
-  std::vector<std::set<std::string>> open_objects;
-  std::optional<std::string> duplicate;
-  const auto callback = [&](int /*depth*/, nlohmann::json::parse_event_t event,
-                            nlohmann::json& parsed) {
-    using Event = nlohmann::json::parse_event_t;
-    if (event == Event::object_start) {
-      open_objects.emplace_back();
-    } else if (event == Event::object_end) {
-      if (!open_objects.empty()) open_objects.pop_back();
-    } else if (event == Event::key && !open_objects.empty() && !duplicate) {
-      const std::string& key = parsed.get_ref<const std::string&>();
-      if (!open_objects.back().insert(key).second) duplicate = key;
-    }
-    return true;
-  };
-  nlohmann::json root;
-  try {
-    root = nlohmann::json::parse(header, callback);
-  } catch (const nlohmann::json::parse_error& error) {
-    const std::uint64_t at = 8 + (error.byte > 0 ? error.byte - 1 : 0);
-    throw FileError(path, at, "the header is not valid JSON: " + JsonMessage(error));
-  }
-  if (duplicate) {
-    throw FileError(path, 8, "the header repeats the key '" + *duplicate +
-                                 "'; the format forbids duplicate keys");
-  }
-  if (!root.is_object()) {
-    throw FileError(path, 8, "the header is " + JsonKind(root) + ", expected a JSON object");
-  }
-  return root;
-}
+/// One JSON value as the header parser meets it: its type and, for scalars, its value (a
+/// string only by pointer, to be moved from). Containers carry no content: the parser sees
+/// their elements as values of their own.
+struct HeaderValue {
+  enum class Type { kNull, kBoolean, kInteger, kUnsigned, kFloat, kString, kArray, kObject };
+  Type type = Type::kNull;
+  std::int64_t integer = 0;    // kInteger (nlohmann reports whole numbers < 0 as these)
+  std::uint64_t natural = 0;   // kUnsigned
+  double number = 0;           // kFloat
+  std::string* text = nullptr; // kString
 
-/// Reads one tensor entry of the header; `data_size` is the number of data bytes after the
-/// header. Checks its keys, dtype, shape and that [begin, end) lies in the data and holds
-/// exactly the shape's elements.
-inline TensorEntry ParseTensorEntry(const std::string& path, const std::string& name,
-                                    const nlohmann::json& entry, std::uint64_t data_size) {
-  const std::string where = "tensor '" + name + "': ";
-  const auto fail = [&](const std::string& problem) {
-    throw FileError(path, 8, where + problem);
-  };
-  if (!entry.is_object()) fail("is " + JsonKind(entry) + ", expected an object with dtype, shape and data_offsets");
-  for (const auto& [key, value] : entry.items()) {
-    if (key != "dtype" && key != "shape" && key != "data_offsets") {
-      fail("unexpected key '" + key + "'; expected only dtype, shape and data_offsets");
-    }
-  }
-  for (const char* key : {"dtype", "shape", "data_offsets"}) {
-    if (!entry.contains(key)) fail(std::string("no ") + key);
-  }
-  TensorEntry tensor;
-  tensor.name = name;
-  const nlohmann::json& dtype = entry["dtype"];
-  if (!dtype.is_string()) fail("dtype is " + JsonKind(dtype) + ", expected a string such as \"F32\"");
-  const auto parsed_dtype = ParseDType(dtype.get<std::string>());
-  if (!parsed_dtype) {
-    fail("unsupported dtype '" + dtype.get<std::string>() +
-         "'; DLBlocks reads F32, F64, I64 and U64");
-  }
-  tensor.dtype = *parsed_dtype;
+  bool IsContainer() const { return type == Type::kArray || type == Type::kObject; }
 
-  const nlohmann::json& shape = entry["shape"];
-  if (!shape.is_array()) fail("shape is " + JsonKind(shape) + ", expected an array of sizes");
+  /// The value as a whole number >= 0 that fits in 64 bits, or none.
+  std::optional<std::uint64_t> Count() const {
+    if (type == Type::kUnsigned) return natural;
+    if (type == Type::kInteger && integer >= 0) return static_cast<std::uint64_t>(integer);
+    return std::nullopt;
+  }
+
+  /// "a string", "the integer 3" ...: what the value is, for messages, as JsonKind says it.
+  std::string Describe() const {
+    switch (type) {
+      case Type::kNull: return "null";
+      case Type::kBoolean: return "a boolean";
+      case Type::kInteger: return "the integer " + std::to_string(integer);
+      case Type::kUnsigned: return "the integer " + std::to_string(natural);
+      case Type::kFloat: return "the number " + nlohmann::json(number).dump();
+      case Type::kString: return "a string";
+      case Type::kArray: return "an array";
+      case Type::kObject: return "an object";
+    }
+    return "an unsupported JSON value";
+  }
+};
+
+/// What the header says of one tensor, collected while its object is parsed and checked
+/// when it ends (CheckTensorEntry), in a fixed order whatever the order of its keys.
+struct RawTensorEntry {
+  std::string name;
+  std::optional<std::string> unexpected_key;  // the smallest key other than the three
+  bool has_dtype = false;
+  std::string dtype;  // when a string
+  std::optional<std::string> dtype_kind;  // Describe() of a dtype that is no string
+  bool has_shape = false;
+  std::optional<std::string> shape_problem;  // "is ...", "holds ..."
+  std::vector<std::int64_t> shape;           // the extents before the first bad one
+  bool has_offsets = false;
+  bool offsets_valid = true;  // an array of two counts
+  std::size_t offsets_seen = 0;
+  std::uint64_t offsets[2] = {0, 0};
+};
+
+/// Checks a tensor's entry (`data_size`: the data bytes after the header) in the order the
+/// messages below appear: its keys, dtype, shape and that [begin, end) lies in the data and
+/// holds exactly the shape's elements. Returns the problem ("tensor 'w': no dtype"), or an
+/// empty string after filling `tensor`.
+inline std::string CheckTensorEntry(RawTensorEntry& raw, std::uint64_t data_size,
+                                    TensorEntry& tensor) {
+  // Built only for a message: a header of a million valid entries builds none.
+  const auto where = [&] { return "tensor " + QuoteForTerminal(raw.name) + ": "; };
+  if (raw.unexpected_key) {
+    return where() + "unexpected key " + QuoteForTerminal(*raw.unexpected_key) +
+           "; expected only dtype, shape and data_offsets";
+  }
+  if (!raw.has_dtype) return where() + "no dtype";
+  if (!raw.has_shape) return where() + "no shape";
+  if (!raw.has_offsets) return where() + "no data_offsets";
+  if (raw.dtype_kind) return where() + "dtype is " + *raw.dtype_kind + ", expected a string such as \"F32\"";
+  const auto dtype = ParseDType(raw.dtype);
+  if (!dtype) {
+    return where() + "unsupported dtype " + QuoteForTerminal(raw.dtype) +
+           "; DLBlocks reads F32, F64, I64 and U64";
+  }
+  if (raw.shape_problem) return where() + "shape " + *raw.shape_problem;
   // Products are kept below 2^64 bytes (larger ones are reported as such). A zero extent
   // makes the tensor empty whatever the others are.
-  const std::uint64_t max_elements = std::numeric_limits<std::uint64_t>::max() / DTypeSize(tensor.dtype);
+  const std::uint64_t max_elements = std::numeric_limits<std::uint64_t>::max() / DTypeSize(*dtype);
   std::uint64_t elements = 1;
   bool too_many = false, empty = false;
-  for (const auto& extent : shape) {
-    const auto size = JsonCount(extent);
-    if (!size || *size > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-      fail("shape holds " + JsonKind(extent) + ", expected sizes >= 0");
-    }
-    tensor.shape.push_back(static_cast<std::int64_t>(*size));
-    if (*size == 0) {
+  for (const std::int64_t extent : raw.shape) {
+    const auto size = static_cast<std::uint64_t>(extent);
+    if (size == 0) {
       empty = true;
     } else if (!too_many) {
-      too_many = elements > max_elements / *size;
-      if (!too_many) elements *= *size;
+      too_many = elements > max_elements / size;
+      if (!too_many) elements *= size;
     }
   }
   if (empty) {
     elements = 0;
     too_many = false;
   }
+  if (!raw.offsets_valid || raw.offsets_seen != 2) {
+    return where() + "data_offsets must be [begin, end], two whole numbers >= 0";
+  }
+  const std::uint64_t begin = raw.offsets[0], end = raw.offsets[1];
+  const auto range = [&] { return "[" + std::to_string(begin) + ", " + std::to_string(end) + "]"; };
+  if (begin > end) return where() + "data_offsets " + range() + " end before they begin";
+  if (end > data_size) {
+    return where() + "data_offsets " + range() + " lie outside the " + std::to_string(data_size) +
+           " data bytes after the header";
+  }
+  const std::uint64_t bytes = end - begin;
+  if (too_many || elements * DTypeSize(*dtype) != bytes) {
+    return where() + DTypeName(*dtype) + " " + ShapeText(raw.shape) + " needs " +
+           (too_many ? "more than 2^64 bytes"
+                     : std::to_string(elements * DTypeSize(*dtype)) + " bytes") +
+           ", but data_offsets " + range() + " give " + std::to_string(bytes);
+  }
+  tensor.name = std::move(raw.name);
+  tensor.dtype = *dtype;
+  tensor.shape = std::move(raw.shape);
+  tensor.begin = begin;
+  tensor.end = end;
+  return {};
+}
 
-  const nlohmann::json& offsets = entry["data_offsets"];
-  if (!offsets.is_array() || offsets.size() != 2 || !JsonCount(offsets[0]) ||
-      !JsonCount(offsets[1])) {
-    fail("data_offsets must be [begin, end], two whole numbers >= 0");
+/// The keys of one JSON object, to refuse a duplicate, each in O(1): a short list while the
+/// object is small (a tensor's entry has 3 keys; a hash set each would cost allocations), a
+/// hash set once it is not (the header itself has a key per tensor).
+class KeySet {
+ public:
+  /// Adds `key`; returns false when it is already there.
+  bool Insert(const std::string& key) {
+    if (set_.empty()) {
+      for (const std::string& seen : few_) {
+        if (seen == key) return false;
+      }
+      if (few_.size() < kFew) {
+        few_.push_back(key);
+        return true;
+      }
+      set_.insert(few_.begin(), few_.end());
+    }
+    return set_.insert(key).second;
   }
-  tensor.begin = *JsonCount(offsets[0]);
-  tensor.end = *JsonCount(offsets[1]);
-  const std::string range =
-      "[" + std::to_string(tensor.begin) + ", " + std::to_string(tensor.end) + "]";
-  if (tensor.begin > tensor.end) fail("data_offsets " + range + " end before they begin");
-  if (tensor.end > data_size) {
-    fail("data_offsets " + range + " lie outside the " + std::to_string(data_size) +
-         " data bytes after the header");
+
+  /// Forgets every key; a large set's memory is given back (clearing it would keep its bucket
+  /// array, and each later Clear would cost the array's size).
+  void Clear() {
+    few_.clear();  // at most kFew strings: their room is kept
+    if (!set_.empty()) set_ = {};
   }
-  const std::uint64_t bytes = tensor.end - tensor.begin;
-  if (too_many || elements * DTypeSize(tensor.dtype) != bytes) {
-    fail(std::string(DTypeName(tensor.dtype)) + " " + ShapeText(tensor.shape) + " needs " +
-         (too_many ? "more than 2^64 bytes"
-                   : std::to_string(elements * DTypeSize(tensor.dtype)) + " bytes") +
-         ", but data_offsets " + range + " give " + std::to_string(bytes));
+
+ private:
+  static constexpr std::size_t kFew = 8;
+  std::vector<std::string> few_;
+  std::unordered_set<std::string> set_;
+};
+
+/// A nlohmann::json SAX handler that reads a safetensors header straight into its tensor
+/// entries and metadata, in time and memory linear in the header's size: no JSON tree is
+/// built (a tree takes ~100 bytes a value, and nlohmann's callback parser, which the reader
+/// once used, rescans an object after each of its members: quadratic), nothing is kept of
+/// values the format has no use for, and nesting stops at kMaxSafetensorsHeaderDepth.
+///
+/// It records the first problem it finds and goes on to the end of the header to find
+/// syntax errors and duplicate keys, so that problems are reported in the order: invalid
+/// JSON or too deep (whichever comes first), a duplicate key (the first, at any depth), then
+/// the first problem of an entry in the order of the header.
+class HeaderReader {
+ public:
+  using json = nlohmann::json;
+
+  /// `data_size`: the data bytes after the header, which the tensors' offsets must lie in.
+  HeaderReader(std::uint64_t data_size, std::size_t max_depth)
+      : data_size_(data_size), max_depth_(max_depth) {}
+
+  // The SAX interface (nlohmann/detail/input/json_sax.hpp). Returning false stops the parse.
+  bool null() { return Value({HeaderValue::Type::kNull}); }
+  bool boolean(bool /*value*/) { return Value({HeaderValue::Type::kBoolean}); }
+  bool number_integer(json::number_integer_t value) {
+    HeaderValue v{HeaderValue::Type::kInteger};
+    v.integer = value;
+    return Value(v);
   }
-  return tensor;
+  bool number_unsigned(json::number_unsigned_t value) {
+    HeaderValue v{HeaderValue::Type::kUnsigned};
+    v.natural = value;
+    return Value(v);
+  }
+  bool number_float(json::number_float_t value, const json::string_t& /*text*/) {
+    HeaderValue v{HeaderValue::Type::kFloat};
+    v.number = value;
+    return Value(v);
+  }
+  bool string(json::string_t& value) {
+    HeaderValue v{HeaderValue::Type::kString};
+    v.text = &value;
+    return Value(v);
+  }
+  bool binary(json::binary_t& /*value*/) { return Value({HeaderValue::Type::kNull}); }  // not in JSON
+  bool start_object(std::size_t /*elements*/) {
+    if (frames_.empty()) {  // the header itself
+      frames_.push_back(Frame::kRoot);
+    } else if (!Value({HeaderValue::Type::kObject})) {
+      return false;
+    }
+    // The key sets are kept for reuse: objects come and go by the thousand at one depth.
+    if (open_objects_ == keys_.size()) keys_.emplace_back();
+    keys_[open_objects_++].Clear();
+    return true;
+  }
+  bool key(json::string_t& key) {
+    if (!duplicate && !keys_[open_objects_ - 1].Insert(key)) duplicate = key;
+    key_ = key;
+    return true;
+  }
+  bool end_object() {
+    --open_objects_;
+    return End();
+  }
+  bool start_array(std::size_t /*elements*/) {
+    if (frames_.empty()) {  // not a safetensors header: the caller says so after the parse
+      frames_.push_back(Frame::kIgnored);
+      return true;
+    }
+    return Value({HeaderValue::Type::kArray});
+  }
+  bool end_array() { return End(); }
+  bool parse_error(std::size_t /*position*/, const std::string& /*last_token*/,
+                   const nlohmann::detail::exception& error) {
+    const auto* parse_error = dynamic_cast<const json::parse_error*>(&error);
+    syntax_error = parse_error ? parse_error->byte : 0;
+    syntax_message = JsonMessage(error);
+    return false;
+  }
+
+  // The outcome, read once the parse has ended.
+  std::optional<std::size_t> syntax_error;  // nlohmann's byte: 1-based, 0 when unknown
+  std::string syntax_message;
+  bool too_deep = false;  // the parse stopped at the max_depth + 1st nesting
+  std::optional<std::string> duplicate;  // the first duplicate key
+  std::optional<std::string> problem;    // the first other problem, a message
+  std::vector<TensorEntry> entries;      // the valid tensors, while there is no problem
+  Metadata metadata;
+
+ private:
+  /// What an open array or object is to the header.
+  enum class Frame { kRoot, kMetadata, kTensor, kShape, kOffsets, kIgnored };
+
+  /// Keeps `message` when it is the first problem.
+  void Report(std::string message) {
+    if (!problem) problem = std::move(message);
+  }
+
+  /// Takes one value in the innermost open array or object (the value of key_ in an object)
+  /// and opens a frame for a container. Returns false to stop the parse (too deep).
+  bool Value(const HeaderValue& value) {
+    Frame opened = Frame::kIgnored;
+    switch (frames_.back()) {
+      case Frame::kRoot:
+        if (key_ == "__metadata__") {
+          if (value.type == HeaderValue::Type::kObject) {
+            opened = Frame::kMetadata;
+          } else {
+            Report("__metadata__ is " + value.Describe() +
+                    ", expected an object mapping names to strings");
+          }
+        } else if (value.type == HeaderValue::Type::kObject) {
+          entry_ = RawTensorEntry{};
+          entry_.name = key_;
+          opened = Frame::kTensor;
+        } else {
+          Report("tensor " + QuoteForTerminal(key_) + ": is " + value.Describe() +
+                  ", expected an object with dtype, shape and data_offsets");
+        }
+        break;
+      case Frame::kMetadata:
+        if (value.type != HeaderValue::Type::kString) {
+          Report("__metadata__ entry " + QuoteForTerminal(key_) + " is " + value.Describe() +
+                  ", expected a string");
+        } else if (!problem) {
+          metadata.insert_or_assign(key_, std::move(*value.text));
+        }
+        break;
+      case Frame::kTensor:
+        TensorField(value, opened);
+        break;
+      case Frame::kShape:
+        if (!entry_.shape_problem) {
+          const auto extent = value.Count();
+          if (extent && *extent <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+            if (!problem) entry_.shape.push_back(static_cast<std::int64_t>(*extent));
+          } else {
+            entry_.shape_problem = "holds " + value.Describe() + ", expected sizes >= 0";
+          }
+        }
+        break;
+      case Frame::kOffsets:
+        if (entry_.offsets_seen < 2 && value.Count()) {
+          entry_.offsets[entry_.offsets_seen] = *value.Count();
+        } else {
+          entry_.offsets_valid = false;
+        }
+        ++entry_.offsets_seen;
+        break;
+      case Frame::kIgnored:
+        break;
+    }
+    if (!value.IsContainer()) return true;
+    if (frames_.size() >= max_depth_) {
+      too_deep = true;
+      return false;
+    }
+    frames_.push_back(opened);
+    return true;
+  }
+
+  /// Takes the value of the key key_ in a tensor's entry.
+  void TensorField(const HeaderValue& value, Frame& opened) {
+    if (key_ == "dtype") {
+      entry_.has_dtype = true;
+      if (value.type == HeaderValue::Type::kString) {
+        entry_.dtype = *value.text;
+        entry_.dtype_kind.reset();
+      } else {
+        entry_.dtype_kind = value.Describe();
+      }
+    } else if (key_ == "shape") {
+      entry_.has_shape = true;
+      entry_.shape.clear();
+      entry_.shape_problem.reset();
+      if (value.type == HeaderValue::Type::kArray) {
+        opened = Frame::kShape;
+      } else {
+        entry_.shape_problem = "is " + value.Describe() + ", expected an array of sizes";
+      }
+    } else if (key_ == "data_offsets") {
+      entry_.has_offsets = true;
+      entry_.offsets_seen = 0;
+      entry_.offsets_valid = value.type == HeaderValue::Type::kArray;
+      if (entry_.offsets_valid) opened = Frame::kOffsets;
+    } else if (!entry_.unexpected_key || key_ < *entry_.unexpected_key) {
+      entry_.unexpected_key = key_;
+    }
+  }
+
+  /// Closes the innermost frame; a tensor's entry is checked and kept.
+  bool End() {
+    const Frame closed = frames_.back();
+    frames_.pop_back();
+    if (closed == Frame::kTensor) {
+      TensorEntry tensor;
+      std::string message = CheckTensorEntry(entry_, data_size_, tensor);
+      if (!message.empty()) {
+        Report(std::move(message));
+      } else if (!problem) {
+        entries.push_back(std::move(tensor));
+      }
+    }
+    return true;
+  }
+
+  std::uint64_t data_size_;
+  std::size_t max_depth_;
+  std::vector<Frame> frames_;  // the open arrays and objects, outermost first
+  // The keys of each open object, innermost last, in keys_[0, open_objects_): a duplicate is
+  // refused at any depth (the format forbids them; nlohmann::json would keep the last one).
+  std::vector<KeySet> keys_;
+  std::size_t open_objects_ = 0;
+  std::string key_;  // the latest key: the one whose value comes next
+  RawTensorEntry entry_;  // the tensor whose entry is open
+};
+
+/// The byte offset in `json` of the first '[' or '{' nested deeper than `max_depth`, or
+/// none. Brackets inside strings do not count. Meant for a text whose prefix up to that
+/// bracket is valid JSON (where the parser stopped), for which the count is exact.
+inline std::optional<std::size_t> FindTooDeep(std::string_view json, std::size_t max_depth) {
+  std::size_t depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return i;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return std::nullopt;
+}
+
+/// The tensors and metadata a header describes.
+struct ParsedHeader {
+  std::vector<TensorEntry> entries;  // in the header's order
+  Metadata metadata;
+};
+
+/// Parses the header bytes (`header`, which starts at byte 8 of `path`; `data_size` data bytes
+/// follow it): a JSON object without duplicate keys at any depth, nested at most
+/// kMaxSafetensorsHeaderDepth deep, whose "__metadata__" maps names to strings and whose other
+/// members are valid tensor entries (see CheckTensorEntry). Time and memory are linear in the
+/// header's size. Throws FileError with the byte offset of the problem where it is known
+/// (a syntax error, the nesting), else byte 8.
+inline ParsedHeader ParseHeader(const std::string& path, const std::string& header,
+                                std::uint64_t data_size) {
+  if (header.empty() || header.front() != '{') {
+    throw FileError(path, 8,
+                    "the header is not a JSON object: it starts with " +
+                        (header.empty() ? std::string("nothing")
+                                        : QuoteForTerminal(header.substr(0, 1))) +
+                        ", expected '{' (not a safetensors file?)");
+  }
+  HeaderReader reader(data_size, kMaxSafetensorsHeaderDepth);
+  nlohmann::json::sax_parse(header, &reader);
+  if (reader.syntax_error) {
+    const std::size_t byte = *reader.syntax_error;
+    throw FileError(path, 8 + (byte > 0 ? byte - 1 : 0),
+                    "the header is not valid JSON: " + EscapeForTerminal(reader.syntax_message));
+  }
+  if (reader.too_deep) {
+    const std::size_t at = FindTooDeep(header, kMaxSafetensorsHeaderDepth).value_or(0);
+    throw FileError(path, 8 + at,
+                    "the header nests arrays and objects more than " +
+                        std::to_string(kMaxSafetensorsHeaderDepth) +
+                        " deep (a safetensors header needs 3: the header, a tensor, its shape)");
+  }
+  if (reader.duplicate) {
+    throw FileError(path, 8, "the header repeats the key " + QuoteForTerminal(*reader.duplicate) +
+                                 "; the format forbids duplicate keys");
+  }
+  if (reader.problem) throw FileError(path, 8, *reader.problem);
+  return {std::move(reader.entries), std::move(reader.metadata)};
 }
 
 /// Checks that the tensors, sorted by their offsets, cover the data bytes exactly once:
@@ -237,16 +559,17 @@ inline void CheckTiling(const std::string& path, const std::vector<TensorEntry>&
   for (const TensorEntry& tensor : sorted) {
     if (tensor.begin < covered) {
       throw FileError(path, data_start + tensor.begin,
-                      "tensor '" + tensor.name + "' (data bytes " + std::to_string(tensor.begin) +
-                          ".." + std::to_string(tensor.end) + ") overlaps tensor '" +
-                          previous->name + "' (data bytes " + std::to_string(previous->begin) +
+                      "tensor " + QuoteForTerminal(tensor.name) + " (data bytes " +
+                          std::to_string(tensor.begin) + ".." + std::to_string(tensor.end) +
+                          ") overlaps tensor " + QuoteForTerminal(previous->name) +
+                          " (data bytes " + std::to_string(previous->begin) +
                           ".." + std::to_string(previous->end) + ")");
     }
     if (tensor.begin > covered) {
       throw FileError(path, data_start + covered,
                       "data bytes " + std::to_string(covered) + ".." +
-                          std::to_string(tensor.begin) + " belong to no tensor (a gap before '" +
-                          tensor.name + "'); the format forbids gaps");
+                          std::to_string(tensor.begin) + " belong to no tensor (a gap before " +
+                          QuoteForTerminal(tensor.name) + "); the format forbids gaps");
     }
     covered = tensor.end;
     previous = &tensor;
@@ -271,11 +594,14 @@ inline void AppendLittleEndian64(std::string& out, std::uint64_t value) {
 /// is missing, not a regular file (a FIFO, a device, a directory: refused before it is
 /// opened, see OpenInputFile) or unreadable; holds more data than this process's memory;
 /// is shorter than 8 bytes; declares a header longer than the rest of the file or than
-/// 100 MB; has a header that is not a JSON object,
-/// repeats a key, or describes a tensor without dtype, shape or data_offsets, with an
-/// unsupported dtype, a negative or non-integer size, or data_offsets that leave the data,
-/// disagree with the shape, overlap or leave gaps; or has "__metadata__" values that are not
-/// strings. Never allocates more than the file's size plus the parsed header.
+/// 100 MB; has a header that is not a JSON object, nests deeper than
+/// kMaxSafetensorsHeaderDepth, repeats a key at any depth, or describes a tensor without
+/// dtype, shape or data_offsets, with an unsupported dtype, a negative or non-integer size,
+/// or data_offsets that leave the data, disagree with the shape, overlap or leave gaps; or
+/// has "__metadata__" values that are not strings. The first problem is reported: invalid
+/// JSON or too deep nesting, else a duplicate key, else the first bad entry in the header's
+/// order. Time is linear in the file's size; memory is the data's size plus a few times the
+/// header's (the header, the names, the shapes), never a tree of the JSON.
 inline Safetensors ReadSafetensors(const std::string& path) {
   const internal::FilePtr file = OpenInputFile(path);  // a regular file, or a FileError
   struct stat status {};
@@ -285,14 +611,15 @@ inline Safetensors ReadSafetensors(const std::string& path) {
   const auto file_size = static_cast<std::uint64_t>(status.st_size);
 
   std::uint64_t position = 0;
-  const auto read = [&](std::uint8_t* out, std::uint64_t n, const std::string& what) {
+  // `what` () names what is read, for the message: built only when there is one.
+  const auto read = [&](std::uint8_t* out, std::uint64_t n, const auto& what) {
     const std::size_t got = n == 0 ? 0 : std::fread(out, 1, static_cast<std::size_t>(n), file.get());
     position += got;
     if (got != n) {
       if (std::ferror(file.get())) {
         throw FileError(path, position, "read error: " + internal::ErrnoText(errno));
       }
-      throw FileError(path, position, "truncated file: it ends while reading " + what);
+      throw FileError(path, position, std::string("truncated file: it ends while reading ") + what());
     }
   };
 
@@ -302,7 +629,7 @@ inline Safetensors ReadSafetensors(const std::string& path) {
                         " byte(s), but a safetensors file starts with an 8-byte header length");
   }
   std::uint8_t length_bytes[8];
-  read(length_bytes, 8, "the header length");
+  read(length_bytes, 8, [] { return "the header length"; });
   std::uint64_t header_size = 0;
   for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | length_bytes[i];
   if (header_size > file_size - 8) {
@@ -318,46 +645,33 @@ inline Safetensors ReadSafetensors(const std::string& path) {
                         "-byte limit");
   }
   std::string header(static_cast<std::size_t>(header_size), '\0');
-  read(reinterpret_cast<std::uint8_t*>(header.data()), header_size, "the header");
-  const nlohmann::json root = internal::ParseHeaderJson(path, header);
+  read(reinterpret_cast<std::uint8_t*>(header.data()), header_size, [] { return "the header"; });
 
   const std::uint64_t data_start = 8 + header_size;
   const std::uint64_t data_size = file_size - data_start;
+  internal::ParsedHeader parsed = internal::ParseHeader(path, header, data_size);
+  header = std::string();  // not needed any more: give its memory back before the data's
   try {
     RequireMemory(static_cast<double>(data_size), "its tensors");
   } catch (const MemoryError& error) {
     throw FileError(path, std::nullopt, error.what());
   }
-  Safetensors result;
-  std::vector<internal::TensorEntry> entries;
-  for (const auto& [key, value] : root.items()) {
-    if (key == "__metadata__") {
-      if (!value.is_object()) {
-        throw FileError(path, 8, "__metadata__ is " + internal::JsonKind(value) +
-                                     ", expected an object mapping names to strings");
-      }
-      for (const auto& [name, text] : value.items()) {
-        if (!text.is_string()) {
-          throw FileError(path, 8, "__metadata__ entry '" + name + "' is " +
-                                       internal::JsonKind(text) + ", expected a string");
-        }
-        result.metadata.emplace(name, text.get<std::string>());
-      }
-    } else {
-      entries.push_back(internal::ParseTensorEntry(path, key, value, data_size));
-    }
-  }
+  std::vector<internal::TensorEntry>& entries = parsed.entries;
   // Data order; empty tensors at the same offset by name, so the order is reproducible.
   std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
     return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
   });
   internal::CheckTiling(path, entries, data_start, data_size);
 
+  Safetensors result;
+  result.metadata = std::move(parsed.metadata);
+  result.tensors.Reserve(entries.size());
   for (internal::TensorEntry& entry : entries) {
     Tensor tensor{entry.dtype, std::move(entry.shape),
                   std::vector<std::uint8_t>(static_cast<std::size_t>(entry.end - entry.begin))};
-    read(tensor.data.data(), tensor.data.size(), "tensor '" + entry.name + "'");
-    result.tensors.Insert(entry.name, std::move(tensor));
+    read(tensor.data.data(), tensor.data.size(),
+         [&] { return "tensor " + QuoteForTerminal(entry.name); });
+    result.tensors.Insert(std::move(entry.name), std::move(tensor));
   }
   return result;
 }
@@ -366,35 +680,44 @@ inline Safetensors ReadSafetensors(const std::string& path) {
 /// `metadata`: the 8-byte header length and the header, which lists "__metadata__" first
 /// (when not empty), then the tensors in order, padded with spaces so that the data starts
 /// at a multiple of 8 bytes. The tensors' data follows it in StateDict order.
+/// Time is linear in the header's size (the text is written entry by entry: an
+/// nlohmann::ordered_json object searches its keys one by one, so 100,000 tensors took 69 s).
 /// Throws ArgumentError when a tensor is named "__metadata__", its bytes do not match its
 /// dtype and shape, or a name or metadata text is not valid UTF-8.
 inline std::string SafetensorsHeader(const StateDict& tensors, const Metadata& metadata = {}) {
-  nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::uint64_t offset = 0;
-  for (const auto& [name, tensor] : tensors.Entries()) {
-    if (name == "__metadata__") {
-      throw ArgumentError("safetensors: a tensor may not be called __metadata__");
-    }
-    bool valid = true;
-    for (std::int64_t extent : tensor.shape) valid = valid && extent >= 0;
-    if (!valid || tensor.data.size() !=
-                      static_cast<std::size_t>(tensor.NumElements()) * DTypeSize(tensor.dtype)) {
-      throw ArgumentError("safetensors: tensor '" + name + "' has " +
-                          std::to_string(tensor.data.size()) + " bytes, which do not hold " +
-                          DTypeName(tensor.dtype) + " " + ShapeText(tensor.shape));
-    }
-    header[name] = {{"dtype", DTypeName(tensor.dtype)},
-                    {"shape", tensor.shape},
-                    {"data_offsets", {offset, offset + tensor.data.size()}}};
-    offset += tensor.data.size();
-  }
-  std::string text;
+  std::string text = "{";
   try {
-    text = header.dump();
+    // nlohmann::json writes JSON strings (escapes, UTF-8 checks) and the metadata object, a
+    // std::map in both, so its keys come out in the same (sorted) order.
+    if (!metadata.empty()) text += "\"__metadata__\":" + nlohmann::json(metadata).dump() + ",";
+    std::uint64_t offset = 0;
+    for (const auto& [name, tensor] : tensors.Entries()) {
+      if (name == "__metadata__") {
+        throw ArgumentError("safetensors: a tensor may not be called __metadata__");
+      }
+      bool valid = true;
+      for (std::int64_t extent : tensor.shape) valid = valid && extent >= 0;
+      if (!valid || tensor.data.size() !=
+                        static_cast<std::size_t>(tensor.NumElements()) * DTypeSize(tensor.dtype)) {
+        throw ArgumentError("safetensors: tensor " + QuoteForTerminal(name) + " has " +
+                            std::to_string(tensor.data.size()) + " bytes, which do not hold " +
+                            DTypeName(tensor.dtype) + " " + ShapeText(tensor.shape));
+      }
+      text += nlohmann::json(name).dump() + ":{\"dtype\":\"" + DTypeName(tensor.dtype) +
+              "\",\"shape\":[";
+      for (std::size_t i = 0; i < tensor.shape.size(); ++i) {
+        text += (i ? "," : "") + std::to_string(tensor.shape[i]);
+      }
+      text += "],\"data_offsets\":[" + std::to_string(offset) + "," +
+              std::to_string(offset + tensor.data.size()) + "]},";
+      offset += tensor.data.size();
+    }
   } catch (const nlohmann::json::exception& error) {
-    throw ArgumentError("safetensors: cannot write the header: " + internal::JsonMessage(error));
+    throw ArgumentError("safetensors: cannot write the header: " +
+                        EscapeForTerminal(internal::JsonMessage(error)));
   }
+  if (text.back() == ',') text.pop_back();
+  text += '}';
   text.append((8 - text.size() % 8) % 8, ' ');
   std::string bytes;
   internal::AppendLittleEndian64(bytes, text.size());
