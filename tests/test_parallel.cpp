@@ -353,23 +353,32 @@ TEST_CASE("part p of P covers n p / P up to n (p+1) / P, whichever thread runs i
 }
 
 TEST_CASE("a ParallelRanges inside a part runs inline, as one part") {
+  // Catch's assertions are not thread-safe: parts record what they saw, checked afterwards.
   Threads scope(2);
-  std::vector<int> inner_parts(dlb::kMaxParallelParts, 0);
-  std::vector<std::thread::id> outer_ids(dlb::kMaxParallelParts), inner_ids(dlb::kMaxParallelParts);
+  struct Seen {
+    int parts = 0, inner_part = -1;
+    Index inner_begin = -1, inner_length = -1;
+    std::thread::id outer, inner;
+  };
+  std::vector<Seen> seen(dlb::kMaxParallelParts);
   const int parts = dlb::ParallelRanges(64, 1 << 10, [&](int part, Index, Index) {
-    const auto p = static_cast<std::size_t>(part);
-    outer_ids[p] = std::this_thread::get_id();
-    inner_parts[p] = dlb::ParallelRanges(1 << 16, 1 << 10, [&](int inner, Index begin, Index length) {
-      CHECK(inner == 0);
-      CHECK(begin == 0);
-      CHECK(length == Index{1} << 16);
-      inner_ids[p] = std::this_thread::get_id();
+    Seen& mine = seen[static_cast<std::size_t>(part)];
+    mine.outer = std::this_thread::get_id();
+    mine.parts = dlb::ParallelRanges(1 << 16, 1 << 10, [&](int inner, Index begin, Index length) {
+      mine.inner_part = inner;
+      mine.inner_begin = begin;
+      mine.inner_length = length;
+      mine.inner = std::this_thread::get_id();
     });
   });
   REQUIRE(parts == 2);
   for (int p = 0; p < parts; ++p) {
-    CHECK(inner_parts[static_cast<std::size_t>(p)] == 1);
-    CHECK(inner_ids[static_cast<std::size_t>(p)] == outer_ids[static_cast<std::size_t>(p)]);
+    const Seen& mine = seen[static_cast<std::size_t>(p)];
+    CHECK(mine.parts == 1);
+    CHECK(mine.inner_part == 0);
+    CHECK(mine.inner_begin == 0);
+    CHECK(mine.inner_length == Index{1} << 16);
+    CHECK(mine.inner == mine.outer);
   }
 }
 
@@ -390,11 +399,15 @@ TEST_CASE("an exception in a part reaches the caller, and the pool keeps working
 TEST_CASE("thread counts above kMaxParallelParts split into kMaxParallelParts parts") {
   Threads scope(dlb::kMaxParallelParts + 10);
   std::atomic<Index> covered{0};
+  std::atomic<int> largest_part{-1};
   CHECK(dlb::ParallelRanges(10000, 1 << 10, [&](int part, Index, Index length) {
-    CHECK(part < dlb::kMaxParallelParts);
     covered += length;
+    int seen = largest_part.load();
+    while (part > seen && !largest_part.compare_exchange_weak(seen, part)) {
+    }
   }) == dlb::kMaxParallelParts);
   CHECK(covered == 10000);
+  CHECK(largest_part == dlb::kMaxParallelParts - 1);
 }
 
 TEST_CASE("ParallelRanges and Gemm from several user threads at once") {

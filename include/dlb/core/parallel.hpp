@@ -12,10 +12,11 @@
 ///    processes hold the cores, costs nothing: the caller runs its part instead. With
 ///    OpenMP's static split each product waited for its slowest thread, and under load that
 ///    thread is often one that is not running.
-///  - Threads poll briefly (SpinMicroseconds, 50 us by default), then sleep in the kernel.
-///    Polling keeps the hand-over between the many small loops of a training step fast on a
-///    quiet machine; sleeping hands the core back when a wait is long, so that under load our
-///    waiting threads do not take CPU time from our running ones.
+///  - Threads poll briefly (SpinMicroseconds, 200 us by default), then sleep in the kernel.
+///    Polling keeps the hand-over between the many small loops of a training step (about 36
+///    per step of the MLP, one every ~75 us) fast, on a quiet machine and under load alike: a
+///    polling worker is there when the next loop starts. Sleeping after that bounds what an
+///    idle pool costs the other processes to 200 us of CPU per thread per pause.
 ///  - The split depends only on n, cost_per_item and the thread count, never on which thread
 ///    ran a part, so per-part sums combined in part order are bit-identical from run to run.
 ///
@@ -29,13 +30,13 @@
 /// loops. OpenMP, when linked, is left to Eigen's own product expressions.
 
 #include <pthread.h>
-#include <sched.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <climits>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <memory>
@@ -94,19 +95,25 @@ inline bool& InParallelPart() {
   return inside;
 }
 
-/// Microseconds a thread polls for work or for the end of a loop before it sleeps in the
-/// kernel: DLB_SPIN_US (0 .. 100000) if set, else 50. Read once.
+/// How long a thread polls for work, or for the end of a loop, before it sleeps in the kernel.
+/// Measured (bench/README.md, "Contention"): under load 200 us was as fast as or faster than
+/// 50 and 1000 us; sleeping at once (0) and OpenMP's passive policy were slower, and polling
+/// with sched_yield slower still (it hands our time slices to the competing processes).
+inline constexpr int kDefaultSpinMicroseconds = 200;
+
+/// The polling time: DLB_SPIN_US (a whole number from 0 to 100000) if set, else
+/// kDefaultSpinMicroseconds. Read once; an invalid value is ignored with a line on stderr.
 inline std::chrono::microseconds SpinMicroseconds() {
   static const std::chrono::microseconds spin = [] {
-    const char* text = std::getenv("DLB_SPIN_US");
-    if (text != nullptr) {
+    if (const char* text = std::getenv("DLB_SPIN_US")) {
       const std::string_view trimmed = TrimSpaces(text);
       if (trimmed == "0") return std::chrono::microseconds(0);
       if (const auto value = ParseThreadCount(trimmed, false); value && *value <= 100000) {
         return std::chrono::microseconds(*value);
       }
+      std::fprintf(stderr, "dlb: ignoring DLB_SPIN_US='%s': expected a whole number from 0 to 100000\n", text);
     }
-    return std::chrono::microseconds(50);
+    return std::chrono::microseconds(kDefaultSpinMicroseconds);
   }();
   return spin;
 }
