@@ -72,6 +72,10 @@ def parse_args():
                    help="let the scheduler move the spinners (default: spinner i stays on the i-th CPU "
                         "of this process's affinity mask, so every CPU has one; the measured program is never pinned)")
     p.add_argument("--quiet", action="store_true", help="also measure every run without the spinners")
+    p.add_argument("--no-load", action="store_true", help="only the runs without spinners (A/B on a quiet machine)")
+    p.add_argument("--pytorch-epochs", type=int, default=None,
+                   help="timed epochs of the PyTorch runs (default: --epochs; PyTorch at 2 threads under load "
+                        "can take a minute per epoch)")
     p.add_argument("--isolate", action="store_true",
                    help="(root) run everything in a session of its own with autogroup nice -20")
     p.add_argument("--timeout", type=float, default=600, help="seconds per run before it is killed")
@@ -213,6 +217,7 @@ def main():
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     data = ["--data", args.data] if args.have_data else ["--synthetic"]
     common = ["--epochs", str(args.epochs), "--warmup", str(args.warmup), "--json"]
+    pytorch_common = ["--epochs", str(args.pytorch_epochs or args.epochs), "--warmup", str(args.warmup), "--json"]
     programs = []  # (label, threads, argv, env)
     for label, path, env in [("ours", ours, {})] + args.variants:
         for threads in (args.variant_threads if env or path != ours else args.threads):
@@ -221,10 +226,10 @@ def main():
     for torch_threads, blas_threads in args.pytorch_configs:
         programs.append((f"pytorch {torch_threads}x{blas_threads}", max(torch_threads, blas_threads),
                          [sys.executable, script, "--threads", str(torch_threads), "--blas-threads",
-                          str(blas_threads)] + data + common, {}))
+                          str(blas_threads)] + data + pytorch_common, {}))
 
     records = []
-    conditions = ["load"] + (["quiet"] if args.quiet else [])
+    conditions = ([] if args.no_load else ["load"]) + (["quiet"] if args.quiet or args.no_load else [])
     log(f"{len(programs)} programs x {len(conditions)} conditions x {args.rounds} rounds; "
         f"{args.spinners} {'floating' if args.float_spinners else 'pinned'} spinners at nice {args.spinner_nice}; isolate={args.isolate}")
     for round_index in range(args.rounds):
