@@ -106,7 +106,8 @@ inline std::optional<double> ParseCgroupV2CpuMax(std::string_view text) {
 
 /// CPUs allowed by cgroup v1 `cpu.cfs_quota_us` and `cpu.cfs_period_us` texts, or empty when
 /// unlimited (quota -1) or unreadable.
-inline std::optional<double> ParseCgroupV1CpuQuota(std::string_view quota, std::string_view period) {
+inline std::optional<double> ParseCgroupV1CpuQuota(std::string_view quota,
+                                                   std::string_view period) {
   const std::string q_text(TrimSpaces(quota)), p_text(TrimSpaces(period));
   char* end = nullptr;
   const double q = std::strtod(q_text.c_str(), &end);
@@ -161,14 +162,17 @@ inline std::optional<double> CgroupCpuLimit(const std::filesystem::path& root,
   while (!self_cgroup.empty()) {
     const auto newline = self_cgroup.find('\n');
     const std::string_view line = self_cgroup.substr(0, newline);
-    self_cgroup = newline == std::string_view::npos ? std::string_view{} : self_cgroup.substr(newline + 1);
+    self_cgroup = newline == std::string_view::npos ? std::string_view{}
+                                                    : self_cgroup.substr(newline + 1);
     const auto first = line.find(':');
     const auto second = first == std::string_view::npos ? first : line.find(':', first + 1);
     if (second == std::string_view::npos) continue;
     const std::string_view controllers = line.substr(first + 1, second - first - 1);
     const std::string_view path = TrimSpaces(line.substr(second + 1));
     const fs::path relative = fs::path(std::string(path)).relative_path();
-    const auto below = [&relative](const fs::path& top) { return relative.empty() ? top : top / relative; };
+    const auto below = [&relative](const fs::path& top) {
+      return relative.empty() ? top : top / relative;
+    };
     if (controllers.empty()) {  // cgroup v2
       limit = TighterLimit(limit, TightestLimitUpTo(root, below(root), [](const fs::path& dir) {
         const auto text = ReadSmallFile(dir / "cpu.max");

@@ -111,7 +111,9 @@ inline std::chrono::microseconds SpinMicroseconds() {
       if (const auto value = ParseThreadCount(trimmed, false); value && *value <= 100000) {
         return std::chrono::microseconds(*value);
       }
-      std::fprintf(stderr, "dlb: ignoring DLB_SPIN_US='%s': expected a whole number from 0 to 100000\n", text);
+      std::fprintf(stderr,
+                   "dlb: ignoring DLB_SPIN_US='%s': expected a whole number from 0 to 100000\n",
+                   text);
     }
     return std::chrono::microseconds(kDefaultSpinMicroseconds);
   }();
@@ -380,7 +382,8 @@ inline void RunParts(int parts, ThreadPool::PartFunction run, void* context) {
     ThreadPool& pool;
   };
   const Held held(pool);
-  pool.Run(parts, ParallelThreads(), run, context);
+  // SetNumThreads may have lowered the count since PartsFor read it.
+  pool.Run(parts, std::max(parts, ParallelThreads()), run, context);
 }
 
 }  // namespace internal
