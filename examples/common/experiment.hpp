@@ -35,7 +35,7 @@ struct Settings {
   int batch = 256;
   std::vector<dlb::Index> hidden = {350, 250, 150, 50};
   std::uint64_t seed = 0;
-  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int threads = dlb::NumThreads();  // the library's default: the CPUs this process may use
   std::string data = "data/fashion-mnist";
 };
 

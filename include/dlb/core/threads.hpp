@@ -1,6 +1,10 @@
 #pragma once
 /// \file
 /// One knob for the threads a training step uses, whichever engine runs the products.
+///
+/// The library starts with the CPUs this process may use (its affinity mask and cgroup CPU
+/// quota), or DLB_NUM_THREADS / OMP_NUM_THREADS when set (core/cpu_count.hpp);
+/// SetNumThreads overrides that.
 
 #include <Eigen/Core>
 
@@ -15,24 +19,26 @@ namespace dlb {
 /// Sets the number of threads of the library's parallel loops (products, element-wise
 /// passes, optimizer updates, batch gathering) and of Eigen's own products.
 ///
-/// With OpenMP the library splits each product into blocks itself and the BLAS, if one is
-/// loaded, is told to use one thread per call (a BLAS pool inside each block would
-/// oversubscribe the cores); without OpenMP the BLAS gets `threads`. threads >= 1; throws
-/// ArgumentError otherwise.
+/// The library splits each product into blocks itself, on its own thread pool, and the BLAS,
+/// if one is loaded, is told to use one thread per call (a BLAS pool inside each block would
+/// oversubscribe the cores). Takes effect from the next parallel loop; may be called from any
+/// thread. threads >= 1; throws ArgumentError otherwise. Counts above kMaxParallelParts are
+/// accepted, but no loop is split into more than kMaxParallelParts parts.
 inline void SetNumThreads(int threads) {
   if (threads < 1) {
     throw ArgumentError("SetNumThreads: threads must be >= 1, got " + std::to_string(threads));
   }
-  internal::ParallelThreads() = threads;
+  internal::RequestedThreads().store(threads, std::memory_order_relaxed);
   Eigen::setNbThreads(threads);
-#ifdef _OPENMP
   internal::SetBlasThreads(1);
-#else
-  internal::SetBlasThreads(threads);
-#endif
 }
 
-/// Threads set by SetNumThreads (1 until it is called).
+/// Threads the library's parallel loops use: SetNumThreads's count, or until it is called the
+/// default (the CPUs this process may use, or DLB_NUM_THREADS / OMP_NUM_THREADS).
 inline int NumThreads() { return internal::ParallelThreads(); }
+
+/// The default NumThreads() of this process, whatever SetNumThreads set since: to go back to
+/// it, SetNumThreads(DefaultNumThreads()).
+inline int DefaultNumThreads() { return internal::DefaultThreads(); }
 
 }  // namespace dlb

@@ -1,0 +1,250 @@
+#pragma once
+/// \file
+/// How many threads the library starts with: the CPUs this process may use, or what the
+/// environment asks for.
+///
+/// The default (DefaultThreadCount) is, in this order of precedence:
+///  1. DLB_NUM_THREADS, a whole number >= 1;
+///  2. OMP_NUM_THREADS, a whole number >= 1 or a list of them ("4,2": the first), as OpenMP
+///     runtimes read it;
+///  3. min(CPUs in the affinity mask, the cgroup's CPU quota rounded up), at least 1. The
+///     affinity mask is what `taskset`, `numactl` or a container's cpuset allow; the quota is
+///     what `docker --cpus`, Kubernetes CPU limits or systemd's CPUQuota= allow (cgroup v2
+///     `cpu.max`, cgroup v1 `cpu.cfs_quota_us / cpu.cfs_period_us`). Rounding up follows the
+///     JVM and .NET: a 1.5-CPU quota gets 2 threads.
+/// A variable set to anything else is ignored, with one line on stderr saying so.
+///
+/// Every piece is a function of its inputs (texts, a directory) so that the tests can feed it
+/// made-up environments and cgroup trees; DetectThreadCount puts the real ones together.
+
+#include <sched.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace dlb::internal {
+
+/// Largest thread count an environment variable may ask for; larger values are rejected as
+/// typos rather than starting that many threads.
+inline constexpr int kMaxEnvironmentThreads = 1 << 16;
+
+/// `text` without leading and trailing spaces, tabs and newlines.
+inline std::string_view TrimSpaces(std::string_view text) {
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) return {};
+  return text.substr(first, text.find_last_not_of(" \t\r\n") - first + 1);
+}
+
+/// The thread count a variable's text asks for: a whole number in 1 .. kMaxEnvironmentThreads,
+/// spaces around it allowed; with `list`, the first item of a comma-separated list (OpenMP's
+/// "outer,inner" form). Empty for anything else ("", "0", "-2", "2.5", "4x", "99999999").
+inline std::optional<int> ParseThreadCount(std::string_view text, bool list) {
+  if (list) text = text.substr(0, text.find(','));
+  text = TrimSpaces(text);
+  if (text.empty() || text.size() > 9) return std::nullopt;
+  int value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + (c - '0');
+  }
+  if (value < 1 || value > kMaxEnvironmentThreads) return std::nullopt;
+  return value;
+}
+
+/// CPUs in this process's affinity mask (sched_getaffinity), or 0 when it cannot be read.
+inline int AffinityCpuCount() {
+  // cpu_set_t holds 1024 CPUs; larger machines need a larger, allocated set.
+  for (int cpus = CPU_SETSIZE; cpus <= (1 << 20); cpus *= 2) {
+    cpu_set_t* set = CPU_ALLOC(static_cast<std::size_t>(cpus));
+    if (set == nullptr) return 0;
+    const std::size_t bytes = CPU_ALLOC_SIZE(static_cast<std::size_t>(cpus));
+    const bool ok = sched_getaffinity(0, bytes, set) == 0;
+    const int count = ok ? CPU_COUNT_S(bytes, set) : 0;
+    CPU_FREE(set);
+    if (ok) return count;
+    if (errno != EINVAL) return 0;  // EINVAL: the kernel's mask is larger than ours
+  }
+  return 0;
+}
+
+/// The whole content of a small file, or empty when it cannot be read.
+inline std::optional<std::string> ReadSmallFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+/// CPUs allowed by a cgroup v2 `cpu.max` text "QUOTA PERIOD" (e.g. "150000 100000": 1.5), or
+/// empty when unlimited ("max 100000") or unreadable.
+inline std::optional<double> ParseCgroupV2CpuMax(std::string_view text) {
+  text = TrimSpaces(text);
+  const auto space = text.find(' ');
+  if (space == std::string_view::npos) return std::nullopt;
+  const std::string quota(TrimSpaces(text.substr(0, space)));
+  const std::string period(TrimSpaces(text.substr(space + 1)));
+  if (quota == "max") return std::nullopt;
+  char* end = nullptr;
+  const double q = std::strtod(quota.c_str(), &end);
+  if (end == quota.c_str() || *end != '\0') return std::nullopt;
+  const double p = std::strtod(period.c_str(), &end);
+  if (end == period.c_str() || *end != '\0') return std::nullopt;
+  if (!(q > 0) || !(p > 0)) return std::nullopt;
+  return q / p;
+}
+
+/// CPUs allowed by cgroup v1 `cpu.cfs_quota_us` and `cpu.cfs_period_us` texts, or empty when
+/// unlimited (quota -1) or unreadable.
+inline std::optional<double> ParseCgroupV1CpuQuota(std::string_view quota,
+                                                   std::string_view period) {
+  const std::string q_text(TrimSpaces(quota)), p_text(TrimSpaces(period));
+  char* end = nullptr;
+  const double q = std::strtod(q_text.c_str(), &end);
+  if (end == q_text.c_str() || *end != '\0') return std::nullopt;
+  const double p = std::strtod(p_text.c_str(), &end);
+  if (end == p_text.c_str() || *end != '\0') return std::nullopt;
+  if (!(q > 0) || !(p > 0)) return std::nullopt;
+  return q / p;
+}
+
+/// The smaller of two limits, either of which may be absent (unlimited).
+inline std::optional<double> TighterLimit(std::optional<double> a, std::optional<double> b) {
+  if (!a) return b;
+  if (!b) return a;
+  return std::min(*a, *b);
+}
+
+/// The CPU limit of `dir` and of each directory above it up to and including `top` (a cgroup
+/// is limited by its ancestors too), read by `limit_of(directory)`. Directories that do not
+/// exist are skipped: without a cgroup namespace, /proc/self/cgroup may name a path the
+/// container's mount does not have, and the container's own limit then sits at `top`.
+template <class LimitOf>
+std::optional<double> TightestLimitUpTo(const std::filesystem::path& top,
+                                        const std::filesystem::path& dir, LimitOf&& limit_of) {
+  std::optional<double> tightest;
+  std::filesystem::path at = dir;
+  while (true) {
+    std::error_code error;
+    if (std::filesystem::is_directory(at, error)) tightest = TighterLimit(tightest, limit_of(at));
+    if (at == top || !at.has_relative_path() || at.parent_path() == at) break;
+    const std::filesystem::path parent = at.parent_path();
+    // Never climb above `top`.
+    if (parent.native().size() < top.native().size()) break;
+    at = parent;
+  }
+  return tightest;
+}
+
+/// The CPU quota, in CPUs (fractional), of the cgroup a process is in, or empty when it has
+/// none.
+///
+/// `root` is where the cgroup file systems are mounted (normally /sys/fs/cgroup) and
+/// `self_cgroup` the text of that process's /proc/self/cgroup: lines "ID:CONTROLLERS:PATH".
+/// cgroup v2 (the "0::PATH" line): `cpu.max` of ROOT/PATH and its ancestors. cgroup v1 (the
+/// line whose controllers include "cpu"): `cpu.cfs_quota_us` and `cpu.cfs_period_us` under
+/// ROOT/cpu/PATH, or ROOT/CONTROLLERS/PATH (e.g. "cpu,cpuacct"), and their ancestors. The
+/// tightest limit found wins.
+inline std::optional<double> CgroupCpuLimit(const std::filesystem::path& root,
+                                            std::string_view self_cgroup) {
+  namespace fs = std::filesystem;
+  std::optional<double> limit;
+  while (!self_cgroup.empty()) {
+    const auto newline = self_cgroup.find('\n');
+    const std::string_view line = self_cgroup.substr(0, newline);
+    self_cgroup = newline == std::string_view::npos ? std::string_view{}
+                                                    : self_cgroup.substr(newline + 1);
+    const auto first = line.find(':');
+    const auto second = first == std::string_view::npos ? first : line.find(':', first + 1);
+    if (second == std::string_view::npos) continue;
+    const std::string_view controllers = line.substr(first + 1, second - first - 1);
+    const std::string_view path = TrimSpaces(line.substr(second + 1));
+    const fs::path relative = fs::path(std::string(path)).relative_path();
+    const auto below = [&relative](const fs::path& top) {
+      return relative.empty() ? top : top / relative;
+    };
+    if (controllers.empty()) {  // cgroup v2
+      limit = TighterLimit(limit, TightestLimitUpTo(root, below(root), [](const fs::path& dir) {
+        const auto text = ReadSmallFile(dir / "cpu.max");
+        return text ? ParseCgroupV2CpuMax(*text) : std::nullopt;
+      }));
+      continue;
+    }
+    bool has_cpu = false;
+    std::string_view rest = controllers;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      if (rest.substr(0, comma) == "cpu") has_cpu = true;
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    }
+    if (!has_cpu) continue;
+    const auto v1_limit = [](const fs::path& dir) -> std::optional<double> {
+      const auto quota = ReadSmallFile(dir / "cpu.cfs_quota_us");
+      const auto period = ReadSmallFile(dir / "cpu.cfs_period_us");
+      if (!quota || !period) return std::nullopt;
+      return ParseCgroupV1CpuQuota(*quota, *period);
+    };
+    for (const fs::path& mount : {root / "cpu", root / std::string(controllers)}) {
+      std::error_code error;
+      if (!fs::is_directory(mount, error)) continue;
+      limit = TighterLimit(limit, TightestLimitUpTo(mount, below(mount), v1_limit));
+      break;
+    }
+  }
+  return limit;
+}
+
+/// The thread count chosen from its sources (see the file comment): the texts of
+/// DLB_NUM_THREADS and OMP_NUM_THREADS (nullptr when unset), the CPUs in the affinity mask
+/// (0 when unknown: then `hardware_threads`) and the cgroup's CPU limit. Each variable that is
+/// set but not a valid count adds a line to `ignored` (when given). Ensures a result >= 1.
+inline int ChooseThreadCount(const char* dlb_num_threads, const char* omp_num_threads,
+                             int affinity_cpus, std::optional<double> cgroup_cpus,
+                             int hardware_threads, std::vector<std::string>* ignored = nullptr) {
+  struct Variable {
+    const char* name;
+    const char* text;
+    bool list;
+  };
+  for (const Variable& variable : {Variable{"DLB_NUM_THREADS", dlb_num_threads, false},
+                                   Variable{"OMP_NUM_THREADS", omp_num_threads, true}}) {
+    if (variable.text == nullptr) continue;
+    if (const auto count = ParseThreadCount(variable.text, variable.list)) return *count;
+    if (ignored != nullptr) {
+      ignored->push_back(std::string("dlb: ignoring ") + variable.name + "='" + variable.text +
+                         "': expected a whole number from 1 to " +
+                         std::to_string(kMaxEnvironmentThreads));
+    }
+  }
+  int count = affinity_cpus > 0 ? affinity_cpus : hardware_threads;
+  if (cgroup_cpus && *cgroup_cpus > 0 && *cgroup_cpus < static_cast<double>(count)) {
+    count = static_cast<int>(std::ceil(*cgroup_cpus));
+  }
+  return std::max(1, count);
+}
+
+/// ChooseThreadCount of this process: its environment, affinity mask and cgroup (mounted at
+/// /sys/fs/cgroup). Reads them anew on every call; ignored variables are reported on stderr.
+inline int DetectThreadCount() {
+  const auto self_cgroup = ReadSmallFile("/proc/self/cgroup");
+  const std::optional<double> cgroup_cpus =
+      self_cgroup ? CgroupCpuLimit("/sys/fs/cgroup", *self_cgroup) : std::nullopt;
+  std::vector<std::string> ignored;
+  const int count = ChooseThreadCount(
+      std::getenv("DLB_NUM_THREADS"), std::getenv("OMP_NUM_THREADS"), AffinityCpuCount(),
+      cgroup_cpus, static_cast<int>(std::thread::hardware_concurrency()), &ignored);
+  for (const std::string& line : ignored) std::fprintf(stderr, "%s\n", line.c_str());
+  return count;
+}
+
+}  // namespace dlb::internal
