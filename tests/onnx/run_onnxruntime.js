@@ -3,11 +3,14 @@
 // thread) under Node.js, offline, and writes its outputs.
 //
 //   node run_onnxruntime.js ORT_PREFIX MODEL.onnx INPUTS OUTPUTS [INPUTS OUTPUTS ...]
+//   node run_onnxruntime.js ORT_PREFIX --list LIST
 //
 // ORT_PREFIX: the folder npm installed into (npm install --prefix ORT_PREFIX onnxruntime-web),
 // holding node_modules/onnxruntime-web. The model is loaded once and run once per INPUTS file;
-// each run's outputs go to the OUTPUTS file after it. Exit status 0 on success, 1 on any
-// error (printed on stderr), 2 on a usage error.
+// each run's outputs go to the OUTPUTS file after it. With --list, LIST is a text file of
+// lines "MODEL<TAB>INPUTS<TAB>OUTPUTS": many models in one process, which compiles ONNX
+// Runtime's WASM module once (most of a run's time) instead of once per model. Exit status 0
+// on success, 1 on any error (printed on stderr, naming the model), 2 on a usage error.
 //
 // INPUTS and OUTPUTS are "tensor list" files, all numbers little-endian:
 //   8 bytes     magic "DLBTENS1"
@@ -94,14 +97,49 @@ function writeTensors(file, tensors) {
   fs.writeFileSync(file, Buffer.concat(parts));
 }
 
+/// Loads `modelPath` and runs it on each [inputs, outputs] pair of files in `runs`.
+async function runModel(ort, modelPath, runs) {
+  let session;
+  try {
+    session = await ort.InferenceSession.create(new Uint8Array(fs.readFileSync(modelPath)),
+                                                {executionProviders: ['wasm']});
+  } catch (error) {
+    fail(`${modelPath}: ONNX Runtime ${ort.env.versions.web} refused the model: ${error.message}`);
+  }
+  for (const [inputsFile, outputsFile] of runs) {
+    const inputs = readTensors(inputsFile);
+    const given = inputs.map((t) => t.name).sort().join(', ');
+    const wanted = [...session.inputNames].sort().join(', ');
+    if (given !== wanted) fail(`${inputsFile}: inputs [${given}], but the model takes [${wanted}]`);
+    const feeds = {};
+    for (const {name, dims, data} of inputs) feeds[name] = new ort.Tensor('float32', data, dims);
+    let results;
+    try {
+      results = await session.run(feeds);
+    } catch (error) {
+      fail(`${modelPath}: running on ${inputsFile} failed: ${error.message}`);
+    }
+    const outputs = session.outputNames.map((name) => {
+      const tensor = results[name];
+      if (tensor.type !== 'float32') fail(`${modelPath}: output '${name}' is ${tensor.type}, not float32`);
+      return {name, dims: tensor.dims, data: tensor.data};
+    });
+    writeTensors(outputsFile, outputs);
+  }
+  await session.release();
+}
+
+function usage() {
+  process.stderr.write('usage: node run_onnxruntime.js ORT_PREFIX MODEL.onnx INPUTS OUTPUTS ' +
+                       '[INPUTS OUTPUTS ...]\n       node run_onnxruntime.js ORT_PREFIX --list LIST\n');
+  process.exit(2);
+}
+
 async function main() {
   const args = process.argv.slice(2);
-  if (args.length < 4 || args.length % 2 !== 0) {
-    process.stderr.write('usage: node run_onnxruntime.js ORT_PREFIX MODEL.onnx INPUTS OUTPUTS ' +
-                         '[INPUTS OUTPUTS ...]\n');
-    process.exit(2);
-  }
-  const [prefix, modelPath, ...runs] = args;
+  const list = args.length === 3 && args[1] === '--list';
+  if (!list && (args.length < 4 || args.length % 2 !== 0)) usage();
+  const [prefix, modelPath, ...rest] = args;
   const dist = path.join(path.resolve(prefix), 'node_modules', 'onnxruntime-web', 'dist');
   const entry = path.join(dist, 'ort.node.min.js');
   if (!fs.existsSync(entry)) fail(`onnxruntime-web is not installed: ${entry} is missing`);
@@ -115,34 +153,18 @@ async function main() {
   ort.env.wasm.wasmPaths = dist + path.sep;
   ort.env.logLevel = 'error';
 
-  let session;
-  try {
-    session = await ort.InferenceSession.create(new Uint8Array(fs.readFileSync(modelPath)),
-                                                {executionProviders: ['wasm']});
-  } catch (error) {
-    fail(`${modelPath}: ONNX Runtime ${ort.env.versions.web} refused the model: ${error.message}`);
+  if (!list) {
+    const runs = [];
+    for (let r = 0; r < rest.length; r += 2) runs.push([rest[r], rest[r + 1]]);
+    await runModel(ort, modelPath, runs);
+    return;
   }
-  for (let r = 0; r < runs.length; r += 2) {
-    const inputs = readTensors(runs[r]);
-    const given = inputs.map((t) => t.name).sort().join(', ');
-    const wanted = [...session.inputNames].sort().join(', ');
-    if (given !== wanted) fail(`${runs[r]}: inputs [${given}], but the model takes [${wanted}]`);
-    const feeds = {};
-    for (const {name, dims, data} of inputs) feeds[name] = new ort.Tensor('float32', data, dims);
-    let results;
-    try {
-      results = await session.run(feeds);
-    } catch (error) {
-      fail(`${modelPath}: running on ${runs[r]} failed: ${error.message}`);
-    }
-    const outputs = session.outputNames.map((name) => {
-      const tensor = results[name];
-      if (tensor.type !== 'float32') fail(`output '${name}' is ${tensor.type}, not float32`);
-      return {name, dims: tensor.dims, data: tensor.data};
-    });
-    writeTensors(runs[r + 1], outputs);
+  const lines = fs.readFileSync(rest[0], 'utf8').split('\n').filter((line) => line.length > 0);
+  for (const [number, line] of lines.entries()) {
+    const fields = line.split('\t');
+    if (fields.length !== 3) fail(`${rest[0]}: line ${number + 1}: expected MODEL<TAB>INPUTS<TAB>OUTPUTS`);
+    await runModel(ort, fields[0], [[fields[1], fields[2]]]);
   }
-  await session.release();
 }
 
 main().catch((error) => fail(error.stack || String(error)));
