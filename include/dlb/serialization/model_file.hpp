@@ -39,6 +39,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dlb/core/error.hpp"
+#include "dlb/core/printable.hpp"
 #include "dlb/core/shape.hpp"
 #include "dlb/core/state.hpp"
 #include "dlb/core/types.hpp"
@@ -163,14 +164,6 @@ inline std::string ArchitectureJson(const ModelArchitecture& architecture) {
   return root.dump();
 }
 
-/// `text` cut to 64 characters with every byte outside printable ASCII shown as '?': a name
-/// from a file, safe to put into a message.
-inline std::string QuoteForMessage(const std::string& text) {
-  std::string shown;
-  for (char c : text.substr(0, 64)) shown += (c >= 0x20 && c < 0x7f) ? c : '?';
-  return text.size() > 64 ? shown + "..." : shown;
-}
-
 /// The deepest JSON nesting an architecture may have (two levels per block: its object and
 /// its "layers" array), checked while parsing, before anything is built from it.
 inline constexpr int kMaxArchitectureJsonDepth = 256;
@@ -196,7 +189,7 @@ inline nlohmann::json ParseStrictMetadataJson(const std::string& path, const std
     } else if (event == Event::key && !open_objects.empty()) {
       const std::string& name = parsed.get_ref<const std::string&>();
       if (!open_objects.back().insert(name).second) {
-        throw Refused{"repeats the key '" + QuoteForMessage(name) + "' in one object"};
+        throw Refused{"repeats the key " + QuoteForTerminal(name) + " in one object"};
       }
     }
     return true;
@@ -242,7 +235,7 @@ inline std::vector<std::pair<std::string, LayerSpec>> ParseLayers(const nlohmann
     for (const auto& [arg, value] : layer["args"].items()) {
       if (value.is_number_unsigned() &&
           value.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) {
-        fail(at + "argument '" + QuoteForMessage(arg) + "' is too large");
+        fail(at + "argument " + QuoteForTerminal(arg) + " is too large");
       } else if (value.is_number_integer()) {
         spec.args.emplace_back(arg, value.get<std::int64_t>());
       } else if (value.is_number_float()) {
@@ -250,11 +243,11 @@ inline std::vector<std::pair<std::string, LayerSpec>> ParseLayers(const nlohmann
       } else if (value.is_string()) {
         spec.args.emplace_back(arg, value.get<std::string>());
       } else {
-        fail(at + "argument '" + QuoteForMessage(arg) + "' must be a number or a string");
+        fail(at + "argument " + QuoteForTerminal(arg) + " must be a number or a string");
       }
     }
     if (layer.contains("layers")) {
-      spec.children = ParseLayers(layer["layers"], where + QuoteForMessage(name) + ".", format_version, fail);
+      spec.children = ParseLayers(layer["layers"], where + EscapeForTerminal(name, kMaxQuotedBytes) + ".", format_version, fail);
     }
     specs.emplace_back(name, std::move(spec));
   }
@@ -435,12 +428,12 @@ inline std::string LayersDifference(const std::vector<std::pair<std::string, Lay
     const auto& [name, spec] = mine[i];
     const std::string path = prefix.empty() ? name : prefix + "." + name;
     if (saved_name != name) {
-      return "layer " + path + " is named '" + QuoteForMessage(saved_name) + "' (" +
-             QuoteForMessage(saved_spec.type) + ") in the file but '" + name + "' (" + spec.type +
+      return "layer " + path + " is named " + QuoteForTerminal(saved_name) + " (" +
+             EscapeForTerminal(saved_spec.type, kMaxQuotedBytes) + ") in the file but '" + name + "' (" + spec.type +
              ") in this model";
     }
     if (saved_spec.type != spec.type) {
-      return "layer " + path + " is " + QuoteForMessage(saved_spec.type) + " in the file but " +
+      return "layer " + path + " is " + EscapeForTerminal(saved_spec.type, kMaxQuotedBytes) + " in the file but " +
              spec.type + " in this model";
     }
     std::string difference = LayersDifference(saved_spec.children, spec.children, path);
@@ -607,10 +600,13 @@ LoadedModel<T> LoadModel(const std::string& path, const LayerRegistry<T>& regist
   budget.state_values = values > INT64_MAX - internal::kStateSlack ? INT64_MAX : values + internal::kStateSlack;
   budget.layers = options.max_layers;
   budget.depth = options.max_depth;
-  for (const auto& [name, spec] : architecture.layers) {
+  for (const auto& entry : architecture.layers) {
+    // Named members, not a structured binding: C++20 lambdas cannot capture bindings in clang 14.
+    const std::string& name = entry.first;
+    const LayerSpec& spec = entry.second;
     internal::WithFileContext(
-        path, "metadata 'architecture': layer " + internal::QuoteForMessage(name) + " (" +
-                  internal::QuoteForMessage(spec.type) + "): ",
+        path, "metadata 'architecture': layer " + QuoteForTerminal(name) + " (" +
+                  EscapeForTerminal(spec.type, kMaxQuotedBytes) + "): ",
         [&] { model.AddPointer(name, registry.Build(spec, budget)); });
   }
   // Activations and working memory are allocated by the first pass: bound them now.
