@@ -2,7 +2,8 @@
 in DLBlocks' format (every layer type, a convnet, float and double, with preprocessing), a checkpoint
 with integer tensors, a PyTorch-style file and an empty one; and hostile headers (issue 15):
 5,000 empty tensors, deep nesting, duplicate keys in nested objects, control characters in
-names and metadata. Run by fuzz/make_corpus.sh; the files are committed and come out
+names and metadata; forged architectures (sizes that overflow, huge paddings, 10,001 layers,
+blocks nested 40 deep) and values that make NaN. Run by fuzz/make_corpus.sh; the files are committed and come out
 byte-identical every run."""
 
 import json
@@ -109,6 +110,55 @@ def hostile(out):
               '"k' + forged + '":{"dtype":"F32","shape":[0],"data_offsets":[0,0],"x' + forged + '":1}}')
 
 
+def forged(out):
+    """Model files whose header is valid but whose architecture or values are hostile: each
+    was once a crash, an unbounded allocation or a silent NaN."""
+    def conv(padding):
+        return {"in_channels": 1, "out_channels": 1, "kernel_height": 1, "kernel_width": 1,
+                "stride_height": 1, "stride_width": 1, "padding_height": padding,
+                "padding_width": padding, "bias": 0, "init": "kaiming", "init_std": 0.01}
+
+    def write(name, architecture, tensors, preprocessing=None):
+        metadata = {"format": "dlblocks.model", "format_version": "2", "library_version": "0.1.0",
+                    "dtype": "F32", "architecture": json.dumps(architecture, separators=(",", ":"))}
+        if preprocessing is not None:
+            metadata["preprocessing"] = json.dumps(preprocessing, separators=(",", ":"))
+        st.write(os.path.join(out, name), tensors, metadata)
+
+    one_weight = {"0.weight": np.ones((1, 1, 1, 1), dtype=np.float32)}
+    # Padding 2^61: the output size overflowed and im2col wrote past its buffer.
+    write("forged-padding-overflow.safetensors",
+          {"input_shape": [1, 2, 2], "layers": [{"name": "0", "type": "Conv2D", "args": conv(2**61)}]},
+          one_weight)
+    # Padding 10^9: a valid size whose activations no machine holds.
+    write("forged-padding-huge.safetensors",
+          {"input_shape": [1, 2, 2], "layers": [{"name": "0", "type": "Conv2D", "args": conv(10**9)}]},
+          one_weight)
+    # 10,001 ReLU layers before a Linear: one activation buffer each (LoadOptions::max_layers).
+    layers = [{"name": str(i), "type": "ReLU", "args": {}} for i in range(10001)]
+    layers.append({"name": "10001", "type": "Linear",
+                   "args": {"in": 2, "out": 1, "init": "kaiming", "init_std": 0.01}})
+    write("forged-many-layers.safetensors", {"input_shape": [2, 1, 1], "layers": layers},
+          {"10001.weight": np.ones((1, 2), dtype=np.float32),
+           "10001.bias": np.zeros((1,), dtype=np.float32)})
+    # Blocks nested 40 deep (LoadOptions::max_depth).
+    block = {"name": "0", "type": "ReLU", "args": {}}
+    for _ in range(40):
+        block = {"name": "0", "type": "Sequential", "args": {}, "layers": [block]}
+    write("forged-deep-blocks.safetensors", {"input_shape": [2, 1, 1], "layers": [block]}, {})
+    # Values that make NaN: a negative running variance, an eps of 1e300, a subnormal std.
+    bn = {"name": "0", "type": "BatchNorm1D", "args": {"features": 2, "eps": 1e-5, "momentum": 0.1}}
+    bn_tensors = {"0.weight": np.ones(2, dtype=np.float32), "0.bias": np.zeros(2, dtype=np.float32),
+                  "0.running_mean": np.zeros(2, dtype=np.float32),
+                  "0.running_var": np.array([1, -1], dtype=np.float32),
+                  "0.num_batches_tracked": np.array(5, dtype=np.int64)}
+    write("nan-negative-variance.safetensors", {"input_shape": [2, 1, 1], "layers": [bn]}, bn_tensors)
+    huge_eps = dict(bn, args={"features": 2, "eps": 1e300, "momentum": 0.1})
+    bn_tensors = dict(bn_tensors, **{"0.running_var": np.ones(2, dtype=np.float32)})
+    write("nan-huge-eps.safetensors", {"input_shape": [2, 1, 1], "layers": [huge_eps]}, bn_tensors)
+    write("nan-subnormal-std.safetensors", {"input_shape": [2, 1, 1], "layers": [bn]}, bn_tensors,
+          {"standardize": {"mean": [0.5, 0.5], "std": [1e-45, 0.25]}})
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -132,6 +182,7 @@ def main():
     st.write(os.path.join(out, "torch-style.safetensors"), tensors, {"format": "pt"})
     st.write(os.path.join(out, "empty.safetensors"), {})
     hostile(out)
+    forged(out)
 
 
 if __name__ == "__main__":
