@@ -635,7 +635,8 @@ TEST_CASE("onnx export: a layer without an exporter is an error naming it; a use
   dlb::OnnxExportOptions<float> options;
   options.exporters = &registry;
   std::mt19937 rng(5);
-  std::vector<Case> cases = {MakeCase(dir, "user layer", model, RandomMatrix(3, 4, rng), std::nullopt, &options)};
+  std::vector<Case> cases = {MakeCase(dir, "user layer", model, RandomMatrix(3, 4, rng),
+                                      std::optional<dlb::Standardizer<float>>(), &options)};
 
   // An exporter that returns a value of another shape than the layer's output.
   dlb::OnnxExporterRegistry<float> faulty = dlb::DefaultOnnxExporters<float>();

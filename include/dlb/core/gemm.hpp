@@ -5,12 +5,15 @@
 ///
 /// - BLAS: sgemm_/dgemm_ with the caller's beta. Eigen's `C.noalias() = A * B` would first
 ///   zero C and then accumulate into it, an extra pass over C per product.
-/// - Eigen: Eigen's GEMM kernel (the one its product expressions call) on packing buffers that
-///   belong to the calling thread and only grow. An Eigen product expression packs into a
-///   stack buffer when the packed block fits EIGEN_STACK_ALLOCATION_LIMIT (128 KiB) and into
-///   a fresh heap buffer on every call otherwise; its block sizes follow the CPU's cache
-///   sizes, so whether a product allocates depended on the machine. Here a product allocates
-///   only the first time its thread needs a larger buffer.
+/// - Eigen: Eigen's GEMM kernel (the one its product expressions call) on packing buffers
+///   (GemmWorkspace) that only grow. An Eigen product expression packs into a stack buffer
+///   when the packed block fits EIGEN_STACK_ALLOCATION_LIMIT (128 KiB) and into a fresh heap
+///   buffer on every call otherwise; its block sizes follow the CPU's cache sizes, so whether
+///   a product allocates depended on the machine. Here the buffers belong to the product's
+///   part, not to the thread that happens to run it: the pool's threads claim parts in
+///   whatever order they arrive (core/parallel.hpp), so a thread's own buffers would see a
+///   different largest block from batch to batch, and a step could allocate long after the
+///   first batch. A part's buffers see the same blocks every batch of the same size.
 
 #include <algorithm>
 #include <limits>
@@ -60,18 +63,26 @@ void BlasGemm(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRef
 #endif
 }
 
-/// Eigen's packing buffers of one thread, grown to the largest block the thread has packed.
+}  // namespace internal
+
+/// Packing buffers for the Eigen engine's products, grown to the largest block packed into
+/// them and then reused: a product with a workspace that has seen its sizes allocates nothing.
+/// Used by one product at a time. Code that runs products inside its own parallel parts (a
+/// convolution's per-part chunks) keeps one per part and passes it to Gemm.
 template <Scalar T>
 struct GemmWorkspace {
   Vector<T> packed_lhs;
   Vector<T> packed_rhs;
 };
 
-/// The calling thread's workspace (threads of an OpenMP pool keep theirs between regions).
+namespace internal {
+
+/// The workspaces of the products the calling thread starts, one per part of their split
+/// (part p of every product this thread starts packs into element p).
 template <Scalar T>
-GemmWorkspace<T>& ThreadGemmWorkspace() {
-  thread_local GemmWorkspace<T> workspace;
-  return workspace;
+std::array<GemmWorkspace<T>, kMaxParallelParts>& CallerGemmWorkspaces() {
+  thread_local std::array<GemmWorkspace<T>, kMaxParallelParts> workspaces;
+  return workspaces;
 }
 
 /// Eigen's block sizes for an m x n x k product on one thread, with the packing buffers taken
@@ -100,8 +111,9 @@ class WorkspaceBlocking : public Eigen::internal::level3_blocking<T, T> {
 /// Requires C non-empty and k >= 1.
 template <Scalar T>
 void EigenGemmAccumulate(Op op_a, const ConstMatrixRef<T>& a, Op op_b,
-                         const ConstMatrixRef<T>& b, Eigen::Ref<Matrix<T>> c, Index k) {
-  WorkspaceBlocking<T> blocking(c.rows(), c.cols(), k, ThreadGemmWorkspace<T>());
+                         const ConstMatrixRef<T>& b, Eigen::Ref<Matrix<T>> c, Index k,
+                         GemmWorkspace<T>& workspace) {
+  WorkspaceBlocking<T> blocking(c.rows(), c.cols(), k, workspace);
   auto run = [&]<int kLhsOrder, int kRhsOrder>() {
     Eigen::internal::general_matrix_matrix_product<Index, T, kLhsOrder, false, T, kRhsOrder, false,
                                                    Eigen::ColMajor, 1>::run(
@@ -124,7 +136,7 @@ void EigenGemmAccumulate(Op op_a, const ConstMatrixRef<T>& a, Op op_b,
 /// shape (a whole matrix or a block of one), on the active engine.
 template <Scalar T>
 void GemmBlock(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRef<T>& b,
-               Eigen::Ref<Matrix<T>> c, T beta) {
+               Eigen::Ref<Matrix<T>> c, T beta, GemmWorkspace<T>& workspace) {
   if (c.rows() == 0 || c.cols() == 0) return;
   const Index k = op_a == Op::None ? a.cols() : a.rows();
   if constexpr (kHaveBlas && (std::is_same_v<T, float> || std::is_same_v<T, double>)) {
@@ -138,24 +150,17 @@ void GemmBlock(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRe
   } else if (beta != T(1)) {
     c *= beta;
   }
-  if (k > 0) EigenGemmAccumulate<T>(op_a, a, op_b, b, c, k);
+  if (k > 0) EigenGemmAccumulate<T>(op_a, a, op_b, b, c, k, workspace);
 }
 
 }  // namespace internal
 
-/// C = op_a(A) op_b(B) + beta C.
-///
-/// Shapes: op_a(A) is m x k, op_b(B) is k x n, C is m x n. With beta == 0, C is resized
-/// (no allocation when it already has that shape) and its old contents are ignored; with
-/// beta != 0, C must already be m x n. Throws ShapeError when the inner sizes differ, and on
-/// the BLAS engine when a size or stride exceeds the BLAS's int.
-/// With NumThreads() > 1, C is cut into one block of rows or columns (whichever dimension is
-/// larger) per thread and the blocks are computed at once. On the Eigen engine a thread's
-/// first product of a given size may grow that thread's packing buffers; products of sizes
-/// it has run before allocate nothing.
+namespace internal {
+
+/// Checks Gemm's operands and sizes C (see Gemm); returns k, the inner size.
 template <Scalar T>
-void Gemm(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRef<T>& b, Matrix<T>& c,
-          T beta = T(0)) {
+Index PrepareGemm(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRef<T>& b,
+                  Matrix<T>& c, T beta) {
   const Index m = op_a == Op::None ? a.rows() : a.cols();
   const Index k = op_a == Op::None ? a.cols() : a.rows();
   const Index k_b = op_b == Op::None ? b.rows() : b.cols();
@@ -174,9 +179,32 @@ void Gemm(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRef<T>&
   // The BLAS takes int sizes: reject what does not fit here, not inside a parallel block.
   if constexpr (kHaveBlas && (std::is_same_v<T, float> || std::is_same_v<T, double>)) {
     if (ActiveGemmEngine() == GemmEngine::Blas) {
-      for (Index size : {m, n, k, a.outerStride(), b.outerStride()}) internal::BlasDimension(size);
+      for (Index size : {m, n, k, a.outerStride(), b.outerStride()}) BlasDimension(size);
     }
   }
+  return k;
+}
+
+}  // namespace internal
+
+/// C = op_a(A) op_b(B) + beta C.
+///
+/// Shapes: op_a(A) is m x k, op_b(B) is k x n, C is m x n. With beta == 0, C is resized
+/// (no allocation when it already has that shape) and its old contents are ignored; with
+/// beta != 0, C must already be m x n. Throws ShapeError when the inner sizes differ, and on
+/// the BLAS engine when a size or stride exceeds the BLAS's int.
+/// With NumThreads() > 1, C is cut into one block of rows or columns (whichever dimension is
+/// larger) per part and the parts are computed at once. On the Eigen engine part p packs into
+/// the p-th workspace of the calling thread (see GemmWorkspace): the first product of a
+/// given size may grow them; products of sizes the calling thread has started before
+/// allocate nothing, whichever threads run the parts.
+template <Scalar T>
+void Gemm(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRef<T>& b, Matrix<T>& c,
+          T beta = T(0)) {
+  const Index m = op_a == Op::None ? a.rows() : a.cols();
+  const Index n = op_b == Op::None ? b.cols() : b.rows();
+  const Index k = internal::PrepareGemm<T>(op_a, a, op_b, b, c, beta);
+  auto& workspaces = internal::CallerGemmWorkspaces<T>();
   // ParallelRanges counts cost in element-wise operations (it splits from 2^15 of them). The
   // GEMM kernels run ~30 flops in the time of one element-wise operation (here 80-190 GFLOP/s
   // against 3-6 G elements/s per core), so a product is split from ~1 Mflop: the 10 x 256 x 50
@@ -184,18 +212,30 @@ void Gemm(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRef<T>&
   // on one thread.
   constexpr Index kFlopsPerElementOp = 32;
   if (m >= n) {
-    ParallelRanges(m, 2 * k * n / kFlopsPerElementOp, [&](int, Index begin, Index length) {
+    ParallelRanges(m, 2 * k * n / kFlopsPerElementOp, [&](int part, Index begin, Index length) {
       const ConstMatrixRef<T> a_rows = op_a == Op::None ? ConstMatrixRef<T>(a.middleRows(begin, length))
                                                         : ConstMatrixRef<T>(a.middleCols(begin, length));
-      internal::GemmBlock<T>(op_a, a_rows, op_b, b, c.middleRows(begin, length), beta);
+      internal::GemmBlock<T>(op_a, a_rows, op_b, b, c.middleRows(begin, length), beta,
+                             workspaces[static_cast<std::size_t>(part)]);
     });
   } else {
-    ParallelRanges(n, 2 * k * m / kFlopsPerElementOp, [&](int, Index begin, Index length) {
+    ParallelRanges(n, 2 * k * m / kFlopsPerElementOp, [&](int part, Index begin, Index length) {
       const ConstMatrixRef<T> b_cols = op_b == Op::None ? ConstMatrixRef<T>(b.middleCols(begin, length))
                                                         : ConstMatrixRef<T>(b.middleRows(begin, length));
-      internal::GemmBlock<T>(op_a, a, op_b, b_cols, c.middleCols(begin, length), beta);
+      internal::GemmBlock<T>(op_a, a, op_b, b_cols, c.middleCols(begin, length), beta,
+                             workspaces[static_cast<std::size_t>(part)]);
     });
   }
+}
+
+/// Gemm on the calling thread alone, packing into `workspace` on the Eigen engine: for
+/// products run inside a part of a parallel loop, with the part's own workspace, so that the
+/// part allocates nothing once it has seen its sizes, whichever thread runs it.
+template <Scalar T>
+void Gemm(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRef<T>& b, Matrix<T>& c,
+          T beta, GemmWorkspace<T>& workspace) {
+  internal::PrepareGemm<T>(op_a, a, op_b, b, c, beta);
+  internal::GemmBlock<T>(op_a, a, op_b, b, c, beta, workspace);
 }
 
 }  // namespace dlb

@@ -160,7 +160,9 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
     ForEachChunk(x.cols(), [&](Workspace&, ChunkBuffers& buffers, Index first, Index count) {
       Im2Col<T>(x.middleCols(first, count), this->input_shape_, window_, OutputPlane(),
                 buffers.patches);
-      Gemm<T>(Op::None, buffers.patches, Op::Transpose, weight_, buffers.products);  // Z = P W^T
+      // Z = P W^T
+      Gemm<T>(Op::None, buffers.patches, Op::Transpose, weight_, buffers.products, T(0),
+              buffers.gemm);
       // Y(o*P + p, b) = Z(b*P + p, o) + b(o): runs of P contiguous values on both sides.
       for (Index o = 0; o < OutChannels(); ++o) {
         const T bias = options_.bias ? bias_(o, 0) : T(0);
@@ -202,10 +204,12 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
       Im2Col<T>(x.middleCols(first, count), this->input_shape_, window_, OutputPlane(),
                 buffers.patches);
       Gemm<T>(Op::Transpose, buffers.products, Op::None, buffers.patches, work.grad_weight,
-              work.chunks_done == 0 ? T(0) : T(1));  // dW (+)= dZ^T P
+              work.chunks_done == 0 ? T(0) : T(1), buffers.gemm);  // dW (+)= dZ^T P
       ++work.chunks_done;
       if (dx == nullptr) return;
-      Gemm<T>(Op::None, buffers.products, Op::None, weight_, buffers.patches);  // dP = dZ W
+      // dP = dZ W
+      Gemm<T>(Op::None, buffers.products, Op::None, weight_, buffers.patches, T(0),
+              buffers.gemm);
       Col2Im<T>(buffers.patches, this->input_shape_, window_, OutputPlane(),
                 dx->middleCols(first, count));
     });
@@ -266,6 +270,7 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
   struct ChunkBuffers {
     Matrix<T> patches;   // P, then dP in Backward
     Matrix<T> products;  // Z in Forward, dZ in Backward (n*Ho*Wo x C_out)
+    GemmWorkspace<T> gemm;  // the products' packing buffers (Eigen engine)
   };
   /// One thread's buffers, reused from batch to batch: full-size chunks and the last,
   /// shorter one of its range each keep their own, so no buffer changes size (which would

@@ -118,7 +118,10 @@ class Linear : public DescribedBy<LinearOptions> {
   }
 
   std::vector<Parameter<T>> Parameters() {
-    return {{"weight", &weight_, &grad_weight_}, {"bias", &bias_, &grad_bias_}};
+    // The weight's shape is explicit: a {out, 1} weight (one input) is torch's [out, 1], not
+    // the [out] a one-column matrix would otherwise be saved as.
+    return {{"weight", &weight_, &grad_weight_, {weight_.rows(), weight_.cols()}},
+            {"bias", &bias_, &grad_bias_}};
   }
 
   /// Redraws W from the layer's Init scheme and zeroes b.

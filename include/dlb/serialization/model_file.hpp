@@ -605,7 +605,7 @@ LoadedModel<T> LoadModel(const std::string& path, const LayerRegistry<T>& regist
     const std::string& name = entry.first;
     const LayerSpec& spec = entry.second;
     internal::WithFileContext(
-        path, "metadata 'architecture': layer " + QuoteForTerminal(name) + " (" +
+        path, "metadata 'architecture': layer " + EscapeForTerminal(name, kMaxQuotedBytes) + " (" +
                   EscapeForTerminal(spec.type, kMaxQuotedBytes) + "): ",
         [&] { model.AddPointer(name, registry.Build(spec, budget)); });
   }
