@@ -296,7 +296,8 @@ class DataSet {
   }
 
   /// Restores SaveState()'s copy. Throws StateError, leaving the DataSet unchanged, when the
-  /// names or types do not fit or "order" is not a permutation of 0 .. NumSamples()-1.
+  /// names or types do not fit (among them a state saved with augmentation restored into a
+  /// DataSet without one, or the reverse) or "order" is not a permutation of 0 .. NumSamples()-1.
   void LoadState(const StateDict& state) {
     Generator gen = gen_;
     std::vector<Index> order;
@@ -306,6 +307,15 @@ class DataSet {
     if (augmentation_) {
       scratch.push_back({"augmentation_epoch", &epoch, StateKind::Resume});
       scratch.push_back({"augmentation_seed", &augmentation_seed, StateKind::Resume});
+    }
+    // The usual mismatch, said plainly: a run with augmentation resumed without it, or back.
+    if (augmentation_.has_value() != state.Contains("augmentation_epoch")) {
+      throw StateError(augmentation_
+                           ? "DataSet::LoadState: the saved state has no augmentation_epoch: it "
+                             "comes from a run without augmentation; resume it without one"
+                           : "DataSet::LoadState: the saved state has an augmentation_epoch: it "
+                             "comes from a run with augmentation; set the same augmentation "
+                             "(SetAugmentation) before restoring");
     }
     RestoreState(scratch, StateScope::Checkpoint, state, "DataSet::LoadState");
     if (epoch < 0) {
