@@ -1,8 +1,10 @@
-// Trains the optimizers notebook's network (or, with --model cnn, a convnet) on Fashion-MNIST
-// and prints the model summary, one line per epoch, then the test accuracy.
+// Trains the optimizers notebook's network (or, with --model cnn or resnet, a convnet or a
+// residual network, each with its recipe: common/recipes.hpp) on Fashion-MNIST and prints the
+// model summary, one line per epoch, then the test accuracy.
 //
-//   train_fashion_mnist [--model mlp|cnn] [--optimizer sgd|momentum|nesterov|adam|adamw]
-//                       [--lr LR] [--epochs N] [--batch N] [--hidden 350,250,150,50] [--seed S]
+//   train_fashion_mnist [--model mlp|cnn|resnet] [--optimizer sgd|momentum|nesterov|adam|adamw]
+//                       [--lr LR] [--weight-decay WD] [--augment crop:2,flip,erase:0.25|none]
+//                       [--epochs N] [--batch N] [--hidden 350,250,150,50] [--seed S]
 //                       [--threads N] [--data DIR] [--distributed]
 //                       [--schedule none|step|cosine|onecycle|plateau (and its parameters)]
 //                       [--warmup-epochs N] [--patience N] [--val-split F] [--history FILE.csv]
@@ -17,28 +19,32 @@
 #include <iostream>
 #include <new>
 
-#include "common/cnn_model.hpp"
 #include "common/control_flags.hpp"
 #include "common/distributed_flags.hpp"
 #include "common/experiment.hpp"
 #include "common/persistence_flags.hpp"
+#include "common/recipes.hpp"
 
 int main(int argc, char** argv) {
   experiment::Settings settings;
-  CLI::App app("Train the optimizers notebook's multi-layer perceptron, or a convnet, on "
-               "Fashion-MNIST.",
+  CLI::App app("Train the optimizers notebook's multi-layer perceptron, a convnet or a residual "
+               "network on Fashion-MNIST.",
                "train_fashion_mnist");
   experiment::AddFlags(app, settings);
+  recipes::Flags recipe_flags;
+  recipes::AddFlags(app, recipe_flags);
   control::Settings control_settings;
   control::AddFlags(app, control_settings);
   control::AddProgressFlag(app, control_settings);
   persistence::Flags files;
   persistence::AddFlags(app, files);
-  cnn::AddModelFlag(app, settings.model);
+  recipes::AddModelFlag(app, settings.model);
   experiment::Distributed distributed;
   distributed.AddFlags(app);
   if (auto code = experiment::Parse(app, argc, argv)) return *code;
-  if (auto code = cnn::ApplyDefaults(app, settings, control_settings.schedule)) return *code;
+  if (auto code = recipes::ApplyDefaults(app, settings, control_settings.schedule, recipe_flags)) {
+    return *code;
+  }
   if (auto code = control::Check(app, control_settings, settings)) return *code;
   if (auto code = persistence::CheckDistinctFiles(
           app, persistence::TrainingFiles(files, control_settings.history, settings.data))) {
@@ -71,30 +77,38 @@ int main(int argc, char** argv) {
       return *code;
     }
     const dlb::Index inputs = data.train_images.rows();
-    const bool convnet = settings.model == "cnn";
-    dlb::ModelNN<float> model =
-        convnet ? cnn::MakeModel(settings.seed) : experiment::MakeModel(settings, inputs);
+    dlb::ModelNN<float> model = recipes::MakeModel(settings, inputs);
     dlb::Optimizer<float> optimizer =
-        dlb::MakeOptimizer<float>(settings.optimizer, model, settings.lr);
+        dlb::MakeOptimizer<float>(settings.optimizer, model, settings.lr, recipe_flags.weight_decay);
+    const float weight_decay =
+        recipe_flags.weight_decay.value_or(settings.optimizer == "adamw" ? 1e-2f : 0.0f);
     control::RunSets sets = control::MakeSets(run, settings);
+    // Training batches only: validation and test images are scored as they are.
+    const std::optional<dlb::Augmentation<float>> augmentation =
+        recipes::MakeAugmentation(recipe_flags, settings);
+    if (augmentation) sets.batches.train.SetAugmentation(*augmentation);
     distributed.Shard(sets.batches.train);
     distributed.SynchronizeBatchNorm(model);
     const control::RunCallbacks callbacks = control::MakeCallbacks(control_settings, settings.epochs);
     dlb::CrossEntropyLoss<float> loss;
 
-    std::cout << cnn::DescribeSettings(app, settings, control_settings.schedule,
-                                       optimizer.LearningRate())
+    std::cout << recipes::DescribeSettings(app, settings, recipe_flags, control_settings.schedule,
+                                           optimizer.LearningRate(), weight_decay)
               << "Fashion-MNIST from " << settings.data << ": " << data.train_images.cols()
               << " training, " << data.test_images.cols() << " test images\n"
-              << "Model "
-              << (convnet ? std::string("cnn")
-                          : experiment::Architecture(inputs, settings.hidden, experiment::kClasses))
-              << ", ReLU, Kaiming init, " << model.NumParameters() << " parameters\n"
+              << "Model " << recipes::Describe(settings, inputs) << ", ReLU, Kaiming init, "
+              << model.NumParameters() << " parameters\n"
               << model.Summary()
               << "Optimizer " << optimizer.Name() << " lr " << optimizer.LearningRate()
-              << ", batch " << settings.batch << ", " << settings.epochs << " epochs, seed "
+              << " weight decay " << weight_decay << ", batch " << settings.batch << ", " << settings.epochs << " epochs, seed "
               << settings.seed << ", " << settings.threads << " thread(s), products by "
               << experiment::ProductEngine() << "\n"
+              << "Augmentation of the training images: "
+              << (augmentation ? augmentation->Describe() +
+                                     " (per sample and epoch, on the fly, seed " +
+                                     std::to_string(settings.seed) + ")"
+                               : std::string("none"))
+              << "\n"
               << control::ValidationLine(run, control_settings) << "\n"
               << distributed.Describe(settings.batch, model.NumParameters());
     control::PrintControl(std::cout, callbacks, optimizer.LearningRate());

@@ -238,6 +238,54 @@ TEST_CASE("checkpoint: a convnet with batch norm resumes bit for bit, running st
                         uninterrupted.model.SaveState(dlb::StateScope::Checkpoint)));
 }
 
+TEST_CASE("checkpoint: a convnet trained on augmented batches resumes bit for bit",
+          "[checkpoint][augmentation]") {
+  // The features read as 2 x 2 x 2 images: crop by up to 1 pixel, flip, erase. The resumed
+  // run is built with other seeds (shuffle and augmentation): the checkpoint must restore
+  // both, the augmentation's epoch included.
+  TempDir dir;
+  const std::string path = dir / "checkpoint.safetensors";
+  auto augment = [](Run& run, std::uint64_t seed) {
+    dlb::RandomErasing erase;
+    erase.p = 0.5;
+    erase.scale_min = 0.25;
+    erase.scale_max = 0.5;
+    run.train.SetAugmentation(dlb::Augmentation<float>(
+        {2, 2, 2}, {dlb::RandomCrop{1}, dlb::HorizontalFlip{0.5}, erase}, seed));
+  };
+  Run uninterrupted(Data(), "adam", Run::MakeConvnet(1), 1);
+  augment(uninterrupted, 1);
+  uninterrupted.Train(0, 4);
+
+  Run first(Data(), "adam", Run::MakeConvnet(1), 1);
+  augment(first, 1);
+  dlb::CheckpointCallback<float> checkpoints(path, {&first.decay});
+  first.Train(0, 2, {&checkpoints});
+  const dlb::Safetensors file = dlb::ReadSafetensors(path);
+  CHECK(file.tensors.Contains("data.augmentation_epoch"));
+  CHECK(file.tensors.Contains("data.augmentation_seed"));
+
+  Run resumed(Data(), "adam", Run::MakeConvnet(777), 777);
+  augment(resumed, 777);
+  const dlb::CheckpointInfo info = dlb::RestoreCheckpoint(path, resumed.State());
+  REQUIRE(info.epoch == 2);
+  resumed.Train(info.epoch, 4);
+  CHECK(SameState(resumed.model.SaveState(dlb::StateScope::Checkpoint),
+                  uninterrupted.model.SaveState(dlb::StateScope::Checkpoint)));
+  CHECK(SameState(resumed.optimizer.SaveState(), uninterrupted.optimizer.SaveState()));
+  CHECK(SameState(resumed.train.SaveState(), uninterrupted.train.SaveState()));
+
+  // Negative control: the same run without augmentation ends elsewhere.
+  Run plain(Data(), "adam", Run::MakeConvnet(1), 1);
+  plain.Train(0, 4);
+  CHECK_FALSE(SameState(plain.model.SaveState(dlb::StateScope::Checkpoint),
+                        uninterrupted.model.SaveState(dlb::StateScope::Checkpoint)));
+  // A checkpoint of an augmented run does not load into a run without augmentation.
+  Run unaugmented(Data(), "adam", Run::MakeConvnet(777), 777);
+  CHECK_THROWS_WITH(dlb::RestoreCheckpoint(path, unaugmented.State()),
+                    Catch::Contains("augmentation_epoch"));
+}
+
 TEST_CASE("checkpoint: early stopping resumes with the best epoch's weights, as the uninterrupted "
           "run ends", "[checkpoint]") {
   // The validation loss is scripted so that epoch 2 of 5 is the best: the uninterrupted run

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "dlb/core/error.hpp"
+#include "dlb/losses/bce_with_logits.hpp"
 #include "dlb/losses/cross_entropy.hpp"
 #include "dlb/losses/mse.hpp"
 #include "dlb/metrics/accuracy.hpp"
@@ -253,4 +254,75 @@ TEST_CASE("ScoreAccLogits and CountCorrect by hand, first maximum wins ties") {
                          What(Contains("CountCorrect") && Contains("3 labels")));
   REQUIRE_THROWS_MATCHES(dlb::ScoreAccLogits(z, MakeLabels({1, 2, 0, 5})), dlb::ArgumentError,
                          What(Contains("label 5")));
+}
+
+TEST_CASE("BCEWithLogitsLoss: value by hand (torch's formula) and gradient check in double") {
+  // By hand: x = 0, y = 1 -> log 2; x = 2, y = 0 -> 2 + log(1 + e^-2); x = -1, y = 0.25 ->
+  // 0 + 0.25 + log(1 + e^-1); x = 3, y = 1 -> log(1 + e^-3). Mean over the 4 elements.
+  Matrix<double> z(2, 2), y(2, 2);
+  z << 0, -1,  //
+      2, 3;
+  y << 1, 0.25,  //
+      0, 1;
+  dlb::BCEWithLogitsLoss<double> loss;
+  Matrix<double> dz;
+  const double expected = (std::log(2.0) + 2 + std::log1p(std::exp(-2.0)) + 0.25 +
+                           std::log1p(std::exp(-1.0)) + std::log1p(std::exp(-3.0))) / 4;
+  CHECK(loss.Compute(z, y, dz) == Approx(expected).epsilon(1e-14));
+  CHECK(loss.Value(z, y) == Approx(expected).epsilon(1e-14));
+  // The naive form -[y log s + (1 - y) log(1 - s)] agrees where it is finite.
+  double naive = 0;
+  for (Index i = 0; i < z.size(); ++i) {
+    const double s = 1 / (1 + std::exp(-z(i)));
+    naive -= y(i) * std::log(s) + (1 - y(i)) * std::log(1 - s);
+  }
+  CHECK(naive / 4 == Approx(expected).epsilon(1e-12));
+  CHECK(dz(0, 0) == Approx((0.5 - 1) / 4).epsilon(1e-14));  // (s(0) - 1) / 4
+
+  Matrix<double> x = RandomMatrix<double>(3, 5, 202, -4, 4);
+  Matrix<double> targets = RandomMatrix<double>(3, 5, 203, 0, 1);
+  targets(0, 0) = 0, targets(1, 1) = 1;  // hard labels too
+  const double value = loss.Compute(x, targets, dz);
+  CHECK(value == Approx(loss.Value(x, targets)).epsilon(1e-15));
+  auto f = [&] {
+    Matrix<double> scratch;
+    return loss.Compute(x, targets, scratch);
+  };
+  CheckGradient("BCE-with-logits logits", dz, NumericGradient(f, x));
+  // Negative control: the gradient of another target differs from the numeric one.
+  Matrix<double> other = targets;
+  other(2, 3) = 1 - other(2, 3) + 0.3;
+  Matrix<double> wrong;
+  loss.Compute(x, other, wrong);
+  CHECK((wrong - NumericGradient(f, x)).cwiseAbs().maxCoeff() > 1e-3);
+}
+
+TEMPLATE_TEST_CASE("BCEWithLogitsLoss: logits of +-1000 give finite, exact loss and gradient", "",
+                   float, double) {
+  using T = TestType;
+  Matrix<T> z(1, 4), y(1, 4);
+  z << 1000, -1000, 1000, -1000;
+  y << 1, 0, 0, 1;
+  // Right sign: loss 0, gradient 0; wrong sign: loss 1000, gradient +-1/4.
+  dlb::BCEWithLogitsLoss<T> loss;
+  Matrix<T> dz;
+  const T value = loss.Compute(z, y, dz);
+  REQUIRE(std::isfinite(value));
+  REQUIRE(dz.allFinite());
+  CHECK(static_cast<double>(value) == Approx(500.0).epsilon(1e-6));
+  CHECK(static_cast<double>(loss.Value(z, y)) == Approx(500.0).epsilon(1e-6));
+  CHECK(static_cast<double>(dz(0)) == Approx(0).margin(1e-12));
+  CHECK(static_cast<double>(dz(1)) == Approx(0).margin(1e-12));
+  CHECK(static_cast<double>(dz(2)) == Approx(0.25).epsilon(1e-6));
+  CHECK(static_cast<double>(dz(3)) == Approx(-0.25).epsilon(1e-6));
+}
+
+TEST_CASE("BCEWithLogitsLoss: mismatched shapes are reported") {
+  dlb::BCEWithLogitsLoss<float> loss;
+  Matrix<float> z = Matrix<float>::Zero(3, 2), y = Matrix<float>::Zero(2, 3), dz;
+  CHECK_THROWS_AS(loss.Compute(z, y, dz), dlb::ShapeError);
+  CHECK_THROWS_WITH(loss.Value(z, y), Catch::Contains("BCEWithLogitsLoss") && Catch::Contains("3 x 2"));
+  static_assert(dlb::TargetLoss<dlb::BCEWithLogitsLoss<float>>);
+  static_assert(!dlb::Loss<dlb::BCEWithLogitsLoss<float>>);
+  static_assert(dlb::Loss<dlb::MseLoss<float>> && dlb::TargetLoss<dlb::MseLoss<float>>);
 }

@@ -16,6 +16,7 @@
 
 #include "dlb/core/blas_engine.hpp"
 #include "dlb/core/threads.hpp"
+#include "dlb/data/augmentation.hpp"
 #include "dlb/data/dataset.hpp"
 #include "dlb/layers/batch_norm.hpp"
 #include "dlb/layers/conv2d.hpp"
@@ -114,13 +115,18 @@ TEST_CASE("no-alloc harness: an Eigen allocation is caught while forbidden") {
 
 namespace {
 /// One engine and thread count: a warm-up batch, then two epochs of training steps and an
-/// inference pass with Eigen allocations forbidden.
-void CheckTrainingAllocatesNothing(dlb::GemmEngine engine, int threads) {
-  INFO("engine " << EngineName(engine) << ", " << threads << " thread(s)");
+/// inference pass with Eigen allocations forbidden; `augmented`: the batches augmented on the
+/// fly (crop, flip, erasing of the 784 inputs read as 28 x 28 images).
+void CheckTrainingAllocatesNothing(dlb::GemmEngine engine, int threads, bool augmented) {
+  INFO("engine " << EngineName(engine) << ", " << threads << " thread(s)"
+                 << (augmented ? ", augmented" : ""));
   EngineScope engine_scope(engine);
   Threads thread_scope(threads);
   Fixture f;
   dlb::DataSet<float> data(f.x, f.y, kBatch, /*shuffle=*/true, /*drop_last=*/true, 3);
+  if (augmented) {
+    data.SetAugmentation(dlb::Augmentation<float>({1, 28, 28}, dlb::ParseAugmentation("crop:2,flip,erase:0.5"), 3));
+  }
   dlb::CrossEntropyLoss<float> loss;
   dlb::Optimizer<float> adam(f.model, dlb::Adam<float>(1e-3f));
   dlb::DivergenceGuard<float> guard(adam.Parameters());
@@ -174,7 +180,9 @@ void CheckTrainingAllocatesNothing(dlb::GemmEngine engine, int threads) {
 
 TEST_CASE("a training step and an inference forward allocate nothing after a warm-up batch") {
   for (dlb::GemmEngine engine : Engines()) {
-    for (int threads : {1, 2}) CheckTrainingAllocatesNothing(engine, threads);
+    for (int threads : {1, 2}) {
+      for (bool augmented : {false, true}) CheckTrainingAllocatesNothing(engine, threads, augmented);
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 #pragma once
 /// \file
-/// What a model is trained to predict: class labels, one per sample (column) of a batch, and
-/// the checks every loss and metric makes of them.
+/// What a model is trained to predict: class labels, one per sample (column) of a batch, or
+/// real-valued target columns; the checks every loss and metric makes of them, and the kind
+/// of score a pass reports.
 
 #include <string>
 
@@ -32,6 +33,35 @@ void CheckLabels(const char* who, const Eigen::MatrixBase<Derived>& logits,
                           std::to_string(logits.rows() - 1) + " (the logits have " +
                           std::to_string(logits.rows()) + " rows)");
     }
+  }
+}
+}  // namespace internal
+
+/// What a pass's score (PassResult::score, EpochStats::train_score/val_score) measures.
+enum class ScoreKind {
+  Accuracy,        ///< class labels: fraction of samples whose largest logit is their label
+  R2,              ///< real targets: coefficient of determination (RegressionMeter::R2)
+  BinaryAccuracy,  ///< 0/1 targets and logits: fraction of elements with (z > 0) == (y > 1/2)
+};
+
+/// "acc", "r2" or "bin_acc": the score's short name (progress lines).
+inline const char* ScoreName(ScoreKind kind) {
+  switch (kind) {
+    case ScoreKind::R2: return "r2";
+    case ScoreKind::BinaryAccuracy: return "bin_acc";
+    default: return "acc";
+  }
+}
+
+namespace internal {
+template <class Derived, class OtherDerived>
+void CheckSameShape(const char* who, const Eigen::MatrixBase<Derived>& outputs,
+                    const Eigen::MatrixBase<OtherDerived>& targets) {
+  if (outputs.rows() != targets.rows() || outputs.cols() != targets.cols() || outputs.size() == 0) {
+    throw ShapeError(std::string(who) + ": outputs are " + std::to_string(outputs.rows()) + " x " +
+                     std::to_string(outputs.cols()) + " but targets are " +
+                     std::to_string(targets.rows()) + " x " + std::to_string(targets.cols()) +
+                     "; they must have the same non-empty shape");
   }
 }
 }  // namespace internal

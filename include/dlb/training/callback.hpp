@@ -12,17 +12,23 @@
 
 #include "dlb/core/state.hpp"
 #include "dlb/core/types.hpp"
+#include "dlb/core/targets.hpp"
 #include "dlb/data/dataset.hpp"
 #include "dlb/model/model.hpp"
 #include "dlb/optimizers/optimizer.hpp"
 
 namespace dlb {
 
-/// Mean loss and accuracy of one pass, weighted by batch size.
+/// Mean loss and score of one pass, weighted by batch size. The score fits the targets
+/// (`kind`): accuracy for class labels; for real-valued targets R^2, or the element-wise
+/// accuracy with a loss that says so (BCEWithLogitsLoss), and then also MSE and MAE.
 struct PassResult {
   double loss = 0;   ///< (1/S) sum over batches of n_b * loss_b, S = samples seen
-  double score = 0;  ///< fraction of the S samples classified correctly
+  double score = 0;  ///< see `kind`: by default the fraction of the S samples classified correctly
   Index samples = 0;
+  ScoreKind kind = ScoreKind::Accuracy;
+  double mse = 0;  ///< real-valued targets: mean squared error per element (0 for labels)
+  double mae = 0;  ///< real-valued targets: mean absolute error per element (0 for labels)
 };
 
 /// One row of the training history.
@@ -32,6 +38,7 @@ struct EpochStats {
   double train_loss = 0, val_loss = 0;
   double train_score = 0, val_score = 0;
   double seconds = 0;  ///< wall time of the training and validation passes
+  ScoreKind score_kind = ScoreKind::Accuracy;  ///< what the scores measure (PassResult::kind)
 };
 
 /// What a callback sees and may change: the model, the optimizer, the training data and the

@@ -145,15 +145,19 @@ inline bool IsTerminal(const std::ostream& out) {
 /// The notebook's line: "Epoch    3 / 10: | Train Loss:  0.345 | Val Loss:  0.371 |
 /// Train Acc:  0.874 | Val Acc:  0.866 | Epoch Time:  1.234 |". The accuracies are
 /// EpochStats::train_score and val_score, which TrainModel fills with the fraction classified
-/// correctly (the notebook called them "Score"). The line is never truncated, however large
-/// the numbers.
+/// correctly (the notebook called them "Score"); for real-valued targets the score named by
+/// s.score_kind ("Train R2: ...", "Train Bin Acc: ..."). The line is never truncated, however
+/// large the numbers.
 inline std::string FormatEpoch(const EpochStats& s, int epochs) {
+  const char* score = s.score_kind == ScoreKind::R2               ? "R2"
+                      : s.score_kind == ScoreKind::BinaryAccuracy ? "Bin Acc"
+                                                                  : "Acc";
   auto print = [&](char* out, std::size_t size) {
     return std::snprintf(
         out, size,
-        "Epoch %4d / %d: | Train Loss: %6.3f | Val Loss: %6.3f | Train Acc: %6.3f | "
-        "Val Acc: %6.3f | Epoch Time: %6.3f |",
-        s.epoch, epochs, s.train_loss, s.val_loss, s.train_score, s.val_score, s.seconds);
+        "Epoch %4d / %d: | Train Loss: %6.3f | Val Loss: %6.3f | Train %s: %6.3f | "
+        "Val %s: %6.3f | Epoch Time: %6.3f |",
+        s.epoch, epochs, s.train_loss, s.val_loss, score, s.train_score, score, s.val_score, s.seconds);
   };
   std::string line(static_cast<std::size_t>(print(nullptr, 0)), '\0');
   print(line.data(), line.size() + 1);  // the +1 is the terminator std::string already holds

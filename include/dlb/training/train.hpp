@@ -15,6 +15,7 @@
 #include "dlb/data/dataset.hpp"
 #include "dlb/losses/loss.hpp"
 #include "dlb/metrics/accuracy.hpp"
+#include "dlb/metrics/target_metrics.hpp"
 #include "dlb/model/model.hpp"
 #include "dlb/optimizers/optimizer.hpp"
 #include "dlb/training/callback.hpp"
@@ -45,40 +46,139 @@ struct TrainResult {
   std::optional<std::string> stop_reason;
 };
 
-/// Mean loss and accuracy of `model` over `data` in Mode::Inference (no updates).
-template <Scalar T, Loss L>
+namespace internal {
+
+/// Throws ArgumentError unless loss L takes the targets `data` holds: class labels need a
+/// Loss, real-valued targets a TargetLoss (MseLoss is both). `who` names the caller.
+template <AnyLoss L, Scalar T>
+void CheckLossFitsData(const DataSet<T>& data, const char* who) {
+  if (data.HasLabels() && !Loss<L>) {
+    throw ArgumentError(std::string(who) + ": the loss takes real-valued targets but the data set "
+                        "holds class labels; use CrossEntropyLoss or MseLoss, or give the DataSet a "
+                        "target matrix");
+  }
+  if (!data.HasLabels() && !TargetLoss<L>) {
+    throw ArgumentError(std::string(who) + ": the loss takes class labels but the data set holds "
+                        "real-valued targets (" + std::to_string(data.NumTargets()) +
+                        " per sample); use MseLoss or BCEWithLogitsLoss");
+  }
+}
+
+/// The loss of a batch against whichever targets it holds, with dL/doutputs in `d`.
+template <AnyLoss L, Scalar T>
+double ComputeLoss(L& loss, const Matrix<T>& outputs, const Batch<T>& batch, Matrix<T>& d) {
+  if (batch.targets.rows() > 0) {
+    if constexpr (TargetLoss<L>) return static_cast<double>(loss.Compute(outputs, batch.targets, d));
+  } else {
+    if constexpr (Loss<L>) return static_cast<double>(loss.Compute(outputs, batch.y, d));
+  }
+  throw ArgumentError("ComputeLoss: the loss does not take this batch's kind of targets");
+}
+
+/// The loss of a batch without the gradient.
+template <AnyLoss L, Scalar T>
+double LossValue(L& loss, const Matrix<T>& outputs, const Batch<T>& batch) {
+  if (batch.targets.rows() > 0) {
+    if constexpr (TargetLoss<L>) return static_cast<double>(loss.Value(outputs, batch.targets));
+  } else {
+    if constexpr (Loss<L>) return static_cast<double>(loss.Value(outputs, batch.y));
+  }
+  throw ArgumentError("LossValue: the loss does not take this batch's kind of targets");
+}
+
+/// A pass's running loss and score: accuracy for class labels; for real-valued targets the
+/// score the loss asks for (TargetScoreOf: R^2 by default, or element-wise accuracy) and
+/// MSE/MAE. Allocates only in Start (real-valued targets, when their count changes).
+template <Scalar T>
+class PassMeter {
+ public:
+  template <AnyLoss L>
+  void Start(const DataSet<T>& data) {
+    kind_ = data.HasLabels() ? ScoreKind::Accuracy : TargetScoreOf<L>();
+    targets_ = !data.HasLabels();
+    if (targets_) regression_.Reset(data.NumTargets());
+    loss_sum_ = 0;
+    correct_ = samples_ = elements_ = 0;
+  }
+
+  void Add(const Matrix<T>& outputs, const Batch<T>& batch, double batch_loss) {
+    const Index n = batch.x.cols();
+    loss_sum_ += batch_loss * static_cast<double>(n);
+    samples_ += n;
+    if (!targets_) {
+      correct_ += CountCorrect(outputs, batch.y);
+      return;
+    }
+    regression_.Add(outputs, batch.targets);
+    if (kind_ == ScoreKind::BinaryAccuracy) {
+      correct_ += CountBinaryCorrect(outputs, batch.targets);
+      elements_ += batch.targets.size();
+    }
+  }
+
+  PassResult Result() const {
+    PassResult result;
+    result.samples = samples_;
+    result.kind = kind_;
+    if (samples_ == 0) return result;
+    result.loss = loss_sum_ / static_cast<double>(samples_);
+    if (!targets_) {
+      result.score = static_cast<double>(correct_) / static_cast<double>(samples_);
+      return result;
+    }
+    result.mse = regression_.Mse();
+    result.mae = regression_.Mae();
+    result.score = kind_ == ScoreKind::BinaryAccuracy
+                       ? static_cast<double>(correct_) / static_cast<double>(elements_)
+                       : regression_.R2();
+    return result;
+  }
+
+ private:
+  ScoreKind kind_ = ScoreKind::Accuracy;
+  bool targets_ = false;
+  RegressionMeter regression_;
+  double loss_sum_ = 0;
+  Index correct_ = 0, samples_ = 0, elements_ = 0;
+};
+
+}  // namespace internal
+
+/// Mean loss and score of `model` over `data` in Mode::Inference (no updates): accuracy for
+/// class labels; for real-valued targets R^2 (or the loss's kTargetScore) with MSE and MAE
+/// (PassResult). Throws ArgumentError when the loss does not take the data's targets.
+template <Scalar T, AnyLoss L>
 PassResult Evaluate(ModelNN<T>& model, DataSet<T>& data, L& loss) {
+  internal::CheckLossFitsData<L>(data, "Evaluate");
   model.SetMode(Mode::Inference);
-  double loss_sum = 0;
-  Index correct = 0, samples = 0;
+  internal::PassMeter<T> meter;
+  meter.template Start<L>(data);
   for (const auto& batch : data) {
     const Matrix<T>& logits = model.Forward(batch.x);
-    loss_sum += static_cast<double>(loss.Value(logits, batch.y)) * static_cast<double>(batch.x.cols());
-    correct += CountCorrect(logits, batch.y);
-    samples += batch.x.cols();
+    meter.Add(logits, batch, internal::LossValue(loss, logits, batch));
   }
-  return {loss_sum / static_cast<double>(samples),
-          static_cast<double>(correct) / static_cast<double>(samples), samples};
+  return meter.Result();
 }
 
 namespace internal {
 
 /// TrainEpoch's loop; `step_lr` receives the learning rate of each step as it is taken.
-template <Scalar T, Loss L>
+template <Scalar T, AnyLoss L>
 PassResult TrainPass(TrainingContext<T>& context, L& loss, const std::vector<Callback<T>*>& callbacks,
                      DivergenceGuard<T>* guard, double& step_lr) {
+  CheckLossFitsData<L>(context.train, "TrainEpoch");
   ModelNN<T>& model = context.model;
   model.SetMode(Mode::Train);
   const auto start = std::chrono::steady_clock::now();
-  double loss_sum = 0;
-  Index correct = 0, samples = 0;
+  PassMeter<T> meter;
+  meter.template Start<L>(context.train);
   context.batches = context.train.NumBatches();
   context.batch = 0;
   context.running = {};
   for (const auto& batch : context.train) {
     ++context.batch;
     const Matrix<T>& logits = model.Forward(batch.x);
-    context.batch_loss = static_cast<double>(loss.Compute(logits, batch.y, context.dlogits));
+    context.batch_loss = ComputeLoss(loss, logits, batch, context.dlogits);
     context.batch_samples = batch.x.cols();
     if (guard != nullptr) guard->CheckLoss(context.batch_loss, context.epoch, context.batch);
     model.Backward(context.dlogits);
@@ -90,11 +190,8 @@ PassResult TrainPass(TrainingContext<T>& context, L& loss, const std::vector<Cal
     step_lr = static_cast<double>(context.optimizer.LearningRate());
     context.optimizer.Step();
     if (guard != nullptr) guard->CheckParametersOrRestore(context.epoch, context.batch);
-    loss_sum += context.batch_loss * static_cast<double>(batch.x.cols());
-    correct += CountCorrect(logits, batch.y);
-    samples += batch.x.cols();
-    context.running = {loss_sum / static_cast<double>(samples),
-                       static_cast<double>(correct) / static_cast<double>(samples), samples};
+    meter.Add(logits, batch, context.batch_loss);
+    context.running = meter.Result();
     context.epoch_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     for (Callback<T>* callback : callbacks) callback->OnBatchEnd(context);
@@ -109,7 +206,7 @@ PassResult TrainPass(TrainingContext<T>& context, L& loss, const std::vector<Cal
 /// the callbacks' AfterBackward, the guard's checks (when `guard` is given), the optimizer
 /// step and the callbacks' OnBatchEnd. Stops early, after a batch, when a callback requests
 /// it. Throws DivergenceError (guarded) when the loss or an update stops being finite.
-template <Scalar T, Loss L>
+template <Scalar T, AnyLoss L>
 PassResult TrainEpoch(TrainingContext<T>& context, L& loss,
                       const std::vector<Callback<T>*>& callbacks = {},
                       std::type_identity_t<DivergenceGuard<T>>* guard = nullptr) {
@@ -123,9 +220,12 @@ PassResult TrainEpoch(TrainingContext<T>& context, L& loss,
 /// given callbacks and prints each epoch's FormatEpoch line (and, in ProgressMode::Live or
 /// on a terminal, a live line during the epoch). EpochStats::lr is the learning rate of the
 /// epoch's last step. Stops early when a callback asks (TrainResult::stop_reason says why).
+/// The data sets hold class labels or real-valued targets (DataSet); the loss must take them
+/// (a Loss for labels, a TargetLoss for targets), and the scores fit them (PassResult).
 /// Throws DivergenceError (parameters left at their last finite values) when guarded
-/// training stops producing finite numbers, ArgumentError for an invalid epoch range.
-template <Scalar T, Loss L>
+/// training stops producing finite numbers, ArgumentError for an invalid epoch range or a
+/// loss that does not take the data's targets.
+template <Scalar T, AnyLoss L>
 TrainResult TrainModel(ModelNN<T>& model, DataSet<T>& train, DataSet<T>& validation, L& loss,
                        Optimizer<T>& optimizer, const TrainOptions& options = {},
                        const std::vector<Callback<T>*>& callbacks = {}) {
@@ -134,6 +234,8 @@ TrainResult TrainModel(ModelNN<T>& model, DataSet<T>& train, DataSet<T>& validat
                         std::to_string(options.epochs) + ", initial_epoch " +
                         std::to_string(options.initial_epoch));
   }
+  internal::CheckLossFitsData<L>(train, "TrainModel (training data)");
+  internal::CheckLossFitsData<L>(validation, "TrainModel (validation data)");
   TrainResult result;
   TrainingContext<T> context(model, optimizer, train, result.history);
   context.epochs = options.epochs;
@@ -155,7 +257,8 @@ TrainResult TrainModel(ModelNN<T>& model, DataSet<T>& train, DataSet<T>& validat
                                              options.guard_divergence ? &guard : nullptr, step_lr);
     const PassResult val = Evaluate(model, validation, loss);
     const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-    result.history.push_back({epoch, step_lr, fit.loss, val.loss, fit.score, val.score, elapsed.count()});
+    result.history.push_back(
+        {epoch, step_lr, fit.loss, val.loss, fit.score, val.score, elapsed.count(), fit.kind});
     context.batch = 0;
     for (Callback<T>* callback : hooks) callback->OnEpochEnd(context, result.history.back());
     if (context.stop_reason) break;
