@@ -16,9 +16,10 @@
 ///
 /// Every piece is a function of its inputs (texts, a directory) so that the tests can feed it
 /// made-up environments and cgroup trees; DetectThreadCount puts the real ones together.
-/// Paths are plain strings and files are read with <cstdio>: this header is part of every
-/// program (core/parallel.hpp), and <filesystem> with <fstream> (<locale>, <iomanip>) cost
-/// about half a second of compile time in each translation unit.
+/// Paths are plain strings and files are read with std::fopen: this header is part of every
+/// program (core/parallel.hpp), and the standard filesystem and fstream headers (which bring
+/// locale and iomanip along) cost about half a second of compile time in each translation
+/// unit.
 
 #include <sched.h>
 #include <sys/stat.h>
