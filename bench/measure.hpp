@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <vector>
 
-#include <dlb/dlb.hpp>
+#include <dlb/io.hpp>  // <dlb/dlb.hpp> and the data files
 
 namespace bench {
 

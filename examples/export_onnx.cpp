@@ -17,6 +17,7 @@
 #include <string>
 
 #include <dlb/onnx/export_onnx.hpp>
+#include <dlb/serialization.hpp>  // LoadModel
 
 #include "common/experiment.hpp"
 

@@ -28,6 +28,8 @@
 #include <string>
 #include <vector>
 
+#include <dlb/serialization.hpp>  // LoadModel
+
 #include "common/experiment.hpp"
 
 namespace {

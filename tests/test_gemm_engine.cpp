@@ -5,6 +5,8 @@
 // CPU (how Debian's OpenBLAS 0.3.21 behaves on CPUs newer than it knows).
 #include <catch2/catch.hpp>
 
+#include <dlfcn.h>
+
 #include <cstdlib>
 #include <string>
 #include <vector>

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "dlb/serialization/checkpoint.hpp"
-#include "dlb/training/history.hpp"
+#include "dlb/training/history_csv_logger.hpp"
 #include "dlb/training/train.hpp"
 #include "support/helpers.hpp"
 #include "support/temp_dir.hpp"

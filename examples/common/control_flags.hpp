@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include <dlb/dlb.hpp>
+#include <dlb/io.hpp>  // <dlb/dlb.hpp> and the data files
 
 #include "common/experiment.hpp"
 

@@ -33,7 +33,7 @@
 #include <thread>
 #include <vector>
 
-#include <dlb/dlb.hpp>
+#include <dlb/serialization.hpp>  // <dlb/dlb.hpp>, data files, model files and checkpoints
 #include <dlb/io/safetensors.hpp>
 
 #ifdef DLB_HAVE_MPI

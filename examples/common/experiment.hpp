@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include <dlb/dlb.hpp>
+#include <dlb/io.hpp>  // <dlb/dlb.hpp> and the data files
 #include <dlb/io/atomic_file.hpp>
 #include <dlb/model/mlp.hpp>
 #include <dlb/optimizers/make_optimizer.hpp>

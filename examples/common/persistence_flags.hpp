@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include <dlb/dlb.hpp>
+#include <dlb/serialization.hpp>  // <dlb/dlb.hpp>, data files, model files and checkpoints
 #include <dlb/io/same_file.hpp>
 
 #include "common/experiment.hpp"

@@ -1,6 +1,21 @@
 #pragma once
 /// \file
-/// DLBlocks umbrella header: includes every public block.
+/// DLBlocks umbrella header: the in-memory library. Layers, losses, metrics, optimizers,
+/// models and blocks (with the layer registry), data sets held in memory (DataSet, splits,
+/// Standardizer) and training (TrainModel, callbacks, schedules). It includes no file code:
+/// no zlib, no JSON, no POSIX file handling and no <dlfcn.h>, so a program that trains on
+/// matrices it built needs only Eigen and threads (CMake target dlb::dlb).
+///
+/// The parts with more dependencies have umbrellas of their own:
+///   <dlb/io.hpp>            data files (IDX, Fashion-MNIST, gzip), atomic file writes,
+///                           HistoryCsvLogger; needs zlib (target dlb::io)
+///   <dlb/serialization.hpp> model files, checkpoints, safetensors; needs nlohmann-json and
+///                           zlib (target dlb::serialization)
+///   <dlb/onnx.hpp>          ExportOnnx (target dlb::dlb)
+///   <dlb/distributed.hpp>   data-parallel training over MPI (target dlb::mpi)
+/// With DLB_COMPILED defined (the target dlb::compiled defines it), the templates that
+/// library instantiates are declared extern here (dlb/compiled.hpp), so this translation unit
+/// does not compile them again.
 
 #include "dlb/core/checked.hpp"
 #include "dlb/core/error.hpp"
@@ -52,8 +67,6 @@
 #include "dlb/model/sequential.hpp"
 
 #include "dlb/data/dataset.hpp"
-#include "dlb/data/fashion_mnist.hpp"
-#include "dlb/data/idx.hpp"
 #include "dlb/data/split.hpp"
 #include "dlb/data/standardize.hpp"
 
@@ -68,10 +81,6 @@
 #include "dlb/training/reduce_lr_on_plateau.hpp"
 #include "dlb/training/train.hpp"
 
-// Model files and checkpoints need nlohmann-json (Debian nlohmann-json3-dev); without it the
-// rest of the library works and these headers are left out.
-#if __has_include(<nlohmann/json.hpp>)
-#include "dlb/serialization/checkpoint.hpp"
-#include "dlb/serialization/model_file.hpp"
-#include "dlb/io/safetensors.hpp"
+#ifdef DLB_COMPILED
+#include "dlb/compiled.hpp"
 #endif

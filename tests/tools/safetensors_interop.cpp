@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include <dlb/dlb.hpp>
+#include <dlb/serialization.hpp>  // <dlb/dlb.hpp>, data files, model files and checkpoints
 
 namespace {
 

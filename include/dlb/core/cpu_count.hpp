@@ -16,8 +16,13 @@
 ///
 /// Every piece is a function of its inputs (texts, a directory) so that the tests can feed it
 /// made-up environments and cgroup trees; DetectThreadCount puts the real ones together.
+/// Paths are plain strings and files are read with std::fopen: this header is part of every
+/// program (core/parallel.hpp), and the standard filesystem and fstream headers (which bring
+/// locale and iomanip along) cost about half a second of compile time in each translation
+/// unit.
 
 #include <sched.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -25,9 +30,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -79,11 +81,50 @@ inline int AffinityCpuCount() {
   return 0;
 }
 
-/// The whole content of a small file, or empty when it cannot be read.
-inline std::optional<std::string> ReadSmallFile(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+/// The whole content of a small file, or empty when it cannot be read. Reads to the end of
+/// the file, since the files under /proc and /sys report a size of 0.
+inline std::optional<std::string> ReadSmallFile(const std::string& path) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) return std::nullopt;
+  std::string text;
+  char buffer[4096];
+  std::size_t got = 0;
+  while ((got = std::fread(buffer, 1, sizeof buffer, file)) > 0) text.append(buffer, got);
+  const bool failed = std::ferror(file) != 0;
+  std::fclose(file);
+  if (failed) return std::nullopt;
+  return text;
+}
+
+/// `path` without its leading slashes ("/user.slice/job" -> "user.slice/job", "/" -> "").
+inline std::string RelativePart(std::string_view path) {
+  while (!path.empty() && path.front() == '/') path.remove_prefix(1);
+  return std::string(path);
+}
+
+/// `dir`/`name`; `dir` itself when `name` is empty.
+inline std::string JoinPath(const std::string& dir, std::string_view name) {
+  if (name.empty()) return dir;
+  if (!dir.empty() && dir.back() == '/') return dir + std::string(name);
+  return dir + "/" + std::string(name);
+}
+
+/// The directory above `path` ("/a/b" -> "/a", "/a" -> "/", "/" -> "/", "a" -> "").
+inline std::string ParentPath(const std::string& path) {
+  std::size_t end = path.size();
+  while (end > 1 && path[end - 1] == '/') --end;  // trailing slashes
+  const std::size_t slash = path.find_last_of('/', end - (end > 0 ? 1 : 0));
+  if (slash == std::string::npos) return "";
+  if (slash == 0) return "/";
+  std::size_t parent_end = slash;
+  while (parent_end > 1 && path[parent_end - 1] == '/') --parent_end;
+  return path.substr(0, parent_end);
+}
+
+/// Whether `path` names a directory (following symbolic links).
+inline bool IsDirectory(const std::string& path) {
+  struct stat status {};
+  return ::stat(path.c_str(), &status) == 0 && S_ISDIR(status.st_mode);
 }
 
 /// CPUs allowed by a cgroup v2 `cpu.max` text "QUOTA PERIOD" (e.g. "150000 100000": 1.5), or
@@ -130,17 +171,16 @@ inline std::optional<double> TighterLimit(std::optional<double> a, std::optional
 /// exist are skipped: without a cgroup namespace, /proc/self/cgroup may name a path the
 /// container's mount does not have, and the container's own limit then sits at `top`.
 template <class LimitOf>
-std::optional<double> TightestLimitUpTo(const std::filesystem::path& top,
-                                        const std::filesystem::path& dir, LimitOf&& limit_of) {
+std::optional<double> TightestLimitUpTo(const std::string& top, const std::string& dir,
+                                        LimitOf&& limit_of) {
   std::optional<double> tightest;
-  std::filesystem::path at = dir;
+  std::string at = dir;
   while (true) {
-    std::error_code error;
-    if (std::filesystem::is_directory(at, error)) tightest = TighterLimit(tightest, limit_of(at));
-    if (at == top || !at.has_relative_path() || at.parent_path() == at) break;
-    const std::filesystem::path parent = at.parent_path();
+    if (IsDirectory(at)) tightest = TighterLimit(tightest, limit_of(at));
+    const std::string parent = ParentPath(at);
+    if (at == top || RelativePart(at).empty() || parent == at) break;
     // Never climb above `top`.
-    if (parent.native().size() < top.native().size()) break;
+    if (parent.size() < top.size()) break;
     at = parent;
   }
   return tightest;
@@ -155,9 +195,8 @@ std::optional<double> TightestLimitUpTo(const std::filesystem::path& top,
 /// line whose controllers include "cpu"): `cpu.cfs_quota_us` and `cpu.cfs_period_us` under
 /// ROOT/cpu/PATH, or ROOT/CONTROLLERS/PATH (e.g. "cpu,cpuacct"), and their ancestors. The
 /// tightest limit found wins.
-inline std::optional<double> CgroupCpuLimit(const std::filesystem::path& root,
+inline std::optional<double> CgroupCpuLimit(const std::string& root,
                                             std::string_view self_cgroup) {
-  namespace fs = std::filesystem;
   std::optional<double> limit;
   while (!self_cgroup.empty()) {
     const auto newline = self_cgroup.find('\n');
@@ -169,13 +208,11 @@ inline std::optional<double> CgroupCpuLimit(const std::filesystem::path& root,
     if (second == std::string_view::npos) continue;
     const std::string_view controllers = line.substr(first + 1, second - first - 1);
     const std::string_view path = TrimSpaces(line.substr(second + 1));
-    const fs::path relative = fs::path(std::string(path)).relative_path();
-    const auto below = [&relative](const fs::path& top) {
-      return relative.empty() ? top : top / relative;
-    };
+    const std::string relative = RelativePart(path);
+    const auto below = [&relative](const std::string& top) { return JoinPath(top, relative); };
     if (controllers.empty()) {  // cgroup v2
-      limit = TighterLimit(limit, TightestLimitUpTo(root, below(root), [](const fs::path& dir) {
-        const auto text = ReadSmallFile(dir / "cpu.max");
+      limit = TighterLimit(limit, TightestLimitUpTo(root, below(root), [](const std::string& dir) {
+        const auto text = ReadSmallFile(JoinPath(dir, "cpu.max"));
         return text ? ParseCgroupV2CpuMax(*text) : std::nullopt;
       }));
       continue;
@@ -188,15 +225,14 @@ inline std::optional<double> CgroupCpuLimit(const std::filesystem::path& root,
       rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
     }
     if (!has_cpu) continue;
-    const auto v1_limit = [](const fs::path& dir) -> std::optional<double> {
-      const auto quota = ReadSmallFile(dir / "cpu.cfs_quota_us");
-      const auto period = ReadSmallFile(dir / "cpu.cfs_period_us");
+    const auto v1_limit = [](const std::string& dir) -> std::optional<double> {
+      const auto quota = ReadSmallFile(JoinPath(dir, "cpu.cfs_quota_us"));
+      const auto period = ReadSmallFile(JoinPath(dir, "cpu.cfs_period_us"));
       if (!quota || !period) return std::nullopt;
       return ParseCgroupV1CpuQuota(*quota, *period);
     };
-    for (const fs::path& mount : {root / "cpu", root / std::string(controllers)}) {
-      std::error_code error;
-      if (!fs::is_directory(mount, error)) continue;
+    for (const std::string& mount : {JoinPath(root, "cpu"), JoinPath(root, controllers)}) {
+      if (!IsDirectory(mount)) continue;
       limit = TighterLimit(limit, TightestLimitUpTo(mount, below(mount), v1_limit));
       break;
     }

@@ -6,6 +6,9 @@
 /// and writer (dlb/data/idx.hpp) are built on them.
 
 #include <sys/stat.h>
+#if !__has_include(<zlib.h>)
+#error "dlb/io/compressed_file.hpp (gzip files, used by the IDX and Fashion-MNIST readers) needs zlib's <zlib.h> (Debian: zlib1g-dev); link the CMake target dlb::io"
+#endif
 #include <zlib.h>
 
 #include <algorithm>

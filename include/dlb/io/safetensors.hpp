@@ -22,6 +22,9 @@
 /// and bytes that belong to no tensor. Names and text from the file are quoted in its error
 /// messages with QuoteForTerminal (dlb/core/printable.hpp), so printing one is safe.
 
+#if !__has_include(<nlohmann/json.hpp>)
+#error "dlb/io/safetensors.hpp needs nlohmann-json's <nlohmann/json.hpp> (Debian: nlohmann-json3-dev); link the CMake target dlb::serialization"
+#endif
 #include <nlohmann/json.hpp>
 #include <sys/stat.h>
 

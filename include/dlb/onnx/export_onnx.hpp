@@ -20,7 +20,7 @@
 /// rounded to float, so its outputs differ from the library's by float rounding.
 ///
 /// Needs only the standard library (the protobuf encoding is the library's own); not included
-/// by <dlb/dlb.hpp>: include <dlb/onnx/export_onnx.hpp>.
+/// by <dlb/dlb.hpp>: include <dlb/onnx.hpp> (or <dlb/onnx/export_onnx.hpp>).
 
 #include <cstddef>
 #include <cstdint>

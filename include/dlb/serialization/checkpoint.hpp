@@ -35,6 +35,9 @@
 #include <utility>
 #include <vector>
 
+#if !__has_include(<nlohmann/json.hpp>)
+#error "dlb/serialization/checkpoint.hpp needs nlohmann-json's <nlohmann/json.hpp> (Debian: nlohmann-json3-dev); link the CMake target dlb::serialization"
+#endif
 #include <nlohmann/json.hpp>
 
 #include "dlb/core/error.hpp"

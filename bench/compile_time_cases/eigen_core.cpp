@@ -1,0 +1,2 @@
+// bench/compile_time: the reference, Eigen/Core alone.
+#include <Eigen/Core>

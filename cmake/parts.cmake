@@ -1,0 +1,63 @@
+# The parts of DLBlocks beyond the in-memory library, each a target of its own so that a
+# program links only the dependencies of the headers it includes:
+#   dlb::dlb            <dlb/dlb.hpp>: Eigen, threads (OpenMP, BLAS when configured); no zlib,
+#                       no nlohmann-json, no libdl
+#   dlb::io             <dlb/io.hpp>: dlb::dlb + zlib (IDX / Fashion-MNIST files, gzip)
+#   dlb::serialization  <dlb/serialization.hpp>: dlb::io + nlohmann-json (model files,
+#                       checkpoints, safetensors); defined only when nlohmann-json is found
+#   dlb::compiled       the optional compiled part: a static library that instantiates the
+#                       layers, losses, optimizers, model and training for float and double
+#                       once (src/compiled/), and defines DLB_COMPILED for its users so that
+#                       <dlb/dlb.hpp> declares those instantiations extern (dlb/compiled.hpp)
+#                       and their translation units skip them. Header-only stays the default.
+# (dlb::mpi, for <dlb/distributed.hpp>, is in cmake/mpi.cmake.)
+
+add_library(dlb_io INTERFACE)
+add_library(dlb::io ALIAS dlb_io)
+set_target_properties(dlb_io PROPERTIES EXPORT_NAME io)
+target_link_libraries(dlb_io INTERFACE dlb ZLIB::ZLIB)
+set(dlb_part_targets dlb_io)
+
+if(nlohmann_json_FOUND)
+  add_library(dlb_serialization INTERFACE)
+  add_library(dlb::serialization ALIAS dlb_serialization)
+  set_target_properties(dlb_serialization PROPERTIES EXPORT_NAME serialization)
+  target_link_libraries(dlb_serialization INTERFACE dlb_io nlohmann_json::nlohmann_json)
+  list(APPEND dlb_part_targets dlb_serialization)
+else()
+  message(STATUS "dlb: nlohmann-json not found: no dlb::serialization (model files and "
+                 "checkpoints; install nlohmann-json3-dev)")
+endif()
+
+# The compiled part is built by `all` only where it is installed (top-level builds); a
+# project that adds DLBlocks with add_subdirectory() builds it when it links dlb::compiled.
+# Its objects must see Eigen as the program does (same -march: Eigen's alignment of matrix
+# data follows the instruction set), so it takes the project's flags and none of its own; a
+# mismatch of Eigen's alignment is refused at link time (see dlb/compiled.hpp). With no
+# build type it would be compiled without optimisation, slower than the header-only library
+# in an optimised program: -O2 then.
+add_library(dlb_compiled STATIC
+  ${PROJECT_SOURCE_DIR}/src/compiled/instantiate_float.cpp
+  ${PROJECT_SOURCE_DIR}/src/compiled/instantiate_double.cpp)
+add_library(dlb::compiled ALIAS dlb_compiled)
+set_target_properties(dlb_compiled PROPERTIES EXPORT_NAME compiled POSITION_INDEPENDENT_CODE ON)
+if(NOT DLB_INSTALL)
+  set_target_properties(dlb_compiled PROPERTIES EXCLUDE_FROM_ALL ON)
+endif()
+target_link_libraries(dlb_compiled PUBLIC dlb)
+target_compile_definitions(dlb_compiled INTERFACE DLB_COMPILED)
+target_compile_options(dlb_compiled PRIVATE $<$<CONFIG:>:-O2>)
+list(APPEND dlb_part_targets dlb_compiled)
+
+if(DLB_INSTALL)
+  install(TARGETS ${dlb_part_targets} EXPORT dlbTargets)
+endif()
+
+# Every part that this configuration has, for the project's own tests, examples, benchmarks
+# and fuzzers (not installed).
+add_library(dlb_all INTERFACE)
+if(TARGET dlb_serialization)
+  target_link_libraries(dlb_all INTERFACE dlb_serialization)
+else()
+  target_link_libraries(dlb_all INTERFACE dlb_io)
+endif()
