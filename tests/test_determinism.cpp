@@ -1,7 +1,8 @@
 // What a seed reproduces (issue 12, point 10): with the same seed, build and thread count,
 // training is bit-identical from run to run, although the products are split over threads.
 // A different thread count splits the products differently and may change the last bits (the
-// README's "Errors" section says exactly what is and is not reproducible).
+// section "Threads and reproducibility" of docs/training.md says exactly what is and is not
+// reproducible).
 
 #include <catch2/catch.hpp>
 #include <cstring>

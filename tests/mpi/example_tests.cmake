@@ -83,18 +83,18 @@ if(DLB_MPI)
     list(APPEND mpi_example_tests "train_fashion_mnist mpi: on a terminal the live line shows")
   endif()
 
-  # The README's first MPI command (issue 15 item 12), as written, on the stand-in data: it
-  # configures its own build with tests off (DLB_BUILD_DIR, here inside this build), builds
-  # the trainer there, and starts 2 ranks through mpirun. DLB_DATA_DIR points it at the fake
+  # The first MPI command of docs/distributed.md (issue 15 item 12), as written, on the
+  # stand-in data: it configures its own build with tests off (DLB_BUILD_DIR, here inside this
+  # build), builds the trainer there, and starts 2 ranks through mpirun. DLB_DATA_DIR points it at the fake
   # data set instead of the real one; a few flags keep the run short, and DLB_BUILD_TYPE=Debug
   # the compile (a Release build of the trainer took minutes of the test run).
-  add_test(NAME "scripts/train: DLB_RANKS=2 scripts/train --distributed, as the README runs it"
+  add_test(NAME "scripts/train: DLB_RANKS=2 scripts/train --distributed, as docs/distributed.md runs it"
     COMMAND ${CMAKE_COMMAND} -DPROGRAM=${CMAKE_COMMAND}
             "-DARGS=-E;env;DLB_RANKS=2;DLB_BUILD_DIR=${PROJECT_BINARY_DIR}/scripts-train;DLB_BUILD_TYPE=Debug;DLB_DATA_DIR=${fake_dir};${PROJECT_SOURCE_DIR}/scripts/train;--distributed;--epochs;1;--batch;32;--hidden;32;--threads;1"
             -DEXPECT_CODE=0 -DTIMEOUT=3000
             "-DEXPECT_REGEX=Data parallel: 2 rank[(]s[)] x 16 samples of each batch of 32.*Epoch    1 / 1: .*Test accuracy"
             -P ${expect})
-  set_tests_properties("scripts/train: DLB_RANKS=2 scripts/train --distributed, as the README runs it"
+  set_tests_properties("scripts/train: DLB_RANKS=2 scripts/train --distributed, as docs/distributed.md runs it"
     PROPERTIES FIXTURES_REQUIRED fake_data TIMEOUT 3100 PROCESSORS 2)
 
   set_tests_properties(${mpi_example_tests} PROPERTIES TIMEOUT 120 PROCESSORS 2)
