@@ -43,10 +43,12 @@
 #include "dlb/layers/pooling.hpp"
 #include "dlb/layers/spatial_layer.hpp"
 
+#include "dlb/losses/bce_with_logits.hpp"
 #include "dlb/losses/cross_entropy.hpp"
 #include "dlb/losses/loss.hpp"
 #include "dlb/losses/mse.hpp"
 #include "dlb/metrics/accuracy.hpp"
+#include "dlb/metrics/target_metrics.hpp"
 
 #include "dlb/optimizers/adam.hpp"
 #include "dlb/optimizers/adamw.hpp"
@@ -66,6 +68,7 @@
 #include "dlb/model/resnet.hpp"
 #include "dlb/model/sequential.hpp"
 
+#include "dlb/data/augmentation.hpp"
 #include "dlb/data/dataset.hpp"
 #include "dlb/data/split.hpp"
 #include "dlb/data/standardize.hpp"
