@@ -167,6 +167,18 @@ inline std::string ArchitectureJson(const ModelArchitecture& architecture) {
   return root.dump();
 }
 
+/// The layers of `layers` and of their blocks, counted up to just past `limit` (the parser
+/// has bounded the nesting already).
+inline std::int64_t CountLayers(const std::vector<std::pair<std::string, LayerSpec>>& layers,
+                                std::int64_t limit) {
+  std::int64_t count = 0;
+  for (const auto& entry : layers) {
+    if (count > limit) break;
+    count += 1 + CountLayers(entry.second.children, limit - count);
+  }
+  return count;
+}
+
 /// The deepest JSON nesting an architecture may have (two levels per block: its object and
 /// its "layers" array), checked while parsing, before anything is built from it.
 inline constexpr int kMaxArchitectureJsonDepth = 256;
@@ -603,6 +615,13 @@ LoadedModel<T> LoadModel(const std::string& path, const LayerRegistry<T>& regist
   budget.state_values = values > INT64_MAX - internal::kStateSlack ? INT64_MAX : values + internal::kStateSlack;
   budget.layers = options.max_layers;
   budget.depth = options.max_depth;
+  // Counted before anything is built: building and shape-checking 10,000 layers of a forged
+  // file only to refuse the 10,001st took a minute under the sanitizers.
+  if (internal::CountLayers(architecture.layers, options.max_layers) > options.max_layers) {
+    throw FileError(path, std::nullopt,
+                    "metadata 'architecture': more layers than the limit allows "
+                    "(LoadOptions::max_layers): more than " + std::to_string(options.max_layers));
+  }
   for (const auto& entry : architecture.layers) {
     // Named members, not a structured binding: C++20 lambdas cannot capture bindings in clang 14.
     const std::string& name = entry.first;
