@@ -15,7 +15,7 @@
 /// Ensures: a program whose Eigen aligns matrix data differently from the library's (another
 /// -march: 16 bytes for SSE, 32 for AVX, 64 for AVX-512), or that differs in DLB_HAVE_BLAS,
 /// fails to link, naming the configuration it wanted
-/// (dlb_compiled_abi_eigen_align_32_static_32_blas_1), instead of crashing on an aligned load
+/// (dlb_compiled_abi_eigen_align_32_static_32_blas_1_malloc_1), instead of crashing on an aligned load
 /// of a matrix the library allocated.
 
 #include "dlb/layers/activations.hpp"
@@ -43,13 +43,16 @@
 #else
 #define DLB_COMPILED_BLAS_ 0
 #endif
-#define DLB_COMPILED_ABI_JOIN2_(align, static_align, blas) \
-  dlb_compiled_abi_eigen_align_##align##_static_##static_align##_blas_##blas
-#define DLB_COMPILED_ABI_JOIN_(align, static_align, blas) \
-  DLB_COMPILED_ABI_JOIN2_(align, static_align, blas)
+// EIGEN_MALLOC_ALREADY_ALIGNED too: it decides how Eigen frees what it allocated (plain free,
+// or its own offset), and it differs for instance between builds with and without ASan.
+#define DLB_COMPILED_ABI_JOIN2_(align, static_align, blas, malloc_aligned)                      \
+  dlb_compiled_abi_eigen_align_##align##_static_##static_align##_blas_##blas##_malloc_##malloc_aligned
+#define DLB_COMPILED_ABI_JOIN_(align, static_align, blas, malloc_aligned) \
+  DLB_COMPILED_ABI_JOIN2_(align, static_align, blas, malloc_aligned)
 /// The symbol the library defines for the configuration it was compiled with.
-#define DLB_COMPILED_ABI_SYMBOL \
-  DLB_COMPILED_ABI_JOIN_(EIGEN_MAX_ALIGN_BYTES, EIGEN_MAX_STATIC_ALIGN_BYTES, DLB_COMPILED_BLAS_)
+#define DLB_COMPILED_ABI_SYMBOL                                                    \
+  DLB_COMPILED_ABI_JOIN_(EIGEN_MAX_ALIGN_BYTES, EIGEN_MAX_STATIC_ALIGN_BYTES, DLB_COMPILED_BLAS_, \
+                         EIGEN_MALLOC_ALREADY_ALIGNED)
 
 extern "C" const int DLB_COMPILED_ABI_SYMBOL;
 
