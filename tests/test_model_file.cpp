@@ -259,7 +259,7 @@ TEST_CASE("model file: a float file loads into a double model and back exactly",
   dlb::LoadedModel<double> wide = dlb::LoadModel<double>(dir / "float.safetensors");
   const dlb::Matrix<float>& w = model.LayerAt<dlb::Linear<float>>(2).Weight();
   CHECK(BitwiseEqual(wide.Model().LayerAt<dlb::Linear<double>>(2).Weight(), w.cast<double>()));
-  dlb::Save(wide.model, dir / "double.safetensors");
+  dlb::Save(wide.Model(), dir / "double.safetensors");
   CHECK(dlb::ReadSafetensors(dir / "double.safetensors").tensors.At("2.weight").dtype == dlb::DType::F64);
   dlb::LoadedModel<float> narrow = dlb::LoadModel<float>(dir / "double.safetensors");
   CHECK(BitwiseEqual(narrow.Model().LayerAt<dlb::Linear<float>>(2).Weight(), w));

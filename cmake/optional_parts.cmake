@@ -1,0 +1,36 @@
+# dlb_optional_part(VAR DESCRIPTION PACKAGE): the cache option VAR (AUTO, ON or OFF; AUTO by
+# default in a top-level build, OFF otherwise) becomes ON or OFF for this configure run. AUTO
+# turns the part on when PACKAGE (found by the part's own CMakeLists with REQUIRED) is here,
+# and says so either way; the cache keeps AUTO, so installing the package later turns the
+# part on at the next configure.
+function(dlb_optional_part var description package)
+  if(PROJECT_IS_TOP_LEVEL)
+    set(default AUTO)
+  else()
+    set(default OFF)
+  endif()
+  set(${var} ${default} CACHE STRING "Build ${description}: AUTO (when ${package} is found), ON, OFF")
+  set_property(CACHE ${var} PROPERTY STRINGS AUTO ON OFF)
+  string(TOUPPER "${${var}}" value)
+  if(value STREQUAL "AUTO")
+    if(package STREQUAL "Catch2")
+      find_package(Catch2 2.13 QUIET)
+    else()
+      find_package(${package} CONFIG QUIET)
+    endif()
+    if(${package}_FOUND)
+      set(value ON)
+    else()
+      set(value OFF)
+      message(STATUS "dlb: ${var}=AUTO: ${description} are left out (${package} not found)")
+    endif()
+  elseif(value MATCHES "^(ON|1|TRUE|YES|Y)$")
+    set(value ON)
+  elseif(value MATCHES "^(OFF|0|FALSE|NO|N|)$")
+    set(value OFF)
+  else()
+    message(FATAL_ERROR "${var} is '${${var}}': use AUTO, ON or OFF")
+  endif()
+  # A normal variable of the same name: if(${var}) in this and every subdirectory sees ON/OFF.
+  set(${var} ${value} PARENT_SCOPE)
+endfunction()
