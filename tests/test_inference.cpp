@@ -71,7 +71,7 @@ TEST_CASE("Predictor: 8 threads predicting at once get the logits of one thread"
         2 * static_cast<int>(batches.size()));
 }
 
-TEST_CASE("Predictor: frozen at construction, and Clone is independent", "[inference]") {
+TEST_CASE("Predictor: frozen at construction and Clone is independent", "[inference]") {
   dlb::ModelNN<float> model = dlb_test::InferenceTestModel(4);
   const Matrix<float> x = dlb_test::TestBatches(64, 1, 3)[0];
   model.SetMode(dlb::Mode::Inference);

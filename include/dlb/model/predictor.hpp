@@ -11,6 +11,7 @@
 /// service allocates only its result matrices (none with the Predict overload that writes
 /// into the caller's matrix once it has the batch's size).
 
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -78,7 +79,8 @@ class Predictor {
     logits = workspace.model->Forward(x);
   }
 
-  /// Number of workspaces made so far (the peak number of concurrent Predict calls).
+  /// Number of workspaces made so far: the peak number of concurrent Predict calls, plus one
+  /// for each call that ended in an exception after its pass had started.
   std::size_t Workspaces() const {
     const std::lock_guard<std::mutex> lock(pool_->mutex);
     return pool_->made;
@@ -94,8 +96,9 @@ class Predictor {
   };
 
   /// A workspace for the duration of one call: an idle one, or a new Clone() of the frozen
-  /// model (copied outside the lock: the frozen model is only read). Returned on exit, also
-  /// when the pass throws.
+  /// model (copied outside the lock: the frozen model is only read). Returned to the pool
+  /// when the call ends normally; dropped when it ends in an exception, since a pass that
+  /// threw (out of memory) may have left the workspace's buffers half-resized.
   class Borrowed {
    public:
     explicit Borrowed(Pool& pool) : pool_(pool) {
@@ -112,6 +115,7 @@ class Predictor {
       ++pool_.made;
     }
     ~Borrowed() {
+      if (std::uncaught_exceptions() > uncaught_) return;  // unwinding: drop the workspace
       const std::lock_guard<std::mutex> lock(pool_.mutex);
       try {
         pool_.idle.push_back(std::move(model));
@@ -124,6 +128,7 @@ class Predictor {
 
    private:
     Pool& pool_;
+    int uncaught_ = std::uncaught_exceptions();
   };
 
   // Behind a pointer so that a Predictor can be moved (a mutex cannot), e.g. into a
