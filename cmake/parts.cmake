@@ -29,25 +29,31 @@ else()
                  "checkpoints; install nlohmann-json3-dev)")
 endif()
 
-# The compiled part is built by `all` only where it is installed (top-level builds); a
-# project that adds DLBlocks with add_subdirectory() builds it when it links dlb::compiled.
+# The compiled part is built where it is used: a project that adds DLBlocks with
+# add_subdirectory() or FetchContent builds it with its own flags when it links dlb::compiled.
+# It is installed only on request (DLB_INSTALL_COMPILED): an installed static library carries
+# the flags it was built with, and a program built with others cannot link it (see below), so
+# the default install builds nothing and needs nothing but the headers.
 # Its objects must see Eigen as the program does (same -march: Eigen's alignment of matrix
 # data follows the instruction set), so it takes the project's flags and none of its own; a
 # mismatch of Eigen's alignment is refused at link time (see dlb/compiled.hpp). With no
 # build type it would be compiled without optimisation, slower than the header-only library
 # in an optimised program: -O2 then.
+option(DLB_INSTALL_COMPILED "Build and install dlb::compiled with the headers" OFF)
 add_library(dlb_compiled STATIC
   ${PROJECT_SOURCE_DIR}/src/compiled/instantiate_float.cpp
   ${PROJECT_SOURCE_DIR}/src/compiled/instantiate_double.cpp)
 add_library(dlb::compiled ALIAS dlb_compiled)
 set_target_properties(dlb_compiled PROPERTIES EXPORT_NAME compiled POSITION_INDEPENDENT_CODE ON)
-if(NOT DLB_INSTALL)
+if(NOT (DLB_INSTALL AND DLB_INSTALL_COMPILED))
   set_target_properties(dlb_compiled PROPERTIES EXCLUDE_FROM_ALL ON)
 endif()
 target_link_libraries(dlb_compiled PUBLIC dlb)
 target_compile_definitions(dlb_compiled INTERFACE DLB_COMPILED)
 target_compile_options(dlb_compiled PRIVATE $<$<CONFIG:>:-O2>)
-list(APPEND dlb_part_targets dlb_compiled)
+if(DLB_INSTALL AND DLB_INSTALL_COMPILED)
+  list(APPEND dlb_part_targets dlb_compiled)
+endif()
 
 if(DLB_INSTALL)
   install(TARGETS ${dlb_part_targets} EXPORT dlbTargets)

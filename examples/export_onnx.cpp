@@ -47,11 +47,11 @@ int main(int argc, char** argv) {
     dlb::LoadedModel<float> loaded = dlb::LoadModel<float>(settings.model);
     std::cout << "Model " << settings.model << " (" << loaded.metadata["format"] << ", DLBlocks "
               << loaded.metadata["library_version"] << ", " << loaded.metadata["dtype"] << ")\n"
-              << loaded.model.Summary();
+              << loaded.Model().Summary();
 
     dlb::OnnxExportOptions<float> options;
     options.standardizer = loaded.standardizer;
-    const dlb::OnnxExport written = dlb::ExportOnnx(loaded.model, settings.output, options);
+    const dlb::OnnxExport written = dlb::ExportOnnx(loaded.Model(), settings.output, options);
 
     std::cout << "\nWrote " << settings.output << ": ONNX IR " << dlb::kOnnxIrVersion << ", opset "
               << dlb::kOnnxOpsetVersion << ", " << written.nodes << " nodes, " << written.initializers

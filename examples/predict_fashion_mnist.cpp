@@ -91,27 +91,17 @@ Images ReadImages(const Settings& s) {
   return images;
 }
 
-/// softmax(z) in double: p_i = exp(z_i - max z) / sum_k exp(z_k - max z).
-std::vector<double> Softmax(const Eigen::Ref<const dlb::Matrix<float>>& z) {
-  const double top = z.maxCoeff();
-  std::vector<double> p(static_cast<std::size_t>(z.rows()));
-  for (dlb::Index i = 0; i < z.rows(); ++i) p[static_cast<std::size_t>(i)] = std::exp(z(i, 0) - top);
-  const double sum = std::accumulate(p.begin(), p.end(), 0.0);
-  for (double& value : p) value /= sum;
-  return p;
-}
-
-void PrintPrediction(dlb::Index image, const std::vector<double>& p, const std::optional<dlb::Labels>& labels) {
-  std::vector<std::size_t> order(p.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return p[a] > p[b]; });
-  std::printf("  image %5ld: %-11s %5.1f%%", static_cast<long>(image), kClassNames[order[0]], 100 * p[order[0]]);
+/// The image's three most probable classes (dlb::TopK: softmax of its logits).
+void PrintPrediction(dlb::Index image, const std::vector<dlb::ClassProbability>& top,
+                     const std::optional<dlb::Labels>& labels) {
+  const auto name = [](const dlb::ClassProbability& c) { return kClassNames[static_cast<std::size_t>(c.label)]; };
+  std::printf("  image %5ld: %-11s %5.1f%%", static_cast<long>(image), name(top[0]), 100 * top[0].probability);
   if (labels) {
     const int truth = (*labels)(image);
-    std::printf("  %-5s (true: %s)", truth == static_cast<int>(order[0]) ? "right" : "WRONG", kClassNames[truth]);
+    std::printf("  %-5s (true: %s)", truth == top[0].label ? "right" : "WRONG", kClassNames[truth]);
   }
-  std::printf("  then %s %.1f%%, %s %.1f%%\n", kClassNames[order[1]], 100 * p[order[1]],
-              kClassNames[order[2]], 100 * p[order[2]]);
+  std::printf("  then %s %.1f%%, %s %.1f%%\n", name(top[1]), 100 * top[1].probability, name(top[2]),
+              100 * top[2].probability);
 }
 
 void PrintConfusion(const std::vector<std::array<long, 10>>& confusion) {
@@ -168,10 +158,10 @@ int main(int argc, char** argv) {
   try {
     dlb::SetNumThreads(settings.threads);
     dlb::LoadedModel<float> loaded = dlb::LoadModel<float>(settings.model);
-    if (loaded.model.InputSize() != 784 || loaded.model.OutputSize() != experiment::kClasses) {
+    if (loaded.Model().InputSize() != 784 || loaded.Model().OutputSize() != experiment::kClasses) {
       throw dlb::FileError(settings.model, std::nullopt,
-                           "the model maps " + loaded.model.InputShape().ToString() + " inputs to " +
-                               std::to_string(loaded.model.OutputSize()) +
+                           "the model maps " + loaded.Model().InputShape().ToString() + " inputs to " +
+                               std::to_string(loaded.Model().OutputSize()) +
                                " outputs; Fashion-MNIST needs 784 (28 x 28 pixels) to 10 classes");
     }
     const Images input = ReadImages(settings);
@@ -183,7 +173,7 @@ int main(int argc, char** argv) {
               << (loaded.standardizer ? "with its saved standardization of the pixels"
                                       : "no preprocessing saved: pixels in [0, 1] as they are")
               << "\n"
-              << loaded.model.Summary() << "Images: " << input.pixels.cols() << " from "
+              << loaded.Model().Summary() << "Images: " << input.pixels.cols() << " from "
               << dlb::EscapeForTerminal(input.source) << "\n";
 
     const dlb::Index count = input.pixels.cols();
@@ -195,7 +185,7 @@ int main(int argc, char** argv) {
     constexpr dlb::Index kChunk = 1000;
     for (dlb::Index first = 0; first < count; first += kChunk) {
       const dlb::Index n = std::min(kChunk, count - first);
-      const dlb::Matrix<float>& logits = loaded.Predict(input.pixels.middleCols(first, n));
+      const dlb::Matrix<float> logits = loaded.Predict(input.pixels.middleCols(first, n));
       // NaN compares false with everything, so maxCoeff would pick a class anyway and the
       // accuracy would look like one: a model whose outputs are not finite is an error.
       if (!logits.allFinite()) {
@@ -207,16 +197,16 @@ int main(int argc, char** argv) {
                                  "standardization are not finite or overflow, so its "
                                  "predictions mean nothing");
       }
+      const dlb::Labels classes = dlb::ArgMax(logits);
       for (dlb::Index j = 0; j < n; ++j) {
-        dlb::Index predicted = 0;
-        logits.col(j).maxCoeff(&predicted);
+        const dlb::Label predicted = classes(j);
         ++predicted_counts[static_cast<std::size_t>(predicted)];
         if (input.labels) {
           const int truth = (*input.labels)(first + j);
           ++confusion[static_cast<std::size_t>(truth)][static_cast<std::size_t>(predicted)];
           correct += truth == predicted;
         }
-        if (first + j < show) PrintPrediction(first + j, Softmax(logits.col(j)), input.labels);
+        if (first + j < show) PrintPrediction(first + j, dlb::TopK(logits.col(j), 3), input.labels);
       }
     }
 

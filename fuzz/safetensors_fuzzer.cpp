@@ -66,11 +66,11 @@ template <dlb::Scalar T>
 void TryModel(const std::string& path) {
   try {
     dlb::LoadedModel<T> loaded = dlb::LoadModel<T>(path);
-    if (loaded.model.InputSize() > 4096) return;  // building the sample would be the cost
-    const dlb::Matrix<T> sample = dlb::Matrix<T>::Constant(loaded.model.InputSize(), 1, T(0.5));
-    if (loaded.model.NumLayers() == 0) return;
+    if (loaded.Model().InputSize() > 4096) return;  // building the sample would be the cost
+    const dlb::Matrix<T> sample = dlb::Matrix<T>::Constant(loaded.Model().InputSize(), 1, T(0.5));
+    if (loaded.Model().NumLayers() == 0) return;
     const dlb::Matrix<T>& logits = loaded.Predict(sample);
-    if (logits.rows() != loaded.model.OutputSize() || logits.cols() != 1) {
+    if (logits.rows() != loaded.Model().OutputSize() || logits.cols() != 1) {
       Finding("a loaded model's logits have the wrong shape");
     }
   } catch (const dlb::FileError& error) {

@@ -158,8 +158,8 @@ TEST_CASE("a nested model saves and loads bit for bit, and copies", "[blocks]") 
   const std::string path = dir / "resnet.safetensors";
   dlb::Save(model, path);
   dlb::LoadedModel<float> loaded = dlb::LoadModel<float>(path);
-  CHECK(loaded.model.Summary() == model.Summary());
-  CHECK((loaded.model.Forward(x).array() == expected.array()).all());
+  CHECK(loaded.Model().Summary() == model.Summary());
+  CHECK((loaded.predictor.Predict(x).array() == expected.array()).all());
 
   dlb::ModelNN<float> other = dlb::MakeResNet<float>({.input = Shape(1, 8, 8), .classes = 3,
                                                       .widths = {4, 6}, .blocks_per_stage = 2}, 99);

@@ -155,14 +155,14 @@ TEMPLATE_TEST_CASE("model file: save then load gives bitwise identical logits fo
   const dlb::Matrix<T> expected = Logits(model, x);
 
   dlb::LoadedModel<T> loaded = dlb::LoadModel<T>(path);
-  REQUIRE(loaded.model.NumLayers() == model.NumLayers());
-  CHECK(loaded.model.GetMode() == dlb::Mode::Inference);
+  REQUIRE(loaded.Model().NumLayers() == model.NumLayers());
+  CHECK(loaded.Model().GetMode() == dlb::Mode::Inference);
   for (dlb::Index i = 0; i < model.NumLayers(); ++i) {
     INFO("layer " << i);
-    CHECK(loaded.model.LayerSpecAt(i) == model.LayerSpecAt(i));
-    CHECK(loaded.model.LayerName(i) == model.LayerName(i));
+    CHECK(loaded.Model().LayerSpecAt(i) == model.LayerSpecAt(i));
+    CHECK(loaded.Model().LayerName(i) == model.LayerName(i));
   }
-  CHECK(loaded.model.Summary() == model.Summary());
+  CHECK(loaded.Model().Summary() == model.Summary());
   CHECK_FALSE(loaded.standardizer.has_value());
   CHECK(BitwiseEqual(loaded.Predict(x), expected));
 
@@ -258,11 +258,11 @@ TEST_CASE("model file: a float file loads into a double model and back exactly",
   dlb::Save(model, dir / "float.safetensors");
   dlb::LoadedModel<double> wide = dlb::LoadModel<double>(dir / "float.safetensors");
   const dlb::Matrix<float>& w = model.LayerAt<dlb::Linear<float>>(2).Weight();
-  CHECK(BitwiseEqual(wide.model.LayerAt<dlb::Linear<double>>(2).Weight(), w.cast<double>()));
-  dlb::Save(wide.model, dir / "double.safetensors");
+  CHECK(BitwiseEqual(wide.Model().LayerAt<dlb::Linear<double>>(2).Weight(), w.cast<double>()));
+  dlb::Save(wide.Model(), dir / "double.safetensors");
   CHECK(dlb::ReadSafetensors(dir / "double.safetensors").tensors.At("2.weight").dtype == dlb::DType::F64);
   dlb::LoadedModel<float> narrow = dlb::LoadModel<float>(dir / "double.safetensors");
-  CHECK(BitwiseEqual(narrow.model.LayerAt<dlb::Linear<float>>(2).Weight(), w));
+  CHECK(BitwiseEqual(narrow.Model().LayerAt<dlb::Linear<float>>(2).Weight(), w));
 }
 
 TEST_CASE("model file: a file without metadata (PyTorch's) loads with LoadWeights", "[model file]") {
@@ -516,7 +516,7 @@ TEST_CASE("model file: a convnet (convolution, pooling, batch norm) loads bitwis
   const dlb::Matrix<float> expected = Logits(model, x);
 
   dlb::LoadedModel<float> loaded = dlb::LoadModel<float>(path);
-  CHECK(loaded.model.Summary() == model.Summary());
+  CHECK(loaded.Model().Summary() == model.Summary());
   CHECK(BitwiseEqual(loaded.Predict(x), expected));
 }
 
@@ -527,7 +527,7 @@ TEST_CASE("model file: the fuzzer's seed models load and predict (the seeds reac
   for (const char* name : {"mlp", "every-layer", "convnet"}) {
     INFO(name);
     dlb::LoadedModel<float> loaded = dlb::LoadModel<float>(corpus + name + ".safetensors");
-    const dlb::Matrix<float> x = dlb::Matrix<float>::Ones(loaded.model.InputSize(), 3);
+    const dlb::Matrix<float> x = dlb::Matrix<float>::Ones(loaded.Model().InputSize(), 3);
     const dlb::Matrix<float>& logits = loaded.Predict(x);
     CHECK(logits.cols() == 3);
     CHECK(logits.allFinite());

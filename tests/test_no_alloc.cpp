@@ -29,6 +29,7 @@
 #include "dlb/metrics/accuracy.hpp"
 #include "dlb/model/mlp.hpp"
 #include "dlb/model/model.hpp"
+#include "dlb/model/predictor.hpp"
 #include "dlb/optimizers/adam.hpp"
 #include "dlb/optimizers/adamw.hpp"
 #include "dlb/optimizers/momentum.hpp"
@@ -363,4 +364,32 @@ TEST_CASE("the Fashion-MNIST convnet trains without allocating on two threads, o
     Threads thread_scope(2);
     TrainConvnetWithoutAllocating(FashionMnistConvnet(), x);
   }
+}
+
+TEST_CASE("Predictor::Predict into the caller's matrix allocates nothing after a warm-up call") {
+  dlb::ModelNN<float> model(dlb::Shape(1, 8, 8), 3);
+  model.Add(dlb::Conv2D<float>(dlb::Conv2DOptions(1, 4, 3).Padding(1)))
+      .Add(dlb::BatchNorm2D<float>(4))
+      .Add(dlb::ReLU<float>())
+      .Add(dlb::MaxPool2D<float>(2))
+      .Add(dlb::Linear<float>(64, 10));
+  const dlb::Predictor<float> predictor(model);
+  const Matrix<float> x = dlb_test::RandomMatrix<float>(64, 16, 5);
+  Matrix<float> logits;
+  predictor.Predict(x, logits);  // warm-up: the workspace's buffers and logits are sized
+  const Matrix<float> expected = logits;
+  {
+    NoMallocScope scope;
+    for (int call = 0; call < 3; ++call) predictor.Predict(x, logits);
+  }
+  CHECK((logits.array() == expected.array()).all());
+  // The control: a result matrix of the wrong size must be allocated, which the scope
+  // refuses (the workspace's pass itself allocates nothing and stays usable).
+  Matrix<float> fresh;
+  {
+    NoMallocScope scope;
+    CHECK_THROWS_AS(predictor.Predict(x, fresh), dlb_test::EigenAssertion);
+  }
+  predictor.Predict(x, fresh);
+  CHECK((fresh.array() == expected.array()).all());
 }

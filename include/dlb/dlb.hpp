@@ -48,6 +48,7 @@
 #include "dlb/losses/loss.hpp"
 #include "dlb/losses/mse.hpp"
 #include "dlb/metrics/accuracy.hpp"
+#include "dlb/metrics/class_probabilities.hpp"
 #include "dlb/metrics/target_metrics.hpp"
 
 #include "dlb/optimizers/adam.hpp"
@@ -64,6 +65,7 @@
 #include "dlb/model/layer_registry.hpp"
 #include "dlb/model/mlp.hpp"
 #include "dlb/model/model.hpp"
+#include "dlb/model/predictor.hpp"
 #include "dlb/model/residual.hpp"
 #include "dlb/model/resnet.hpp"
 #include "dlb/model/sequential.hpp"

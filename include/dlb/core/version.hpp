@@ -6,9 +6,9 @@
 namespace dlb {
 
 /// "MAJOR.MINOR.PATCH" of this DLBlocks.
-inline constexpr const char* kLibraryVersion = "0.1.0";
+inline constexpr const char* kLibraryVersion = "0.2.0";
 
-/// The version of this DLBlocks ("0.1.0").
+/// The version of this DLBlocks ("0.2.0").
 constexpr const char* Version() { return kLibraryVersion; }
 
 }  // namespace dlb

@@ -290,6 +290,14 @@ class ModelNN {
   L& LayerAt(const std::string& path) {
     return Cast<L>(Find(path), path);
   }
+  template <Layer L>
+  const L& LayerAt(Index index) const {
+    return Mutable().template LayerAt<L>(index);
+  }
+  template <Layer L>
+  const L& LayerAt(const std::string& path) const {
+    return Mutable().template LayerAt<L>(path);
+  }
 
   /// Name of the layer at `index` ("Linear(784 -> 350)").
   std::string LayerName(Index index) const {

@@ -52,6 +52,7 @@
 #include "dlb/layers/layer_spec.hpp"
 #include "dlb/model/layer_registry.hpp"
 #include "dlb/model/model.hpp"
+#include "dlb/model/predictor.hpp"
 
 namespace dlb {
 
@@ -539,7 +540,7 @@ inline void RequireFiniteToSave(const std::string& path, const StateDict& tensor
 /// standardizer does not fit the model's inputs or an extra key is reserved; FileError
 /// when the file cannot be written.
 template <Scalar T>
-void Save(ModelNN<T>& model, const std::string& path,
+void Save(const ModelNN<T>& model, const std::string& path,
           const std::type_identity_t<Standardizer<T>>* standardizer = nullptr,
           const Metadata& extra = {}) {
   Metadata metadata = internal::ModelMetadata(model, standardizer, kModelFormat);
@@ -550,31 +551,41 @@ void Save(ModelNN<T>& model, const std::string& path,
 }
 
 /// A model rebuilt from a file, with what it needs to predict on raw inputs.
+///
+/// Thread safety: Predict and every other const member may be called from many threads at
+/// once (a service loads the model once and predicts from each request's thread); each call
+/// gets its own buffers and the same logits as a single thread would (see Predictor). The
+/// model is frozen as loaded: to train it further, take a copy with Model().Clone().
+/// Changing `standardizer` or `metadata` while other threads predict is a data race.
 template <Scalar T>
 struct LoadedModel {
   LoadedModel(ModelNN<T> model_, std::optional<Standardizer<T>> standardizer_, Metadata metadata_)
-      : model(std::move(model_)), standardizer(std::move(standardizer_)), metadata(std::move(metadata_)) {}
+      : predictor(std::move(model_)), standardizer(std::move(standardizer_)), metadata(std::move(metadata_)) {}
 
-  ModelNN<T> model;                             ///< in Mode::Inference
+  Predictor<T> predictor;                       ///< the loaded model, frozen, in Mode::Inference
   std::optional<Standardizer<T>> standardizer;  ///< the saved preprocessing, if any
   Metadata metadata;                            ///< all of the file's metadata
 
+  /// The loaded model, for reading (Summary, shapes, Save, ExportOnnx, Clone).
+  const ModelNN<T>& Model() const { return predictor.Model(); }
+
+  /// An independent copy (model, preprocessing and metadata).
+  LoadedModel Clone() const { return LoadedModel(Model().Clone(), standardizer, metadata); }
+
   /// Logits (OutputSize() x N) of the raw samples `x` (InputSize() x N, one per column): the
   /// saved standardizer is applied to a copy of x, then the model runs in Mode::Inference.
-  /// The reference stays valid until the next call. Throws ShapeError for a wrong row count.
-  const Matrix<T>& Predict(const ConstMatrixRef<T>& x) {
-    if (x.rows() != model.InputSize()) {
-      throw ShapeError("LoadedModel::Predict: the model takes " + std::to_string(model.InputSize()) +
+  /// Thread-safe; the result is owned by the caller. Throws ShapeError for a wrong row count
+  /// or an empty batch.
+  Matrix<T> Predict(const ConstMatrixRef<T>& x) const {
+    if (x.rows() != Model().InputSize()) {
+      throw ShapeError("LoadedModel::Predict: the model takes " + std::to_string(Model().InputSize()) +
                        " values per sample, got " + std::to_string(x.rows()) + " rows");
     }
-    input_ = x;
-    if (standardizer) standardizer->Transform(input_);
-    model.SetMode(Mode::Inference);
-    return model.Forward(input_);
+    if (!standardizer) return predictor.Predict(x);
+    Matrix<T> input = x;
+    standardizer->Transform(input);
+    return predictor.Predict(input);
   }
-
- private:
-  Matrix<T> input_;
 };
 
 /// Rebuilds the model saved in `path` (by Save, or the model part of a checkpoint): reads
