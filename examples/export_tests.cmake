@@ -1,4 +1,4 @@
-# export_onnx (issue 18): the program, and its CTest cases on the stand-in data set. Included
+# export_onnx: the program, and its CTest cases on the stand-in data set. Included
 # from examples/CMakeLists.txt after its tests, whose functions, fixtures and variables it
 # uses (dlb_program_test, fake_data, plain_full, fake_dir, io, saved_model).
 #
