@@ -43,15 +43,17 @@ struct Batch {
 /// Requires: batch_size in 1..N, the DataSet's number of samples (checked by the DataSet); it
 /// has no default: 0 means "not set" and is rejected.
 /// drop_last defaults to false, as in PyTorch: every sample is seen every epoch, the last
-/// batch holding the N mod batch_size left over. Training usually wants drop_last = true
-/// (equal batches, so per-batch statistics and the learning rate mean the same at every
-/// step; BatchNorm throws on a last batch of a single sample, see BatchNormOptions); the
-/// examples' trainer sets it. Evaluation wants the default.
+/// batch holding the N mod batch_size left over. Training often wants drop_last = true:
+/// equal batches, so every step's batch statistics and gradient noise are alike, and the
+/// BatchNorm layers throw (as torch does) on a training batch of a single sample, which a
+/// kept remainder of 1 would be; the examples' trainer sets it. Evaluation wants the default.
+/// shuffle defaults to true, unlike DataLoader's False: a DataSet is mostly a training set;
+/// pass .shuffle = false for evaluation (it then views X in place, copying nothing).
 struct DataSetOptions {
-  Index batch_size = 0;      ///< samples per (global) batch, 1..N
-  bool shuffle = true;       ///< draw a new sample order at every epoch
-  bool drop_last = false;    ///< leave out the last N mod batch_size samples of every epoch
-  std::uint64_t seed = 0;    ///< seed of the shuffling generator
+  Index batch_size = 0;    ///< samples per (global) batch, 1..N
+  bool shuffle = true;     ///< draw a new sample order at every epoch
+  bool drop_last = false;  ///< leave out the last N mod batch_size samples of every epoch
+  std::uint64_t seed = 0;  ///< seed of the shuffling generator
 
   DataSetOptions& BatchSize(Index value) { batch_size = value; return *this; }
   DataSetOptions& Shuffle(bool value) { shuffle = value; return *this; }
