@@ -192,9 +192,9 @@ int main(int argc, char** argv) {
     dlb::Optimizer<float> optimizer =
         dlb::MakeOptimizer<float>(settings.optimizer, model.Parameters(), settings.lr);
     dlb::DataSet<float> train = experiment::MakeBatches(data, settings).train;
+    const dlb::Index test_batch = std::min<dlb::Index>(settings.batch, data.test_images.cols());
     dlb::DataSet<float> test(data.test_images, data.test_labels,
-                             std::min<dlb::Index>(settings.batch, data.test_images.cols()), false,
-                             false);
+                             {.batch_size = test_batch, .shuffle = false});
     dlb::CrossEntropyLoss<float> loss;
     dlb::DivergenceGuard<float> guard(optimizer.Parameters());
     const dlb::Index timed_batches =

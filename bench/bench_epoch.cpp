@@ -55,7 +55,8 @@ int main(int argc, char** argv) {
         dlb::MakeOptimizer<float>(settings.optimizer, model.Parameters(), settings.lr);
     dlb::DataSet<float> train = experiment::MakeBatches(data, settings).train;
     dlb::DataSet<float> test(data.test_images, data.test_labels,
-                             std::min<dlb::Index>(1000, data.test_images.cols()), false, false);
+                             {.batch_size = std::min<dlb::Index>(1000, data.test_images.cols()),
+                              .shuffle = false});
     dlb::CrossEntropyLoss<float> loss;
     dlb::DivergenceGuard<float> guard(optimizer.Parameters());
 

@@ -15,8 +15,8 @@ int main() {
   dlb::Matrix<float> x_train, y_train, x_test, y_test;
   make(4000, x_train, y_train);
   make(1000, x_test, y_test);
-  dlb::DataSet<float> train(x_train, y_train, 64, /*shuffle=*/true, /*drop_last=*/true, 1);
-  dlb::DataSet<float> test(x_test, y_test, 250, /*shuffle=*/false, /*drop_last=*/false);
+  dlb::DataSet<float> train(x_train, y_train, {.batch_size = 64, .drop_last = true, .seed = 1});
+  dlb::DataSet<float> test(x_test, y_test, {.batch_size = 250, .shuffle = false});
   dlb::ModelNN<float> model = dlb::MakeMlp<float>(2, {64, 64}, 1, dlb::Activation::Tanh, dlb::Init::Xavier, 1);
   dlb::Optimizer<float> optimizer = dlb::MakeOptimizer<float>("adam", model, 3e-3f);
   dlb::MseLoss<float> loss;

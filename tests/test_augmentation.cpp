@@ -217,7 +217,7 @@ TEST_CASE("augmentation: flag text parses, prints canonically and rejects nonsen
 TEST_CASE("augmentation: a DataSet's augmented batches follow from the seed alone", "[augmentation]") {
   const Images d(40);
   auto make = [&](std::uint64_t seed) {
-    dlb::DataSet<float> data(d.x, d.y, 8, /*shuffle=*/true, /*drop_last=*/true, seed);
+    dlb::DataSet<float> data(d.x, d.y, {.batch_size = 8, .drop_last = true, .seed = seed});
     data.SetAugmentation(AllThree(seed));
     return data;
   };
@@ -226,7 +226,7 @@ TEST_CASE("augmentation: a DataSet's augmented batches follow from the seed alon
   CHECK(batches_a == Epochs(b, 3));
   CHECK(batches_a != Epochs(other, 3));  // negative control
   // The epochs differ from one another, and the images were changed.
-  dlb::DataSet<float> plain(d.x, d.y, 8, true, true, 4);
+  dlb::DataSet<float> plain(d.x, d.y, {.batch_size = 8, .drop_last = true, .seed = 4});
   const auto batches_plain = Epochs(plain, 3);
   CHECK(batches_a != batches_plain);
   // Same shuffle, so each augmented column comes from the plain column's sample.
@@ -245,7 +245,7 @@ TEST_CASE("augmentation: the batches do not depend on the thread count", "[augme
   auto run = [&](int threads) {
     const int saved = dlb::NumThreads();
     dlb::SetNumThreads(threads);
-    dlb::DataSet<float> data(d.x, d.y, 256, true, true, 9);
+    dlb::DataSet<float> data(d.x, d.y, {.batch_size = 256, .drop_last = true, .seed = 9});
     data.SetAugmentation(AllThree(9));
     auto batches = Epochs(data, 2);
     dlb::SetNumThreads(saved);
@@ -256,11 +256,11 @@ TEST_CASE("augmentation: the batches do not depend on the thread count", "[augme
 
 TEST_CASE("augmentation: a DataSet resumes bit for bit from its saved state", "[augmentation]") {
   const Images d(40);
-  dlb::DataSet<float> uninterrupted(d.x, d.y, 8, true, true, 2);
+  dlb::DataSet<float> uninterrupted(d.x, d.y, {.batch_size = 8, .drop_last = true, .seed = 2});
   uninterrupted.SetAugmentation(AllThree(2));
   const auto all = Epochs(uninterrupted, 3);
 
-  dlb::DataSet<float> first(d.x, d.y, 8, true, true, 2);
+  dlb::DataSet<float> first(d.x, d.y, {.batch_size = 8, .drop_last = true, .seed = 2});
   first.SetAugmentation(AllThree(2));
   Epochs(first, 1);
   const dlb::StateDict saved = first.SaveState();
@@ -268,7 +268,7 @@ TEST_CASE("augmentation: a DataSet resumes bit for bit from its saved state", "[
   CHECK(saved.Contains("augmentation_seed"));
 
   // Another seed for both the shuffle and the augmentation: the state replaces them.
-  dlb::DataSet<float> resumed(d.x, d.y, 8, true, true, 99);
+  dlb::DataSet<float> resumed(d.x, d.y, {.batch_size = 8, .drop_last = true, .seed = 99});
   resumed.SetAugmentation(AllThree(99));
   resumed.LoadState(saved);
   CHECK(resumed.EpochsStarted() == 1);
@@ -276,9 +276,9 @@ TEST_CASE("augmentation: a DataSet resumes bit for bit from its saved state", "[
   CHECK(std::vector<Matrix<float>>(all.begin() + 5, all.end()) == rest);
 
   // Negative control: without the augmentation state the resumed batches differ.
-  dlb::DataSet<float> unaugmented(d.x, d.y, 8, true, true, 2);
+  dlb::DataSet<float> unaugmented(d.x, d.y, {.batch_size = 8, .drop_last = true, .seed = 2});
   CHECK_THROWS_AS(unaugmented.LoadState(saved), dlb::StateError);  // unexpected entries
-  dlb::DataSet<float> fresh(d.x, d.y, 8, true, true, 99);
+  dlb::DataSet<float> fresh(d.x, d.y, {.batch_size = 8, .drop_last = true, .seed = 99});
   fresh.SetAugmentation(AllThree(99));
   CHECK(Epochs(fresh, 2) != rest);
 }
@@ -290,7 +290,8 @@ TEST_CASE("augmentation: reading augmented batches allocates nothing after SetAu
     INFO(threads << " thread(s)");
     const int saved = dlb::NumThreads();
     dlb::SetNumThreads(threads);
-    dlb::DataSet<float> data(d.x, d.y, 256, true, true, 1);  // split over threads, see above
+    // Split over threads, see above.
+    dlb::DataSet<float> data(d.x, d.y, {.batch_size = 256, .drop_last = true, .seed = 1});
     data.SetAugmentation(AllThree(1));
     data.StartEpoch();
     float sink = data.GetBatch(0).x(0, 0);  // first batch: the pool may start its threads
@@ -307,7 +308,7 @@ TEST_CASE("augmentation: reading augmented batches allocates nothing after SetAu
 
 TEST_CASE("augmentation: a DataSet refuses images of another size", "[augmentation]") {
   const Images d(4);
-  dlb::DataSet<float> data(d.x, d.y, 2);
+  dlb::DataSet<float> data(d.x, d.y, {.batch_size = 2, .drop_last = true});
   CHECK_THROWS_AS(data.SetAugmentation(dlb::Augmentation<float>({1, 28, 28}, {dlb::HorizontalFlip{}})),
                   dlb::ShapeError);
   CHECK(data.GetAugmentation() == nullptr);

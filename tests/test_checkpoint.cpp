@@ -76,8 +76,8 @@ struct Run {
       dlb::ModelNN<float> initial, std::uint64_t seed, dlb::Index batch = 16)
       : model(std::move(initial)),
         optimizer(dlb::MakeOptimizer<float>(optimizer_name, model.Parameters())),
-        train(data.x, data.y, batch, /*shuffle=*/true, /*drop_last=*/true, seed),
-        validation(data.x, data.y, 32, /*shuffle=*/false, /*drop_last=*/false),
+        train(data.x, data.y, {.batch_size = batch, .drop_last = true, .seed = seed}),
+        validation(data.x, data.y, {.batch_size = 32, .shuffle = false}),
         decay(dlb::DefaultLearningRate(optimizer_name)) {}
 
   static dlb::ModelNN<float> MakeModel(std::uint64_t seed, dlb::Index hidden) {

@@ -63,8 +63,8 @@ std::vector<Index> Iota(Index n) {
 
 TEST_CASE("DataSet: batch count with and without drop_last") {
   const Indexed d(10);
-  dlb::DataSet<float> dropping(d.x, d.y, 3, true, true);
-  dlb::DataSet<float> keeping(d.x, d.y, 3, true, false);
+  dlb::DataSet<float> dropping(d.x, d.y, {.batch_size = 3, .drop_last = true});
+  dlb::DataSet<float> keeping(d.x, d.y, {.batch_size = 3});
   CHECK(dropping.NumBatches() == 3);
   CHECK(keeping.NumBatches() == 4);
   CHECK(dropping.SamplesPerEpoch() == 9);
@@ -80,17 +80,17 @@ TEST_CASE("DataSet: batch count with and without drop_last") {
   CHECK(Epoch(keeping).size() == 10);
 
   // Exact multiples: drop_last changes nothing.
-  dlb::DataSet<float> exact(d.x, d.y, 5, false, true);
-  dlb::DataSet<float> exact_keep(d.x, d.y, 5, false, false);
+  dlb::DataSet<float> exact(d.x, d.y, {.batch_size = 5, .shuffle = false, .drop_last = true});
+  dlb::DataSet<float> exact_keep(d.x, d.y, {.batch_size = 5, .shuffle = false});
   CHECK(exact.NumBatches() == 2);
   CHECK(exact_keep.NumBatches() == 2);
   // batch_size == N is allowed: one batch.
-  CHECK(dlb::DataSet<float>(d.x, d.y, 10).NumBatches() == 1);
+  CHECK(dlb::DataSet<float>(d.x, d.y, {.batch_size = 10, .drop_last = true}).NumBatches() == 1);
 }
 
 TEST_CASE("DataSet: every sample exactly once per epoch, a new order every epoch") {
   const Indexed d(50);
-  dlb::DataSet<float> data(d.x, d.y, 8, true, false, 123);
+  dlb::DataSet<float> data(d.x, d.y, {.batch_size = 8, .seed = 123});
   std::vector<std::vector<Index>> epochs;
   for (int e = 0; e < 4; ++e) {
     std::vector<Index> order = Epoch(data);
@@ -104,7 +104,7 @@ TEST_CASE("DataSet: every sample exactly once per epoch, a new order every epoch
     for (std::size_t b = a + 1; b < epochs.size(); ++b) CHECK(epochs[a] != epochs[b]);
 
   SECTION("with drop_last each visited sample is distinct and the dropped ones vary") {
-    dlb::DataSet<float> dropping(d.x, d.y, 8, true, true, 123);
+    dlb::DataSet<float> dropping(d.x, d.y, {.batch_size = 8, .drop_last = true, .seed = 123});
     std::vector<bool> ever_visited(50, false);
     for (int e = 0; e < 10; ++e) {
       std::vector<Index> order = Epoch(dropping);
@@ -119,8 +119,9 @@ TEST_CASE("DataSet: every sample exactly once per epoch, a new order every epoch
 
 TEST_CASE("DataSet: same seed gives the same order, different seeds different orders") {
   const Indexed d(40);
-  dlb::DataSet<float> a(d.x, d.y, 4, true, true, 7), b(d.x, d.y, 4, true, true, 7);
-  dlb::DataSet<float> c(d.x, d.y, 4, true, true, 8);
+  dlb::DataSet<float> a(d.x, d.y, {.batch_size = 4, .drop_last = true, .seed = 7});
+  dlb::DataSet<float> b(d.x, d.y, {.batch_size = 4, .drop_last = true, .seed = 7});
+  dlb::DataSet<float> c(d.x, d.y, {.batch_size = 4, .drop_last = true, .seed = 8});
   const auto a1 = Epoch(a), a2 = Epoch(a);
   CHECK(Epoch(b) == a1);
   CHECK(Epoch(b) == a2);
@@ -129,7 +130,7 @@ TEST_CASE("DataSet: same seed gives the same order, different seeds different or
 
 TEST_CASE("DataSet: shuffle = false keeps the order and views X without copying") {
   const Indexed d(10);
-  dlb::DataSet<float> data(d.x, d.y, 4, false, false);
+  dlb::DataSet<float> data(d.x, d.y, {.batch_size = 4, .shuffle = false});
   for (int e = 0; e < 2; ++e) CHECK(Epoch(data) == Iota(10));
   const auto batch = data.GetBatch(1);
   CHECK(batch.x.data() == d.x.col(4).data());
@@ -143,7 +144,7 @@ TEST_CASE("DataSet: each epoch's shuffle is uniform over permutations") {
   // appear ~1000 times. A biased Fisher-Yates (e.g. drawing from all n positions at every
   // step) fails the chi-square bound by far.
   const Indexed d(4);
-  dlb::DataSet<float> data(d.x, d.y, 4, true, true, 100);
+  dlb::DataSet<float> data(d.x, d.y, {.batch_size = 4, .drop_last = true, .seed = 100});
   std::map<std::vector<Index>, int> counts;
   constexpr int epochs = 24000;
   data.StartEpoch();
@@ -169,23 +170,57 @@ TEST_CASE("DataSet: each epoch's shuffle is uniform over permutations") {
   CHECK(chi2 < 60);
 }
 
+TEST_CASE("DataSet: options from designated initializers or setters, with PyTorch's defaults") {
+  const Indexed d(10);
+  // Defaults as torch.utils.data.DataLoader(shuffle=True aside): drop_last false, seed 0.
+  const dlb::DataSetOptions defaults;
+  CHECK(defaults.shuffle);
+  CHECK_FALSE(defaults.drop_last);
+  CHECK(defaults.seed == 0);
+  CHECK(dlb::DataSet<float>(d.x, d.y, {.batch_size = 3}).NumBatches() == 4);  // 3, 3, 3, 1
+
+  const dlb::DataSetOptions chained =
+      dlb::DataSetOptions().BatchSize(4).Shuffle(false).DropLast(true).Seed(9);
+  dlb::DataSet<float> a(d.x, d.y, chained);
+  dlb::DataSet<float> b(d.x, d.y, {.batch_size = 4, .shuffle = false, .drop_last = true, .seed = 9});
+  for (const dlb::DataSet<float>* set : {&a, &b}) {
+    const dlb::DataSetOptions options = set->Options();
+    CHECK(options.batch_size == 4);
+    CHECK_FALSE(options.shuffle);
+    CHECK(options.drop_last);
+    CHECK(options.seed == 9);
+    CHECK(set->NumBatches() == 2);
+  }
+  CHECK(Epoch(a) == std::vector<Index>{0, 1, 2, 3, 4, 5, 6, 7});  // unshuffled, 8 and 9 dropped
+  // The seed is used: same seed, same order; another seed, another order.
+  dlb::DataSet<float> s1(d.x, d.y, dlb::DataSetOptions().BatchSize(5).Seed(1));
+  dlb::DataSet<float> s1_again(d.x, d.y, {.batch_size = 5, .seed = 1});
+  dlb::DataSet<float> s2(d.x, d.y, {.batch_size = 5, .seed = 2});
+  const std::vector<Index> first = Epoch(s1);
+  CHECK(first == Epoch(s1_again));
+  CHECK(first != Epoch(s2));
+}
+
 TEST_CASE("DataSet: invalid sizes are reported") {
   const Indexed d(10);
-  REQUIRE_THROWS_MATCHES(dlb::DataSet<float>(d.x, d.y, 11), dlb::ArgumentError,
+  REQUIRE_THROWS_MATCHES(dlb::DataSet<float>(d.x, d.y, {.batch_size = 11}), dlb::ArgumentError,
                          What(Contains("batch_size") && Contains("11") && Contains("1..10")));
-  REQUIRE_THROWS_MATCHES(dlb::DataSet<float>(d.x, d.y, 0), dlb::ArgumentError,
+  REQUIRE_THROWS_MATCHES(dlb::DataSet<float>(d.x, d.y, {.batch_size = 0}), dlb::ArgumentError,
                          What(Contains("batch_size") && Contains("got 0")));
-  REQUIRE_THROWS_AS(dlb::DataSet<float>(d.x, d.y, -3), dlb::ArgumentError);
+  // batch_size has no default: options without it are refused, saying so.
+  REQUIRE_THROWS_MATCHES(dlb::DataSet<float>(d.x, d.y, dlb::DataSetOptions().Shuffle(false)),
+                         dlb::ArgumentError, What(Contains("batch_size") && Contains("not set")));
+  REQUIRE_THROWS_AS(dlb::DataSet<float>(d.x, d.y, {.batch_size = -3}), dlb::ArgumentError);
 
   const Labels short_y = d.y.head(9);
-  REQUIRE_THROWS_MATCHES(dlb::DataSet<float>(d.x, short_y, 2), dlb::ShapeError,
+  REQUIRE_THROWS_MATCHES(dlb::DataSet<float>(d.x, short_y, {.batch_size = 2}), dlb::ShapeError,
                          What(Contains("10 samples") && Contains("9 labels")));
 
   const Matrix<float> empty_x(2, 0);
   const Labels empty_y(0);
-  REQUIRE_THROWS_AS(dlb::DataSet<float>(empty_x, empty_y, 1), dlb::ShapeError);
+  REQUIRE_THROWS_AS(dlb::DataSet<float>(empty_x, empty_y, {.batch_size = 1}), dlb::ShapeError);
 
-  dlb::DataSet<float> data(d.x, d.y, 3);
+  dlb::DataSet<float> data(d.x, d.y, {.batch_size = 3, .drop_last = true});
   REQUIRE_THROWS_MATCHES(data.GetBatch(3), dlb::ArgumentError, What(Contains("batch 3")));
   REQUIRE_THROWS_AS(data.GetBatch(-1), dlb::ArgumentError);
 }

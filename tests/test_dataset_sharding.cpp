@@ -48,10 +48,12 @@ TEST_CASE("DataSet sharding: the shards of each global batch are its contiguous 
   for (bool shuffle : {true, false}) {
     for (bool drop_last : {true, false}) {
       CAPTURE(shuffle, drop_last);
-      dlb::DataSet<float> whole(d.x, d.y, 12, shuffle, drop_last, /*seed=*/7);
+      const dlb::DataSetOptions options{
+          .batch_size = 12, .shuffle = shuffle, .drop_last = drop_last, .seed = 7};
+      dlb::DataSet<float> whole(d.x, d.y, options);
       std::vector<dlb::DataSet<float>> shards;
       for (Index r = 0; r < 3; ++r) {
-        shards.emplace_back(d.x, d.y, 12, shuffle, drop_last, /*seed=*/7);
+        shards.emplace_back(d.x, d.y, options);
         shards.back().SetShard(r, 3);
         CHECK(shards.back().ShardIndex() == r);
         CHECK(shards.back().NumShards() == 3);
@@ -79,8 +81,8 @@ TEST_CASE("DataSet sharding: the shards of each global batch are its contiguous 
 
 TEST_CASE("DataSet sharding: a kept last batch is split as evenly as possible") {
   const Numbered d(23);  // batch 8: 8, 8 and a last batch of 7 split 3 + 4
-  dlb::DataSet<float> first(d.x, d.y, 8, /*shuffle=*/false, /*drop_last=*/false);
-  dlb::DataSet<float> second(d.x, d.y, 8, /*shuffle=*/false, /*drop_last=*/false);
+  dlb::DataSet<float> first(d.x, d.y, {.batch_size = 8, .shuffle = false});
+  dlb::DataSet<float> second(d.x, d.y, {.batch_size = 8, .shuffle = false});
   first.SetShard(0, 2);
   second.SetShard(1, 2);
   CHECK(first.GetBatch(2).y.size() == 3);
@@ -92,7 +94,7 @@ TEST_CASE("DataSet sharding: a kept last batch is split as evenly as possible") 
 
 TEST_CASE("DataSet sharding: invalid splits are rejected and leave the DataSet unsharded") {
   const Numbered d(21);
-  dlb::DataSet<float> data(d.x, d.y, 10, true, true);
+  dlb::DataSet<float> data(d.x, d.y, {.batch_size = 10, .drop_last = true});
   REQUIRE_THROWS_MATCHES(data.SetShard(0, 3), dlb::ArgumentError,
                          What(Contains("global batch of 10 samples does not split into 3 equal "
                                        "shards") &&
@@ -103,7 +105,7 @@ TEST_CASE("DataSet sharding: invalid splits are rejected and leave the DataSet u
   CHECK(data.NumShards() == 1);
   CHECK(data.GetBatch(0).y.size() == 10);
 
-  dlb::DataSet<float> keeping(d.x, d.y, 10, true, /*drop_last=*/false);  // last batch: 1 sample
+  dlb::DataSet<float> keeping(d.x, d.y, {.batch_size = 10});  // last batch: 1 sample
   REQUIRE_THROWS_MATCHES(keeping.SetShard(1, 2), dlb::ArgumentError,
                          What(Contains("the last batch keeps 1 samples (N = 21, batch 10), fewer "
                                        "than the 2 shards")));

@@ -40,8 +40,8 @@ RunResult Train(int threads) {
   dlb::ModelNN<float> model = dlb::MakeMlp<float>(96, {128, 64}, 10, dlb::Activation::ReLU,
                                                   dlb::Init::Kaiming, /*seed=*/3);
   dlb::Optimizer<float> optimizer = dlb::MakeOptimizer<float>("adam", model.Parameters());
-  dlb::DataSet<float> train(data.x, data.y, 64, /*shuffle=*/true, /*drop_last=*/true, /*seed=*/5);
-  dlb::DataSet<float> validation(data.x, data.y, 128, /*shuffle=*/false, /*drop_last=*/false);
+  dlb::DataSet<float> train(data.x, data.y, {.batch_size = 64, .drop_last = true, .seed = 5});
+  dlb::DataSet<float> validation(data.x, data.y, {.batch_size = 128, .shuffle = false});
   dlb::CrossEntropyLoss<float> loss;
   const auto history =
       dlb::TrainModel(model, train, validation, loss, optimizer, {.epochs = 3}).history;

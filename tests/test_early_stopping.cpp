@@ -99,8 +99,10 @@ TEST_CASE("EarlyStopping stops an overfitting run at the right epoch and restore
       .Add(dlb::Linear<float>(64, 3));
   dlb::Optimizer optimizer(model, dlb::SGD<float>(0.05f));
   dlb::CrossEntropyLoss<float> loss;
-  dlb::DataSet<float> train(train_data.first, train_data.second, 8, true, true, 3);
-  dlb::DataSet<float> validation(validation_data.first, validation_data.second, 30, false, false);
+  dlb::DataSet<float> train(train_data.first, train_data.second,
+                            {.batch_size = 8, .drop_last = true, .seed = 3});
+  dlb::DataSet<float> validation(validation_data.first, validation_data.second,
+                                 {.batch_size = 30, .shuffle = false});
 
   const int patience = 4;
   const double min_delta = 1e-3;

@@ -124,7 +124,7 @@ void CheckTrainingAllocatesNothing(dlb::GemmEngine engine, int threads, bool aug
   EngineScope engine_scope(engine);
   Threads thread_scope(threads);
   Fixture f;
-  dlb::DataSet<float> data(f.x, f.y, kBatch, /*shuffle=*/true, /*drop_last=*/true, 3);
+  dlb::DataSet<float> data(f.x, f.y, {.batch_size = kBatch, .drop_last = true, .seed = 3});
   if (augmented) {
     data.SetAugmentation(dlb::Augmentation<float>({1, 28, 28}, dlb::ParseAugmentation("crop:2,flip,erase:0.5"), 3));
   }
@@ -288,7 +288,7 @@ TEST_CASE("the notebook's network trains without allocating, on every engine and
       EngineScope engine_scope(engine);
       Threads thread_scope(threads);
       dlb::ModelNN<float> model = dlb::MakeMlp<float>(kInputs, {350, 250, 150, 50}, kClasses);
-      dlb::DataSet<float> data(x, y, kNotebookBatch, true, true, 11);
+      dlb::DataSet<float> data(x, y, {.batch_size = kNotebookBatch, .drop_last = true, .seed = 11});
       TrainWithoutAllocating(model, data);
     }
   }
@@ -337,7 +337,7 @@ dlb::ModelNN<float> FashionMnistConvnet() {
 void TrainConvnetWithoutAllocating(dlb::ModelNN<float> model, const Matrix<float>& x) {
   Labels y(x.cols());
   for (Index j = 0; j < y.size(); ++j) y(j) = static_cast<dlb::Label>(j % kClasses);
-  dlb::DataSet<float> data(x, y, x.cols() / 3, true, true, 22);
+  dlb::DataSet<float> data(x, y, {.batch_size = x.cols() / 3, .drop_last = true, .seed = 22});
   TrainWithoutAllocating(model, data);
 }
 

@@ -151,7 +151,7 @@ TEST_CASE("training steps on two threads give the one-thread numbers") {
         nesterov ? dlb::Optimizer<double>(model, dlb::Nesterov<double>(0.05))
                  : dlb::Optimizer<double>(model, dlb::Adam<double>(1e-3));
     dlb::DivergenceGuard<double> guard(optimizer.Parameters());
-    dlb::DataSet<double> data(x, y, 128, true, true, 9);
+    dlb::DataSet<double> data(x, y, {.batch_size = 128, .drop_last = true, .seed = 9});
     dlb::CrossEntropyLoss<double> loss;
     Matrix<double> dlogits;
     std::vector<double> losses;

@@ -47,7 +47,7 @@ TEST_CASE("targets: a DataSet of a target matrix gives each sample's column with
   Matrix<float> x(1, 10), y(2, 10);
   for (Index j = 0; j < 10; ++j) x(0, j) = static_cast<float>(j), y(0, j) = 10.0f * j, y(1, j) = -1.0f * j;
   for (const bool shuffle : {false, true}) {
-    dlb::DataSet<float> data(x, y, 4, shuffle, /*drop_last=*/false, 3);
+    dlb::DataSet<float> data(x, y, {.batch_size = 4, .shuffle = shuffle, .seed = 3});
     CHECK(data.Kind() == dlb::TargetKind::Values);
     CHECK_FALSE(data.HasLabels());
     CHECK(data.NumTargets() == 2);
@@ -65,8 +65,8 @@ TEST_CASE("targets: a DataSet of a target matrix gives each sample's column with
     CHECK(seen == 10);
   }
   Matrix<float> wrong(2, 9), empty(0, 10);
-  CHECK_THROWS_AS(dlb::DataSet<float>(x, wrong, 4), dlb::ShapeError);
-  CHECK_THROWS_AS(dlb::DataSet<float>(x, empty, 4), dlb::ShapeError);
+  CHECK_THROWS_AS(dlb::DataSet<float>(x, wrong, {.batch_size = 4}), dlb::ShapeError);
+  CHECK_THROWS_AS(dlb::DataSet<float>(x, empty, {.batch_size = 4}), dlb::ShapeError);
 }
 
 TEST_CASE("targets: RegressionMeter and CountBinaryCorrect by hand", "[targets]") {
@@ -93,8 +93,8 @@ TEST_CASE("targets: RegressionMeter and CountBinaryCorrect by hand", "[targets]"
 TEST_CASE("targets: TrainModel fits a regression with MseLoss and reports R^2, MSE and MAE",
           "[targets]") {
   const Regression train(512, 1), test(256, 2);
-  dlb::DataSet<float> train_set(train.x, train.y, 32, true, true, 1);
-  dlb::DataSet<float> test_set(test.x, test.y, 64, false, false);
+  dlb::DataSet<float> train_set(train.x, train.y, {.batch_size = 32, .drop_last = true, .seed = 1});
+  dlb::DataSet<float> test_set(test.x, test.y, {.batch_size = 64, .shuffle = false});
   dlb::ModelNN<float> model = SmallNet(2, 2, 1);
   dlb::Optimizer<float> optimizer = dlb::MakeOptimizer<float>("adam", model, 0.01f);
   dlb::MseLoss<float> loss;
@@ -119,8 +119,8 @@ TEST_CASE("targets: multi-label training with BCEWithLogitsLoss reports element 
   for (Index j = 0; j < x.cols(); ++j) {
     y(0, j) = x(0, j) > 0, y(1, j) = x(1, j) > 0, y(2, j) = x(0, j) + x(1, j) > 0.5f;
   }
-  dlb::DataSet<float> train(x, y, 32, true, true, 5);
-  dlb::DataSet<float> eval(x, y, 128, false, false);
+  dlb::DataSet<float> train(x, y, {.batch_size = 32, .drop_last = true, .seed = 5});
+  dlb::DataSet<float> eval(x, y, {.batch_size = 128, .shuffle = false});
   dlb::ModelNN<float> model = SmallNet(2, 3, 5);
   dlb::Optimizer<float> optimizer = dlb::MakeOptimizer<float>("adam", model, 0.01f);
   dlb::BCEWithLogitsLoss<float> loss;
@@ -135,10 +135,10 @@ TEST_CASE("targets: multi-label training with BCEWithLogitsLoss reports element 
 TEST_CASE("targets: a loss that does not take the data's targets is refused with a message",
           "[targets]") {
   const Regression data(64, 3);
-  dlb::DataSet<float> values(data.x, data.y, 16);
+  dlb::DataSet<float> values(data.x, data.y, {.batch_size = 16, .drop_last = true});
   Matrix<float> x = dlb_test::RandomMatrix<float>(2, 64, 4);
   dlb::Labels labels = dlb::Labels::Zero(64);
-  dlb::DataSet<float> classes(x, labels, 16);
+  dlb::DataSet<float> classes(x, labels, {.batch_size = 16, .drop_last = true});
   dlb::ModelNN<float> model = SmallNet(2, 2, 1);
   dlb::Optimizer<float> optimizer = dlb::MakeOptimizer<float>("sgd", model);
   dlb::CrossEntropyLoss<float> cross_entropy;

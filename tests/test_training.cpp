@@ -13,6 +13,7 @@
 
 #include "dlb/core/error.hpp"
 #include "dlb/data/dataset.hpp"
+#include "dlb/layers/batch_norm.hpp"
 #include "dlb/layers/dropout.hpp"
 #include "dlb/layers/linear.hpp"
 #include "dlb/layers/activations.hpp"
@@ -135,8 +136,9 @@ TEST_CASE("TrainModel reaches >= 95% validation accuracy on separable clusters")
     INFO("optimizer " << c.name);
     dlb::ModelNN<float> model(kFeatures, 11);
     BuildClassifier(model);
-    dlb::DataSet<float> train(problem.x_train, problem.y_train, 32, true, true, 12);
-    dlb::DataSet<float> val(problem.x_val, problem.y_val, 100, false, false);
+    dlb::DataSet<float> train(problem.x_train, problem.y_train,
+                              {.batch_size = 32, .drop_last = true, .seed = 12});
+    dlb::DataSet<float> val(problem.x_val, problem.y_val, {.batch_size = 100, .shuffle = false});
     dlb::CrossEntropyLoss<float> loss;
     dlb::Optimizer<float> optimizer = c.make(model);
     model.SetMode(dlb::Mode::Inference);
@@ -186,13 +188,14 @@ TEST_CASE("Evaluate and TrainEpoch: loss and score are the sample-weighted means
   const double full_score = dlb::ScoreAccLogits(logits, data.y);
 
   // Batches of 3, 3, 3, 1: an unweighted mean of batch losses would differ.
-  dlb::DataSet<float> all(data.x, data.y, 3, true, false, 5);
+  dlb::DataSet<float> all(data.x, data.y, {.batch_size = 3, .seed = 5});
   const dlb::PassResult pass = dlb::Evaluate(model, all, loss);
   CHECK(pass.samples == 10);
   CHECK(pass.loss == Approx(full_loss).epsilon(1e-6));
   CHECK(pass.score == Approx(full_score).epsilon(1e-12));
 
-  dlb::DataSet<float> dropping(data.x, data.y, 3, false, true);
+  dlb::DataSet<float> dropping(data.x, data.y,
+                               {.batch_size = 3, .shuffle = false, .drop_last = true});
   CHECK(dlb::Evaluate(model, dropping, loss).samples == 9);
 
   // A training pass steps once per batch, in training mode, and its running statistics are
@@ -220,14 +223,46 @@ TEST_CASE("Evaluate and TrainEpoch: loss and score are the sample-weighted means
                          dlb::ArgumentError, What(Contains("initial_epoch 4")));
 }
 
+TEST_CASE("TrainModel with BatchNorm: a kept last batch of one sample is a clear error, not NaN") {
+  // 10 samples in batches of 3: drop_last = false (the default) keeps a last batch of 1, on
+  // which BatchNorm's unbiased running variance (n/(n-1) times the batch's) divides by 0;
+  // torch raises there, and so must we, naming the way out. drop_last = true trains (the
+  // negative control).
+  const auto data = dlb_test::MakeClusters<float>(kFeatures, 10, kClasses, 43);
+  for (const bool drop_last : {false, true}) {
+    CAPTURE(drop_last);
+    dlb::ModelNN<float> model(kFeatures, 3);
+    model.Add(dlb::Linear<float>(kFeatures, 8))
+        .Add(dlb::BatchNorm1D<float>(8))
+        .Add(dlb::ReLU<float>())
+        .Add(dlb::Linear<float>(8, kClasses));
+    dlb::Optimizer<float> optimizer(model, dlb::SGD<float>(0.1f));
+    dlb::CrossEntropyLoss<float> loss;
+    dlb::DataSet<float> train(data.x, data.y, {.batch_size = 3, .drop_last = drop_last});
+    dlb::DataSet<float> validation(data.x, data.y, {.batch_size = 10, .shuffle = false});
+    const auto run = [&] {
+      dlb::TrainModel(model, train, validation, loss, optimizer, {.epochs = 1});
+    };
+    if (drop_last) {
+      CHECK_NOTHROW(run());
+      CHECK(AllParametersFinite(model));
+    } else {
+      CHECK_THROWS_MATCHES(run(), dlb::ShapeError,
+                           What(Contains("BatchNorm1D(8): training needs more than one value") &&
+                                Contains("got 1") && Contains("drop_last")));
+    }
+  }
+}
+
 TEST_CASE("TrainModel: a diverging run throws DivergenceError and keeps finite parameters") {
   // Unnormalised features (x 1000) and SGD with lr 1e6 blow up within a few batches.
   Problem problem;
   problem.x_train *= 1000.0f;
   dlb::ModelNN<float> model(kFeatures, 3);
   BuildClassifier(model);
-  dlb::DataSet<float> train(problem.x_train, problem.y_train, 32, true, true, 4);
-  dlb::DataSet<float> val(problem.x_val, problem.y_val, 100, false, false);
+  dlb::DataSet<float> train(problem.x_train, problem.y_train,
+                            {.batch_size = 32, .drop_last = true, .seed = 4});
+  dlb::DataSet<float> val(problem.x_val, problem.y_val, {.batch_size = 100, .shuffle = false});
   dlb::CrossEntropyLoss<float> loss;
   dlb::Optimizer<float> optimizer(model, dlb::SGD<float>(1e6f));
   dlb::TrainOptions options;
@@ -254,7 +289,8 @@ TEST_CASE("TrainModel: a diverging run throws DivergenceError and keeps finite p
     dlb::ModelNN<float> unguarded(kFeatures, 3);
     BuildClassifier(unguarded);
     dlb::Optimizer<float> sgd(unguarded, dlb::SGD<float>(1e6f));
-    dlb::DataSet<float> train2(problem.x_train, problem.y_train, 32, true, true, 4);
+    dlb::DataSet<float> train2(problem.x_train, problem.y_train,
+                               {.batch_size = 32, .drop_last = true, .seed = 4});
     options.guard_divergence = false;
     std::vector<dlb::EpochStats> history;
     REQUIRE_NOTHROW(history = dlb::TrainModel(unguarded, train2, val, loss, sgd, options).history);
@@ -313,8 +349,9 @@ TEST_CASE("TrainModel: callbacks see every moment in order and can stop training
   const Problem problem;
   dlb::ModelNN<float> model(kFeatures, 5);
   BuildClassifier(model);
-  dlb::DataSet<float> train(problem.x_train, problem.y_train, 400, true, true, 6);  // 4 batches
-  dlb::DataSet<float> val(problem.x_val, problem.y_val, 100, false, false);
+  dlb::DataSet<float> train(problem.x_train, problem.y_train,
+                            {.batch_size = 400, .drop_last = true, .seed = 6});  // 4 batches
+  dlb::DataSet<float> val(problem.x_val, problem.y_val, {.batch_size = 100, .shuffle = false});
   dlb::CrossEntropyLoss<float> loss;
   dlb::Optimizer<float> optimizer(model, dlb::SGD<float>(0.05f));
 
@@ -379,19 +416,21 @@ TEST_CASE("Resuming from the saved states after epoch k reproduces the uninterru
         .Add(dlb::Dropout<float>(0.2f)).Add(dlb::Linear<float>(32, kClasses));
     return model;
   };
-  dlb::DataSet<float> val(problem.x_val, problem.y_val, 100, false, false);
+  dlb::DataSet<float> val(problem.x_val, problem.y_val, {.batch_size = 100, .shuffle = false});
   dlb::CrossEntropyLoss<float> loss;
   dlb::TrainOptions options;
   options.epochs = 4;
 
   dlb::ModelNN<float> straight = build();
-  dlb::DataSet<float> straight_train(problem.x_train, problem.y_train, 64, true, true, 22);
+  dlb::DataSet<float> straight_train(problem.x_train, problem.y_train,
+                                     {.batch_size = 64, .drop_last = true, .seed = 22});
   dlb::Optimizer<float> straight_opt(straight, dlb::Adam<float>(1e-2f));
   dlb::TrainModel(straight, straight_train, val, loss, straight_opt, options);
 
   // Two epochs, then everything a checkpoint holds is copied out ...
   dlb::ModelNN<float> first = build();
-  dlb::DataSet<float> first_train(problem.x_train, problem.y_train, 64, true, true, 22);
+  dlb::DataSet<float> first_train(problem.x_train, problem.y_train,
+                                  {.batch_size = 64, .drop_last = true, .seed = 22});
   dlb::Optimizer<float> first_opt(first, dlb::Adam<float>(1e-2f));
   options.epochs = 2;
   dlb::TrainModel(first, first_train, val, loss, first_opt, options);
@@ -403,7 +442,8 @@ TEST_CASE("Resuming from the saved states after epoch k reproduces the uninterru
   dlb::ModelNN<float> resumed(kFeatures, 99);
   resumed.Add(dlb::Linear<float>(kFeatures, 32)).Add(dlb::ReLU<float>())
       .Add(dlb::Dropout<float>(0.2f)).Add(dlb::Linear<float>(32, kClasses));
-  dlb::DataSet<float> resumed_train(problem.x_train, problem.y_train, 64, true, true, 98);
+  dlb::DataSet<float> resumed_train(problem.x_train, problem.y_train,
+                                    {.batch_size = 64, .drop_last = true, .seed = 98});
   dlb::Optimizer<float> resumed_opt(resumed, dlb::Adam<float>(0.5f));
   resumed.LoadState(model_state, dlb::StateScope::Checkpoint);
   resumed_opt.LoadState(optimizer_state);
@@ -419,7 +459,8 @@ TEST_CASE("Resuming from the saved states after epoch k reproduces the uninterru
 
 TEST_CASE("DataSet::LoadState rejects an order that is not a permutation") {
   const Problem problem;
-  dlb::DataSet<float> data(problem.x_val, problem.y_val, 100, true, true, 1);
+  dlb::DataSet<float> data(problem.x_val, problem.y_val,
+                           {.batch_size = 100, .drop_last = true, .seed = 1});
   dlb::StateDict state = data.SaveState();
   auto order = state.At("order").Values<std::int64_t>();
   order[3] = order[4];  // a duplicate

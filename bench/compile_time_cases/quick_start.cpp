@@ -19,8 +19,10 @@ int main() {
   std::cout << model.Summary();                                   // each layer's output shape
   dlb::Optimizer optimizer(model, dlb::Adam<float>(1e-3f));
   dlb::CrossEntropyLoss<float> loss;
-  dlb::DataSet<float> train(data.train_images, data.train_labels, /*batch_size=*/256);
-  dlb::DataSet<float> test(data.test_images, data.test_labels, 1000, /*shuffle=*/false, /*drop_last=*/false);
+  dlb::DataSet<float> train(data.train_images, data.train_labels,
+                            {.batch_size = 256, .drop_last = true});
+  dlb::DataSet<float> test(data.test_images, data.test_labels,
+                           {.batch_size = 1000, .shuffle = false});
 
   auto result = dlb::TrainModel(model, train, test, loss, optimizer, {.epochs = 10, .log = &std::cout});
   std::cout << "Test accuracy: " << result.history.back().val_score << "\n";

@@ -249,8 +249,8 @@ inline RunSets MakeSets(const RunData& run, const experiment::Settings& s) {
   if (run.HeldOut()) {
     const auto batch = [&](const dlb::Matrix<float>& x) { return std::min<dlb::Index>(s.batch, x.cols()); };
     sets.test = std::move(sets.batches.validation);
-    sets.batches.validation = dlb::DataSet<float>(run.val_images, run.val_labels,
-                                                  batch(run.val_images), false, false);
+    sets.batches.validation = dlb::DataSet<float>(
+        run.val_images, run.val_labels, {.batch_size = batch(run.val_images), .shuffle = false});
   }
   return sets;
 }

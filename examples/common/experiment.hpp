@@ -296,11 +296,11 @@ struct Batches {
   dlb::DataSet<float> validation;
 };
 inline Batches MakeBatches(const dlb::FashionMnist<float>& data, const Settings& s) {
-  return {dlb::DataSet<float>(data.train_images, data.train_labels, s.batch, /*shuffle=*/true,
-                              /*drop_last=*/true, s.seed),
+  return {dlb::DataSet<float>(data.train_images, data.train_labels,
+                              {.batch_size = s.batch, .drop_last = true, .seed = s.seed}),
           dlb::DataSet<float>(data.test_images, data.test_labels,
-                              std::min<dlb::Index>(s.batch, data.test_images.cols()),
-                              /*shuffle=*/false, /*drop_last=*/false)};
+                              {.batch_size = std::min<dlb::Index>(s.batch, data.test_images.cols()),
+                               .shuffle = false})};
 }
 
 /// "784-350-250-150-50-10".

@@ -33,8 +33,8 @@ bool TrainFloatMlp() {
   model.Add(dlb::Linear<float>(4, 8)).Add(dlb::ReLU<float>()).Add(dlb::Linear<float>(8, 2));
   dlb::Optimizer optimizer(model, dlb::Adam<float>(1e-2f));
   dlb::CrossEntropyLoss<float> loss;
-  dlb::DataSet<float> train(x, y, /*batch_size=*/32);
-  dlb::DataSet<float> test(x, y, 64, /*shuffle=*/false, /*drop_last=*/false);
+  dlb::DataSet<float> train(x, y, {.batch_size = 32, .drop_last = true});
+  dlb::DataSet<float> test(x, y, {.batch_size = 64, .shuffle = false});
   const auto result = dlb::TrainModel(model, train, test, loss, optimizer, {.epochs = 5});
   const double first = result.history.front().train_loss, last = result.history.back().train_loss;
   std::printf("float MLP: train loss %.4f -> %.4f, accuracy %.3f\n", first, last,
@@ -62,8 +62,8 @@ bool TrainDoubleCnn() {
       .Add(dlb::Linear<double>(4, 2));
   dlb::Optimizer optimizer(model, dlb::SGD<double>(0.05));
   dlb::MseLoss<double> loss;
-  dlb::DataSet<double> train(x, y, /*batch_size=*/16);
-  dlb::DataSet<double> test(x, y, 64, /*shuffle=*/false, /*drop_last=*/false);
+  dlb::DataSet<double> train(x, y, {.batch_size = 16, .drop_last = true});
+  dlb::DataSet<double> test(x, y, {.batch_size = 64, .shuffle = false});
   const auto result = dlb::TrainModel(model, train, test, loss, optimizer, {.epochs = 5});
   const double first = result.history.front().train_loss, last = result.history.back().train_loss;
   std::printf("double CNN: train loss %.4f -> %.4f\n", first, last);

@@ -43,9 +43,10 @@ int main(int argc, char** argv) {
         dlb::MakeMlp<float>(8, {6}, 2, dlb::Activation::ReLU, dlb::Init::Kaiming, 1);
     dlb::Optimizer<float> optimizer = dlb::MakeOptimizer<float>(
         "sgd", model.Parameters(), mode == "diverge" ? 1e30f : 1e-2f);
-    dlb::DataSet<float> train(data.x, data.y, 16, /*shuffle=*/false, true);
+    dlb::DataSet<float> train(data.x, data.y,
+                              {.batch_size = 16, .shuffle = false, .drop_last = true});
     train.SetShard(world.Rank(), world.Size());
-    dlb::DataSet<float> validation(data.x, data.y, 64, false, false);
+    dlb::DataSet<float> validation(data.x, data.y, {.batch_size = 64, .shuffle = false});
     dlb::CrossEntropyLoss<float> loss;
     dlb::GradientAllreduce<float> allreduce(world);
     dlb::TrainModel(model, train, validation, loss, optimizer,

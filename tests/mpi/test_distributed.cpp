@@ -76,8 +76,9 @@ struct Replica {
       : data(p),
         model(std::move(m)),
         optimizer(dlb::MakeOptimizer<float>(optimizer_name, model, 1e-2f)),
-        train(data.x_train, data.y_train, kGlobalBatch, true, true, 9),
-        validation(data.x_val, data.y_val, 40, false, false) {
+        train(data.x_train, data.y_train,
+              {.batch_size = kGlobalBatch, .drop_last = true, .seed = 9}),
+        validation(data.x_val, data.y_val, {.batch_size = 40, .shuffle = false}) {
     if (communicator == nullptr) return;
     train.SetShard(communicator->Rank(), communicator->Size());
     if (average) allreduce.emplace(*communicator);

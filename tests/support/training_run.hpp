@@ -60,8 +60,10 @@ struct TrainingRun {
         validation_data(ClassificationData(30, seed + 100)),
         model(MakeModel(hidden, seed)),
         optimizer(model, dlb::SGD<float>(lr)),
-        train(train_data.first, train_data.second, batch, /*shuffle=*/true, /*drop_last=*/true, seed),
-        validation(validation_data.first, validation_data.second, 10, false, false) {}
+        train(train_data.first, train_data.second,
+              {.batch_size = batch, .drop_last = true, .seed = seed}),
+        validation(validation_data.first, validation_data.second,
+                   {.batch_size = 10, .shuffle = false}) {}
 
   static dlb::ModelNN<float> MakeModel(dlb::Index hidden, std::uint64_t seed) {
     dlb::ModelNN<float> model(dlb::Shape(4), seed);

@@ -85,8 +85,9 @@ bool Write(const std::string& dir) {
   dlb::Labels labels(7);
   for (Index j = 0; j < 7; ++j) labels(j) = static_cast<dlb::Label>(j % 3);
   dlb::Optimizer<float> optimizer(model, dlb::Adam<float>());
-  dlb::DataSet<float> train(input, labels, 2);
-  dlb::DataSet<float> validation(input, labels, 7, /*shuffle=*/false);
+  dlb::DataSet<float> train(input, labels, {.batch_size = 2, .drop_last = true});
+  dlb::DataSet<float> validation(input, labels,
+                                 {.batch_size = 7, .shuffle = false, .drop_last = true});
   dlb::CrossEntropyLoss<float> loss;
   dlb::TrainModel(model, train, validation, loss, optimizer, {.epochs = 1});
   dlb::SaveCheckpoint(dir + "/checkpoint.safetensors",

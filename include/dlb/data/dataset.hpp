@@ -36,6 +36,31 @@ struct Batch {
   Eigen::Map<const Matrix<T>> targets{nullptr, 0, 0};
 };
 
+/// How a DataSet cuts its samples into batches: PyTorch's DataLoader arguments of the same
+/// names. An aggregate with chainable setters, so either of
+///   `DataSet<float> test(x, y, {.batch_size = 1000, .shuffle = false});`
+///   `DataSet<float> test(x, y, DataSetOptions().BatchSize(1000).Shuffle(false));`
+/// Requires: batch_size in 1..N, the DataSet's number of samples (checked by the DataSet); it
+/// has no default: 0 means "not set" and is rejected.
+/// drop_last defaults to false, as in PyTorch: every sample is seen every epoch, the last
+/// batch holding the N mod batch_size left over. Training often wants drop_last = true:
+/// equal batches, so every step's batch statistics and gradient noise are alike, and the
+/// BatchNorm layers throw (as torch does) on a training batch of a single sample, which a
+/// kept remainder of 1 would be; the examples' trainer sets it. Evaluation wants the default.
+/// shuffle defaults to true, unlike DataLoader's False: a DataSet is mostly a training set;
+/// pass .shuffle = false for evaluation (it then views X in place, copying nothing).
+struct DataSetOptions {
+  Index batch_size = 0;    ///< samples per (global) batch, 1..N
+  bool shuffle = true;     ///< draw a new sample order at every epoch
+  bool drop_last = false;  ///< leave out the last N mod batch_size samples of every epoch
+  std::uint64_t seed = 0;  ///< seed of the shuffling generator
+
+  DataSetOptions& BatchSize(Index value) { batch_size = value; return *this; }
+  DataSetOptions& Shuffle(bool value) { shuffle = value; return *this; }
+  DataSetOptions& DropLast(bool value) { drop_last = value; return *this; }
+  DataSetOptions& Seed(std::uint64_t value) { seed = value; return *this; }
+};
+
 /// Splits (X, y) into mini-batches, in a new random order every epoch.
 ///
 /// Represents: a reference to X (features x N, one column per sample) and to the targets:
@@ -59,11 +84,10 @@ template <Scalar T = float>
 class DataSet {
  public:
   /// Throws ShapeError when X.cols() != y.size() or the set is empty, ArgumentError when
-  /// batch_size < 1 or batch_size > N.
-  DataSet(const Matrix<T>& x, const Labels& y, Index batch_size, bool shuffle = true,
-          bool drop_last = true, std::uint64_t seed = 0)
-      : x_(&x), y_(&y), batch_size_(batch_size), shuffle_(shuffle), drop_last_(drop_last),
-        gen_(seed) {
+  /// options.batch_size < 1 (not set) or > N.
+  DataSet(const Matrix<T>& x, const Labels& y, const DataSetOptions& options)
+      : x_(&x), y_(&y), batch_size_(options.batch_size), shuffle_(options.shuffle),
+        drop_last_(options.drop_last), seed_(options.seed), gen_(options.seed) {
     if (x.cols() != y.size()) {
       throw ShapeError("DataSet: X has " + std::to_string(x.cols()) + " samples (columns) but y has " +
                        std::to_string(y.size()) + " labels");
@@ -72,10 +96,9 @@ class DataSet {
   }
   /// Real-valued targets: Y is K x N (K >= 1), column j the target of sample j. Throws like
   /// the labels' constructor, and ShapeError when Y has no rows or not N columns.
-  DataSet(const Matrix<T>& x, const Matrix<T>& targets, Index batch_size, bool shuffle = true,
-          bool drop_last = true, std::uint64_t seed = 0)
-      : x_(&x), targets_(&targets), batch_size_(batch_size), shuffle_(shuffle),
-        drop_last_(drop_last), gen_(seed) {
+  DataSet(const Matrix<T>& x, const Matrix<T>& targets, const DataSetOptions& options)
+      : x_(&x), targets_(&targets), batch_size_(options.batch_size), shuffle_(options.shuffle),
+        drop_last_(options.drop_last), seed_(options.seed), gen_(options.seed) {
     if (x.cols() != targets.cols() || targets.rows() == 0) {
       throw ShapeError("DataSet: X has " + std::to_string(x.cols()) +
                        " samples (columns) but the targets are " + std::to_string(targets.rows()) +
@@ -84,10 +107,15 @@ class DataSet {
     }
     Initialize();
   }
-  DataSet(Matrix<T>&&, const Labels&, Index, bool = true, bool = true, std::uint64_t = 0) = delete;
-  DataSet(const Matrix<T>&, Labels&&, Index, bool = true, bool = true, std::uint64_t = 0) = delete;
-  DataSet(Matrix<T>&&, const Matrix<T>&, Index, bool = true, bool = true, std::uint64_t = 0) = delete;
-  DataSet(const Matrix<T>&, Matrix<T>&&, Index, bool = true, bool = true, std::uint64_t = 0) = delete;
+  DataSet(Matrix<T>&&, const Labels&, const DataSetOptions&) = delete;
+  DataSet(const Matrix<T>&, Labels&&, const DataSetOptions&) = delete;
+  DataSet(Matrix<T>&&, const Matrix<T>&, const DataSetOptions&) = delete;
+  DataSet(const Matrix<T>&, Matrix<T>&&, const DataSetOptions&) = delete;
+
+  /// The options it was built with.
+  DataSetOptions Options() const {
+    return {.batch_size = batch_size_, .shuffle = shuffle_, .drop_last = drop_last_, .seed = seed_};
+  }
 
   /// ClassLabels or Values: what the batches' targets are.
   TargetKind Kind() const { return targets_ != nullptr ? TargetKind::Values : TargetKind::ClassLabels; }
@@ -121,8 +149,9 @@ class DataSet {
                        std::to_string(x.cols()) + "; need at least one feature and one sample");
     }
     if (batch_size_ < 1 || batch_size_ > x.cols()) {
-      throw ArgumentError("DataSet: batch_size must be in 1.." + std::to_string(x.cols()) +
-                          " (the number of samples), got " + std::to_string(batch_size_));
+      throw ArgumentError("DataSet: options.batch_size must be in 1.." + std::to_string(x.cols()) +
+                          " (the number of samples), got " + std::to_string(batch_size_) +
+                          (batch_size_ == 0 ? " (not set)" : ""));
     }
     order_.resize(static_cast<std::size_t>(x.cols()));
     std::iota(order_.begin(), order_.end(), Index{0});
@@ -351,6 +380,7 @@ class DataSet {
   Index batch_size_;
   bool shuffle_;
   bool drop_last_;
+  std::uint64_t seed_;
   Index shard_ = 0;
   Index num_shards_ = 1;
   Generator gen_;

@@ -196,7 +196,8 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
       if (!(n > 1)) {
         throw ShapeError(Name() + ": training needs more than one value per " + GroupWord() +
                          ", got " + std::to_string(static_cast<std::int64_t>(n)) +
-                         " (use a larger batch, or Mode::Inference)");
+                         " (use a larger batch, DataSetOptions::drop_last against a last batch "
+                         "of one sample, or Mode::Inference)");
       }
       for (Index c = 0; c < groups; ++c) {
         const double mean = sums_(c) / n;
