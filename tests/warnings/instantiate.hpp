@@ -46,8 +46,8 @@ void Instantiate() {
   dlb::LoadWeights(model, "model.safetensors");
   dlb::ExportOnnx(model, "model.onnx");
 
-  dlb::DataSet<T> train(x, y, 2);
-  dlb::DataSet<T> validation(x, y, 2);
+  dlb::DataSet<T> train(x, y, {.batch_size = 2});
+  dlb::DataSet<T> validation(x, y, {.batch_size = 2, .shuffle = false});
   dlb::Optimizer<T> optimizer = dlb::MakeOptimizer<T>("adam", model, 0.1);
   dlb::TrainModel(model, train, validation, loss, optimizer);
 }
