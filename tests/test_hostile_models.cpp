@@ -107,9 +107,10 @@ TEST_CASE("hostile models: sizes that overflow are errors, never wrapped sizes",
 
 TEST_CASE("hostile models: an architecture cannot ask for unbounded memory", "[model file][bad input]") {
   dlb_test::TempDir dir("dlb_test_hostile_");
-  // 100,000 ReLU layers before a Linear: one activation buffer each.
+  // 20,001 ReLU layers before a Linear (the probe's file had 100,000): one activation buffer
+  // each. Refused by their count, before any is built.
   nlohmann::json many = nlohmann::json::array();
-  for (int i = 0; i < 100000; ++i) many.push_back({{"name", std::to_string(i)}, {"type", "ReLU"}, {"args", nlohmann::json::object()}});
+  for (int i = 0; i < 20001; ++i) many.push_back({{"name", std::to_string(i)}, {"type", "ReLU"}, {"args", nlohmann::json::object()}});
   RequireRefused(WriteModel(dir, "relus.safetensors", {784, 1, 1}, many),
                  {"more layers than the limit allows (LoadOptions::max_layers)"});
   // A padding of 30000 on a 28 x 28 image: 3.6 billion outputs per sample.
