@@ -5,6 +5,9 @@
 #   is annotated and names the same version.
 # cmake -DVERSION=0.2.0 -DHEADER=.../version.hpp -DCHANGELOG=.../CHANGELOG.md
 #       [-DSOURCE_DIR=...] -P check_version.cmake
+
+# Today's policies (CMP0054: a quoted "tag" is text, not the loop variable tag).
+cmake_minimum_required(VERSION 3.21)
 foreach(var VERSION HEADER CHANGELOG)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "check_version.cmake: -D${var}=... is required")
@@ -45,8 +48,10 @@ if(DEFINED SOURCE_DIR)
           message(FATAL_ERROR "HEAD is tagged ${tag} but CMake's project() says ${VERSION}")
         endif()
         execute_process(COMMAND ${GIT} -C "${SOURCE_DIR}" cat-file -t "${tag}"
-                        OUTPUT_VARIABLE type OUTPUT_STRIP_TRAILING_WHITESPACE)
-        if(NOT type STREQUAL "tag")
+                        OUTPUT_VARIABLE object_type OUTPUT_STRIP_TRAILING_WHITESPACE)
+        # An annotated tag is a git object of type "tag" (a lightweight one points at the
+        # commit). Compared as text: the loop variable is also called tag.
+        if(NOT "${object_type}" MATCHES "^tag$")
           message(FATAL_ERROR "the release tag ${tag} is a lightweight tag: use git tag -a")
         endif()
       endforeach()
