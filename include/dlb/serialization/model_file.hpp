@@ -626,8 +626,9 @@ LoadedModel<T> LoadModel(const std::string& path, const LayerRegistry<T>& regist
   budget.state_values = values > INT64_MAX - internal::kStateSlack ? INT64_MAX : values + internal::kStateSlack;
   budget.layers = options.max_layers;
   budget.depth = options.max_depth;
-  // Counted before anything is built: building and shape-checking 10,000 layers of a forged
-  // file only to refuse the 10,001st took a minute under the sanitizers.
+  // Counted before anything is built (the registry's budget would refuse the 10,001st layer
+  // only after building the first 10,000): with 20,001 layers test_hostile_models' case takes
+  // 3.7 s under the sanitizers with the count, 9.5 s without.
   if (internal::CountLayers(architecture.layers, options.max_layers) > options.max_layers) {
     throw FileError(path, std::nullopt,
                     "metadata 'architecture': more layers than the limit allows "
