@@ -43,6 +43,8 @@ const std::vector<Geometry> kGeometries = {
     {"3x3, stride 2, no padding, floor", {1, 7, 6}, 2, 3, 2, 0},
     {"1x2, stride 1x2, padding 0x1", {3, 4, 5}, 2, {1, 2}, {1, 2}, {0, 1}},
     {"5x5 with padding 2 on 3x4", {2, 3, 4}, 2, 5, 1, 2},
+    // 24 x 24 = 576 output positions: Conv2D::ProductsPerSample (its own test checks that).
+    {"3x3, padding 1 on 24x24, products per sample", {2, 24, 24}, 3, 3, 1, 1},
 };
 
 Conv2D<double> MakeConv(const Geometry& g) {
@@ -294,6 +296,35 @@ TEST_CASE("Conv2D works through a batch in chunks with the same results as sampl
   }
   CHECK((dw_sum - dw).cwiseAbs().maxCoeff() < 1e-10);
   CHECK((db_sum - db).cwiseAbs().maxCoeff() < 1e-10);
+}
+
+// Planes of Conv2D::kPerSamplePositions output positions or more multiply sample by sample,
+// in place in Y and dY; smaller ones through a chunk's rearranged products. Both agree with
+// the naive loop (forward, above) and with finite differences (gradients, above); here the
+// switch itself, without a bias too, and on 2 threads.
+TEST_CASE("Conv2D multiplies large planes sample by sample, with and without a bias") {
+  const Geometry& g = kGeometries.back();
+  REQUIRE(MakeConv(g).ProductsPerSample());
+  REQUIRE_FALSE(MakeConv(kGeometries[0]).ProductsPerSample());
+  CHECK(Conv2D<float>(1, 32, 3, 1, 1).OutputShape({1, 28, 28}).height *
+            Conv2D<float>(1, 32, 3, 1, 1).OutputShape({1, 28, 28}).width >=
+        Conv2D<float>::kPerSamplePositions);  // the example CNN's first layer
+  const int saved = dlb::NumThreads();
+  for (const int threads : {1, 2}) {
+    dlb::SetNumThreads(threads);
+    Conv2D<double> conv(dlb::Conv2DOptions(g.in.channels, g.out_channels, g.kernel)
+                            .Padding(g.padding)
+                            .Bias(false));
+    conv.SetInputShape(g.in);
+    conv.Weight() = dlb_test::RandomMatrix<double>(conv.Weight().rows(), conv.Weight().cols(), 71);
+    const Matrix<double> x = dlb_test::RandomMatrix<double>(g.in.Size(), 5, 72);
+    Matrix<double> y;
+    conv.Forward(x, y, dlb::Mode::Train);
+    const Matrix<double> no_bias = Matrix<double>::Zero(g.out_channels, 1);
+    CHECK((y - NaiveConvolution(g, conv.Weight(), no_bias, x)).cwiseAbs().maxCoeff() < 1e-12);
+    dlb_test::CheckLayerGradients(conv, x.leftCols(2), 73);
+  }
+  dlb::SetNumThreads(saved);
 }
 
 TEST_CASE("A convnet is rebuilt from its layers' specs by the default layer registry") {

@@ -125,6 +125,31 @@ TEST_CASE("Gemm matches a naive product for every transpose combination and thre
   }
 }
 
+TEST_CASE("GemmInto writes into a block or a Map in place, and refuses another shape") {
+  const Matrix<double> a = dlb_test::RandomMatrix<double>(40, 12, 3);
+  const Matrix<double> b = dlb_test::RandomMatrix<double>(7, 12, 4);
+  const Matrix<double> expected = NaiveProduct(Op::None, a, Op::Transpose, b);  // 40 x 7
+  dlb::GemmWorkspace<double> workspace;
+  // Into rows 10..49 of a taller matrix (outer stride 60): the rows around stay untouched.
+  Matrix<double> tall = Matrix<double>::Constant(60, 7, 5.0);
+  dlb::GemmInto<double>(Op::None, a, Op::Transpose, b, tall.middleRows(10, 40), 0.0, workspace);
+  CHECK(tall.middleRows(10, 40).isApprox(expected, 1e-12));
+  CHECK((tall.topRows(10).array() == 5.0).all());
+  CHECK((tall.bottomRows(10).array() == 5.0).all());
+  // Into a Map over one column (a sample's 40 x 7 values), accumulating with beta = 1.
+  Matrix<double> column = Matrix<double>::Ones(280, 1);
+  Eigen::Map<Matrix<double>> view(column.data(), 40, 7);
+  dlb::GemmInto<double>(Op::None, a, Op::Transpose, b, view, 1.0, workspace);
+  CHECK(view.isApprox((expected.array() + 1.0).matrix(), 1e-12));
+  Matrix<double> wrong = Matrix<double>::Zero(40, 6);
+  REQUIRE_THROWS_MATCHES(
+      dlb::GemmInto<double>(Op::None, a, Op::Transpose, b, wrong, 0.0, workspace),
+      dlb::ShapeError, dlb_test::What(Catch::Matchers::Contains("C is 40 x 6 but the product is 40 x 7")));
+  REQUIRE_THROWS_MATCHES(
+      dlb::GemmInto<double>(Op::None, a, Op::None, b, wrong, 0.0, workspace), dlb::ShapeError,
+      dlb_test::What(Catch::Matchers::Contains("inner sizes differ")));
+}
+
 TEST_CASE("Gemm rejects mismatched inner sizes and a wrong C for beta != 0") {
   const Matrix<double> a = Matrix<double>::Ones(3, 4), b = Matrix<double>::Ones(5, 2);
   Matrix<double> c;

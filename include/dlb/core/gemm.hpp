@@ -157,10 +157,14 @@ void GemmBlock(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRe
 
 namespace internal {
 
-/// Checks Gemm's operands and sizes C (see Gemm); returns k, the inner size.
+/// The sizes m, n, k of op_a(A) op_b(B). Throws ShapeError when the inner sizes differ, and
+/// on the BLAS engine when a size or stride exceeds the BLAS's int.
+struct GemmSizes {
+  Index m, n, k;
+};
 template <Scalar T>
-Index PrepareGemm(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRef<T>& b,
-                  Matrix<T>& c, T beta) {
+GemmSizes CheckGemmOperands(Op op_a, const ConstMatrixRef<T>& a, Op op_b,
+                            const ConstMatrixRef<T>& b) {
   const Index m = op_a == Op::None ? a.rows() : a.cols();
   const Index k = op_a == Op::None ? a.cols() : a.rows();
   const Index k_b = op_b == Op::None ? b.rows() : b.cols();
@@ -170,19 +174,35 @@ Index PrepareGemm(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatri
                      std::to_string(k) + ", op(B) is " + std::to_string(k_b) + " x " +
                      std::to_string(n));
   }
-  if (beta == T(0)) {
-    c.resize(m, n);
-  } else if (c.rows() != m || c.cols() != n) {
-    throw ShapeError("Gemm: C is " + std::to_string(c.rows()) + " x " + std::to_string(c.cols()) +
-                     " but the product is " + std::to_string(m) + " x " + std::to_string(n));
-  }
   // The BLAS takes int sizes: reject what does not fit here, not inside a parallel block.
   if constexpr (kHaveBlas && (std::is_same_v<T, float> || std::is_same_v<T, double>)) {
     if (ActiveGemmEngine() == GemmEngine::Blas) {
       for (Index size : {m, n, k, a.outerStride(), b.outerStride()}) BlasDimension(size);
     }
   }
-  return k;
+  return {m, n, k};
+}
+
+/// Throws ShapeError unless C is m x n.
+inline void RequireGemmOutput(Index rows, Index cols, const GemmSizes& sizes) {
+  if (rows != sizes.m || cols != sizes.n) {
+    throw ShapeError("Gemm: C is " + std::to_string(rows) + " x " + std::to_string(cols) +
+                     " but the product is " + std::to_string(sizes.m) + " x " +
+                     std::to_string(sizes.n));
+  }
+}
+
+/// Checks Gemm's operands and sizes C (see Gemm); returns k, the inner size.
+template <Scalar T>
+Index PrepareGemm(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRef<T>& b,
+                  Matrix<T>& c, T beta) {
+  const GemmSizes sizes = CheckGemmOperands<T>(op_a, a, op_b, b);
+  if (beta == T(0)) {
+    c.resize(sizes.m, sizes.n);
+  } else {
+    RequireGemmOutput(c.rows(), c.cols(), sizes);
+  }
+  return sizes.k;
 }
 
 }  // namespace internal
@@ -235,6 +255,18 @@ template <Scalar T>
 void Gemm(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRef<T>& b, Matrix<T>& c,
           T beta, GemmWorkspace<T>& workspace) {
   internal::PrepareGemm<T>(op_a, a, op_b, b, c, beta);
+  internal::GemmBlock<T>(op_a, a, op_b, b, c, beta, workspace);
+}
+
+/// C = op_a(A) op_b(B) + beta C into existing storage (a whole matrix, a block of one, or a
+/// Map over a sample's column: how a layer writes its output in place), on the calling
+/// thread alone, packing into `workspace` on the Eigen engine. Requires C to be m x n already;
+/// with beta == 0 its old contents are ignored. Throws ShapeError like Gemm, and when C has
+/// another shape.
+template <Scalar T>
+void GemmInto(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRef<T>& b,
+              Eigen::Ref<Matrix<T>> c, T beta, GemmWorkspace<T>& workspace) {
+  internal::RequireGemmOutput(c.rows(), c.cols(), internal::CheckGemmOperands<T>(op_a, a, op_b, b));
   internal::GemmBlock<T>(op_a, a, op_b, b, c, beta, workspace);
 }
 

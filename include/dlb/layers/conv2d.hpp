@@ -160,6 +160,17 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
     ForEachChunk(x.cols(), [&](Workspace&, ChunkBuffers& buffers, Index first, Index count) {
       Im2Col<T>(x.middleCols(first, count), this->input_shape_, window_, OutputPlane(),
                 buffers.patches);
+      if (ProductsPerSample()) {
+        for (Index b = 0; b < count; ++b) {
+          // Y_b = P_b W^T + 1 b^T straight into the sample's column, read as the
+          // Ho*Wo x C_out matrix it is (channel-major: column o is channel o's plane).
+          Eigen::Map<Matrix<T>> out(y.col(first + b).data(), positions, OutChannels());
+          if (options_.bias) out.rowwise() = bias_.col(0).transpose();
+          GemmInto<T>(Op::None, buffers.patches.middleRows(b * positions, positions),
+                      Op::Transpose, weight_, out, options_.bias ? T(1) : T(0), buffers.gemm);
+        }
+        return;
+      }
       // Z = P W^T
       Gemm<T>(Op::None, buffers.patches, Op::Transpose, weight_, buffers.products, T(0),
               buffers.gemm);
@@ -189,6 +200,10 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
     if (dx != nullptr) dx->resize(this->input_shape_.Size(), x.cols());
     const int parts = ForEachChunk(x.cols(), [&](Workspace& work, ChunkBuffers& buffers,
                                                   Index first, Index count) {
+      if (ProductsPerSample()) {
+        BackwardPerSample(x, dy, dx, work, buffers, first, count);
+        return;
+      }
       // dZ(b*P + p, o) = dY(o*P + p, b), and db(o) += its column sum.
       buffers.products.resize(count * positions, OutChannels());
       work.grad_bias.resize(OutChannels(), 1);
@@ -263,8 +278,51 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
                              static_cast<Index>(sizeof(T)));
   }
 
+  /// Whether each sample's products run on their own, reading and writing the sample's
+  /// column of Y (and of dY) in place, rather than once over a chunk of samples with Z
+  /// rearranged into Y (and dY into dZ): for output planes of kPerSamplePositions positions
+  /// or more, where one sample's product has enough rows to run at full speed and the
+  /// rearrangement is a pass over the largest activations of the network. Requires the
+  /// input shape.
+  bool ProductsPerSample() const { return Positions() >= kPerSamplePositions; }
+  static constexpr Index kPerSamplePositions = 512;
+
  private:
   static constexpr std::uint64_t kDefaultSeed = 0xc0a5;
+
+  /// Backward of samples [first, first + count) when ProductsPerSample(): per sample b, with
+  /// dY_b the Ho*Wo x C_out matrix of its column and P_b its rows of the chunk's patches,
+  ///   db += dY_b^T 1,   dW (+)= dY_b^T P_b,   dP_b = dY_b W  (over P_b, used up),
+  /// then dX = col2im(dP) for the chunk.
+  template <class Work, class Buffers>
+  void BackwardPerSample(const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& dy, Matrix<T>* dx,
+                         Work& work, Buffers& buffers, Index first, Index count) {
+    const Index positions = Positions();
+    Im2Col<T>(x.middleCols(first, count), this->input_shape_, window_, OutputPlane(),
+              buffers.patches);
+    work.grad_weight.resize(OutChannels(), weight_.cols());
+    work.grad_bias.resize(OutChannels(), 1);
+    for (Index b = 0; b < count; ++b) {
+      const bool started = work.chunks_done > 0 || b > 0;
+      const Eigen::Map<const Matrix<T>> grad(dy.col(first + b).data(), positions, OutChannels());
+      if (started) {
+        work.grad_bias += grad.colwise().sum().transpose();
+      } else {
+        work.grad_bias = grad.colwise().sum().transpose();
+      }
+      auto patch_rows = buffers.patches.middleRows(b * positions, positions);
+      GemmInto<T>(Op::Transpose, grad, Op::None, patch_rows, work.grad_weight,
+                  started ? T(1) : T(0), buffers.gemm);
+      if (dx != nullptr) {
+        GemmInto<T>(Op::None, grad, Op::None, weight_, patch_rows, T(0), buffers.gemm);
+      }
+    }
+    ++work.chunks_done;
+    if (dx != nullptr) {
+      Col2Im<T>(buffers.patches, this->input_shape_, window_, OutputPlane(),
+                dx->middleCols(first, count));
+    }
+  }
 
   /// A chunk's buffers.
   struct ChunkBuffers {
