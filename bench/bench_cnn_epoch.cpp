@@ -1,5 +1,7 @@
-// The convolutional network of `train_fashion_mnist --model cnn` (issue 7) as a benchmark:
-// training epochs timed with the library's own TrainEpoch, or, with --products, only the
+// A convolutional network of `train_fashion_mnist` as a benchmark: --model cnn (issue 7's
+// convnet, the default) or resnet (dlb::MakeResNet, issue 16), trained with its recipe's
+// optimizer (Adam 1e-3; Nesterov 0.1 with weight decay 5e-4) unless --optimizer is given.
+// Training epochs are timed with the library's own TrainEpoch, or, with --products, only the
 // matrix products of its training steps at the same shapes (the floor under the epoch time).
 //
 // Epoch mode reports the median epoch time over --epochs timed epochs after --warmup untimed
@@ -7,14 +9,15 @@
 // inference throughput, test accuracy and peak RSS. --batches N times the first N batches of
 // each epoch and scales the time to the whole epoch (reported as "batches_timed").
 //
-// Products mode runs, per step, exactly the dlb::Gemm calls the layers make, at their shapes and
-// thread split (Conv2D, chunk by chunk of samples on each thread: Z = P W^T, dW += dZ^T P,
-// dP = dZ W except in the first layer; Linear: Z = W X, dW = dZ X^T, dX = W^T dZ), into
-// buffers sized by a warm-up epoch, over one epoch of steps, median of --repeats epochs.
+// Products mode runs, per step, exactly the dlb::Gemm calls the layers make, found by walking
+// the model, at their shapes and thread split (Conv2D, chunk by chunk of samples on each
+// thread: Z = P W^T, dW += dZ^T P, dP = dZ W except in the first layer; Linear: Z = W X,
+// dW = dZ X^T, dX = W^T dZ), into buffers sized by a warm-up epoch, over one epoch of steps,
+// median of --repeats epochs.
 //
-//   dlb_bench_cnn_epoch [--data DIR | --synthetic] [--engine auto|eigen|blas] [--threads N]
-//                       [--batch B] [--epochs 2] [--warmup 1] [--batches N] [--products]
-//                       [--repeats 3] [--json]
+//   dlb_bench_cnn_epoch [--model cnn|resnet] [--data DIR | --synthetic] [--engine auto|eigen|blas]
+//                       [--threads N] [--batch B] [--epochs 2] [--warmup 1] [--batches N]
+//                       [--products] [--repeats 3] [--json]
 
 #include <algorithm>
 #include <chrono>
@@ -27,6 +30,7 @@
 
 #include "../examples/common/cnn_model.hpp"
 #include "../examples/common/experiment.hpp"
+#include "../examples/common/recipes.hpp"
 #include "engine_flag.hpp"
 #include "measure.hpp"
 
@@ -38,75 +42,127 @@ using bench::Median;
 using bench::PeakRssMegabytes;
 using bench::Seconds;
 
-// The products of one training step of the CNN, as the layers run them: each convolution's
-// chunks of samples split over the threads (dlb::ForEachSampleChunk, chunk size from
-// dlb::PatchChunkSamples, as Conv2D), the Linear layers' products through dlb::Gemm on the
-// whole batch. Operands hold random values; every output has its own buffer.
+// The products of one training step of `model`, as its layers run them, found by walking the
+// model (blocks included): each Conv2D's chunks of samples split over the threads
+// (dlb::ForEachSampleChunk with the layer's own SamplesPerChunk), each Linear's products on
+// the whole batch, all through dlb::Gemm. The model's first layer computes no input gradient
+// (ModelNN::Backward asks none of it). Operands hold random values; every output has its own
+// buffer. Flops() counts 2 m n k over these products: the benchmark's GFLOP/s of either model.
 class StepProducts {
  public:
-  explicit StepProducts(dlb::Index batch) : batch_(batch) {
+  StepProducts(dlb::ModelNN<float>& model, dlb::Index batch) : batch_(batch) {
     const int parts = dlb::NumThreads();
-    for (const auto& [positions, in, out, first] :
-         {std::tuple<dlb::Index, dlb::Index, dlb::Index, bool>{28 * 28, 9, 32, true},
-          {14 * 14, 32 * 9, 64, false}}) {
-      Conv conv{positions, out, first,
-                dlb::PatchChunkSamples(positions, in, out, static_cast<dlb::Index>(sizeof(float))),
-                Mat::Random(out, in), {}};
-      for (int part = 0; part < parts; ++part) {
-        ConvPart buffers;
-        buffers.patches = Mat::Random(conv.chunk * positions, in);
-        buffers.dz = Mat::Random(conv.chunk * positions, out);
-        conv.parts.push_back(std::move(buffers));
+    bool first = true;
+    model.VisitLayers([&](const std::string& path, dlb::internal::AnyLayer<float>& layer, int) {
+      if (layer.Type() == typeid(dlb::Conv2D<float>)) {
+        const auto& conv = model.LayerAt<dlb::Conv2D<float>>(path);
+        const dlb::Shape out = conv.OutputShape(conv.InputShape());
+        Conv c{out.height * out.width, conv.OutChannels(), first, conv.ProductsPerSample(),
+               conv.SamplesPerChunk(), Mat::Random(conv.OutChannels(), conv.Weight().cols()), {}};
+        for (int part = 0; part < parts; ++part) {
+          ConvPart buffers;
+          buffers.patches = Mat::Random(c.chunk * c.positions, c.weight.cols());
+          buffers.dz = Mat::Random(c.chunk * c.positions, c.out);
+          buffers.sample_out.resize(c.positions, c.out);
+          buffers.sample_grad = Mat::Random(c.positions, c.out);
+          buffers.dweight.resize(c.out, c.weight.cols());
+          c.parts.push_back(std::move(buffers));
+        }
+        convs_.push_back(std::move(c));
+      } else if (layer.Type() == typeid(dlb::Linear<float>)) {
+        const auto& linear = model.LayerAt<dlb::Linear<float>>(path);
+        const dlb::Index in = linear.Weight().cols(), out = linear.Weight().rows();
+        linears_.push_back({Mat::Random(in, batch), Mat::Random(out, in), Mat::Random(out, batch),
+                            Mat(), Mat(), Mat(), first});
       }
-      convs_.push_back(std::move(conv));
-    }
-    for (const auto& [in, out] : {std::pair<dlb::Index, dlb::Index>{3136, 128}, {128, 10}}) {
-      linears_.push_back({Mat::Random(in, batch), Mat::Random(out, in), Mat::Random(out, batch),
-                          Mat(), Mat(), Mat()});
-    }
+      // A block is visited before its children and computes nothing itself.
+      if (layer.Children().empty()) first = false;
+    });
   }
 
   void Step() {
     using dlb::Gemm;
     using dlb::Op;
+    using dlb::GemmInto;
     for (Conv& c : convs_) {
       EachChunk(c, [&](ConvPart& p, dlb::Index rows, int which) {  // Z = P W^T
-        Gemm<float>(Op::None, p.patches.topRows(rows), Op::Transpose, c.weight, p.z[which]);
+        if (c.per_sample) {  // Y_b = P_b W^T into the sample's column
+          for (dlb::Index r = 0; r < rows; r += c.positions) {
+            GemmInto<float>(Op::None, p.patches.middleRows(r, c.positions), Op::Transpose,
+                            c.weight, p.sample_out, 0.0f, p.gemm);
+          }
+          return;
+        }
+        Gemm<float>(Op::None, p.patches.topRows(rows), Op::Transpose, c.weight, p.z[which], 0.0f,
+                    p.gemm);
       });
     }
     for (Linear& l : linears_) Gemm<float>(Op::None, l.weight, Op::None, l.x, l.z);
     for (auto l = linears_.rbegin(); l != linears_.rend(); ++l) {
       Gemm<float>(Op::None, l->dz, Op::Transpose, l->x, l->dweight);
-      Gemm<float>(Op::Transpose, l->weight, Op::None, l->dz, l->dx);
+      if (!l->first) Gemm<float>(Op::Transpose, l->weight, Op::None, l->dz, l->dx);
     }
     for (auto c = convs_.rbegin(); c != convs_.rend(); ++c) {
       EachChunk(*c, [&](ConvPart& p, dlb::Index rows, int which) {
+        if (c->per_sample) {  // per sample b: dW (+)= dY_b^T P_b, dP_b = dY_b W over P_b
+          for (dlb::Index r = 0; r < rows; r += c->positions) {
+            auto patch_rows = p.patches.middleRows(r, c->positions);
+            GemmInto<float>(Op::Transpose, p.sample_grad, Op::None, patch_rows, p.dweight,
+                            p.started ? 1.0f : 0.0f, p.gemm);
+            p.started = true;
+            if (!c->first) {
+              GemmInto<float>(Op::None, p.sample_grad, Op::None, c->weight, patch_rows, 0.0f,
+                              p.gemm);
+            }
+          }
+          return;
+        }
         Gemm<float>(Op::Transpose, p.dz.topRows(rows), Op::None, p.patches.topRows(rows),
-                    p.dweight, p.started ? 1.0f : 0.0f);  // dW (+)= dZ^T P
+                    p.dweight, p.started ? 1.0f : 0.0f, p.gemm);  // dW (+)= dZ^T P
         p.started = true;
         if (!c->first) {  // dP = dZ W
-          Gemm<float>(Op::None, p.dz.topRows(rows), Op::None, c->weight, p.dpatches[which]);
+          Gemm<float>(Op::None, p.dz.topRows(rows), Op::None, c->weight, p.dpatches[which], 0.0f,
+                      p.gemm);
         }
       });
     }
+  }
+
+  /// FLOPs of one Step(): 2 m n k per product.
+  double Flops() const {
+    const double b = static_cast<double>(batch_);
+    double flops = 0;
+    for (const Conv& c : convs_) {
+      const double product = 2.0 * b * static_cast<double>(c.positions) *
+                             static_cast<double>(c.weight.cols()) * static_cast<double>(c.out);
+      flops += product * (c.first ? 2 : 3);
+    }
+    for (const Linear& l : linears_) {
+      const double product = 2.0 * b * static_cast<double>(l.weight.size());
+      flops += product * (l.first ? 2 : 3);
+    }
+    return flops;
   }
 
  private:
   struct ConvPart {
     Mat patches, dz;  // a full chunk's operands
     Mat z[2], dpatches[2];  // outputs of full chunks [0] and of the last, shorter one [1]
+    Mat sample_out, sample_grad;  // one sample's Y_b and dY_b (Conv2D::ProductsPerSample)
     Mat dweight;
+    dlb::GemmWorkspace<float> gemm;  // the part's packing buffers, as Conv2D keeps them
     bool started = false;
   };
   struct Conv {
     dlb::Index positions, out;
-    bool first;
+    bool first, per_sample;
     dlb::Index chunk;
     Mat weight;
     std::vector<ConvPart> parts;
   };
   struct Linear {
     Mat x, weight, dz, z, dweight, dx;
+    bool first;
   };
 
   // f(part buffers, rows of the chunk, 0 for a full chunk or 1 for a shorter one) per chunk.
@@ -128,7 +184,8 @@ class StepProducts {
 
 int main(int argc, char** argv) {
   experiment::Settings settings;
-  settings.optimizer = cnn::kOptimizer;
+  settings.model = "cnn";
+  settings.optimizer = "";  // the model's recipe's unless given
   settings.batch = cnn::kBatch;
   settings.epochs = 2;
   settings.threads = 1;
@@ -136,9 +193,15 @@ int main(int argc, char** argv) {
   dlb::Index batches = 0;
   bool synthetic = false, json = false, products = false;
   std::string engine_flag = "auto";
-  CLI::App app("Time training epochs of the Fashion-MNIST convnet (train_fashion_mnist --model cnn).",
+  CLI::App app("Time training epochs of a Fashion-MNIST convnet (train_fashion_mnist --model cnn "
+               "or resnet).",
                "dlb_bench_cnn_epoch");
   experiment::AddFlags(app, settings);
+  app.add_option("--model", settings.model,
+                 "cnn (train_fashion_mnist --model cnn) or resnet (dlb::MakeResNet); the "
+                 "optimizer, rate and weight decay are its recipe's unless given")
+      ->check(CLI::IsMember({"cnn", "resnet"}))
+      ->capture_default_str();
   app.add_option("--warmup", warmup, "Untimed epochs first")->check(CLI::Range(0, 1000));
   app.add_option("--batches", batches, "Time only the first N batches of each epoch (0: all)")
       ->check(CLI::Range(0, 1 << 30));
@@ -155,29 +218,39 @@ int main(int argc, char** argv) {
     const char* engine = bench::ActiveEngineName();
     dlb::SetNumThreads(settings.threads);
     const dlb::Index steps_per_epoch = 60000 / settings.batch;
-    const double gflop_per_epoch =
-        cnn::TrainingStepFlops(settings.batch) * static_cast<double>(steps_per_epoch) * 1e-9;
+    dlb::ModelNN<float> model = recipes::MakeModel(settings, 28 * 28);
+    const recipes::Recipe& recipe = recipes::Find(settings.model);
+    std::optional<float> weight_decay;
+    if (settings.optimizer.empty()) {  // the recipe's optimizer, with its rate and decay
+      settings.optimizer = recipe.optimizer;
+      if (app.count("--lr") == 0 && recipe.lr) settings.lr = *recipe.lr;
+      weight_decay = recipe.weight_decay;
+    }
+    StepProducts step(model, settings.batch);
+    const double gflop_per_epoch = step.Flops() * static_cast<double>(steps_per_epoch) * 1e-9;
 
     if (products) {
-      StepProducts step(settings.batch);
+      // With --batches N: N steps timed and scaled to the epoch, as in epoch mode.
+      const dlb::Index steps = batches > 0 ? std::min(batches, steps_per_epoch) : steps_per_epoch;
       auto epoch = [&] {
         const auto start = Clock::now();
-        for (dlb::Index s = 0; s < steps_per_epoch; ++s) step.Step();
-        return Seconds(start);
+        for (dlb::Index s = 0; s < steps; ++s) step.Step();
+        return Seconds(start) * static_cast<double>(steps_per_epoch) / static_cast<double>(steps);
       };
       epoch();  // warm-up
       std::vector<double> seconds;
       for (int r = 0; r < repeats; ++r) seconds.push_back(epoch());
       const double median = Median(seconds);
       if (json) {
-        std::printf("{\"engine\":\"%s\",\"threads\":%d,\"batch\":%d,\"repeats\":%d,"
-                    "\"seconds_per_epoch\":%.5f,\"gflops\":%.2f,\"gflop_per_epoch\":%.2f%s}\n",
-                    engine, settings.threads, settings.batch, repeats, median,
+        std::printf("{\"model\":\"%s\",\"engine\":\"%s\",\"threads\":%d,\"batch\":%d,"
+                    "\"repeats\":%d,\"seconds_per_epoch\":%.5f,\"gflops\":%.2f,"
+                    "\"gflop_per_epoch\":%.2f%s}\n",
+                    settings.model.c_str(), engine, settings.threads, settings.batch, repeats, median,
                     gflop_per_epoch / median, gflop_per_epoch, bench::EngineJsonFields().c_str());
       } else {
-        std::printf("bench_cnn_epoch --products engine=%s threads=%d batch=%d: %.4f s/epoch "
-                    "(median of %d), %.1f GFLOP/s, %.1f GFLOP/epoch\n",
-                    engine, settings.threads, settings.batch, median, repeats,
+        std::printf("bench_cnn_epoch --model %s --products engine=%s threads=%d batch=%d: "
+                    "%.4f s/epoch (median of %d), %.1f GFLOP/s, %.1f GFLOP/epoch\n",
+                    settings.model.c_str(), engine, settings.threads, settings.batch, median, repeats,
                     gflop_per_epoch / median, gflop_per_epoch);
       }
       return 0;
@@ -188,9 +261,8 @@ int main(int argc, char** argv) {
     if (auto code = experiment::RejectOversizedBatch(settings, data, "dlb_bench_cnn_epoch")) {
       return *code;
     }
-    dlb::ModelNN<float> model = cnn::MakeModel(settings.seed);
     dlb::Optimizer<float> optimizer =
-        dlb::MakeOptimizer<float>(settings.optimizer, model.Parameters(), settings.lr);
+        dlb::MakeOptimizer<float>(settings.optimizer, model, settings.lr, weight_decay);
     dlb::DataSet<float> train = experiment::MakeBatches(data, settings).train;
     const dlb::Index test_batch = std::min<dlb::Index>(settings.batch, data.test_images.cols());
     dlb::DataSet<float> test(data.test_images, data.test_labels,
@@ -225,25 +297,26 @@ int main(int argc, char** argv) {
 
     const double samples = static_cast<double>(train.SamplesPerEpoch());
     if (json) {
-      std::printf("{\"engine\":\"%s\",\"threads\":%d,\"batch\":%d,\"optimizer\":\"%s\","
+      std::printf("{\"model\":\"%s\",\"engine\":\"%s\",\"threads\":%d,\"batch\":%d,\"optimizer\":\"%s\","
                   "\"epochs\":%d,\"batches_timed\":%ld,\"batches_per_epoch\":%ld,"
                   "\"epoch_seconds_median\":%.5f,\"epoch_seconds_min\":%.5f,"
                   "\"epoch_seconds_max\":%.5f,\"samples_per_second\":%.1f,\"gflops\":%.2f,"
                   "\"gflop_per_epoch\":%.2f,\"inference_samples_per_second\":%.1f,"
                   "\"test_accuracy\":%.4f,\"peak_rss_mb\":%.1f,\"synthetic\":%s%s}\n",
-                  engine, settings.threads, settings.batch, settings.optimizer.c_str(),
-                  settings.epochs, static_cast<long>(timed_batches),
+                  settings.model.c_str(), engine, settings.threads, settings.batch,
+                  settings.optimizer.c_str(), settings.epochs, static_cast<long>(timed_batches),
                   static_cast<long>(train.NumBatches()), median, epoch_seconds.front(),
                   epoch_seconds.back(), samples / median, gflop_per_epoch / median,
                   gflop_per_epoch, static_cast<double>(evaluation.samples) / inference_seconds,
                   evaluation.score, PeakRssMegabytes(), synthetic ? "true" : "false",
                   bench::EngineJsonFields().c_str());
     } else {
-      std::printf("bench_cnn_epoch engine=%s (%s) threads=%d batch=%d optimizer=%s\n"
+      std::printf("bench_cnn_epoch --model %s engine=%s (%s) threads=%d batch=%d optimizer=%s\n"
                   "  epoch %.3f s median of %d (min %.3f, max %.3f; %ld of %ld batches timed), "
                   "%.0f samples/s, %.1f GFLOP/s\n  inference %.0f samples/s, test accuracy "
                   "%.4f, peak RSS %.1f MB\n",
-                  engine, experiment::ProductEngine().c_str(), settings.threads, settings.batch,
+                  settings.model.c_str(), engine, experiment::ProductEngine().c_str(),
+                  settings.threads, settings.batch,
                   settings.optimizer.c_str(), median,
                   settings.epochs, epoch_seconds.front(), epoch_seconds.back(),
                   static_cast<long>(timed_batches), static_cast<long>(train.NumBatches()),

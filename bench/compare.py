@@ -71,9 +71,9 @@ def parse_args():
     p.add_argument("--rounds", type=int, default=None,
                    help="repeat the main comparison, interleaved, keeping each program's fastest round "
                         "(default 2, --quick 1)")
-    p.add_argument("--model", choices=("mlp", "cnn"), default="mlp",
-                   help="mlp: the notebook's MLP (this report); cnn: the convnet of train_fashion_mnist "
-                        "--model cnn against PyTorch and its products (bench/compare_cnn.py; no sweeps)")
+    p.add_argument("--model", choices=("mlp", "cnn", "resnet"), default="mlp",
+                   help="mlp: the notebook's MLP (this report); cnn or resnet: that network of "
+                        "train_fashion_mnist against PyTorch and its products (bench/compare_cnn.py; no sweeps)")
     p.add_argument("--batches", type=int, default=0,
                    help="cnn: time only the first N batches of each epoch and scale to the epoch (0: all)")
     p.add_argument("--quick", action="store_true", help="fewer epochs and sweep points")
@@ -483,7 +483,7 @@ def finish_report(out, args, runner, build_commands):
 
 def main():
     args = parse_args()
-    if args.model == "cnn":
+    if args.model in ("cnn", "resnet"):
         import compare_cnn
         return compare_cnn.main(args)
     args.have_data = all(os.path.isfile(os.path.join(args.data, f)) for f in DATA_FILES)

@@ -1,14 +1,16 @@
-"""The CNN part of bench/compare.py (`compare.py --model cnn`): one training epoch of the convnet of
-`train_fashion_mnist --model cnn` (issue 7), ours against PyTorch on the same network and against the
-step's matrix products alone, at 1 and 2 threads, in interleaved rounds.
+"""The convnet part of bench/compare.py (`compare.py --model cnn|resnet`): one training epoch of the
+convnet of `train_fashion_mnist --model cnn` (issue 7) or of `--model resnet` (dlb::MakeResNet,
+issue 16), ours against PyTorch on the same network, batch and optimizer and against the step's
+matrix products alone, at 1 and 2 threads, in interleaved rounds.
 
-  * ours      dlb_bench_cnn_epoch --engine eigen|blas     (each engine the build has; the fastest counts)
-  * PyTorch   bench/pytorch_cnn_epoch.py in the torch x OpenBLAS thread configurations of compare.py
-              (the fastest counts; all are shown)
-  * products  dlb_bench_cnn_epoch --products: the dlb::Gemm calls of the layers' training steps
-              alone, at the same shapes and split over the threads the same way (each engine)
+  * ours      dlb_bench_cnn_epoch --model M --engine eigen|blas  (each engine the build has; the fastest counts)
+  * PyTorch   bench/pytorch_cnn_epoch.py --model M in the torch x OpenBLAS thread configurations of
+              compare.py (the fastest counts; all are shown)
+  * products  dlb_bench_cnn_epoch --model M --products: the dlb::Gemm calls of the layers' training
+              steps alone, at the same shapes and split over the threads the same way (each engine)
 
-Goals checked: ours <= 0.5x PyTorch at 2 threads, ours <= 1.5x the products alone.
+Goals checked (issue 19): cnn <= 1.25x its products and <= 0.2x PyTorch at 2 threads; resnet
+<= 1.3x its products and <= 0.7x PyTorch at 2 threads.
 Uses compare.py's runner (background-load measurement, --wait-idle, --retries) and report helpers.
 """
 
@@ -24,14 +26,23 @@ TARGETS = ("dlb_bench_cnn_epoch", "dlb_gemm_ceiling")
 PROGRAM = "dlb_bench_cnn_epoch"
 BATCH = 128
 BATCHES_PER_EPOCH = common.TRAIN_SAMPLES // BATCH
-GOAL_VS_PYTORCH = {2: 0.5}
-GOAL_VS_PRODUCTS = 1.5
+GOALS = {  # model: (ours/PyTorch by thread count, ours/products)
+    "cnn": ({2: 0.2}, 1.25),
+    "resnet": ({2: 0.7}, 1.3),
+}
+JOBS = {
+    "cnn": "Conv(1->32)-BN-ReLU-MaxPool-Conv(32->64)-BN-ReLU-MaxPool-Linear(3136->128)-ReLU-Dropout-"
+           "Linear(128->10), Adam 1e-3",
+    "resnet": "ResNet (stem 16, stages of 2 BasicBlocks at 16, 32, 64 channels, global average pooling, "
+              "Linear(64->10); 174,970 parameters), SGD Nesterov 0.1, momentum 0.9, weight decay 5e-4",
+}
 
 
 def run_ours(runner, args, threads, engines):
     results = []
     for engine in engines:
-        r = runner.run("ours", [common.exe(args, PROGRAM), "--engine", engine] + common.data_flags(args) + [
+        r = runner.run("ours", [common.exe(args, PROGRAM), "--model", args.model, "--engine", engine]
+                       + common.data_flags(args) + [
             "--threads", str(threads), "--epochs", str(args.epochs), "--warmup", str(args.warmup),
             "--batches", str(args.batches), "--json"])
         if r is not None and "epoch_seconds_median" in r:
@@ -40,7 +51,8 @@ def run_ours(runner, args, threads, engines):
 
 
 def run_pytorch(runner, args, torch_threads, blas_threads):
-    r = runner.run("pytorch", [args.python, os.path.join(common.REPO, "bench", "pytorch_cnn_epoch.py")]
+    r = runner.run("pytorch", [args.python, os.path.join(common.REPO, "bench", "pytorch_cnn_epoch.py"),
+                               "--model", args.model]
                    + common.data_flags(args) + [
                        "--threads", str(torch_threads), "--blas-threads", str(blas_threads),
                        "--epochs", str(args.epochs), "--warmup", str(args.warmup),
@@ -54,8 +66,9 @@ def run_pytorch(runner, args, torch_threads, blas_threads):
 def run_products(runner, args, threads, engines):
     results = []
     for engine in engines:
-        r = runner.run("products", [common.exe(args, PROGRAM), "--engine", engine, "--products",
-                                    "--threads", str(threads), "--repeats", str(args.repeats), "--json"])
+        r = runner.run("products", [common.exe(args, PROGRAM), "--model", args.model, "--engine", engine, "--products",
+                                    "--threads", str(threads), "--repeats", str(args.repeats),
+                                    "--batches", str(args.batches), "--json"])
         if r is not None and "seconds_per_epoch" in r:
             results.append(r)
     return results
@@ -84,7 +97,7 @@ def main(args):
     collected = {t: ([], [], []) for t in args.threads}
     for rnd in range(args.rounds):
         for threads in args.threads:
-            common.log(f"== cnn, {threads} thread(s), round {rnd + 1}/{args.rounds}")
+            common.log(f"== {args.model}, {threads} thread(s), round {rnd + 1}/{args.rounds}")
             ours, torch_runs, products = collected[threads]
             ours += run_ours(runner, args, threads, engines)
             configs = [(1, 1)] if threads == 1 else [(t, b) for t in (1, threads) for b in (1, threads)]
@@ -96,7 +109,8 @@ def main(args):
 
     out = []
     w = out.append
-    w("## DLBlocks CNN epoch time vs PyTorch and vs the step's products alone")
+    goal_vs_pytorch, goal_vs_products = GOALS[args.model]
+    w(f"## DLBlocks {args.model} epoch time vs PyTorch and vs the step's products alone")
     w("")
     w(f"- date: {started.strftime('%Y-%m-%d %H:%M %Z')}")
     w(f"- CPU: {common.cpu_model()} ({common.cpu_family_model()}; {os.cpu_count()} logical CPUs; "
@@ -105,8 +119,7 @@ def main(args):
     if engine_description:
         w(f"- engines measured: {', '.join(engines)}; the library's own choice here: {default_engine} "
           f"({engine_description})")
-    w(f"- job: Conv(1->32)-BN-ReLU-MaxPool-Conv(32->64)-BN-ReLU-MaxPool-Linear(3136->128)-ReLU-Dropout-"
-      f"Linear(128->10), batch {BATCH}, {BATCHES_PER_EPOCH} batches/epoch, Adam; {args.epochs} timed epochs "
+    w(f"- job: {JOBS[args.model]}, batch {BATCH}, {BATCHES_PER_EPOCH} batches/epoch; {args.epochs} timed epochs "
       f"after {args.warmup} warm-up (median)"
       + (f", each epoch timed over its first {args.batches} batches and scaled to {BATCHES_PER_EPOCH}"
          if 0 < args.batches < BATCHES_PER_EPOCH else "")
@@ -135,9 +148,9 @@ def main(args):
         w(f"| {threads} "
           f"| {common.fmt(os_)} ({o['engine'] if o else '-'}){common.bg_note(o)} "
           f"| {common.fmt(ps)} ({'%d×%d' % p['_config'] if p else '-'}){common.bg_note(p)} "
-          f"| {common.verdict(vs_torch, GOAL_VS_PYTORCH[threads]) if threads in GOAL_VS_PYTORCH else common.fmt(vs_torch, 2)} "
+          f"| {common.verdict(vs_torch, goal_vs_pytorch[threads]) if threads in goal_vs_pytorch else common.fmt(vs_torch, 2)} "
           f"| {common.fmt(cs)} ({c['engine'] if c else '-'}){common.bg_note(c)} "
-          f"| {common.verdict(os_ / cs if os_ and cs else None, GOAL_VS_PRODUCTS)} |")
+          f"| {common.verdict(os_ / cs if os_ and cs else None, goal_vs_products)} |")
     w("")
     w(f"Every configuration (s/epoch: best of {args.rounds} round(s); every round's time listed):")
     w("")

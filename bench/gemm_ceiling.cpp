@@ -164,7 +164,7 @@ class Probe {
     if (split_) {
       dlb::Gemm<float>(op_a, a, op_b, b, c);
     } else if (dlb::ActiveGemmEngine() == dlb::GemmEngine::Blas) {
-      dlb::internal::GemmBlock<float>(op_a, a, op_b, b, c, 0.0f);  // one sgemm_, BLAS threads
+      dlb::GemmInto<float>(op_a, a, op_b, b, c, 0.0f, workspace_);  // one sgemm_, BLAS threads
     } else if (op_a == dlb::Op::None && op_b == dlb::Op::None) {
       c.noalias() = a * b;  // Eigen's own GEMM, threaded by Eigen (OpenMP)
     } else if (op_a == dlb::Op::None) {
@@ -175,6 +175,7 @@ class Probe {
   }
 
   bool split_;
+  dlb::GemmWorkspace<float> workspace_;  // unused by the BLAS
   std::vector<Layer> layers_;
   std::vector<Product> products_;
 };

@@ -1,10 +1,12 @@
 #!/usr/bin/python3
-"""PyTorch side of the CNN epoch benchmark: the convnet of `train_fashion_mnist --model cnn`, timed like bench_cnn_epoch.
+"""PyTorch side of the CNN epoch benchmark: a convnet of `train_fashion_mnist`, timed like bench_cnn_epoch.
 
-Conv(1->32, 3x3, pad 1)-BatchNorm-ReLU-MaxPool 2 -> Conv(32->64, 3x3, pad 1)-BatchNorm-ReLU-MaxPool 2
--> Flatten -> Linear(3136->128)-ReLU-Dropout(0.3) -> Linear(128->10), Kaiming-normal weights
-(std sqrt(2/fan_in)), zero biases, softmax cross-entropy, Adam 1e-3, batch 128 with the last
-partial batch dropped (468 batches per epoch), reshuffled every epoch. Only the training loop is
+--model cnn (default): Conv(1->32, 3x3, pad 1)-BatchNorm-ReLU-MaxPool 2 -> Conv(32->64, 3x3, pad 1)-
+BatchNorm-ReLU-MaxPool 2 -> Flatten -> Linear(3136->128)-ReLU-Dropout(0.3) -> Linear(128->10), Adam 1e-3.
+--model resnet: the torchvision-style ResNet of dlb::MakeResNet (tests/python/torch_models.py, the
+module our model files load into), SGD with Nesterov momentum 0.9, rate 0.1, weight decay 5e-4.
+Kaiming-normal weights (std sqrt(2/fan_in)), zero biases, softmax cross-entropy, batch 128 with the
+last partial batch dropped (468 batches per epoch), reshuffled every epoch. Only the training loop is
 timed (shuffle, batch gather, forward, backward, optimizer step); the median over the epochs after
 the warm-up is reported. --batches N times the first N batches of each epoch and scales the time
 to the whole epoch.
@@ -30,6 +32,7 @@ DEFAULT_DATA = os.path.normpath(os.path.join(HERE, os.pardir, "data", "fashion-m
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", choices=("cnn", "resnet"), default="cnn")
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
     p.add_argument("--blas-threads", type=int, default=None, help="OpenBLAS threads (default: --threads)")
     p.add_argument("--epochs", type=int, default=2, help="timed epochs (default 2)")
@@ -64,28 +67,51 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 
-def build_model():
+def build_model(name):
     nn = torch.nn
-    model = nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, 10))
-    for layer in model:
+    if name == "resnet":
+        sys.path.insert(0, os.path.join(HERE, os.pardir, "tests", "python"))
+        import torch_models  # noqa: E402 (the twin our model files load into)
+        model = torch_models.ResNet()
+    else:
+        model = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, 10))
+    for layer in model.modules():
         if isinstance(layer, (nn.Conv2d, nn.Linear)):
             nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
-            nn.init.zeros_(layer.bias)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
     return model
 
 
-def flops_per_step(batch):
-    """2*m*n*k over the step's products, counted as in bench_cnn_epoch (cnn::TrainingStepFlops):
-    each convolution's forward and weight gradient, the second one's input gradient, and
-    forward, weight and input gradient of both Linear layers."""
-    conv1 = 2.0 * batch * 28 * 28 * 32 * 9
-    conv2 = 2.0 * batch * 14 * 14 * 64 * 32 * 9
-    linear1 = 2.0 * 128 * batch * 3136
-    linear2 = 2.0 * 10 * batch * 128
-    return 2 * conv1 + 3 * conv2 + 3 * linear1 + 3 * linear2
+def build_optimizer(name, model):
+    if name == "resnet":
+        return torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    return torch.optim.Adam(model.parameters(), lr=1e-3)
+
+
+def flops_per_step(model, batch):
+    """2*m*n*k over the step's products, counted as bench_cnn_epoch counts them: each convolution's
+    forward (positions x C_out x C_in kh kw per sample) and weight gradient, each Linear's forward
+    and weight gradient, and the input gradient of every such layer but the first."""
+    nn = torch.nn
+    products = []
+
+    def hook(module, inputs, output):
+        per_sample = output[0].numel() * (module.weight[0].numel())
+        products.append(2.0 * batch * per_sample)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 1, 28, 28))
+    model.train(was_training)
+    for h in handles:
+        h.remove()
+    return sum(p * (2 if i == 0 else 3) for i, p in enumerate(products))
 
 
 def main(args):
@@ -102,9 +128,9 @@ def main(args):
     # batches' worth of samples (reshuffled among themselves each epoch).
     x_timed, y_timed = x_train[:timed * args.batch], y_train[:timed * args.batch]
 
-    model = build_model()
+    model = build_model(args.model)
     loss_fn = torch.nn.CrossEntropyLoss()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = build_optimizer(args.model, model)
     generator = torch.Generator().manual_seed(args.seed)
 
     times, loss = base.train_timed(model, loss_fn, optimizer, x_timed, y_timed, args, generator,
@@ -116,8 +142,9 @@ def main(args):
     inference_seconds = time.perf_counter() - start
 
     median = statistics.median(times)
-    flops_epoch = flops_per_step(args.batch) * batches
+    flops_epoch = flops_per_step(model, args.batch) * batches
     result = {
+        "model": args.model,
         "engine": "pytorch",
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -138,7 +165,7 @@ def main(args):
         "final_train_loss": loss,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }
-    print(f"pytorch {torch.__version__} cnn threads={result['threads']} blas_threads={result['blas_threads']} "
+    print(f"pytorch {torch.__version__} {args.model} threads={result['threads']} blas_threads={result['blas_threads']} "
           f"batch={args.batch}: {median:.3f} s/epoch (median of {args.epochs}; {timed} of {batches} batches timed), "
           f"{result['samples_per_second']:.0f} samples/s, {result['gflops']:.1f} GFLOP/s, "
           f"test accuracy {accuracy:.4f}, peak RSS {result['peak_rss_mb']:.0f} MB"
