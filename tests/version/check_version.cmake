@@ -1,6 +1,7 @@
 # Checks that one release has one version everywhere:
 #   VERSION (CMake's project version) == dlb::kLibraryVersion in HEADER (what dlb::Version()
-#   returns and model files record) == the version of CHANGELOG's top entry ("## [X.Y.Z]"),
+#   returns and model files record) == the version of CHANGELOG's top release entry
+#   ("## [X.Y.Z]", below an "## [Unreleased]" section if there is one),
 #   and, when SOURCE_DIR is a git checkout whose HEAD carries a release tag vX.Y.Z, that tag
 #   is annotated and names the same version.
 # cmake -DVERSION=0.2.0 -DHEADER=.../version.hpp -DCHANGELOG=.../CHANGELOG.md
@@ -24,6 +25,9 @@ if(NOT header_version STREQUAL VERSION)
 endif()
 
 file(STRINGS "${CHANGELOG}" entries REGEX "^## ")
+# "## [Unreleased]" (Keep a Changelog's heading for the changes since the last release) may
+# come first; the top release entry is the one that must agree.
+list(FILTER entries EXCLUDE REGEX "^## \\[Unreleased\\]")
 list(LENGTH entries count)
 if(count EQUAL 0)
   message(FATAL_ERROR "${CHANGELOG}: no entry (a line starting with '## [X.Y.Z]')")
