@@ -11,7 +11,8 @@
 //
 // Products mode runs, per step, exactly the dlb::Gemm calls the layers make, found by walking
 // the model, at their shapes and thread split (Conv2D, chunk by chunk of samples on each
-// thread: Z = P W^T, dW += dZ^T P, dP = dZ W except in the first layer; Linear: Z = W X,
+// thread: Z = P W^T, dW += dZ^T P, dP = dZ W except in the first layer, or per sample as
+// Conv2D::ProductsPerSample and InputGradientByTransposedConvolution say; Linear: Z = W X,
 // dW = dZ X^T, dX = W^T dZ), into buffers sized by a warm-up epoch, over one epoch of steps,
 // median of --repeats epochs.
 //
@@ -57,14 +58,22 @@ class StepProducts {
       if (layer.Type() == typeid(dlb::Conv2D<float>)) {
         const auto& conv = model.LayerAt<dlb::Conv2D<float>>(path);
         const dlb::Shape out = conv.OutputShape(conv.InputShape());
+        const dlb::Shape in = conv.InputShape();
+        const dlb::Index taps = conv.Window().kernel.height * conv.Window().kernel.width;
         Conv c{out.height * out.width, conv.OutChannels(), first, conv.ProductsPerSample(),
-               conv.SamplesPerChunk(), Mat::Random(conv.OutChannels(), conv.Weight().cols()), {}};
+               conv.InputGradientByTransposedConvolution(), conv.SamplesPerChunk(),
+               Mat::Random(conv.OutChannels(), conv.Weight().cols()),
+               Mat::Random(conv.OutChannels() * taps, in.channels), in.height * in.width, {}};
         for (int part = 0; part < parts; ++part) {
           ConvPart buffers;
           buffers.patches = Mat::Random(c.chunk * c.positions, c.weight.cols());
           buffers.dz = Mat::Random(c.chunk * c.positions, c.out);
           buffers.sample_out.resize(c.positions, c.out);
           buffers.sample_grad = Mat::Random(c.positions, c.out);
+          if (c.transposed) {
+            buffers.grad_patches = Mat::Random(c.in_positions, c.flipped.rows());
+            buffers.sample_dx.resize(c.in_positions, c.flipped.cols());
+          }
           buffers.dweight.resize(c.out, c.weight.cols());
           c.parts.push_back(std::move(buffers));
         }
@@ -110,7 +119,11 @@ class StepProducts {
             GemmInto<float>(Op::Transpose, p.sample_grad, Op::None, patch_rows, p.dweight,
                             p.started ? 1.0f : 0.0f, p.gemm);
             p.started = true;
-            if (!c->first) {
+            if (c->first) continue;
+            if (c->transposed) {  // dX_b = P'_b W' (dY's patches, flipped kernels)
+              GemmInto<float>(Op::None, p.grad_patches, Op::None, c->flipped, p.sample_dx, 0.0f,
+                              p.gemm);
+            } else {
               GemmInto<float>(Op::None, p.sample_grad, Op::None, c->weight, patch_rows, 0.0f,
                               p.gemm);
             }
@@ -149,15 +162,17 @@ class StepProducts {
     Mat patches, dz;  // a full chunk's operands
     Mat z[2], dpatches[2];  // outputs of full chunks [0] and of the last, shorter one [1]
     Mat sample_out, sample_grad;  // one sample's Y_b and dY_b (Conv2D::ProductsPerSample)
+    Mat grad_patches, sample_dx;  // its dY patches and dX_b (InputGradientByTransposedConvolution)
     Mat dweight;
     dlb::GemmWorkspace<float> gemm;  // the part's packing buffers, as Conv2D keeps them
     bool started = false;
   };
   struct Conv {
     dlb::Index positions, out;
-    bool first, per_sample;
+    bool first, per_sample, transposed;
     dlb::Index chunk;
-    Mat weight;
+    Mat weight, flipped;  // W, and W' for the transposed convolution
+    dlb::Index in_positions;
     std::vector<ConvPart> parts;
   };
   struct Linear {

@@ -52,6 +52,21 @@ inline void ZeroFew(T* data, Index n) {
   }
 }
 
+/// Zeroes the first `left` and the last `right` entries of rows [row_begin, row_end) of a
+/// block of rows of `width` values at `block`: the padding columns of a patch block. A
+/// function of its own so that the loop keeps its counters in registers (as a lambda
+/// capturing the whole PatchLoop it kept them in memory: a third of im2col's time, perf).
+template <Scalar T>
+void ZeroPaddingColumns(T* block, Index width, Index row_begin, Index row_end, Index left,
+                        Index right) {
+  if (left == 0 && right == 0) return;
+  T* row = block + row_begin * width;
+  for (Index oy = row_begin; oy < row_end; ++oy, row += width) {
+    ZeroFew(row, left);
+    ZeroFew(row + width - right, right);
+  }
+}
+
 /// The one loop behind Im2Col (kGather: P(r, k) = X(...), zeros in the padding) and Col2Im
 /// (!kGather: dX(...) += P(r, k), dX zeroed first, entries of P in the padding zeroed), over
 /// samples [first, first + count). `image` is X (read) or dX (written), column stride
@@ -96,14 +111,9 @@ void PatchLoop(const Shape& in, const Window2D& window, Size2D out, Index first,
             // left and right of the valid ones in each row. Those are a few entries a row
             // (the padding's width): stored one by one, since std::fill became a call to
             // memset per row, 3% of a ResNet epoch (perf, bench_cnn_epoch --model resnet).
-            const Index left = cols.begin, right = out.width - cols.end;
             const auto zero_padding_columns = [&] {
-              if (left == 0 && right == 0) return;
-              for (Index oy = rows.begin; oy < rows.end; ++oy) {
-                T* row = patch + oy * out.width;
-                ZeroFew(row, left);
-                ZeroFew(row + cols.end, right);
-              }
+              ZeroPaddingColumns(patch, out.width, rows.begin, rows.end, cols.begin,
+                                 out.width - cols.end);
             };
             if constexpr (kGather) {
               std::fill(patch, patch + rows.begin * out.width, T(0));

@@ -198,6 +198,7 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
     }
     const Index positions = Positions();
     if (dx != nullptr) dx->resize(this->input_shape_.Size(), x.cols());
+    if (dx != nullptr && InputGradientByTransposedConvolution()) FlipWeight();
     const int parts = ForEachChunk(x.cols(), [&](Workspace& work, ChunkBuffers& buffers,
                                                   Index first, Index count) {
       if (ProductsPerSample()) {
@@ -267,15 +268,28 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
   /// (a chunk holds at least one sample). Requires the input shape. Throws ShapeError when
   /// the count overflows.
   Index ScratchValuesPerSample() const {
-    return CheckedMultiply(Positions(), CheckedAdd(weight_.cols(), OutChannels(), "a patch row"),
-                           Name() + ": the patches of one sample");
+    const Index patches = CheckedMultiply(Positions(), weight_.cols(),
+                                          Name() + ": the patches of one sample");
+    // The second buffer: Z or dZ (Ho*Wo x C_out), or dY's patches (H*W x C_out kh kw).
+    const Index second = CheckedMultiply(
+        InputGradientByTransposedConvolution() ? this->input_shape_.height * this->input_shape_.width
+                                               : Positions(),
+        InputGradientByTransposedConvolution()
+            ? CheckedMultiply(OutChannels(), window_.kernel.height * window_.kernel.width, Name())
+            : OutChannels(),
+        Name() + ": the products of one sample");
+    return CheckedAdd(patches, second, Name() + ": the working memory of one sample");
   }
 
   /// Samples whose patches are built and multiplied at a time (see PatchChunkSamples).
   /// Requires the input shape (SetInputShape).
   Index SamplesPerChunk() const {
-    return PatchChunkSamples(Positions(), weight_.cols(), OutChannels(),
-                             static_cast<Index>(sizeof(T)));
+    // With the transposed convolution the second buffer holds dY's patches (taking H*W as
+    // about Ho*Wo: stride 1, padding below the kernel).
+    const Index second = InputGradientByTransposedConvolution()
+                             ? OutChannels() * window_.kernel.height * window_.kernel.width
+                             : OutChannels();
+    return PatchChunkSamples(Positions(), weight_.cols(), second, static_cast<Index>(sizeof(T)));
   }
 
   /// Whether each sample's products run on their own, reading and writing the sample's
@@ -287,17 +301,33 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
   bool ProductsPerSample() const { return Positions() >= kPerSamplePositions; }
   static constexpr Index kPerSamplePositions = 512;
 
+  /// Whether Backward computes dX as the convolution of dY with the flipped kernels (the
+  /// transposed convolution), sample by sample straight into dX's columns:
+  ///   dX_b = P'_b W'   (H*W x C_in), P'_b = im2col of dY_b (C_out x Ho x Wo) for the window
+  ///   (kh x kw, stride 1, padding kh-1-ph x kw-1-pw), W'((o*kh + kh-1-ky)*kw + kw-1-kx, c) =
+  ///   W(o, (c*kh + ky)*kw + kx),
+  /// instead of dP = dY W (an inner size of only C_out) and col2im's scatter-add. For layers
+  /// with ProductsPerSample(), stride 1 and padding below the kernel. Requires the input shape.
+  bool InputGradientByTransposedConvolution() const {
+    return ProductsPerSample() && window_.stride.height == 1 && window_.stride.width == 1 &&
+           window_.padding.height < window_.kernel.height &&
+           window_.padding.width < window_.kernel.width;
+  }
+
  private:
   static constexpr std::uint64_t kDefaultSeed = 0xc0a5;
 
   /// Backward of samples [first, first + count) when ProductsPerSample(): per sample b, with
   /// dY_b the Ho*Wo x C_out matrix of its column and P_b its rows of the chunk's patches,
-  ///   db += dY_b^T 1,   dW (+)= dY_b^T P_b,   dP_b = dY_b W  (over P_b, used up),
-  /// then dX = col2im(dP) for the chunk.
+  ///   db += dY_b^T 1,   dW (+)= dY_b^T P_b,
+  /// and dX either by the transposed convolution (InputGradientByTransposedConvolution: the
+  /// chunk's dY patches in `products`, dX_b = P'_b W' into dX's column) or as dP_b = dY_b W
+  /// (over P_b, used up) and dX = col2im(dP) for the chunk.
   template <class Work, class Buffers>
   void BackwardPerSample(const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& dy, Matrix<T>* dx,
                          Work& work, Buffers& buffers, Index first, Index count) {
     const Index positions = Positions();
+    const bool transposed = InputGradientByTransposedConvolution();
     Im2Col<T>(x.middleCols(first, count), this->input_shape_, window_, OutputPlane(),
               buffers.patches);
     work.grad_weight.resize(OutChannels(), weight_.cols());
@@ -313,21 +343,56 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
       auto patch_rows = buffers.patches.middleRows(b * positions, positions);
       GemmInto<T>(Op::Transpose, grad, Op::None, patch_rows, work.grad_weight,
                   started ? T(1) : T(0), buffers.gemm);
-      if (dx != nullptr) {
+      if (dx != nullptr && !transposed) {
         GemmInto<T>(Op::None, grad, Op::None, weight_, patch_rows, T(0), buffers.gemm);
       }
     }
     ++work.chunks_done;
-    if (dx != nullptr) {
-      Col2Im<T>(buffers.patches, this->input_shape_, window_, OutputPlane(),
-                dx->middleCols(first, count));
+    if (dx == nullptr) return;
+    const Size2D in_plane{this->input_shape_.height, this->input_shape_.width};
+    if (transposed) {
+      const Index in_positions = in_plane.height * in_plane.width;
+      Im2Col<T>(dy.middleCols(first, count), this->output_shape_, TransposedWindow(), in_plane,
+                buffers.products);
+      for (Index b = 0; b < count; ++b) {
+        Eigen::Map<Matrix<T>> grad_in(dx->col(first + b).data(), in_positions, InChannels());
+        GemmInto<T>(Op::None, buffers.products.middleRows(b * in_positions, in_positions),
+                    Op::None, flipped_weight_, grad_in, T(0), buffers.gemm);
+      }
+      return;
+    }
+    Col2Im<T>(buffers.patches, this->input_shape_, window_, OutputPlane(),
+              dx->middleCols(first, count));
+  }
+
+  /// The window of the transposed convolution (see InputGradientByTransposedConvolution).
+  Window2D TransposedWindow() const {
+    return {window_.kernel, Size2D{1},
+            Size2D{window_.kernel.height - 1 - window_.padding.height,
+                   window_.kernel.width - 1 - window_.padding.width}};
+  }
+
+  /// flipped_weight_ = W' (C_out kh kw x C_in), see InputGradientByTransposedConvolution.
+  void FlipWeight() {
+    const Index kh = window_.kernel.height, kw = window_.kernel.width;
+    flipped_weight_.resize(OutChannels() * kh * kw, InChannels());
+    for (Index o = 0; o < OutChannels(); ++o) {
+      for (Index c = 0; c < InChannels(); ++c) {
+        for (Index ky = 0; ky < kh; ++ky) {
+          for (Index kx = 0; kx < kw; ++kx) {
+            flipped_weight_((o * kh + kh - 1 - ky) * kw + kw - 1 - kx, c) =
+                weight_(o, (c * kh + ky) * kw + kx);
+          }
+        }
+      }
     }
   }
 
   /// A chunk's buffers.
   struct ChunkBuffers {
     Matrix<T> patches;   // P, then dP in Backward
-    Matrix<T> products;  // Z in Forward, dZ in Backward (n*Ho*Wo x C_out)
+    Matrix<T> products;  // Z in Forward, dZ in Backward (n*Ho*Wo x C_out), or dY's patches
+                         // (n*H*W x C_out kh kw) for the transposed convolution
     GemmWorkspace<T> gemm;  // the products' packing buffers (Eigen engine)
   };
   /// One thread's buffers, reused from batch to batch: full-size chunks and the last,
@@ -362,6 +427,7 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
   Window2D window_;
   T init_std_;
   Matrix<T> weight_, bias_, grad_weight_, grad_bias_;
+  Matrix<T> flipped_weight_;  // W' of the latest Backward (InputGradientByTransposedConvolution)
   std::vector<Workspace> workspaces_ = std::vector<Workspace>(kMaxParallelParts);
 };
 
