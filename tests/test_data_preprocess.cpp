@@ -156,6 +156,48 @@ TEST_CASE("Standardizer reports shape and value errors", "[standardize]") {
                          MessageContains({"feature 2", "non-finite"}));
 }
 
+TEST_CASE("Standardizer::FitPerChannel pools each channel, so a shifted image stays standardised alike",
+          "[standardize]") {
+  // 2 channels of 3 x 4: channel 0 random, channel 1 constant.
+  const dlb::Shape image(2, 3, 4);
+  dlb::Matrix<double> x = dlb_test::RandomMatrix<double>(image.Size(), 50, 81);
+  x.bottomRows(12).setConstant(0.25);
+  dlb::Standardizer<double> s;
+  s.FitPerChannel(x, image);
+  const auto channel0 = x.topRows(12).array();
+  const double mean = channel0.mean();
+  const double stddev = std::sqrt((channel0 - mean).square().mean());
+  CHECK((s.Mean().head(12).array() - mean).abs().maxCoeff() < 1e-12);
+  CHECK((s.Stddev().head(12).array() - stddev).abs().maxCoeff() < 1e-12);
+  CHECK((s.Mean().tail(12).array() == 0.25).all());  // a constant channel: mean its value,
+  CHECK((s.Stddev().tail(12).array() == 1.0).all());  // std 1
+  // One affine map per channel: moving pixels commutes with standardising (per-pixel
+  // statistics would not).
+  dlb::Matrix<double> moved = x;
+  for (dlb::Index j = 0; j < x.cols(); ++j) {
+    std::reverse(moved.col(j).data(), moved.col(j).data() + 12);
+  }
+  dlb::Matrix<double> standardised = x, moved_standardised = moved;
+  s.Transform(standardised);
+  s.Transform(moved_standardised);
+  for (dlb::Index j = 0; j < x.cols(); ++j) {
+    std::reverse(standardised.col(j).data(), standardised.col(j).data() + 12);
+  }
+  CHECK((standardised - moved_standardised).cwiseAbs().maxCoeff() < 1e-12);
+  dlb::Standardizer<double> per_pixel;
+  per_pixel.Fit(x);
+  dlb::Matrix<double> a = x, b = moved;
+  per_pixel.Transform(a);
+  per_pixel.Transform(b);
+  for (dlb::Index j = 0; j < x.cols(); ++j) std::reverse(a.col(j).data(), a.col(j).data() + 12);
+  CHECK((a - b).cwiseAbs().maxCoeff() > 1e-3);  // the control: per pixel, it does not commute
+
+  REQUIRE_THROWS_MATCHES(s.FitPerChannel(x, dlb::Shape(2, 3, 3)), dlb::ShapeError,
+                         MessageContains({"needs samples of"}));
+  x(5, 7) = std::numeric_limits<double>::quiet_NaN();
+  REQUIRE_THROWS_MATCHES(s.FitPerChannel(x, image), dlb::ArgumentError, MessageContains({"channel 0"}));
+}
+
 TEST_CASE("StratifiedSplit keeps class proportions exactly", "[split]") {
   const dlb::Labels y = LabelsWithCounts({50, 30, 20});
   const dlb::Matrix<double> X = IndexedData(y.size());

@@ -216,8 +216,10 @@ struct RunData {
 
 inline RunData LoadRunData(const experiment::Settings& s, const Settings& c) {
   RunData run;
+  // Image models standardise per channel: their augmentation moves pixels.
+  const bool per_channel = s.model != "mlp";
   if (!c.val_split) {
-    run.data = experiment::LoadData(s.data, &run.standardizer);
+    run.data = experiment::LoadData(s.data, &run.standardizer, per_channel);
     return run;
   }
   run.data = dlb::LoadFashionMnist<float>(s.data);
@@ -228,7 +230,7 @@ inline RunData LoadRunData(const experiment::Settings& s, const Settings& c) {
   run.data.train_labels = std::move(split.train_y);
   run.val_images = std::move(split.test_x);
   run.val_labels = std::move(split.test_y);
-  run.standardizer.Fit(run.data.train_images);
+  experiment::FitStandardizer(run.standardizer, run.data.train_images, per_channel);
   for (dlb::Matrix<float>* images : {&run.data.train_images, &run.val_images, &run.data.test_images}) {
     run.standardizer.Transform(*images);
   }

@@ -257,13 +257,27 @@ inline std::optional<int> Parse(CLI::App& app, int argc, char** argv) {
   return std::nullopt;
 }
 
-/// Fashion-MNIST scaled to [0, 1], then standardised per pixel with the training set's
-/// statistics (applied to both sets), which are copied to *fitted when given.
+/// Fits `standardizer` on `train` images: per pixel for the MLP (the notebook's), per channel
+/// for image models (`per_channel`), whose augmentation shifts and flips standardised images
+/// (see Standardizer::FitPerChannel).
+inline void FitStandardizer(dlb::Standardizer<float>& standardizer, const dlb::Matrix<float>& train,
+                            bool per_channel) {
+  if (per_channel) {
+    standardizer.FitPerChannel(train, dlb::Shape(1, 28, 28));
+  } else {
+    standardizer.Fit(train);
+  }
+}
+
+/// Fashion-MNIST scaled to [0, 1], then standardised with the training set's statistics (per
+/// pixel, or per channel with `per_channel`; applied to both sets), which are copied to
+/// *fitted when given.
 inline dlb::FashionMnist<float> LoadData(const std::string& dir,
-                                         dlb::Standardizer<float>* fitted = nullptr) {
+                                         dlb::Standardizer<float>* fitted = nullptr,
+                                         bool per_channel = false) {
   dlb::FashionMnist<float> data = dlb::LoadFashionMnist<float>(dir);
   dlb::Standardizer<float> standardizer;
-  standardizer.Fit(data.train_images);
+  FitStandardizer(standardizer, data.train_images, per_channel);
   standardizer.Transform(data.train_images);
   standardizer.Transform(data.test_images);
   if (fitted != nullptr) *fitted = standardizer;

@@ -26,7 +26,10 @@ namespace dlb {
 /// Shifts the image by (dy, dx), each drawn uniformly from -pad .. pad, filling the uncovered
 /// pixels with 0: the same as padding every side with `pad` zeros and cropping H x W at a
 /// uniformly random offset (torchvision's RandomCrop(size, padding=pad)). All channels move
-/// together. Data standardised per pixel has mean 0, so the fill is the mean pixel.
+/// together. Data standardised per channel (Standardizer::FitPerChannel) has mean 0, so the
+/// fill is the channel's mean pixel. Standardise per channel, not per pixel, before shifting
+/// or flipping: per-pixel statistics differ from pixel to pixel, so a moved value would be
+/// read with another pixel's scale.
 struct RandomCrop {
   Index pad = 2;
 };

@@ -3,11 +3,13 @@
 /// Per-feature standardization (z-scores), fitted on the training set and applied unchanged
 /// to every other set so that no statistic of the test data leaks into training.
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <utility>
 
 #include "dlb/core/error.hpp"
+#include "dlb/core/shape.hpp"
 #include "dlb/core/types.hpp"
 
 namespace dlb {
@@ -96,6 +98,58 @@ class Standardizer {
         stddev_(r) = static_cast<T>(std::sqrt(squares(r) / n));
         if (!(stddev_(r) > T(0))) stddev_(r) = T(1);  // underflow to 0 in a narrow T
       }
+    }
+  }
+
+  /// Statistics per channel of image samples (X is C*H*W x samples, channel-major, see
+  /// Shape): each channel's mean and population std over its H*W positions and every sample,
+  /// given to each of the channel's features. Every pixel of a channel is then mapped by the
+  /// same affine function, so shifting or flipping a standardized image (augmentation) gives
+  /// the standardization of the shifted image; per-pixel statistics do not (a pixel near the
+  /// border that is almost always 0 gets a tiny std, and its rare values, scaled up tenfold
+  /// or more, would be moved into the image). A constant channel gets std 1 and mean its
+  /// value. Sums run in double. Throws ShapeError if X has no samples or its rows are not
+  /// image.Size(), ArgumentError if X holds a non-finite value (naming its channel).
+  void FitPerChannel(const Matrix<T>& X, const Shape& image) {
+    if (X.cols() == 0 || X.rows() == 0 || X.rows() != image.Size()) {
+      throw ShapeError("Standardizer::FitPerChannel: needs samples of " + image.ToString() + " (" +
+                       std::to_string(image.Size()) + " rows), got " + std::to_string(X.rows()) +
+                       " x " + std::to_string(X.cols()));
+    }
+    const Index plane = image.height * image.width;
+    const double n = static_cast<double>(X.cols()) * static_cast<double>(plane);
+    mean_.resize(X.rows());
+    stddev_.resize(X.rows());
+    for (Index c = 0; c < image.channels; ++c) {
+      // Two passes, as Fit: the mean, then the squared deviations.
+      double sum = 0;
+      T low = X(c * plane, 0), high = low;
+      for (Index j = 0; j < X.cols(); ++j) {
+        const auto values = X.col(j).segment(c * plane, plane);
+        sum += values.template cast<double>().sum();
+        low = std::min(low, values.minCoeff());
+        high = std::max(high, values.maxCoeff());
+      }
+      const double mean = sum / n;
+      if (!std::isfinite(mean)) {
+        throw ArgumentError("Standardizer::FitPerChannel: channel " + std::to_string(c) +
+                            " holds a non-finite value (inf or NaN)");
+      }
+      double squares = 0;
+      for (Index j = 0; j < X.cols(); ++j) {
+        squares += (X.col(j).segment(c * plane, plane).template cast<double>().array() - mean)
+                       .square()
+                       .sum();
+      }
+      T channel_mean = static_cast<T>(mean), channel_std = static_cast<T>(std::sqrt(squares / n));
+      if (low == high) {
+        channel_mean = low;
+        channel_std = T(1);
+      } else if (!(channel_std > T(0))) {
+        channel_std = T(1);  // underflow to 0 in a narrow T
+      }
+      mean_.segment(c * plane, plane).setConstant(channel_mean);
+      stddev_.segment(c * plane, plane).setConstant(channel_std);
     }
   }
 
