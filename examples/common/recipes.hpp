@@ -5,7 +5,7 @@
 // library's public API is used.
 //
 //   mlp     the optimizers notebook's MLP (experiment::MakeModel), plain SGD, no augmentation
-//   cnn     common/cnn_model.hpp's convnet, Adam + cosine, random crop (pad 2) and flip
+//   cnn     common/cnn_model.hpp's convnet, Adam + cosine, horizontal flips
 //   resnet  dlb::MakeResNet's torchvision-style ResNet (16-32-64 channels, 2 blocks each,
 //           174,970 parameters), SGD-Nesterov 0.1 with weight decay 5e-4 and a cosine
 //           schedule, random crop (pad 2) and flip: the classic CIFAR ResNet recipe
