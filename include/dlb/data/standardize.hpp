@@ -61,44 +61,7 @@ class Standardizer {
       throw ShapeError("Standardizer::Fit: needs at least one feature and one sample, got " +
                        std::to_string(X.rows()) + " x " + std::to_string(X.cols()));
     }
-    const Index features = X.rows();
-    const auto n = static_cast<double>(X.cols());
-    Eigen::VectorXd sum = Eigen::VectorXd::Zero(features);
-    Vector<T> low = X.col(0);
-    Vector<T> high = X.col(0);
-    // Column by column: contiguous in memory, and no double copy of the whole matrix.
-    for (Index j = 0; j < X.cols(); ++j) {
-      sum += X.col(j).template cast<double>();
-      low = low.cwiseMin(X.col(j));
-      high = high.cwiseMax(X.col(j));
-    }
-    const Eigen::VectorXd mean = sum / n;
-    for (Index r = 0; r < features; ++r) {
-      if (!std::isfinite(mean(r))) {
-        throw ArgumentError("Standardizer::Fit: feature " + std::to_string(r) +
-                            " holds a non-finite value (inf or NaN)");
-      }
-    }
-    // Two passes (mean first, then squared deviations) avoid the cancellation of
-    // E[x^2] - E[x]^2.
-    Eigen::VectorXd squares = Eigen::VectorXd::Zero(features);
-    for (Index j = 0; j < X.cols(); ++j) {
-      squares += (X.col(j).template cast<double>() - mean).cwiseAbs2();
-    }
-    mean_.resize(features);
-    stddev_.resize(features);
-    for (Index r = 0; r < features; ++r) {
-      // Compare the values themselves: the rounded mean of equal values can differ from them
-      // by an ulp and give a tiny nonzero std that would blow the feature up.
-      if (low(r) == high(r)) {
-        mean_(r) = low(r);
-        stddev_(r) = T(1);
-      } else {
-        mean_(r) = static_cast<T>(mean(r));
-        stddev_(r) = static_cast<T>(std::sqrt(squares(r) / n));
-        if (!(stddev_(r) > T(0))) stddev_(r) = T(1);  // underflow to 0 in a narrow T
-      }
-    }
+    FitGroups(X, 1, "Standardizer::Fit", "feature");
   }
 
   /// Statistics per channel of image samples (X is C*H*W x samples, channel-major, see
@@ -116,41 +79,7 @@ class Standardizer {
                        std::to_string(image.Size()) + " rows), got " + std::to_string(X.rows()) +
                        " x " + std::to_string(X.cols()));
     }
-    const Index plane = image.height * image.width;
-    const double n = static_cast<double>(X.cols()) * static_cast<double>(plane);
-    mean_.resize(X.rows());
-    stddev_.resize(X.rows());
-    for (Index c = 0; c < image.channels; ++c) {
-      // Two passes, as Fit: the mean, then the squared deviations.
-      double sum = 0;
-      T low = X(c * plane, 0), high = low;
-      for (Index j = 0; j < X.cols(); ++j) {
-        const auto values = X.col(j).segment(c * plane, plane);
-        sum += values.template cast<double>().sum();
-        low = std::min(low, values.minCoeff());
-        high = std::max(high, values.maxCoeff());
-      }
-      const double mean = sum / n;
-      if (!std::isfinite(mean)) {
-        throw ArgumentError("Standardizer::FitPerChannel: channel " + std::to_string(c) +
-                            " holds a non-finite value (inf or NaN)");
-      }
-      double squares = 0;
-      for (Index j = 0; j < X.cols(); ++j) {
-        squares += (X.col(j).segment(c * plane, plane).template cast<double>().array() - mean)
-                       .square()
-                       .sum();
-      }
-      T channel_mean = static_cast<T>(mean), channel_std = static_cast<T>(std::sqrt(squares / n));
-      if (low == high) {
-        channel_mean = low;
-        channel_std = T(1);
-      } else if (!(channel_std > T(0))) {
-        channel_std = T(1);  // underflow to 0 in a narrow T
-      }
-      mean_.segment(c * plane, plane).setConstant(channel_mean);
-      stddev_.segment(c * plane, plane).setConstant(channel_std);
-    }
+    FitGroups(X, image.height * image.width, "Standardizer::FitPerChannel", "channel");
   }
 
   /// Replaces every x_rj of X (features x samples, any number of samples) by
@@ -173,6 +102,67 @@ class Standardizer {
   const Vector<T>& Stddev() const noexcept { return stddev_; }
 
  private:
+  /// The statistics of Fit and FitPerChannel: X's rows fall into groups of `group_size`
+  /// consecutive rows (a feature: 1 row; a channel: its H*W rows), and each group's mean and
+  /// population std over its rows and all columns go to every row of the group:
+  ///
+  ///     mean_g = (1/N) * sum x,   std_g = sqrt((1/N) * sum (x - mean_g)^2),   N = group_size * n
+  ///
+  /// in two passes (mean first, then squared deviations: no cancellation of E[x^2] - E[x]^2),
+  /// summed in double whatever T is, column by column (contiguous, no copy of X). A constant
+  /// group (its values compared themselves: the rounded mean of equal values can differ from
+  /// them by an ulp and give a tiny std that would blow the group up) gets its value as mean
+  /// and std 1, as does a std that underflows to 0 in a narrow T.
+  /// Requires X non-empty with rows a multiple of group_size; throws ArgumentError naming the
+  /// first group (`caller`: group_name g) that holds a non-finite value.
+  void FitGroups(const Matrix<T>& X, Index group_size, const char* caller, const char* group_name) {
+    const Index groups = X.rows() / group_size;
+    const double n = static_cast<double>(X.cols()) * static_cast<double>(group_size);
+    // Column j as a group_size x groups matrix: group g is its column g.
+    const auto groups_of = [&](Index j) {
+      return Eigen::Map<const Matrix<T>>(X.col(j).data(), group_size, groups);
+    };
+    Eigen::VectorXd sum = Eigen::VectorXd::Zero(groups);
+    Vector<T> low = groups_of(0).colwise().minCoeff().transpose();
+    Vector<T> high = groups_of(0).colwise().maxCoeff().transpose();
+    for (Index j = 0; j < X.cols(); ++j) {
+      sum += groups_of(j).template cast<double>().colwise().sum().transpose();
+      low = low.cwiseMin(groups_of(j).colwise().minCoeff().transpose());
+      high = high.cwiseMax(groups_of(j).colwise().maxCoeff().transpose());
+    }
+    const Eigen::VectorXd mean = sum / n;
+    for (Index g = 0; g < groups; ++g) {
+      if (!std::isfinite(mean(g))) {
+        throw ArgumentError(std::string(caller) + ": " + group_name + " " + std::to_string(g) +
+                            " holds a non-finite value (inf or NaN)");
+      }
+    }
+    Eigen::VectorXd squares = Eigen::VectorXd::Zero(groups);
+    for (Index j = 0; j < X.cols(); ++j) {
+      squares += (groups_of(j).template cast<double>().rowwise() - mean.transpose())
+                     .array()
+                     .square()
+                     .colwise()
+                     .sum()
+                     .matrix()
+                     .transpose();
+    }
+    mean_.resize(X.rows());
+    stddev_.resize(X.rows());
+    for (Index g = 0; g < groups; ++g) {
+      T group_mean = static_cast<T>(mean(g));
+      T group_std = static_cast<T>(std::sqrt(squares(g) / n));
+      if (low(g) == high(g)) {
+        group_mean = low(g);
+        group_std = T(1);
+      } else if (!(group_std > T(0))) {
+        group_std = T(1);  // underflow to 0 in a narrow T
+      }
+      mean_.segment(g * group_size, group_size).setConstant(group_mean);
+      stddev_.segment(g * group_size, group_size).setConstant(group_std);
+    }
+  }
+
   Vector<T> mean_;
   Vector<T> stddev_;
 };
