@@ -12,7 +12,7 @@
 // Products mode runs, per step, exactly the dlb::Gemm calls the layers make, found by walking
 // the model, at their shapes and thread split (Conv2D, chunk by chunk of samples on each
 // thread: Z = P W^T, dW += dZ^T P, dP = dZ W except in the first layer, or per sample as
-// Conv2D::ProductsPerSample and InputGradientByTransposedConvolution say; Linear: Z = W X,
+// Conv2D::ProductPlan says (per_sample, transposed_input_gradient); Linear: Z = W X,
 // dW = dZ X^T, dX = W^T dZ), into buffers sized by a warm-up epoch, over one epoch of steps,
 // median of --repeats epochs.
 //
@@ -60,8 +60,8 @@ class StepProducts {
         const dlb::Shape out = conv.OutputShape(conv.InputShape());
         const dlb::Shape in = conv.InputShape();
         const dlb::Index taps = conv.Window().kernel.height * conv.Window().kernel.width;
-        Conv c{out.height * out.width, conv.OutChannels(), first, conv.ProductsPerSample(),
-               conv.InputGradientByTransposedConvolution(), conv.SamplesPerChunk(),
+        Conv c{out.height * out.width, conv.OutChannels(), first, conv.ProductPlan().per_sample,
+               conv.ProductPlan().transposed_input_gradient, conv.SamplesPerChunk(),
                Mat::Random(conv.OutChannels(), conv.Weight().cols()),
                Mat::Random(conv.OutChannels() * taps, in.channels), in.height * in.width, {}};
         for (int part = 0; part < parts; ++part) {
@@ -161,8 +161,8 @@ class StepProducts {
   struct ConvPart {
     Mat patches, dz;  // a full chunk's operands
     Mat z[2], dpatches[2];  // outputs of full chunks [0] and of the last, shorter one [1]
-    Mat sample_out, sample_grad;  // one sample's Y_b and dY_b (Conv2D::ProductsPerSample)
-    Mat grad_patches, sample_dx;  // its dY patches and dX_b (InputGradientByTransposedConvolution)
+    Mat sample_out, sample_grad;  // one sample's Y_b and dY_b (Conv2D::Plan::per_sample)
+    Mat grad_patches, sample_dx;  // its dY patches and dX_b (Plan::transposed_input_gradient)
     Mat dweight;
     dlb::GemmWorkspace<float> gemm;  // the part's packing buffers, as Conv2D keeps them
     bool started = false;

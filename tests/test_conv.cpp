@@ -43,7 +43,7 @@ const std::vector<Geometry> kGeometries = {
     {"3x3, stride 2, no padding, floor", {1, 7, 6}, 2, 3, 2, 0},
     {"1x2, stride 1x2, padding 0x1", {3, 4, 5}, 2, {1, 2}, {1, 2}, {0, 1}},
     {"5x5 with padding 2 on 3x4", {2, 3, 4}, 2, 5, 1, 2},
-    // 24 x 24 = 576 output positions: Conv2D::ProductsPerSample (the test below checks that),
+    // 24 x 24 = 576 output positions: Conv2D::Plan::per_sample (the test below checks that),
     // with dX by the transposed convolution ("same", then "valid": its padding 2) or, under
     // stride 2, by col2im.
     {"3x3, padding 1 on 24x24, products per sample", {2, 24, 24}, 3, 3, 1, 1},
@@ -308,12 +308,12 @@ TEST_CASE("Conv2D works through a batch in chunks with the same results as sampl
 // switch itself, without a bias too, and on 2 threads.
 TEST_CASE("Conv2D multiplies large planes sample by sample, with and without a bias") {
   const Geometry& g = kGeometries[kGeometries.size() - 3];
-  REQUIRE(MakeConv(g).ProductsPerSample());
-  REQUIRE(MakeConv(g).InputGradientByTransposedConvolution());
-  REQUIRE(MakeConv(kGeometries[kGeometries.size() - 2]).InputGradientByTransposedConvolution());
-  REQUIRE(MakeConv(kGeometries.back()).ProductsPerSample());
-  REQUIRE_FALSE(MakeConv(kGeometries.back()).InputGradientByTransposedConvolution());
-  REQUIRE_FALSE(MakeConv(kGeometries[0]).ProductsPerSample());
+  REQUIRE(MakeConv(g).ProductPlan().per_sample);
+  REQUIRE(MakeConv(g).ProductPlan().transposed_input_gradient);
+  REQUIRE(MakeConv(kGeometries[kGeometries.size() - 2]).ProductPlan().transposed_input_gradient);
+  REQUIRE(MakeConv(kGeometries.back()).ProductPlan().per_sample);
+  REQUIRE_FALSE(MakeConv(kGeometries.back()).ProductPlan().transposed_input_gradient);
+  REQUIRE_FALSE(MakeConv(kGeometries[0]).ProductPlan().per_sample);
   CHECK(Conv2D<float>(1, 32, 3, 1, 1).OutputShape({1, 28, 28}).height *
             Conv2D<float>(1, 32, 3, 1, 1).OutputShape({1, 28, 28}).width >=
         Conv2D<float>::kPerSamplePositions);  // the example CNN's first layer

@@ -189,16 +189,16 @@ void Col2Im(Matrix<T>& d_patches, const Shape& in, const Window2D& window, Size2
 }
 
 /// How many samples a convolution works on at a time: as many as fit in kPatchChunkBytes
-/// (at least one), counting each sample's patches (positions x patch_columns) and products
-/// (positions x output_channels). Small enough for a core's L2 cache, where im2col, the
-/// three products, the rearrangements and col2im then find their operands, and large enough
-/// (hundreds of rows) for an efficient product. Measured on the 32 -> 64 channel 3x3
-/// convolution of the Fashion-MNIST CNN (225 KiB of patches per sample): the products ran
-/// 10-40% faster in chunks of 4-8 samples than over a whole batch of 128.
+/// (at least one), counting each sample's `values_per_sample` of working memory (its patches,
+/// positions x patch columns, and its products or their gradients). Small enough for a
+/// core's L2 cache, where im2col, the three products, the rearrangements and col2im then find
+/// their operands, and large enough (hundreds of rows) for an efficient product. Measured on
+/// the 32 -> 64 channel 3x3 convolution of the Fashion-MNIST CNN (225 KiB of patches per
+/// sample): the products ran 10-40% faster in chunks of 4-8 samples than over a whole batch
+/// of 128.
 inline constexpr Index kPatchChunkBytes = Index{1} << 20;
-inline Index PatchChunkSamples(Index positions, Index patch_columns, Index output_channels,
-                               Index scalar_bytes) {
-  const Index bytes_per_sample = positions * (patch_columns + output_channels) * scalar_bytes;
+inline Index PatchChunkSamples(Index values_per_sample, Index scalar_bytes) {
+  const Index bytes_per_sample = values_per_sample * scalar_bytes;
   return std::max<Index>(1, kPatchChunkBytes / std::max<Index>(1, bytes_per_sample));
 }
 

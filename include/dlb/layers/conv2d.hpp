@@ -156,11 +156,12 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode /*mode*/) {
     this->RequireRows(x.rows(), this->input_shape_, "the batch");
     const Index positions = Positions();
+    const Plan plan = ProductPlan();
     y.resize(this->output_shape_.Size(), x.cols());
     ForEachChunk(x.cols(), [&](Workspace&, ChunkBuffers& buffers, Index first, Index count) {
       Im2Col<T>(x.middleCols(first, count), this->input_shape_, window_, OutputPlane(),
                 buffers.patches);
-      if (ProductsPerSample()) {
+      if (plan.per_sample) {
         for (Index b = 0; b < count; ++b) {
           // Y_b = P_b W^T + 1 b^T straight into the sample's column, read as the
           // Ho*Wo x C_out matrix it is (channel-major: column o is channel o's plane).
@@ -197,12 +198,14 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
                        " samples but the batch " + std::to_string(x.cols()));
     }
     const Index positions = Positions();
+    const Plan plan = ProductPlan();
     if (dx != nullptr) dx->resize(this->input_shape_.Size(), x.cols());
-    if (dx != nullptr && InputGradientByTransposedConvolution()) FlipWeight();
+    if (dx != nullptr && plan.transposed_input_gradient) FlipWeight();
     const int parts = ForEachChunk(x.cols(), [&](Workspace& work, ChunkBuffers& buffers,
                                                   Index first, Index count) {
-      if (ProductsPerSample()) {
-        BackwardPerSample(x, dy, dx, work, buffers, first, count);
+      if (plan.per_sample) {
+        BackwardPerSample(x, dy, dx, plan.transposed_input_gradient, work, buffers, first,
+                          count);
         return;
       }
       // dZ(b*P + p, o) = dY(o*P + p, b), and db(o) += its column sum.
@@ -264,70 +267,78 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
   Matrix<T>& Weight() { return weight_; }
   Matrix<T>& Bias() { return bias_; }
 
-  /// Values of working memory per sample beyond the output: a chunk's patches and products
-  /// (a chunk holds at least one sample). Requires the input shape. Throws ShapeError when
-  /// the count overflows.
+  /// How the products run for the input shape, decided here once for Forward, Backward and
+  /// the working-memory budget. Requires the input shape (SetInputShape).
+  struct Plan {
+    /// Each sample's products run on their own, reading and writing the sample's column of Y
+    /// (and of dY) in place, rather than once over a chunk of samples with Z rearranged into Y
+    /// (and dY into dZ): for output planes of kPerSamplePositions positions or more, where
+    /// one sample's product has enough rows to run at full speed and the rearrangement is a
+    /// pass over the largest activations of the network.
+    bool per_sample = false;
+    /// Backward computes dX as the convolution of dY with the flipped kernels (the transposed
+    /// convolution), sample by sample straight into dX's columns:
+    ///   dX_b = P'_b W'   (H*W x C_in), P'_b = im2col of dY_b (C_out x Ho x Wo) for the
+    ///   window (kh x kw, stride 1, padding kh-1-ph x kw-1-pw), W'((o*kh + kh-1-ky)*kw +
+    ///   kw-1-kx, c) = W(o, (c*kh + ky)*kw + kx),
+    /// instead of dP = dY W (an inner size of only C_out) and col2im's scatter-add. For
+    /// per_sample layers with stride 1 and padding below the kernel.
+    bool transposed_input_gradient = false;
+    /// A chunk's second buffer per sample (rows x columns): Z or dZ (Ho*Wo x C_out), or with
+    /// the transposed convolution dY's patches (H*W x C_out kh kw).
+    Index second_rows = 0;
+    Index second_columns = 0;
+  };
+  Plan ProductPlan() const {
+    Plan plan;
+    const Window2D& w = window_;
+    plan.per_sample = Positions() >= kPerSamplePositions;
+    plan.transposed_input_gradient = plan.per_sample && w.stride.height == 1 &&
+                                     w.stride.width == 1 && w.padding.height < w.kernel.height &&
+                                     w.padding.width < w.kernel.width;
+    plan.second_rows = plan.transposed_input_gradient
+                           ? this->input_shape_.height * this->input_shape_.width
+                           : Positions();
+    plan.second_columns = plan.transposed_input_gradient
+                              ? CheckedMultiply(OutChannels(), w.kernel.height * w.kernel.width,
+                                                Name() + ": the columns of dY's patches")
+                              : OutChannels();
+    return plan;
+  }
+  static constexpr Index kPerSamplePositions = 512;
+
+  /// Values of working memory per sample beyond the output: a chunk's patches and its second
+  /// buffer (see Plan; a chunk holds at least one sample). Requires the input shape. Throws
+  /// ShapeError when the count overflows.
   Index ScratchValuesPerSample() const {
+    const Plan plan = ProductPlan();
     const Index patches = CheckedMultiply(Positions(), weight_.cols(),
                                           Name() + ": the patches of one sample");
-    // The second buffer: Z or dZ (Ho*Wo x C_out), or dY's patches (H*W x C_out kh kw).
-    const Index second = CheckedMultiply(
-        InputGradientByTransposedConvolution() ? this->input_shape_.height * this->input_shape_.width
-                                               : Positions(),
-        InputGradientByTransposedConvolution()
-            ? CheckedMultiply(OutChannels(), window_.kernel.height * window_.kernel.width, Name())
-            : OutChannels(),
-        Name() + ": the products of one sample");
+    const Index second = CheckedMultiply(plan.second_rows, plan.second_columns,
+                                         Name() + ": the products of one sample");
     return CheckedAdd(patches, second, Name() + ": the working memory of one sample");
   }
 
   /// Samples whose patches are built and multiplied at a time (see PatchChunkSamples).
   /// Requires the input shape (SetInputShape).
   Index SamplesPerChunk() const {
-    // With the transposed convolution the second buffer holds dY's patches (taking H*W as
-    // about Ho*Wo: stride 1, padding below the kernel).
-    const Index second = InputGradientByTransposedConvolution()
-                             ? OutChannels() * window_.kernel.height * window_.kernel.width
-                             : OutChannels();
-    return PatchChunkSamples(Positions(), weight_.cols(), second, static_cast<Index>(sizeof(T)));
-  }
-
-  /// Whether each sample's products run on their own, reading and writing the sample's
-  /// column of Y (and of dY) in place, rather than once over a chunk of samples with Z
-  /// rearranged into Y (and dY into dZ): for output planes of kPerSamplePositions positions
-  /// or more, where one sample's product has enough rows to run at full speed and the
-  /// rearrangement is a pass over the largest activations of the network. Requires the
-  /// input shape.
-  bool ProductsPerSample() const { return Positions() >= kPerSamplePositions; }
-  static constexpr Index kPerSamplePositions = 512;
-
-  /// Whether Backward computes dX as the convolution of dY with the flipped kernels (the
-  /// transposed convolution), sample by sample straight into dX's columns:
-  ///   dX_b = P'_b W'   (H*W x C_in), P'_b = im2col of dY_b (C_out x Ho x Wo) for the window
-  ///   (kh x kw, stride 1, padding kh-1-ph x kw-1-pw), W'((o*kh + kh-1-ky)*kw + kw-1-kx, c) =
-  ///   W(o, (c*kh + ky)*kw + kx),
-  /// instead of dP = dY W (an inner size of only C_out) and col2im's scatter-add. For layers
-  /// with ProductsPerSample(), stride 1 and padding below the kernel. Requires the input shape.
-  bool InputGradientByTransposedConvolution() const {
-    return ProductsPerSample() && window_.stride.height == 1 && window_.stride.width == 1 &&
-           window_.padding.height < window_.kernel.height &&
-           window_.padding.width < window_.kernel.width;
+    return PatchChunkSamples(ScratchValuesPerSample(), static_cast<Index>(sizeof(T)));
   }
 
  private:
   static constexpr std::uint64_t kDefaultSeed = 0xc0a5;
 
-  /// Backward of samples [first, first + count) when ProductsPerSample(): per sample b, with
+  /// Backward of samples [first, first + count) when Plan::per_sample: per sample b, with
   /// dY_b the Ho*Wo x C_out matrix of its column and P_b its rows of the chunk's patches,
   ///   db += dY_b^T 1,   dW (+)= dY_b^T P_b,
-  /// and dX either by the transposed convolution (InputGradientByTransposedConvolution: the
-  /// chunk's dY patches in `products`, dX_b = P'_b W' into dX's column) or as dP_b = dY_b W
-  /// (over P_b, used up) and dX = col2im(dP) for the chunk.
+  /// and dX either by the transposed convolution (`transposed`, Plan::
+  /// transposed_input_gradient: the chunk's dY patches in `products`, dX_b = P'_b W' into
+  /// dX's column) or as dP_b = dY_b W (over P_b, used up) and dX = col2im(dP) for the chunk.
   template <class Work, class Buffers>
   void BackwardPerSample(const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& dy, Matrix<T>* dx,
-                         Work& work, Buffers& buffers, Index first, Index count) {
+                         bool transposed, Work& work, Buffers& buffers, Index first,
+                         Index count) {
     const Index positions = Positions();
-    const bool transposed = InputGradientByTransposedConvolution();
     Im2Col<T>(x.middleCols(first, count), this->input_shape_, window_, OutputPlane(),
               buffers.patches);
     work.grad_weight.resize(OutChannels(), weight_.cols());
@@ -365,14 +376,14 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
               dx->middleCols(first, count));
   }
 
-  /// The window of the transposed convolution (see InputGradientByTransposedConvolution).
+  /// The window of the transposed convolution (see Plan::transposed_input_gradient).
   Window2D TransposedWindow() const {
     return {window_.kernel, Size2D{1},
             Size2D{window_.kernel.height - 1 - window_.padding.height,
                    window_.kernel.width - 1 - window_.padding.width}};
   }
 
-  /// flipped_weight_ = W' (C_out kh kw x C_in), see InputGradientByTransposedConvolution.
+  /// flipped_weight_ = W' (C_out kh kw x C_in), see Plan::transposed_input_gradient.
   void FlipWeight() {
     const Index kh = window_.kernel.height, kw = window_.kernel.width;
     flipped_weight_.resize(OutChannels() * kh * kw, InChannels());
@@ -427,7 +438,7 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
   Window2D window_;
   T init_std_;
   Matrix<T> weight_, bias_, grad_weight_, grad_bias_;
-  Matrix<T> flipped_weight_;  // W' of the latest Backward (InputGradientByTransposedConvolution)
+  Matrix<T> flipped_weight_;  // W' of the latest Backward (Plan::transposed_input_gradient)
   std::vector<Workspace> workspaces_ = std::vector<Workspace>(kMaxParallelParts);
 };
 
