@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "dlb/core/double_sums.hpp"
 #include "dlb/core/threads.hpp"
 #include "dlb/layers/batch_norm.hpp"
 #include "dlb/layers/conv2d.hpp"
@@ -338,4 +339,35 @@ TEST_CASE("BatchNorm in float stays accurate when the mean is large next to the 
     CHECK(error < 1.3e-4);
     CHECK(relative_var < 1e-5);
   }
+}
+
+TEST_CASE("TwoSumsInDouble adds every value in double, tails and short runs included",
+          "[batchnorm]") {
+  // The batch-norm statistics: partial sums in lanes, then the tail, then the lanes added.
+  for (const dlb::Index n : {0, 1, 5, 15, 16, 17, 31, 33, 49, 196, 784}) {
+    std::vector<float> x(static_cast<std::size_t>(n));
+    for (dlb::Index i = 0; i < n; ++i) {
+      x[static_cast<std::size_t>(i)] = 0.37f * static_cast<float>(i % 11) - 1.5f;
+    }
+    long double sum = 0, squares = 0;
+    for (const float v : x) {
+      sum += v;
+      squares += static_cast<long double>(v) * v;
+    }
+    const float* p = x.data();
+    const auto sums = dlb::internal::TwoSumsInDouble(
+        n, [p](dlb::Index i) { return p[i]; },
+        [p](dlb::Index i) { return static_cast<double>(p[i]) * static_cast<double>(p[i]); });
+    INFO("n = " << n);
+    CHECK(sums[0] == Approx(static_cast<double>(sum)).margin(1e-12));
+    CHECK(sums[1] == Approx(static_cast<double>(squares)).margin(1e-12));
+  }
+  // 4097^2 = 16785409 needs 25 bits: exact as a double term, 16785408 as a float product.
+  const std::vector<float> big(37, 4097.0f);
+  const float* p = big.data();
+  const auto sums = dlb::internal::TwoSumsInDouble(
+      37, [p](dlb::Index i) { return p[i]; },
+      [p](dlb::Index i) { return static_cast<double>(p[i]) * static_cast<double>(p[i]); });
+  CHECK(sums[0] == 37.0 * 4097.0);
+  CHECK(sums[1] == 37.0 * 16785409.0);
 }

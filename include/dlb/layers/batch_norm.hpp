@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "dlb/core/double_sums.hpp"
 #include "dlb/core/error.hpp"
 #include "dlb/core/parallel.hpp"
 #include "dlb/core/parameter.hpp"
@@ -187,8 +188,15 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
             Vec(sums, groups) += values;
             Vec(sums + groups, groups) += values.array().square().matrix();
           } else {
-            sums[group] += values.sum();
-            sums[groups + group] += values.squaredNorm();
+            const T* run = x.col(b).data() + offset;
+            const auto [sum, squares] = internal::TwoSumsInDouble(
+                length, [run](Index i) { return run[i]; },
+                [run](Index i) {
+                  const auto value = static_cast<double>(run[i]);
+                  return value * value;
+                });
+            sums[group] += sum;
+            sums[groups + group] += squares;
           }
         });
       });
@@ -250,9 +258,14 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
           Vec(sums + groups, groups) +=
               grads.cwiseProduct(values - mean_).template cast<double>();
         } else {
-          sums[group] += grads.template cast<double>().sum();
-          sums[groups + group] +=
-              (grads.array() * (values.array() - mean_(group))).template cast<double>().sum();
+          const T* grad = dy.col(b).data() + offset;
+          const T* value = x.col(b).data() + offset;
+          const T mean = mean_(group);
+          const auto [sum, products] = internal::TwoSumsInDouble(
+              length, [grad](Index i) { return grad[i]; },
+              [grad, value, mean](Index i) { return grad[i] * (value[i] - mean); });
+          sums[group] += sum;
+          sums[groups + group] += products;
         }
       });
     }, /*reduce=*/false);
