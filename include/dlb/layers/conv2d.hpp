@@ -156,7 +156,7 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode /*mode*/) {
     this->RequireRows(x.rows(), this->input_shape_, "the batch");
     const Index positions = Positions();
-    const Plan plan = ProductPlan();
+    const Plan& plan = plan_;
     y.resize(this->output_shape_.Size(), x.cols());
     ForEachChunk(x.cols(), [&](Workspace&, ChunkBuffers& buffers, Index first, Index count) {
       Im2Col<T>(x.middleCols(first, count), this->input_shape_, window_, OutputPlane(),
@@ -198,7 +198,7 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
                        " samples but the batch " + std::to_string(x.cols()));
     }
     const Index positions = Positions();
-    const Plan plan = ProductPlan();
+    const Plan& plan = plan_;
     if (dx != nullptr) dx->resize(this->input_shape_.Size(), x.cols());
     if (dx != nullptr && plan.transposed_input_gradient) FlipWeight();
     const int parts = ForEachChunk(x.cols(), [&](Workspace& work, ChunkBuffers& buffers,
@@ -267,8 +267,18 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
   Matrix<T>& Weight() { return weight_; }
   Matrix<T>& Bias() { return bias_; }
 
-  /// How the products run for the input shape, decided here once for Forward, Backward and
-  /// the working-memory budget. Requires the input shape (SetInputShape).
+  /// Remembers `input` and decides the Plan for it (SpatialLayer::SetInputShape); throws
+  /// ShapeError, keeping the previous shape, when the layer does not accept `input` or a
+  /// sample's working memory overflows Index.
+  void SetInputShape(const Shape& input) {
+    const Plan plan = PlanFor(input, OutputShape(input));
+    SpatialLayer<Conv2D<T>>::SetInputShape(input);
+    plan_ = plan;
+  }
+
+  /// How the products run for the input shape, decided once in SetInputShape for Forward,
+  /// Backward and the working-memory budget (so a step builds no strings and checks no
+  /// sizes: it allocates nothing).
   struct Plan {
     /// Each sample's products run on their own, reading and writing the sample's column of Y
     /// (and of dY) in place, rather than once over a chunk of samples with Z rearranged into Y
@@ -288,45 +298,52 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
     /// the transposed convolution dY's patches (H*W x C_out kh kw).
     Index second_rows = 0;
     Index second_columns = 0;
+    /// Values of working memory per sample beyond the output: its patches (Ho*Wo x C_in kh
+    /// kw) and its second buffer.
+    Index scratch_values_per_sample = 0;
+    /// Samples whose patches are built and multiplied at a time (PatchChunkSamples).
+    Index samples_per_chunk = 1;
   };
-  Plan ProductPlan() const {
+  /// The Plan of the input shape (a default Plan before SetInputShape).
+  const Plan& ProductPlan() const { return plan_; }
+  static constexpr Index kPerSamplePositions = 512;
+
+  /// Plan::scratch_values_per_sample (0 before SetInputShape).
+  Index ScratchValuesPerSample() const { return plan_.scratch_values_per_sample; }
+  /// Plan::samples_per_chunk.
+  Index SamplesPerChunk() const { return plan_.samples_per_chunk; }
+
+ private:
+  static constexpr std::uint64_t kDefaultSeed = 0xc0a5;
+
+  /// The Plan for a layer of this window from `input` to `output` (see Plan); throws
+  /// ShapeError when a sample's working memory overflows Index.
+  Plan PlanFor(const Shape& input, const Shape& output) const {
     Plan plan;
     const Window2D& w = window_;
-    plan.per_sample = Positions() >= kPerSamplePositions;
+    const Index positions = CheckedMultiply(output.height, output.width,
+                                            Name() + ": the output positions");
+    plan.per_sample = positions >= kPerSamplePositions;
     plan.transposed_input_gradient = plan.per_sample && w.stride.height == 1 &&
                                      w.stride.width == 1 && w.padding.height < w.kernel.height &&
                                      w.padding.width < w.kernel.width;
     plan.second_rows = plan.transposed_input_gradient
-                           ? this->input_shape_.height * this->input_shape_.width
-                           : Positions();
+                           ? CheckedMultiply(input.height, input.width, Name() + ": the input plane")
+                           : positions;
     plan.second_columns = plan.transposed_input_gradient
                               ? CheckedMultiply(OutChannels(), w.kernel.height * w.kernel.width,
                                                 Name() + ": the columns of dY's patches")
                               : OutChannels();
-    return plan;
-  }
-  static constexpr Index kPerSamplePositions = 512;
-
-  /// Values of working memory per sample beyond the output: a chunk's patches and its second
-  /// buffer (see Plan; a chunk holds at least one sample). Requires the input shape. Throws
-  /// ShapeError when the count overflows.
-  Index ScratchValuesPerSample() const {
-    const Plan plan = ProductPlan();
-    const Index patches = CheckedMultiply(Positions(), weight_.cols(),
+    const Index patches = CheckedMultiply(positions, weight_.cols(),
                                           Name() + ": the patches of one sample");
     const Index second = CheckedMultiply(plan.second_rows, plan.second_columns,
                                          Name() + ": the products of one sample");
-    return CheckedAdd(patches, second, Name() + ": the working memory of one sample");
+    plan.scratch_values_per_sample =
+        CheckedAdd(patches, second, Name() + ": the working memory of one sample");
+    plan.samples_per_chunk =
+        PatchChunkSamples(plan.scratch_values_per_sample, static_cast<Index>(sizeof(T)));
+    return plan;
   }
-
-  /// Samples whose patches are built and multiplied at a time (see PatchChunkSamples).
-  /// Requires the input shape (SetInputShape).
-  Index SamplesPerChunk() const {
-    return PatchChunkSamples(ScratchValuesPerSample(), static_cast<Index>(sizeof(T)));
-  }
-
- private:
-  static constexpr std::uint64_t kDefaultSeed = 0xc0a5;
 
   /// Backward of samples [first, first + count) when Plan::per_sample: per sample b, with
   /// dY_b the Ho*Wo x C_out matrix of its column and P_b its rows of the chunk's patches,
@@ -439,6 +456,7 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
   T init_std_;
   Matrix<T> weight_, bias_, grad_weight_, grad_bias_;
   Matrix<T> flipped_weight_;  // W' of the latest Backward (Plan::transposed_input_gradient)
+  Plan plan_;                 // for the input shape (SetInputShape)
   std::vector<Workspace> workspaces_ = std::vector<Workspace>(kMaxParallelParts);
 };
 
