@@ -12,7 +12,8 @@
 // Products mode runs, per step, exactly the dlb::Gemm calls the layers make, found by walking
 // the model, at their shapes and thread split (Conv2D, chunk by chunk of samples on each
 // thread: Z = P W^T, dW += dZ^T P, dP = dZ W except in the first layer, or per sample as
-// Conv2D::ProductPlan says (per_sample, transposed_input_gradient); Linear: Z = W X,
+// Conv2D::ProductPlan says (per_sample, transposed_input_gradient, or implicit_patches: per
+// sample with the transposed convolution); Linear: Z = W X,
 // dW = dZ X^T, dX = W^T dZ), into buffers sized by a warm-up epoch, over one epoch of steps,
 // median of --repeats epochs.
 //
@@ -60,8 +61,13 @@ class StepProducts {
         const dlb::Shape out = conv.OutputShape(conv.InputShape());
         const dlb::Shape in = conv.InputShape();
         const dlb::Index taps = conv.Window().kernel.height * conv.Window().kernel.width;
-        Conv c{out.height * out.width, conv.OutChannels(), first, conv.ProductPlan().per_sample,
-               conv.ProductPlan().transposed_input_gradient, conv.SamplesPerChunk(),
+        // On implicit patches (Eigen engine) the layer multiplies sample by sample and takes
+        // dX by the transposed convolution: the same products as those two paths.
+        const dlb::Conv2D<float>::Plan& plan = conv.ProductPlan();
+        const bool implicit =
+            plan.implicit_patches && dlb::ActiveGemmEngine() == dlb::GemmEngine::Eigen;
+        Conv c{out.height * out.width, conv.OutChannels(), first, plan.per_sample || implicit,
+               plan.transposed_input_gradient || implicit, conv.SamplesPerChunk(),
                Mat::Random(conv.OutChannels(), conv.Weight().cols()),
                Mat::Random(conv.OutChannels() * taps, in.channels), in.height * in.width, {}};
         for (int part = 0; part < parts; ++part) {

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "dlb/core/blas_engine.hpp"
 #include "dlb/core/threads.hpp"
 #include "dlb/layers/conv2d.hpp"
 #include "dlb/layers/batch_norm.hpp"
@@ -275,31 +276,36 @@ TEST_CASE("Conv2D in float agrees with double") {
 }
 
 TEST_CASE("Conv2D works through a batch in chunks with the same results as sample by sample") {
-  const Geometry g{"", {8, 16, 16}, 4, 3, 1, 1};
-  Conv2D<double> conv = MakeConv(g);
-  const Index batch = 16;
-  REQUIRE(conv.SamplesPerChunk() < batch / 2);  // several chunks, the last one shorter
-  REQUIRE(batch % conv.SamplesPerChunk() != 0);
-  const Matrix<double> x = dlb_test::RandomMatrix<double>(g.in.Size(), batch, 61);
-  Matrix<double> y, dx;
-  conv.Forward(x, y, dlb::Mode::Train);
-  const Matrix<double> dy = dlb_test::RandomMatrix<double>(y.rows(), batch, 62);
-  conv.Backward(x, y, dy, &dx);
-  const Matrix<double> dw = *conv.Parameters()[0].grad, db = *conv.Parameters()[1].grad;
+  // 'valid': the chunks' products (Plan::per_sample false); 'same': implicit patches.
+  for (const Geometry& g : {Geometry{"valid", {8, 16, 16}, 4, 3, 1, 0},
+                            Geometry{"same", {8, 16, 16}, 4, 3, 1, 1}}) {
+    INFO(g.label);
+    Conv2D<double> conv = MakeConv(g);
+    REQUIRE(conv.ProductPlan().implicit_patches == (g.padding.height == 1));
+    const Index batch = 20;
+    REQUIRE(conv.SamplesPerChunk() < batch / 2);  // several chunks, the last one shorter
+    REQUIRE(batch % conv.SamplesPerChunk() != 0);
+    const Matrix<double> x = dlb_test::RandomMatrix<double>(g.in.Size(), batch, 61);
+    Matrix<double> y, dx;
+    conv.Forward(x, y, dlb::Mode::Train);
+    const Matrix<double> dy = dlb_test::RandomMatrix<double>(y.rows(), batch, 62);
+    conv.Backward(x, y, dy, &dx);
+    const Matrix<double> dw = *conv.Parameters()[0].grad, db = *conv.Parameters()[1].grad;
 
-  Matrix<double> dw_sum = Matrix<double>::Zero(dw.rows(), dw.cols());
-  Matrix<double> db_sum = Matrix<double>::Zero(db.rows(), 1);
-  for (Index j = 0; j < batch; ++j) {
-    Matrix<double> y1, dx1;
-    conv.Forward(x.col(j), y1, dlb::Mode::Train);
-    conv.Backward(x.col(j), y1, dy.col(j), &dx1);
-    CHECK((y1 - y.col(j)).cwiseAbs().maxCoeff() < 1e-12);
-    CHECK((dx1 - dx.col(j)).cwiseAbs().maxCoeff() < 1e-12);
-    dw_sum += *conv.Parameters()[0].grad;
-    db_sum += *conv.Parameters()[1].grad;
+    Matrix<double> dw_sum = Matrix<double>::Zero(dw.rows(), dw.cols());
+    Matrix<double> db_sum = Matrix<double>::Zero(db.rows(), 1);
+    for (Index j = 0; j < batch; ++j) {
+      Matrix<double> y1, dx1;
+      conv.Forward(x.col(j), y1, dlb::Mode::Train);
+      conv.Backward(x.col(j), y1, dy.col(j), &dx1);
+      CHECK((y1 - y.col(j)).cwiseAbs().maxCoeff() < 1e-12);
+      CHECK((dx1 - dx.col(j)).cwiseAbs().maxCoeff() < 1e-12);
+      dw_sum += *conv.Parameters()[0].grad;
+      db_sum += *conv.Parameters()[1].grad;
+    }
+    CHECK((dw_sum - dw).cwiseAbs().maxCoeff() < 1e-10);
+    CHECK((db_sum - db).cwiseAbs().maxCoeff() < 1e-10);
   }
-  CHECK((dw_sum - dw).cwiseAbs().maxCoeff() < 1e-10);
-  CHECK((db_sum - db).cwiseAbs().maxCoeff() < 1e-10);
 }
 
 // Planes of Conv2D::kPerSamplePositions output positions or more multiply sample by sample,
@@ -314,6 +320,13 @@ TEST_CASE("Conv2D multiplies large planes sample by sample, with and without a b
   REQUIRE(MakeConv(kGeometries.back()).ProductPlan().per_sample);
   REQUIRE_FALSE(MakeConv(kGeometries.back()).ProductPlan().transposed_input_gradient);
   REQUIRE_FALSE(MakeConv(kGeometries[0]).ProductPlan().per_sample);
+  // Shift windows ("same" widths, stride 1) run on implicit patches with the Eigen engine.
+  CHECK(MakeConv(kGeometries[0]).ProductPlan().implicit_patches);
+  CHECK(MakeConv(kGeometries[4]).ProductPlan().implicit_patches);
+  CHECK(MakeConv(g).ProductPlan().implicit_patches);
+  CHECK_FALSE(MakeConv(kGeometries[kGeometries.size() - 2]).ProductPlan().implicit_patches);
+  CHECK_FALSE(MakeConv(kGeometries.back()).ProductPlan().implicit_patches);
+  CHECK_FALSE(MakeConv(kGeometries[1]).ProductPlan().implicit_patches);
   CHECK(Conv2D<float>(1, 32, 3, 1, 1).OutputShape({1, 28, 28}).height *
             Conv2D<float>(1, 32, 3, 1, 1).OutputShape({1, 28, 28}).width >=
         Conv2D<float>::kPerSamplePositions);  // the example CNN's first layer
@@ -333,6 +346,34 @@ TEST_CASE("Conv2D multiplies large planes sample by sample, with and without a b
     dlb_test::CheckLayerGradients(conv, x.leftCols(2), 73);
   }
   dlb::SetNumThreads(saved);
+}
+
+// With the BLAS engine a shift window takes the explicit paths (im2col, the per-sample or
+// chunk products, the transposed convolution or col2im): both engines give the same layer.
+TEST_CASE("Conv2D on implicit patches agrees with the explicit paths of the BLAS engine") {
+  if (!dlb::kHaveBlas) {
+    WARN("[skipped] this build has no BLAS, so no engine takes the explicit paths here");
+    return;
+  }
+  const dlb::GemmEngine saved = dlb::ActiveGemmEngine();
+  for (const Geometry& g : {kGeometries[0], kGeometries[4], kGeometries[kGeometries.size() - 3]}) {
+    INFO(g.label);
+    Conv2D<double> conv = MakeConv(g);
+    REQUIRE(conv.ProductPlan().implicit_patches);
+    const Matrix<double> x = dlb_test::RandomMatrix<double>(g.in.Size(), 3, 81);
+    const Matrix<double> dy = dlb_test::RandomMatrix<double>(conv.OutputShape(g.in).Size(), 3, 82);
+    Matrix<double> y[2], dx[2], dw[2];
+    for (int e = 0; e < 2; ++e) {
+      dlb::SetGemmEngine(e == 0 ? dlb::GemmEngine::Eigen : dlb::GemmEngine::Blas);
+      conv.Forward(x, y[e], dlb::Mode::Train);
+      conv.Backward(x, y[e], dy, &dx[e]);
+      dw[e] = *conv.Parameters()[0].grad;
+    }
+    dlb::SetGemmEngine(saved);
+    CHECK((y[0] - y[1]).cwiseAbs().maxCoeff() < 1e-12);
+    CHECK((dx[0] - dx[1]).cwiseAbs().maxCoeff() < 1e-12);
+    CHECK((dw[0] - dw[1]).cwiseAbs().maxCoeff() < 1e-10);
+  }
 }
 
 TEST_CASE("A convnet is rebuilt from its layers' specs by the default layer registry") {

@@ -10,6 +10,7 @@
 #include "dlb/core/error.hpp"
 #include "dlb/core/gemm.hpp"
 #include "dlb/core/im2col.hpp"
+#include "dlb/core/implicit_im2col.hpp"
 #include "dlb/core/parallel.hpp"
 #include "dlb/core/parameter.hpp"
 #include "dlb/core/random.hpp"
@@ -99,8 +100,11 @@ struct Conv2DOptions {
 ///   backward  dZ = dY rearranged, db = sum of dZ over rows,
 ///             dW += dZ^T P                   (C_out x C_in kh kw; P rebuilt from X)
 ///             dP = dZ W,  dX = col2im(dP)    (skipped when dX is not wanted)
-/// and the threads' dW and db are added at the end. Each thread has its own buffers, reused
-/// from batch to batch: nothing is allocated once a batch of the same size has been seen.
+/// and the threads' dW and db are added at the end. Large planes multiply sample by sample
+/// in place, and windows whose patches are shifts of the planes (a "same" 3x3 convolution)
+/// never build P at all: Eigen's packing reads it from the image (Plan, ProductPlan). Each
+/// thread has its own buffers, reused from batch to batch: nothing is allocated once a batch
+/// of the same size has been seen.
 /// Initialisation: W ~ N(0, 2 / (C_in kh kw)) (Kaiming, the default), b = 0.
 template <Scalar T = float>
 class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions> {
@@ -158,6 +162,21 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
     const Index positions = Positions();
     const Plan& plan = plan_;
     y.resize(this->output_shape_.Size(), x.cols());
+    if (UsesImplicitPatches()) {
+      ForEachChunk(x.cols(), [&](Workspace& work, ChunkBuffers& buffers, Index first,
+                                 Index count) {
+        work.patches.Configure(this->input_shape_, window_);
+        for (Index b = 0; b < count; ++b) {
+          // Y_b = P_b W^T + 1 b^T, P_b read from X_b while it is packed.
+          work.patches.Load(x.col(first + b).data());
+          Eigen::Map<Matrix<T>> out(y.col(first + b).data(), positions, OutChannels());
+          if (options_.bias) out.rowwise() = bias_.col(0).transpose();
+          PatchesTimes<T>(work.patches, Op::Transpose, weight_, out,
+                          options_.bias ? T(1) : T(0), buffers.gemm);
+        }
+      });
+      return;
+    }
     ForEachChunk(x.cols(), [&](Workspace&, ChunkBuffers& buffers, Index first, Index count) {
       Im2Col<T>(x.middleCols(first, count), this->input_shape_, window_, OutputPlane(),
                 buffers.patches);
@@ -200,9 +219,14 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
     const Index positions = Positions();
     const Plan& plan = plan_;
     if (dx != nullptr) dx->resize(this->input_shape_.Size(), x.cols());
-    if (dx != nullptr && plan.transposed_input_gradient) FlipWeight();
+    const bool implicit = UsesImplicitPatches();
+    if (dx != nullptr && (implicit || plan.transposed_input_gradient)) FlipWeight();
     const int parts = ForEachChunk(x.cols(), [&](Workspace& work, ChunkBuffers& buffers,
                                                   Index first, Index count) {
+      if (implicit) {
+        BackwardImplicit(x, dy, dx, work, buffers, first, count);
+        return;
+      }
       if (plan.per_sample) {
         BackwardPerSample(x, dy, dx, plan.transposed_input_gradient, work, buffers, first,
                           count);
@@ -232,11 +256,19 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
       Col2Im<T>(buffers.patches, this->input_shape_, window_, OutputPlane(),
                 dx->middleCols(first, count));
     });
-    // Each thread summed its own samples' gradients: add them up.
-    grad_weight_ = workspaces_[0].grad_weight;
+    // Each thread summed its own samples' gradients: add them up (dW^T on the implicit path).
+    if (implicit) {
+      grad_weight_ = workspaces_[0].grad_weight_transposed.transpose();
+    } else {
+      grad_weight_ = workspaces_[0].grad_weight;
+    }
     grad_bias_ = workspaces_[0].grad_bias;
     for (int part = 1; part < parts; ++part) {
-      grad_weight_ += workspaces_[part].grad_weight;
+      if (implicit) {
+        grad_weight_ += workspaces_[part].grad_weight_transposed.transpose();
+      } else {
+        grad_weight_ += workspaces_[part].grad_weight;
+      }
       grad_bias_ += workspaces_[part].grad_bias;
     }
   }
@@ -294,6 +326,14 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
     /// instead of dP = dY W (an inner size of only C_out) and col2im's scatter-add. For
     /// per_sample layers with stride 1 and padding below the kernel.
     bool transposed_input_gradient = false;
+    /// The patches are shifts of the planes (PatchesAreShifts: stride 1, an output as wide
+    /// as the input; and the padding of the height below the kernel, so that the transposed
+    /// window over dY is one too). With the Eigen engine every product then runs sample by
+    /// sample on ImplicitPatches (see dlb/core/implicit_im2col.hpp), taking precedence over
+    /// the paths above: Y_b = P_b W^T, dW^T += P_b^T dY_b and dX_b = P'_b W' (the transposed
+    /// convolution), with the patches read from X_b and dY_b while they are packed; no patch
+    /// matrix, no rearrangement and no col2im. With the BLAS engine the paths above run.
+    bool implicit_patches = false;
     /// A chunk's second buffer per sample (rows x columns): Z or dZ (Ho*Wo x C_out), or with
     /// the transposed convolution dY's patches (H*W x C_out kh kw).
     Index second_rows = 0;
@@ -327,6 +367,7 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
     plan.transposed_input_gradient = plan.per_sample && w.stride.height == 1 &&
                                      w.stride.width == 1 && w.padding.height < w.kernel.height &&
                                      w.padding.width < w.kernel.width;
+    plan.implicit_patches = PatchesAreShifts(input, w) && w.padding.height < w.kernel.height;
     plan.second_rows = plan.transposed_input_gradient
                            ? CheckedMultiply(input.height, input.width, Name() + ": the input plane")
                            : positions;
@@ -343,6 +384,45 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
     plan.samples_per_chunk =
         PatchChunkSamples(plan.scratch_values_per_sample, static_cast<Index>(sizeof(T)));
     return plan;
+  }
+
+  /// Whether this pass runs on implicit patches (Plan::implicit_patches and the Eigen engine).
+  bool UsesImplicitPatches() const {
+    return plan_.implicit_patches && ActiveGemmEngine() == GemmEngine::Eigen;
+  }
+
+  /// Backward of samples [first, first + count) on implicit patches: per sample b, with dY_b
+  /// the Ho*Wo x C_out matrix of its column,
+  ///   db += dY_b^T 1,   dW^T (+)= P_b^T dY_b   (C_in kh kw x C_out, this thread's sum),
+  ///   dX_b = P'_b W'   (H*W x C_in, P'_b the patches of dY_b for TransposedWindow()),
+  /// with P_b and P'_b read from X_b and dY_b while they are packed.
+  template <class Work, class Buffers>
+  void BackwardImplicit(const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& dy, Matrix<T>* dx,
+                        Work& work, Buffers& buffers, Index first, Index count) {
+    const Index positions = Positions();
+    const Index in_positions = this->input_shape_.height * this->input_shape_.width;
+    work.patches.Configure(this->input_shape_, window_);
+    if (dx != nullptr) work.gradient_patches.Configure(this->output_shape_, TransposedWindow());
+    work.grad_weight_transposed.resize(weight_.cols(), OutChannels());
+    work.grad_bias.resize(OutChannels(), 1);
+    for (Index b = 0; b < count; ++b) {
+      const bool started = work.chunks_done > 0 || b > 0;
+      const Eigen::Map<const Matrix<T>> grad(dy.col(first + b).data(), positions, OutChannels());
+      if (started) {
+        work.grad_bias += grad.colwise().sum().transpose();
+      } else {
+        work.grad_bias = grad.colwise().sum().transpose();
+      }
+      work.patches.Load(x.col(first + b).data());
+      PatchesTransposeTimes<T>(work.patches, grad, work.grad_weight_transposed,
+                               started ? T(1) : T(0), buffers.gemm);
+      if (dx == nullptr) continue;
+      work.gradient_patches.Load(dy.col(first + b).data());
+      Eigen::Map<Matrix<T>> grad_in(dx->col(first + b).data(), in_positions, InChannels());
+      PatchesTimes<T>(work.gradient_patches, Op::None, flipped_weight_, grad_in, T(0),
+                      buffers.gemm);
+    }
+    ++work.chunks_done;
   }
 
   /// Backward of samples [first, first + count) when Plan::per_sample: per sample b, with
@@ -429,6 +509,9 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
   struct Workspace {
     ChunkBuffers full, last;
     Matrix<T> grad_weight, grad_bias;  // this thread's sums in Backward
+    Matrix<T> grad_weight_transposed;  // dW^T, this thread's sum on implicit patches
+    ImplicitPatches<T> patches;           // X_b's (Plan::implicit_patches)
+    ImplicitPatches<T> gradient_patches;  // dY_b's for the transposed convolution
     Index chunks_done = 0;
   };
 

@@ -1,0 +1,167 @@
+// dlb/core/implicit_im2col.hpp: products with a sample's patch matrix read straight from the
+// image equal im2col followed by dlb::Gemm, for every window where the patches are shifts of
+// the planes (kernels 1x1 to 5x5, paddings of the height from 0 to beyond the kernel, one to
+// five channels, plane sizes that are no multiple of a packet), in float and double; padding
+// reads zero even next to an infinity; nothing is allocated once the sizes have been seen.
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "dlb/core/gemm.hpp"
+#include "dlb/core/im2col.hpp"
+#include "dlb/core/implicit_im2col.hpp"
+#include "support/allocation_counter.hpp"
+#include "support/helpers.hpp"
+
+using dlb::Index;
+using dlb::Matrix;
+using dlb::Op;
+using dlb::Shape;
+using dlb::Size2D;
+using dlb::Window2D;
+
+namespace {
+
+struct Case {
+  Shape in;
+  Size2D kernel, padding;
+  Index outputs;  // n: columns of the right-hand side
+};
+
+// Shift windows (stride 1, 2 pw = kw - 1), rows and planes of odd sizes.
+const std::vector<Case> kCases = {
+    {{2, 5, 6}, {3, 3}, {1, 1}, 3},    {{1, 28, 28}, {3, 3}, {1, 1}, 16},
+    {{3, 9, 7}, {5, 5}, {2, 2}, 5},    {{4, 6, 11}, {1, 1}, {0, 0}, 7},
+    {{2, 7, 5}, {3, 1}, {1, 0}, 4},    {{2, 6, 9}, {2, 3}, {0, 1}, 3},
+    {{1, 4, 13}, {3, 3}, {4, 1}, 2},   // padding of the height beyond the kernel
+    {{5, 17, 19}, {3, 5}, {1, 2}, 33}, {{2, 24, 24}, {3, 3}, {2, 1}, 6},
+};
+
+std::string Describe(const Case& c) {
+  return c.in.ToString() + ", kernel " + c.kernel.ToString() + ", padding " + c.padding.ToString();
+}
+
+template <class T>
+T Tolerance() {
+  return std::is_same_v<T, float> ? T(2e-5) : T(1e-12);
+}
+
+template <class T>
+void CheckAgainstIm2Col(const Case& c, std::uint64_t seed) {
+  INFO(Describe(c) << (std::is_same_v<T, float> ? ", float" : ", double"));
+  const Window2D window{c.kernel, Size2D{1}, c.padding};
+  REQUIRE(dlb::PatchesAreShifts(c.in, window));
+  const Size2D out = window.OutputSize(c.in);
+  const Index positions = out.height * out.width;
+  const Index columns = c.in.channels * c.kernel.height * c.kernel.width;
+  const Matrix<T> x = dlb_test::RandomMatrix<T>(c.in.Size(), 2, seed);
+  Matrix<T> patches;
+  dlb::Im2Col<T>(x, c.in, window, out, patches);  // both samples' patch matrices
+
+  dlb::ImplicitPatches<T> implicit;
+  implicit.Configure(c.in, window);
+  REQUIRE(implicit.Rows() == positions);
+  REQUIRE(implicit.Columns() == columns);
+  dlb::GemmWorkspace<T> workspace;
+  const Matrix<T> b = dlb_test::RandomMatrix<T>(columns, c.outputs, seed + 1);
+  const Matrix<T> w = dlb_test::RandomMatrix<T>(c.outputs, columns, seed + 2);  // B = W^T
+  const Matrix<T> d = dlb_test::RandomMatrix<T>(positions, c.outputs, seed + 3);
+  for (Index sample = 0; sample < 2; ++sample) {
+    implicit.Load(x.col(sample).data());
+    const auto p = patches.middleRows(sample * positions, positions);
+    const Matrix<T> start = dlb_test::RandomMatrix<T>(positions, c.outputs, seed + 4);
+
+    Matrix<T> y = start;
+    dlb::PatchesTimes<T>(implicit, Op::None, b, y, T(0), workspace);
+    CHECK((y - p * b).cwiseAbs().maxCoeff() <= Tolerance<T>() * (1 + (p * b).cwiseAbs().maxCoeff()));
+
+    y = start;
+    dlb::PatchesTimes<T>(implicit, Op::Transpose, w, y, T(1), workspace);
+    const Matrix<T> expected = start + p * w.transpose();
+    CHECK((y - expected).cwiseAbs().maxCoeff() <= Tolerance<T>() * (1 + expected.cwiseAbs().maxCoeff()));
+
+    const Matrix<T> g_start = dlb_test::RandomMatrix<T>(columns, c.outputs, seed + 5);
+    Matrix<T> g = g_start;
+    dlb::PatchesTransposeTimes<T>(implicit, d, g, T(1), workspace);
+    const Matrix<T> g_expected = g_start + p.transpose() * d;
+    CHECK((g - g_expected).cwiseAbs().maxCoeff() <= Tolerance<T>() * (1 + g_expected.cwiseAbs().maxCoeff()));
+    dlb::PatchesTransposeTimes<T>(implicit, d, g, T(0), workspace);
+    CHECK((g - p.transpose() * d).cwiseAbs().maxCoeff() <= Tolerance<T>() * (1 + g_expected.cwiseAbs().maxCoeff()));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("implicit im2col: products equal im2col and Gemm for every shift window", "[im2col]") {
+  std::uint64_t seed = 100;
+  for (const Case& c : kCases) {
+    CheckAgainstIm2Col<float>(c, seed);
+    CheckAgainstIm2Col<double>(c, seed);
+    seed += 10;
+  }
+}
+
+TEST_CASE("implicit im2col: a shift window is stride 1 with an output as wide as the input", "[im2col]") {
+  const Shape in{2, 8, 8};
+  CHECK(dlb::PatchesAreShifts(in, {Size2D{3}, Size2D{1}, Size2D{1}}));
+  CHECK(dlb::PatchesAreShifts(in, {Size2D{3}, Size2D{1}, Size2D{0, 1}}));  // rows may shrink
+  CHECK(dlb::PatchesAreShifts(in, {Size2D{1}, Size2D{1}, Size2D{0}}));
+  CHECK_FALSE(dlb::PatchesAreShifts(in, {Size2D{3}, Size2D{1}, Size2D{0}}));   // 'valid': narrower
+  CHECK_FALSE(dlb::PatchesAreShifts(in, {Size2D{3}, Size2D{2}, Size2D{1}}));   // stride 2
+  CHECK_FALSE(dlb::PatchesAreShifts(in, {Size2D{2}, Size2D{1}, Size2D{1}}));   // even kernel: wider
+  CHECK_FALSE(dlb::PatchesAreShifts(in, {Size2D{3}, Size2D{1, 2}, Size2D{1}}));
+}
+
+TEST_CASE("implicit im2col: the padding reads zero next to an infinity", "[im2col]") {
+  // An infinity in the first column of row 2: the patches of the previous row's last
+  // position for kx = 2 (which would wrap onto it) must read the padding's zero, not it
+  // (multiplying by a zero mask would give NaN).
+  const Shape in{1, 4, 5};
+  const Window2D window{Size2D{3}, Size2D{1}, Size2D{1}};
+  Matrix<float> x = dlb_test::RandomMatrix<float>(in.Size(), 1, 7);
+  x(2 * 5 + 0, 0) = std::numeric_limits<float>::infinity();
+  Matrix<float> patches;
+  dlb::Im2Col<float>(x, in, window, window.OutputSize(in), patches);
+  dlb::ImplicitPatches<float> implicit;
+  implicit.Configure(in, window);
+  implicit.Load(x.data());
+  const Matrix<float> ones = Matrix<float>::Ones(9, 1);
+  Matrix<float> y(20, 1);
+  dlb::GemmWorkspace<float> workspace;
+  dlb::PatchesTimes<float>(implicit, Op::None, ones, y, 0.0f, workspace);
+  const Matrix<float> expected = patches * ones;
+  for (Index p = 0; p < 20; ++p) {
+    INFO("position " << p);
+    CHECK(std::isfinite(y(p, 0)) == std::isfinite(expected(p, 0)));
+    if (std::isfinite(expected(p, 0))) CHECK(std::abs(y(p, 0) - expected(p, 0)) < 1e-5f);
+  }
+  CHECK(std::isfinite(y(1 * 5 + 4, 0)));  // the wrap onto the infinity is masked
+  CHECK_FALSE(std::isfinite(y(2 * 5 + 0, 0)));
+}
+
+TEST_CASE("implicit im2col: nothing is allocated once the sizes have been seen", "[im2col]") {
+  const Case& c = kCases[1];
+  const Window2D window{c.kernel, Size2D{1}, c.padding};
+  const Index positions = 28 * 28, columns = 9;
+  const Matrix<float> x = dlb_test::RandomMatrix<float>(c.in.Size(), 1, 3);
+  const Matrix<float> w = dlb_test::RandomMatrix<float>(c.outputs, columns, 4);
+  Matrix<float> y(positions, c.outputs), g(columns, c.outputs);
+  dlb::ImplicitPatches<float> implicit;
+  dlb::GemmWorkspace<float> workspace;
+  auto run = [&] {
+    implicit.Configure(c.in, window);
+    implicit.Load(x.data());
+    dlb::PatchesTimes<float>(implicit, Op::Transpose, w, y, 0.0f, workspace);
+    dlb::PatchesTransposeTimes<float>(implicit, y, g, 0.0f, workspace);
+  };
+  run();
+  const long before = dlb_test::Allocations();
+  run();
+  run();
+  const long made = dlb_test::Allocations() - before;
+  CHECK(made == 0);
+}
