@@ -386,6 +386,17 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
     return plan;
   }
 
+  /// db (+)= dY_b^T 1 for one sample's Ho*Wo x C_out gradient (`started`: add to `sum`, else
+  /// overwrite it).
+  static void AddBiasGradient(const Eigen::Map<const Matrix<T>>& grad, bool started,
+                              Matrix<T>& sum) {
+    if (started) {
+      sum += grad.colwise().sum().transpose();
+    } else {
+      sum = grad.colwise().sum().transpose();
+    }
+  }
+
   /// Whether this pass runs on implicit patches (Plan::implicit_patches and the Eigen engine).
   bool UsesImplicitPatches() const {
     return plan_.implicit_patches && ActiveGemmEngine() == GemmEngine::Eigen;
@@ -408,11 +419,7 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
     for (Index b = 0; b < count; ++b) {
       const bool started = work.chunks_done > 0 || b > 0;
       const Eigen::Map<const Matrix<T>> grad(dy.col(first + b).data(), positions, OutChannels());
-      if (started) {
-        work.grad_bias += grad.colwise().sum().transpose();
-      } else {
-        work.grad_bias = grad.colwise().sum().transpose();
-      }
+      AddBiasGradient(grad, started, work.grad_bias);
       work.patches.Load(x.col(first + b).data());
       PatchesTransposeTimes<T>(work.patches, grad, work.grad_weight_transposed,
                                started ? T(1) : T(0), buffers.gemm);
@@ -443,11 +450,7 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
     for (Index b = 0; b < count; ++b) {
       const bool started = work.chunks_done > 0 || b > 0;
       const Eigen::Map<const Matrix<T>> grad(dy.col(first + b).data(), positions, OutChannels());
-      if (started) {
-        work.grad_bias += grad.colwise().sum().transpose();
-      } else {
-        work.grad_bias = grad.colwise().sum().transpose();
-      }
+      AddBiasGradient(grad, started, work.grad_bias);
       auto patch_rows = buffers.patches.middleRows(b * positions, positions);
       GemmInto<T>(Op::Transpose, grad, Op::None, patch_rows, work.grad_weight,
                   started ? T(1) : T(0), buffers.gemm);
