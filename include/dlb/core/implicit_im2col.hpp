@@ -13,7 +13,8 @@
 /// kx, a mask of the positions whose column is inside the plane. Eigen's packing routine then
 /// reads P(p..p+n, k) as one unaligned load and one AND with the mask: the patch matrix is
 /// never written, and the pass that im2col spends writing it and the packing reading it back
-/// is saved (measured in Conv2D's notes).
+/// is saved: a 16 -> 16 channel 3x3 convolution on 28 x 28, batch 128, took half the time for
+/// its forward and its dW, and a ResNet epoch 11% less (docs/performance.md).
 ///
 /// This uses Eigen 3.4's internal GEMM building blocks (gemm_pack_lhs, gemm_pack_rhs,
 /// gebp_kernel, the data mappers), as dlb::Gemm's Eigen engine already does through
