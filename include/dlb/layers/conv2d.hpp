@@ -339,7 +339,8 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
     Index second_rows = 0;
     Index second_columns = 0;
     /// Values of working memory per sample beyond the output: its patches (Ho*Wo x C_in kh
-    /// kw) and its second buffer.
+    /// kw) and its second buffer. What the explicit paths need, counted for implicit_patches
+    /// layers too (the BLAS engine may run them explicitly); the implicit path needs less.
     Index scratch_values_per_sample = 0;
     /// Samples whose patches are built and multiplied at a time (PatchChunkSamples).
     Index samples_per_chunk = 1;
