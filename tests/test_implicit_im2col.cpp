@@ -116,6 +116,16 @@ TEST_CASE("implicit im2col: a shift window is stride 1 with an output as wide as
   CHECK_FALSE(dlb::PatchesAreShifts(in, {Size2D{3}, Size2D{1, 2}, Size2D{1}}));
 }
 
+TEST_CASE("implicit im2col: a window that does not shift the planes is refused, naming it", "[im2col]") {
+  dlb::ImplicitPatches<float> implicit;
+  implicit.Configure({2, 8, 8}, {Size2D{3}, Size2D{1}, Size2D{1}});
+  CHECK_THROWS_MATCHES(
+      implicit.Configure({2, 8, 8}, {Size2D{3}, Size2D{2}, Size2D{1}}), dlb::ArgumentError,
+      dlb_test::MessageContains({"ImplicitPatches: the window (kernel 3x3, stride 2x2, padding 1x1)",
+                                 "needs stride 1"}));
+  CHECK(implicit.Rows() == 64);  // the previous configuration stays
+}
+
 TEST_CASE("implicit im2col: the padding reads zero next to an infinity", "[im2col]") {
   // An infinity in the first column of row 2: the patches of the previous row's last
   // position for kx = 2 (which would wrap onto it) must read the padding's zero, not it

@@ -27,6 +27,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "dlb/core/checked.hpp"
+#include "dlb/core/error.hpp"
 #include "dlb/core/gemm.hpp"
 #include "dlb/core/shape.hpp"
 #include "dlb/core/types.hpp"
@@ -56,24 +58,41 @@ class ImplicitPatches {
   using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
   static_assert(sizeof(Bits) == sizeof(T), "ImplicitPatches needs a 4- or 8-byte scalar");
 
-  /// Sets the image shape and window. Requires PatchesAreShifts(in, window).
+  /// Sets the image shape and window (nothing to do when they are the last ones). Throws
+  /// ArgumentError unless PatchesAreShifts(in, window), and ShapeError when a size of the
+  /// tables overflows Index.
   void Configure(const Shape& in, const Window2D& window) {
-    if (in == in_ && window.kernel == window_.kernel && window.padding == window_.padding &&
-        window.stride == window_.stride) {
-      return;
+    if (in == in_ && window == window_) return;
+    if (!PatchesAreShifts(in, window)) {
+      throw ArgumentError("ImplicitPatches: the window (kernel " + window.kernel.ToString() +
+                          ", stride " + window.stride.ToString() + ", padding " +
+                          window.padding.ToString() + ") over " + in.ToString() +
+                          " does not read shifted planes: it needs stride 1 and an output as "
+                          "wide as the input");
     }
-    in_ = in;
-    window_ = window;
     const Index kh = window.kernel.height, kw = window.kernel.width;
     const Index ph = window.padding.height, pw = window.padding.width;
-    const Index plane = in.height * in.width;
-    positions_ = window.OutputSize(in).height * in.width;
-    margin_ = ph * in.width + pw;
-    plane_stride_ = plane + margin_;
+    const Index plane = CheckedMultiply(in.height, in.width, "ImplicitPatches: the plane");
+    const Index positions = CheckedMultiply(window.OutputSize(in).height, in.width,
+                                            "ImplicitPatches: the output positions");
+    const Index margin = CheckedAdd(CheckedMultiply(ph, in.width, "ImplicitPatches: the margin"),
+                                    pw, "ImplicitPatches: the margin");
+    const Index plane_stride = CheckedAdd(plane, margin, "ImplicitPatches: a plane and margin");
+    const Index guarded_size = CheckedAdd(
+        margin, CheckedMultiply(in.channels, plane_stride, "ImplicitPatches: the planes"),
+        "ImplicitPatches: the planes");
+    const Index mask_size = CheckedMultiply(kw, positions, "ImplicitPatches: the masks");
+    const Index columns = CheckedMultiply(in.channels, CheckedMultiply(kh, kw, "ImplicitPatches: the kernel"),
+                                          "ImplicitPatches: the columns");
+    in_ = in;
+    window_ = window;
+    positions_ = positions;
+    margin_ = margin;
+    plane_stride_ = plane_stride;
     // Zero everywhere; Load writes only the planes, so the margins stay zero.
-    guarded_.setZero(margin_ + in.channels * plane_stride_);
+    guarded_.setZero(guarded_size);
     // masks_.segment(kx * positions, positions): all ones where 0 <= ox + kx - pw < W.
-    masks_.resize(kw * positions_);
+    masks_.resize(mask_size);
     const T inside = std::bit_cast<T>(~Bits{0}), outside = std::bit_cast<T>(Bits{0});
     for (Index kx = 0; kx < kw; ++kx) {
       for (Index p = 0; p < positions_; ++p) {
@@ -81,7 +100,6 @@ class ImplicitPatches {
         masks_(kx * positions_ + p) = column >= 0 && column < in.width ? inside : outside;
       }
     }
-    const Index columns = in.channels * kh * kw;
     offsets_.resize(static_cast<std::size_t>(columns));
     mask_offsets_.resize(static_cast<std::size_t>(columns));
     for (Index c = 0; c < in.channels; ++c) {

@@ -48,6 +48,8 @@ struct Window2D {
   Size2D stride{1};
   Size2D padding{0};
 
+  constexpr bool operator==(const Window2D&) const = default;
+
   /// Throws ArgumentError, prefixed with `who` ("Conv2D"), unless the requirements above hold.
   void Validate(const std::string& who) const {
     auto fail = [&](const std::string& what) { throw ArgumentError(who + ": " + what); };
