@@ -68,6 +68,10 @@ def parse_args():
     p.add_argument("--sweep-epochs", type=int, default=None,
                    help="timed epochs per sweep point (default 2, --quick 1)")
     p.add_argument("--sweep-pytorch", action="store_true", help="also run PyTorch (its best config) in the sweeps")
+    p.add_argument("--pytorch-configs", choices=("all", "matched"), default="all",
+                   help="cnn/resnet: PyTorch's thread configurations per row. all (default): torch threads "
+                        "x OpenBLAS threads in {1, N}; matched: N x N alone (pip's PyTorch, whose oneDNN and "
+                        "MKL ignore OpenBLAS, and many-core scaling runs)")
     p.add_argument("--rounds", type=int, default=None,
                    help="repeat the main comparison, interleaved, keeping each program's fastest round "
                         "(default 2, --quick 1)")

@@ -100,7 +100,10 @@ def main(args):
             common.log(f"== {args.model}, {threads} thread(s), round {rnd + 1}/{args.rounds}")
             ours, torch_runs, products = collected[threads]
             ours += run_ours(runner, args, threads, engines)
-            configs = [(1, 1)] if threads == 1 else [(t, b) for t in (1, threads) for b in (1, threads)]
+            if threads == 1 or args.pytorch_configs == "matched":
+                configs = [(threads, threads)]
+            else:
+                configs = [(t, b) for t in (1, threads) for b in (1, threads)]
             for t, b in configs:
                 r = run_pytorch(runner, args, t, b)
                 if r:
