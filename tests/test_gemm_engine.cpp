@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 
 #include <cstdlib>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -289,6 +290,48 @@ TEST_CASE("every engine computes every transpose combination and beta correctly"
       CHECK(blas_calls > calls_before);
     } else {
       CHECK(blas_calls == calls_before);
+    }
+  }
+}
+
+TEST_CASE("beta 0 writes the product over C without reading C, at every edge of the kernel") {
+  // Eigen's kernel adds into C; with beta 0 the Eigen engine's first depth panel stores
+  // instead (no zeroing pass), so NaN and infinity in C must not reach the result, on every
+  // path of the kernel: row counts around its packet widths, column counts around its
+  // register block, and sizes beyond one block of rows, columns and depth.
+  const Index ms[] = {1, 2, 3, 5, 8, 15, 16, 17, 33, 47, 48, 49, 64, 97};
+  const Index ns[] = {1, 2, 3, 4, 5, 7, 8, 9, 13};
+  const Index ks[] = {1, 3, 17, 300};
+  for (GemmEngine engine : Engines()) {
+    EngineScope scope(engine);
+    auto check = [](Index m, Index n, Index k, Op op_a, Op op_b) {
+      INFO(m << " x " << n << " x " << k << ", op_a " << (op_a == Op::None ? "N" : "T")
+             << ", op_b " << (op_b == Op::None ? "N" : "T"));
+      const Matrix<float> a = op_a == Op::None ? dlb_test::RandomMatrix<float>(m, k, 7)
+                                               : dlb_test::RandomMatrix<float>(k, m, 7);
+      const Matrix<float> b = op_b == Op::None ? dlb_test::RandomMatrix<float>(k, n, 8)
+                                               : dlb_test::RandomMatrix<float>(n, k, 8);
+      Matrix<float> over_garbage(m, n);
+      for (Index j = 0; j < n; ++j) {
+        for (Index i = 0; i < m; ++i) {
+          over_garbage(i, j) = (i + j) % 2 == 0 ? std::numeric_limits<float>::quiet_NaN()
+                                                : std::numeric_limits<float>::infinity();
+        }
+      }
+      Matrix<float> over_zero = Matrix<float>::Zero(m, n);
+      dlb::Gemm<float>(op_a, a, op_b, b, over_garbage, 0.0f);
+      dlb::Gemm<float>(op_a, a, op_b, b, over_zero, 1.0f);  // 0 + AB: the same sums
+      CHECK(over_garbage.allFinite());
+      CHECK(over_garbage == over_zero);
+    };
+    for (Index m : ms) {
+      for (Index n : ns) {
+        for (Index k : ks) check(m, n, k, Op::None, Op::None);
+      }
+    }
+    // Several blocks of rows, columns and depth (Eigen's mc, nc and kc), every transpose.
+    for (Op op_a : {Op::None, Op::Transpose}) {
+      for (Op op_b : {Op::None, Op::Transpose}) check(1000, 300, 700, op_a, op_b);
     }
   }
 }
