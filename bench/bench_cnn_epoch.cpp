@@ -1,6 +1,7 @@
 // A convolutional network of `train_fashion_mnist` as a benchmark: --model cnn (issue 7's
 // convnet, the default) or resnet (dlb::MakeResNet, issue 16), trained with its recipe's
-// optimizer (Adam 1e-3; Nesterov 0.1 with weight decay 5e-4) unless --optimizer is given.
+// optimizer (AdamW 2e-3 with weight decay 0.05; Nesterov 0.1 with weight decay 5e-4) unless
+// --optimizer is given.
 // Training epochs are timed with the library's own TrainEpoch, or, with --products, only the
 // matrix products of its training steps at the same shapes (the floor under the epoch time).
 //

@@ -32,7 +32,7 @@ GOALS = {  # model: (ours/PyTorch by thread count, ours/products)
 }
 JOBS = {
     "cnn": "Conv(1->32)-BN-ReLU-MaxPool-Conv(32->64)-BN-ReLU-MaxPool-Linear(3136->128)-ReLU-Dropout-"
-           "Linear(128->10), Adam 1e-3",
+           "Linear(128->10), AdamW 2e-3 with weight decay 0.05",
     "resnet": "ResNet (stem 16, stages of 2 BasicBlocks at 16, 32, 64 channels, global average pooling, "
               "Linear(64->10); 174,970 parameters), SGD Nesterov 0.1, momentum 0.9, weight decay 5e-4",
 }

@@ -2,7 +2,7 @@
 """PyTorch side of the CNN epoch benchmark: a convnet of `train_fashion_mnist`, timed like bench_cnn_epoch.
 
 --model cnn (default): Conv(1->32, 3x3, pad 1)-BatchNorm-ReLU-MaxPool 2 -> Conv(32->64, 3x3, pad 1)-
-BatchNorm-ReLU-MaxPool 2 -> Flatten -> Linear(3136->128)-ReLU-Dropout(0.3) -> Linear(128->10), Adam 1e-3.
+BatchNorm-ReLU-MaxPool 2 -> Flatten -> Linear(3136->128)-ReLU-Dropout(0.3) -> Linear(128->10), AdamW 2e-3 with weight decay 0.05.
 --model resnet: the torchvision-style ResNet of dlb::MakeResNet (tests/python/torch_models.py, the
 module our model files load into), SGD with Nesterov momentum 0.9, rate 0.1, weight decay 5e-4.
 Kaiming-normal weights (std sqrt(2/fan_in)), zero biases, softmax cross-entropy, batch 128 with the
@@ -89,7 +89,7 @@ def build_model(name):
 def build_optimizer(name, model):
     if name == "resnet":
         return torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    return torch.optim.Adam(model.parameters(), lr=1e-3)
+    return torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
 
 
 def flops_per_step(model, batch):

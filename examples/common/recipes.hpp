@@ -5,7 +5,7 @@
 // library's public API is used.
 //
 //   mlp     the optimizers notebook's MLP (experiment::MakeModel), plain SGD, no augmentation
-//   cnn     common/cnn_model.hpp's convnet, Adam + cosine, horizontal flips
+//   cnn     common/cnn_model.hpp's convnet, AdamW + cosine, horizontal flips
 //   resnet  dlb::MakeResNet's torchvision-style ResNet (16-32-64 channels, 2 blocks each,
 //           174,970 parameters), SGD-Nesterov 0.1 with weight decay 5e-4 and a cosine
 //           schedule, random crop (pad 2) and flip: the classic CIFAR ResNet recipe
@@ -46,7 +46,7 @@ inline const std::vector<Recipe>& Recipes() {
     const experiment::Settings mlp;
     return std::vector<Recipe>{
         {"mlp", mlp.epochs, mlp.batch, mlp.optimizer, std::nullopt, std::nullopt, "none", "none"},
-        {"cnn", cnn::kEpochs, cnn::kBatch, cnn::kOptimizer, std::nullopt, std::nullopt,
+        {"cnn", cnn::kEpochs, cnn::kBatch, cnn::kOptimizer, cnn::kLearningRate, cnn::kWeightDecay,
          cnn::kSchedule, cnn::kAugment},
         {"resnet", 20, 128, "nesterov", 0.1f, 5e-4f, "cosine", "crop:2,flip"}};
   }();
