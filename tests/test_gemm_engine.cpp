@@ -295,10 +295,10 @@ TEST_CASE("every engine computes every transpose combination and beta correctly"
 }
 
 TEST_CASE("beta 0 writes the product over C without reading C, at every edge of the kernel") {
-  // Eigen's kernel adds into C; with beta 0 the Eigen engine's first depth panel stores
-  // instead (no zeroing pass), so NaN and infinity in C must not reach the result, on every
-  // path of the kernel: row counts around its packet widths, column counts around its
-  // register block, and sizes beyond one block of rows, columns and depth.
+  // Eigen's kernel adds into C, so with beta 0 an engine must discard C's old values first
+  // (zero it, or store without reading it): NaN and infinity there must not reach the result,
+  // on every path of the kernel: row counts around its packet widths, column counts around
+  // its register block, and sizes beyond one block of rows, columns and depth.
   const Index ms[] = {1, 2, 3, 5, 8, 15, 16, 17, 33, 47, 48, 49, 64, 97};
   const Index ns[] = {1, 2, 3, 4, 5, 7, 8, 9, 13};
   const Index ks[] = {1, 3, 17, 300};

@@ -75,7 +75,7 @@ void CheckAgainstIm2Col(const Case& c, std::uint64_t seed) {
     const auto p = patches.middleRows(sample * positions, positions);
     const Matrix<T> start = dlb_test::RandomMatrix<T>(positions, c.outputs, seed + 4);
 
-    // beta 0 writes over y without reading it: a NaN there does not survive.
+    // beta 0 ignores y's old values: a NaN there does not survive.
     Matrix<T> y = Matrix<T>::Constant(positions, c.outputs, std::numeric_limits<T>::quiet_NaN());
     dlb::PatchesTimes<T>(implicit, Op::None, b, y, T(0), workspace);
     CHECK((y - p * b).cwiseAbs().maxCoeff() <= Tolerance<T>() * (1 + (p * b).cwiseAbs().maxCoeff()));
