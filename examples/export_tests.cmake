@@ -9,7 +9,7 @@
 
 add_executable(export_onnx export_onnx.cpp)
 target_include_directories(export_onnx PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
-target_link_libraries(export_onnx PRIVATE dlb_all dlb_program_flags CLI11::CLI11)
+target_link_libraries(export_onnx PRIVATE dlb_all ${DLB_EXAMPLE_FLAGS} CLI11::CLI11)
 
 if(DLB_BUILD_TESTS)
   set(onnx_dir ${CMAKE_CURRENT_BINARY_DIR}/onnx-export)
