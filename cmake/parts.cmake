@@ -9,7 +9,10 @@
 #                       layers, losses, optimizers, model and training for float and double
 #                       once (src/compiled/), and defines DLB_COMPILED for its users so that
 #                       <dlb/dlb.hpp> declares those instantiations extern (dlb/compiled.hpp)
-#                       and their translation units skip them. Header-only stays the default.
+#                       and their translation units skip them; likewise the file readers,
+#                       the ONNX export and (with nlohmann-json, DLB_COMPILED_SERIALIZATION)
+#                       model files and checkpoints, declared extern in their own headers.
+#                       Header-only stays the default.
 # (dlb::mpi, for <dlb/distributed.hpp>, is in cmake/mpi.cmake.)
 
 add_library(dlb_io INTERFACE)
@@ -48,8 +51,18 @@ set_target_properties(dlb_compiled PROPERTIES EXPORT_NAME compiled POSITION_INDE
 if(NOT (DLB_INSTALL AND DLB_INSTALL_COMPILED))
   set_target_properties(dlb_compiled PROPERTIES EXCLUDE_FROM_ALL ON)
 endif()
-target_link_libraries(dlb_compiled PUBLIC dlb)
+# The file and export code (src/compiled/files.cpp) needs zlib; model files and checkpoints
+# (serialization.cpp) need nlohmann-json, and are compiled in only where it is found: the
+# target then defines DLB_COMPILED_SERIALIZATION, under which their headers declare them
+# extern. A program that does not call them links none of these objects.
+target_sources(dlb_compiled PRIVATE ${PROJECT_SOURCE_DIR}/src/compiled/files.cpp)
+target_link_libraries(dlb_compiled PUBLIC dlb_io)
 target_compile_definitions(dlb_compiled INTERFACE DLB_COMPILED)
+if(TARGET dlb_serialization)
+  target_sources(dlb_compiled PRIVATE ${PROJECT_SOURCE_DIR}/src/compiled/serialization.cpp)
+  target_link_libraries(dlb_compiled PUBLIC dlb_serialization)
+  target_compile_definitions(dlb_compiled INTERFACE DLB_COMPILED_SERIALIZATION)
+endif()
 target_compile_options(dlb_compiled PRIVATE $<$<CONFIG:>:-O2>)
 if(DLB_INSTALL AND DLB_INSTALL_COMPILED)
   list(APPEND dlb_part_targets dlb_compiled)

@@ -1,14 +1,20 @@
 # Checks that an object built with DLB_COMPILED defines none of the instantiations that
 # dlb::compiled provides, while the same source built header-only does (so that the check can
-# fail).   cmake -DNM=nm -DCOMPILED=a.o -DHEADER_ONLY=b.o -P check_instantiations.cmake
-# Symbols looked for: code that only an instantiation of the layer adapter, the model or the
-# training loop would define.
+# fail).   cmake -DNM=nm -DCOMPILED=a.o -DHEADER_ONLY=b.o [-DSERIALIZATION=1] -P check_instantiations.cmake
+# Symbols looked for: code that only an instantiation of the layer adapter, the model, the
+# training loop, the ONNX export or (with -DSERIALIZATION=1) the model files would define,
+# including a non-template function that only those instantiations call (ParseLayers): the
+# extern declarations of LoadModel also keep the JSON code out of the program's object.
 set(patterns
   "dlb::internal::LayerAdapter<dlb::Linear<float> >::Forward"
   "dlb::Linear<float>::Forward"
   "dlb::ModelNN<float>::Backward"
   "dlb::TrainModel<float, dlb::CrossEntropyLoss<float> >"
-  "dlb::internal::LayerAdapter<dlb::Conv2D<double> >::Backward")
+  "dlb::internal::LayerAdapter<dlb::Conv2D<double> >::Backward"
+  "dlb::ExportOnnxModel<double>")
+if(SERIALIZATION)
+  list(APPEND patterns "dlb::LoadModel<float>" "dlb::Save<float>" "dlb::internal::ParseLayers")
+endif()
 function(defined_symbols object out)
   execute_process(COMMAND ${NM} -C --defined-only ${object}
                   RESULT_VARIABLE code OUTPUT_VARIABLE symbols ERROR_VARIABLE err)

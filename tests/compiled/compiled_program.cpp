@@ -1,13 +1,21 @@
 // A program that uses the compiled part (dlb::compiled): trains two small models, a float
 // MLP with CrossEntropyLoss and Adam, and a double CNN (Conv2D, BatchNorm2D, MaxPool2D,
-// GlobalAvgPool) with MseLoss and SGD, through TrainModel, and checks that the loss went down.
+// GlobalAvgPool) with MseLoss and SGD, through TrainModel, and checks that the loss went down;
+// then exports the CNN to ONNX and, where nlohmann-json is found, saves the MLP and loads it
+// back (the file code dlb::compiled also instantiates).
 // Built against dlb::compiled, so that a change of the library's templates that breaks the
 // explicit instantiations (src/compiled/) or their extern declarations (dlb/compiled.hpp)
 // fails this build. Built a second time header-only (the same source), so that CTest can
 // check, from the objects' symbols, that the compiled build really skipped the instantiations.
 #include <dlb/dlb.hpp>
+#include <dlb/onnx.hpp>
+#if __has_include(<nlohmann/json.hpp>)
+#include <dlb/serialization.hpp>
+#define DLB_TEST_SERIALIZATION 1
+#endif
 
 #include <cstdio>
+#include <filesystem>
 
 namespace {
 
@@ -39,7 +47,17 @@ bool TrainFloatMlp() {
   const double first = result.history.front().train_loss, last = result.history.back().train_loss;
   std::printf("float MLP: train loss %.4f -> %.4f, accuracy %.3f\n", first, last,
               result.history.back().val_score);
-  return last < first;
+  bool same_after_loading = true;
+#ifdef DLB_TEST_SERIALIZATION
+  const std::string path =
+      (std::filesystem::temp_directory_path() / "dlb_compiled_program_mlp.safetensors").string();
+  dlb::Save(model, path);
+  dlb::LoadedModel<float> loaded = dlb::LoadModel<float>(path);
+  std::filesystem::remove(path);
+  same_after_loading = loaded.Predict(x) == model.Forward(x);
+  std::printf("float MLP saved and loaded: %s\n", same_after_loading ? "same logits" : "DIFFERENT logits");
+#endif
+  return last < first && same_after_loading;
 }
 
 bool TrainDoubleCnn() {
@@ -67,7 +85,9 @@ bool TrainDoubleCnn() {
   const auto result = dlb::TrainModel(model, train, test, loss, optimizer, {.epochs = 5});
   const double first = result.history.front().train_loss, last = result.history.back().train_loss;
   std::printf("double CNN: train loss %.4f -> %.4f\n", first, last);
-  return last < first;
+  const dlb::OnnxExport exported = dlb::ExportOnnxModel(model);
+  std::printf("double CNN as ONNX: %zu bytes\n", exported.bytes.size());
+  return last < first && !exported.bytes.empty();
 }
 
 }  // namespace

@@ -147,4 +147,13 @@ FashionMnist<T> LoadFashionMnist(const std::string& dir,
   return data;
 }
 
+/// DLB_COMPILED_FASHION_MNIST(EXTERN, T): what dlb::compiled instantiates of this header for T
+/// (src/compiled/files.cpp): the reader, and with it the IDX and gzip code it calls.
+#define DLB_COMPILED_FASHION_MNIST(EXTERN, T) \
+  EXTERN template FashionMnist<T> LoadFashionMnist<T>(const std::string&, const IdxLimits&);
+#if defined(DLB_COMPILED) && !defined(DLB_COMPILED_DEFINITIONS)
+DLB_COMPILED_FASHION_MNIST(extern, float)
+DLB_COMPILED_FASHION_MNIST(extern, double)
+#endif
+
 }  // namespace dlb

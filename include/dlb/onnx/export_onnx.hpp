@@ -185,4 +185,15 @@ OnnxExport ExportOnnx(const ModelNN<T>& model, const std::string& path,
   return result;
 }
 
+/// DLB_COMPILED_ONNX(EXTERN, T): dlb::compiled's instantiations of this header
+/// (src/compiled/files.cpp): the export and, with it, the exporters and the protobuf writer.
+#define DLB_COMPILED_ONNX(EXTERN, T)                                                            \
+  EXTERN template OnnxExport ExportOnnxModel<T>(const ModelNN<T>&, const OnnxExportOptions<T>&); \
+  EXTERN template OnnxExport ExportOnnx<T>(const ModelNN<T>&, const std::string&,              \
+                                           const OnnxExportOptions<T>&);
+#if defined(DLB_COMPILED) && !defined(DLB_COMPILED_DEFINITIONS)
+DLB_COMPILED_ONNX(extern, float)
+DLB_COMPILED_ONNX(extern, double)
+#endif
+
 }  // namespace dlb

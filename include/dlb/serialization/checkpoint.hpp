@@ -333,4 +333,16 @@ class CheckpointCallback : public Callback<T> {
   std::vector<EpochStats> earlier_;
 };
 
+/// DLB_COMPILED_CHECKPOINT(EXTERN, T): dlb::compiled's instantiations of this header when it
+/// was built with nlohmann-json (src/compiled/serialization.cpp, DLB_COMPILED_SERIALIZATION).
+#define DLB_COMPILED_CHECKPOINT(EXTERN, T)                                                      \
+  EXTERN template void SaveCheckpoint<T>(const std::string&, const TrainingState<T>&, int,     \
+                                         const std::vector<EpochStats>&, const Standardizer<T>*); \
+  EXTERN template CheckpointInfo RestoreCheckpoint<T>(const std::string&, const TrainingState<T>&); \
+  EXTERN template class CheckpointCallback<T>;
+#if defined(DLB_COMPILED_SERIALIZATION) && !defined(DLB_COMPILED_DEFINITIONS)
+DLB_COMPILED_CHECKPOINT(extern, float)
+DLB_COMPILED_CHECKPOINT(extern, double)
+#endif
+
 }  // namespace dlb

@@ -699,4 +699,20 @@ std::optional<Standardizer<T>> LoadWeights(ModelNN<T>& model, const std::string&
   return standardizer;
 }
 
+/// DLB_COMPILED_MODEL_FILE(EXTERN, T): what dlb::compiled instantiates of this header for T
+/// when it was built with nlohmann-json (src/compiled/serialization.cpp; it then defines
+/// DLB_COMPILED_SERIALIZATION for its users): saving and loading, and with them the JSON and
+/// safetensors code they call.
+#define DLB_COMPILED_MODEL_FILE(EXTERN, T)                                                      \
+  EXTERN template void Save<T>(const ModelNN<T>&, const std::string&, const Standardizer<T>*,  \
+                               const Metadata&);                                               \
+  EXTERN template LoadedModel<T> LoadModel<T>(const std::string&, const LayerRegistry<T>&,     \
+                                              const LoadOptions&);                             \
+  EXTERN template LoadedModel<T> LoadModel<T>(const std::string&, const LoadOptions&);         \
+  EXTERN template std::optional<Standardizer<T>> LoadWeights<T>(ModelNN<T>&, const std::string&);
+#if defined(DLB_COMPILED_SERIALIZATION) && !defined(DLB_COMPILED_DEFINITIONS)
+DLB_COMPILED_MODEL_FILE(extern, float)
+DLB_COMPILED_MODEL_FILE(extern, double)
+#endif
+
 }  // namespace dlb

@@ -47,4 +47,12 @@ class HistoryCsvLogger : public Callback<T> {
   std::vector<EpochStats> earlier_;
 };
 
+/// DLB_COMPILED_HISTORY_CSV_LOGGER(EXTERN, T): dlb::compiled's instantiation of this header
+/// (src/compiled/files.cpp).
+#define DLB_COMPILED_HISTORY_CSV_LOGGER(EXTERN, T) EXTERN template class HistoryCsvLogger<T>;
+#if defined(DLB_COMPILED) && !defined(DLB_COMPILED_DEFINITIONS)
+DLB_COMPILED_HISTORY_CSV_LOGGER(extern, float)
+DLB_COMPILED_HISTORY_CSV_LOGGER(extern, double)
+#endif
+
 }  // namespace dlb

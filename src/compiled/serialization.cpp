@@ -1,0 +1,13 @@
+// The compiled part of DLBlocks for model files and checkpoints (built when nlohmann-json is
+// found; dlb::compiled then defines DLB_COMPILED_SERIALIZATION, under which their headers
+// declare these extern): Save, LoadModel, LoadWeights, SaveCheckpoint, RestoreCheckpoint and
+// CheckpointCallback for float and double, with the JSON and safetensors code they call.
+#define DLB_COMPILED_DEFINITIONS
+#include "dlb/serialization.hpp"
+
+namespace dlb {
+DLB_COMPILED_MODEL_FILE(, float)
+DLB_COMPILED_MODEL_FILE(, double)
+DLB_COMPILED_CHECKPOINT(, float)
+DLB_COMPILED_CHECKPOINT(, double)
+}  // namespace dlb
