@@ -230,3 +230,60 @@ TEST_CASE("a moved-from model and block are valid to reuse", "[blocks]") {
   CHECK(block.Name() == "Residual(identity, relu)");  // NOLINT(bugprone-use-after-move)
   CHECK(block.Parameters().empty());
 }
+
+TEST_CASE("a batch norm followed by a ReLU runs fused: bit for bit the two layers run alone",
+          "[blocks][fusion]") {
+  const Shape shape(3, 4, 4);
+  const Matrix<double> x = dlb_test::RandomMatrix<double>(shape.Size(), 6, 1, -2.0, 3.0);
+  const Matrix<double> dy = dlb_test::RandomMatrix<double>(shape.Size(), 6, 2);
+  for (const dlb::Mode mode : {dlb::Mode::Train, dlb::Mode::Inference}) {
+    // The reference: the two layers, each run by hand.
+    dlb::BatchNorm2D<double> bn(3);
+    dlb::ReLU<double> relu;
+    bn.SetInputShape(shape);
+    bn.Weight() << 1.5, -0.5, 1.0;
+    bn.Bias() << 0.25, 0.0, -0.5;
+    Matrix<double> normalized, y, relu_grad, dx;
+    bn.Forward(x, normalized, mode);
+    relu.Forward(normalized, y, mode);
+    relu.Backward(normalized, y, dy, &relu_grad);
+    bn.Backward(x, normalized, relu_grad, &dx);
+
+    // The same two layers in a chain, which fuses them.
+    Sequential<double> chain;
+    chain.Add("bn", bn).Add("relu", relu);
+    chain.SetInputShape(shape);
+    Matrix<double> chain_y, chain_dx;
+    chain.Forward(x, chain_y, mode);
+    chain.Backward(x, chain_y, dy, &chain_dx);
+    CHECK((chain_y.array() > 0).count() > 0);   // the ReLU cuts some values, not all
+    CHECK((chain_y.array() == 0).count() > 0);
+    CHECK(chain_y == y);
+    CHECK(chain_dx == dx);
+    const auto expected = bn.Parameters();
+    const auto got = chain.Parameters();
+    REQUIRE(got.size() == expected.size());
+    for (std::size_t i = 0; i < got.size(); ++i) CHECK(*got[i].grad == *expected[i].grad);
+  }
+
+  // In a model the pair is fused as it is added, and Summary() says so; a batch norm does not
+  // fuse a Tanh (the chain then runs both layers).
+  dlb::ModelNN<double> model(shape, 1);
+  model.Add("bn1", dlb::BatchNorm2D<double>(3)).Add("relu", dlb::ReLU<double>())
+       .Add("bn2", dlb::BatchNorm2D<double>(3)).Add("tanh", dlb::Tanh<double>());
+  CHECK(model.LayerAt<dlb::BatchNorm2D<double>>("bn1").FusedActivation() == dlb::Activation::ReLU);
+  CHECK(model.LayerAt<dlb::BatchNorm2D<double>>("bn2").FusedActivation() == dlb::Activation::None);
+  const std::string summary = model.Summary();
+  CHECK(summary.find("ReLU (fused into bn1)") != std::string::npos);
+  CHECK(summary.find("Tanh (fused") == std::string::npos);
+
+  // Gradients through the fused pair, in a chain with parameters before and after it (the
+  // convolution before the batch norm without a bias, as in a ResNet: batch norm removes any
+  // constant, so that bias's gradient is 0 and a difference quotient of it only noise).
+  Sequential<double> net;
+  net.Add(Conv2D<double>(Conv2DOptions(2, 3, 3).Padding(1).Bias(false)))
+      .Add(dlb::BatchNorm2D<double>(3))
+      .Add(dlb::ReLU<double>())
+      .Add(Conv2D<double>(3, 2, 1));
+  CHECK(dlb::testing::CheckLayer(std::move(net), Shape(2, 4, 4)).worst_gradient_error < 1e-6);
+}

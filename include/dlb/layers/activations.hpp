@@ -8,6 +8,7 @@
 /// contract exist once, in the template.
 
 #include <cmath>
+#include <concepts>
 #include <sstream>
 #include <string>
 #include <tuple>
@@ -20,9 +21,30 @@
 
 namespace dlb {
 
+/// An activation chosen at run time: MakeMlp's hidden non-linearity, a Residual block's
+/// activation after the addition. None is the identity.
+enum class Activation { None, ReLU, LeakyReLU, Sigmoid, Tanh };
+
+/// A layer that can apply the activation that follows it in a chain within its own passes
+/// over the data (BatchNorm: ReLU). FuseActivation(a) returns whether it will; from then on
+/// its Forward writes a(y) and its Backward receives Y = a(y) and dY with respect to a(y).
+/// Sequential (and so ModelNN and the blocks) asks it, see Sequential's class comment.
+template <class L>
+concept ActivationFusingLayer = Layer<L> && requires(L& layer, const L& view, Activation a) {
+  { layer.FuseActivation(a) } -> std::same_as<bool>;
+  { view.FusedActivation() } -> std::same_as<Activation>;
+};
+
+/// A layer that is an activation function (ReLU, ...): ActivationKind() says which.
+template <class L>
+concept ActivationLayer = Layer<L> && requires(const L& layer) {
+  { layer.ActivationKind() } -> std::same_as<Activation>;
+};
+
 /// Y = f(X) element-wise and dX = dY f'(X) for the activation `Function`. Any shape.
 ///
-/// Function provides `using Options` (its LayerOptions), a constructor from them, `Name()`,
+/// Function provides `using Options` (its LayerOptions), `kActivation` (its Activation), a
+/// constructor from the options, `Name()`,
 /// `Value(x)` (the array expression of Y from an array of X) and `Gradient(x, y, dy)` (dX
 /// from arrays of X, Y and dY; each function reads whichever of X and Y its derivative
 /// needs). Forward and Backward split the columns over the threads (ForColumnBlocks) and
@@ -38,6 +60,8 @@ class ElementwiseActivation : public ElementwiseLayer,
       : DescribedBy<Options>(options), function_(this->options_) {}
 
   std::string Name() const { return function_.Name(); }
+  /// Which activation this layer is (Function::kActivation).
+  Activation ActivationKind() const { return Function::kActivation; }
   static LayerExample<ElementwiseActivation> Example() { return {ElementwiseActivation(), Shape(2, 3, 3)}; }
   const Function& Formula() const { return function_; }
 
@@ -85,6 +109,7 @@ namespace internal {
 /// Y = max(X, 0); dX = dY where Y > 0, else 0.
 template <Scalar T>
 struct ReluFunction {
+  static constexpr Activation kActivation = Activation::ReLU;
   using Options = NoArgumentOptions<"ReLU">;
   explicit ReluFunction(const Options& /*options*/) {}
   std::string Name() const { return "ReLU"; }
@@ -101,6 +126,7 @@ struct ReluFunction {
 /// Y = X where X > 0, alpha X elsewhere; dX = dY where X > 0, alpha dY elsewhere.
 template <Scalar T>
 struct LeakyReluFunction {
+  static constexpr Activation kActivation = Activation::LeakyReLU;
   using Options = LeakyReLUOptions;
   explicit LeakyReluFunction(const Options& options)
       : alpha(RepresentableAs<T>("LeakyReLU", "alpha", options.alpha)) {}
@@ -125,6 +151,7 @@ struct LeakyReluFunction {
 /// Y = 0 exactly, never NaN.
 template <Scalar T>
 struct SigmoidFunction {
+  static constexpr Activation kActivation = Activation::Sigmoid;
   using Options = NoArgumentOptions<"Sigmoid">;
   explicit SigmoidFunction(const Options& /*options*/) {}
   std::string Name() const { return "Sigmoid"; }
@@ -141,6 +168,7 @@ struct SigmoidFunction {
 /// Y = tanh(X); dX = dY (1 - Y^2).
 template <Scalar T>
 struct TanhFunction {
+  static constexpr Activation kActivation = Activation::Tanh;
   using Options = NoArgumentOptions<"Tanh">;
   explicit TanhFunction(const Options& /*options*/) {}
   std::string Name() const { return "Tanh"; }
@@ -168,10 +196,6 @@ using Sigmoid = ElementwiseActivation<T, internal::SigmoidFunction<T>>;
 /// Hyperbolic tangent: `dlb::Tanh<float>()`.
 template <Scalar T = float>
 using Tanh = ElementwiseActivation<T, internal::TanhFunction<T>>;
-
-/// An activation chosen at run time: MakeMlp's hidden non-linearity, a Residual block's
-/// activation after the addition. None is the identity.
-enum class Activation { None, ReLU, LeakyReLU, Sigmoid, Tanh };
 
 /// "none", "relu", "leaky_relu", "sigmoid", "tanh": the names saved architectures use.
 inline const char* ActivationName(Activation activation) {

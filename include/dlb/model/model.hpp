@@ -130,6 +130,7 @@ class ModelNN {
     layers_.layers_.Append(std::move(name), std::move(layer));
     layers_.outputs_.emplace_back();
     layers_.grads_.emplace_back();
+    layers_.PlanFusion();  // so that Summary() shows it before the first Forward
     forward_done_ = false;  // the new layer has no activations until the next Forward
     ++*structure_version_;
     return *this;
@@ -336,20 +337,32 @@ class ModelNN {
 
   /// The model summary: one line per layer, the layers inside blocks indented under them,
   /// with the name (path), the layer, its output shape and its parameter count; then the
-  /// total.
+  /// total. An activation that the layer before it applies in its own passes (fused when
+  /// it was added, see Sequential) is marked "ReLU (fused into bn1)".
   std::string Summary() const {
     struct Row {
       std::string name, layer, shape, count;
     };
     std::vector<Row> rows = {{"name", "layer", "output shape", "parameters"},
                              {"(input)", "", input_shape_.ToString(), ""}};
+    // A layer that applies the activation after it (see Sequential: fusion) has no children,
+    // so that activation is the next layer visited.
+    const internal::AnyLayer<T>* previous = nullptr;
+    std::string previous_path;
     VisitLayers([&](const std::string& path, const internal::AnyLayer<T>& layer, int depth) {
       Index count = 0;
       for (const auto& p : const_cast<internal::AnyLayer<T>&>(layer).Parameters()) {
         count += p.value->size();
       }
-      rows.push_back({std::string(2 * static_cast<std::size_t>(depth), ' ') + path, layer.Name(),
+      std::string name = layer.Name();
+      if (previous != nullptr && layer.ActivationKind() != Activation::None &&
+          previous->FusedActivation() == layer.ActivationKind()) {
+        name += " (fused into " + previous_path + ")";
+      }
+      rows.push_back({std::string(2 * static_cast<std::size_t>(depth), ' ') + path, name,
                       layer.CurrentOutputShape().ToString(), std::to_string(count)});
+      previous = &layer;
+      previous_path = path;
     });
     std::size_t widths[3] = {0, 0, 0};
     for (const Row& row : rows) {

@@ -48,6 +48,14 @@ using SequentialOptions = NoArgumentOptions<"Sequential">;
 /// an input shape the Sequential is part of a model and takes no more layers.
 /// Ensures: Forward and Backward reuse their buffers: nothing is allocated once a batch of
 /// the same size has been seen.
+/// Fusion: where a layer that can apply an activation within its own passes
+/// (ActivationFusingLayer: a batch norm) is followed by that activation (a ReLU), the chain
+/// fuses the pair once it knows its layers (when given its input shape; a model, as each
+/// layer is added): the batch norm writes max(y, 0) straight into the ReLU's output
+/// and takes the ReLU's gradient in its backward passes, and the ReLU's own passes are
+/// skipped (two passes over the activations each way instead of three). The
+/// ReLU stays a layer of the chain (its name, index and place in Summary(), which marks it
+/// "fused"); the outputs and gradients are those of the two layers run one after the other.
 template <Scalar T = float>
 class Sequential : public DescribedBy<SequentialOptions> {
  public:
@@ -94,6 +102,7 @@ class Sequential : public DescribedBy<SequentialOptions> {
     layers_.Append(std::move(name), std::move(layer));
     outputs_.emplace_back();
     grads_.emplace_back();
+    fusion_planned_ = false;
     return *this;
   }
 
@@ -130,6 +139,7 @@ class Sequential : public DescribedBy<SequentialOptions> {
       shape = node.layer->CurrentOutputShape();
     }
     input_shape_ = input;
+    PlanFusion();
   }
 
   /// Y = the chain applied to X (a copy of X when there are no layers).
@@ -139,8 +149,12 @@ class Sequential : public DescribedBy<SequentialOptions> {
       y = x;
       return;
     }
+    if (!fusion_planned_) PlanFusion();
     for (std::size_t i = 0; i < n; ++i) {
-      Matrix<T>& out = i + 1 == n ? y : outputs_[i];
+      if (i > 0 && fused_[i - 1]) continue;  // an activation that layer i - 1 applied
+      // A fusing layer writes the output of the activation after it.
+      const std::size_t last = fused_[i] ? i + 1 : i;
+      Matrix<T>& out = last + 1 == n ? y : outputs_[last];
       if (i == 0) {
         layers_[0].layer->Forward(x, out, mode);
       } else {
@@ -158,9 +172,13 @@ class Sequential : public DescribedBy<SequentialOptions> {
       if (dx != nullptr) *dx = dy;
       return;
     }
+    if (!fusion_planned_) PlanFusion();
     for (std::size_t i = n; i-- > 0;) {
-      const ConstMatrixRef<T> out = i + 1 == n ? y : ConstMatrixRef<T>(outputs_[i]);
-      const ConstMatrixRef<T> grad_out = i + 1 == n ? dy : ConstMatrixRef<T>(grads_[i + 1]);
+      if (i > 0 && fused_[i - 1]) continue;  // its gradient is taken by layer i - 1
+      // A fusing layer receives the activation's output and the gradient with respect to it.
+      const std::size_t last = fused_[i] ? i + 1 : i;
+      const ConstMatrixRef<T> out = last + 1 == n ? y : ConstMatrixRef<T>(outputs_[last]);
+      const ConstMatrixRef<T> grad_out = last + 1 == n ? dy : ConstMatrixRef<T>(grads_[last + 1]);
       Matrix<T>* grad_in = i == 0 ? dx : &grads_[i];
       if (i == 0) {
         layers_[0].layer->Backward(x, out, grad_out, grad_in);
@@ -208,6 +226,23 @@ class Sequential : public DescribedBy<SequentialOptions> {
  private:
   friend class ModelNN<T>;
 
+  /// fused_[i] = 1 where layer i applies layer i + 1's activation (see the class comment).
+  /// A layer fused earlier (a chain that was copied, or grew) stays fused.
+  void PlanFusion() {
+    const std::size_t n = layers_.Size();
+    fused_.assign(n, 0);
+    for (std::size_t i = 0; i + 1 < n; ++i) {
+      const Activation next = layers_[i + 1].layer->ActivationKind();
+      if (next == Activation::None) continue;
+      auto& layer = *layers_[i].layer;
+      if (layer.FusedActivation() == next || layer.FuseActivation(next)) {
+        fused_[i] = 1;
+        ++i;  // the activation is not a candidate itself
+      }
+    }
+    fusion_planned_ = true;
+  }
+
   static void RequireValidOutput(const Shape& produced, const Shape& input) {
     if (!produced.IsValid()) {
       throw ShapeError("produces an empty or oversized output (" + std::to_string(produced.channels) +
@@ -220,6 +255,8 @@ class Sequential : public DescribedBy<SequentialOptions> {
   std::optional<Shape> input_shape_;
   std::vector<Matrix<T>> outputs_;  // outputs_[i]: output of layer i (the last one writes y)
   std::vector<Matrix<T>> grads_;    // grads_[i]: dL/d(input of layer i), i >= 1
+  std::vector<char> fused_;         // see PlanFusion
+  bool fusion_planned_ = false;
 };
 
 }  // namespace dlb

@@ -19,6 +19,7 @@
 #include "dlb/core/shape.hpp"
 #include "dlb/core/state.hpp"
 #include "dlb/core/types.hpp"
+#include "dlb/layers/activations.hpp"
 #include "dlb/layers/layer.hpp"
 #include "dlb/layers/layer_spec.hpp"
 
@@ -74,6 +75,12 @@ class AnyLayer {
   virtual bool SetStatisticsReducer(const StatisticsReducer& reducer) = 0;
   /// Throws StateError when the layer's loaded state is impossible (StateValidatingLayer).
   virtual void ValidateState() const = 0;
+  /// Asks the layer to apply `activation` in its own passes (ActivationFusingLayer); returns
+  /// whether it will. FusedActivation: the one it applies (None for other layers).
+  virtual bool FuseActivation(Activation activation) = 0;
+  virtual Activation FusedActivation() const = 0;
+  /// Which activation the layer is (ActivationLayer), None for any other layer.
+  virtual Activation ActivationKind() const = 0;
   /// Values of the layer's own memory per sample beyond its parameters: its output and its
   /// working memory (ScratchLayer). A block counts its children's too.
   virtual Index ValuesPerSample() const = 0;
@@ -166,6 +173,27 @@ class LayerAdapter final : public AnyLayer<typename L::Scalar> {
   }
   void ValidateState() const override {
     if constexpr (StateValidatingLayer<L>) layer_.ValidateState();
+  }
+  bool FuseActivation(Activation activation) override {
+    if constexpr (ActivationFusingLayer<L>) {
+      return layer_.FuseActivation(activation);
+    } else {
+      return activation == Activation::None;
+    }
+  }
+  Activation FusedActivation() const override {
+    if constexpr (ActivationFusingLayer<L>) {
+      return layer_.FusedActivation();
+    } else {
+      return Activation::None;
+    }
+  }
+  Activation ActivationKind() const override {
+    if constexpr (ActivationLayer<L>) {
+      return layer_.ActivationKind();
+    } else {
+      return Activation::None;
+    }
   }
   Index ValuesPerSample() const override {
     if constexpr (requires(const L& layer) { { layer.ValuesPerSample() } -> std::convertible_to<Index>; }) {
