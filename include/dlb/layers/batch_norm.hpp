@@ -270,88 +270,6 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
   /// The activation FuseActivation set (None unless a chain fused one).
   Activation FusedActivation() const { return fused_; }
 
- private:
-  /// The passes of Backward; `relu` (std::true_type or std::false_type) says whether dY is
-  /// masked by Y > 0 (a fused ReLU).
-  template <class Relu>
-  void BackwardPasses(Relu relu, const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& y,
-                      const ConstMatrixRef<T>& dy, Matrix<T>* dx) {
-    const Index groups = Size();
-    // sums_ = [sum dy, sum dy (x - mu), n]; xhat = (x - mu) * inv_std. The second sum runs
-    // over x - mu_T (mu rounded to T) and is corrected by mu_low sum dy below.
-    AccumulateSums(dy.cols(), [&](Index b, double* sums) {
-      ForEachGroupRun([&](Index group, Index offset, Index length) {
-        const auto grads = MaskedIf(relu, Run(dy.col(b).data() + offset, length).array(),
-                                    Run(OutputData(relu, y, b, offset), length).array());
-        const auto values = Run(x.col(b).data() + offset, length).array();
-        if (length == 1) {
-          Vec(sums, groups) += grads.template cast<double>().matrix();
-          Vec(sums + groups, groups) +=
-              (grads * (values - mean_.array())).template cast<double>().matrix();
-        } else {
-          const T* grad = dy.col(b).data() + offset;
-          const T* out = OutputData(relu, y, b, offset);
-          const T* value = x.col(b).data() + offset;
-          const T mean = mean_(group);
-          const auto masked = [grad, out](Index i) {
-            if constexpr (Relu::value) {
-              return KeepWherePositive(grad[i], out[i]);
-            } else {
-              return grad[i];
-            }
-          };
-          const auto [sum, products] = internal::TwoSumsInDouble(
-              length, masked, [masked, value, mean](Index i) { return masked(i) * (value[i] - mean); });
-          sums[group] += sum;
-          sums[groups + group] += products;
-        }
-      });
-    }, /*reduce=*/false);
-    for (Index c = 0; c < groups; ++c) {
-      const double inv_std = InvStd(c);
-      sums_(groups + c) -= static_cast<double>(mean_low_(c)) * sums_(c);
-      sums_(groups + c) *= inv_std;  // sum dy xhat
-      grad_beta_(c, 0) = static_cast<T>(sums_(c));
-      grad_gamma_(c, 0) = static_cast<T>(sums_(groups + c));
-    }
-    if (dx == nullptr) return;
-    if (last_mode_ == Mode::Train) {
-      if (reducer_) reducer_(sums_.data(), sums_.size());
-      const double n = sums_(2 * groups);
-      // dx = a dy + b (x - mu_T) + d with a = gamma inv_std, b = -a inv_std mean(dy xhat),
-      // d = -a mean(dy) - b mu_low (mu = mu_T + mu_low).
-      for (Index c = 0; c < groups; ++c) {
-        const double a = static_cast<double>(scale_(c));
-        const double b = -a * InvStd(c) * sums_(groups + c) / n;
-        a_(c) = static_cast<T>(a);
-        b_(c) = static_cast<T>(b);
-        d_(c) = static_cast<T>(-a * sums_(c) / n - b * static_cast<double>(mean_low_(c)));
-      }
-    } else {
-      a_ = scale_;
-      b_.setZero();
-      d_.setZero();
-    }
-    dx->resize(dy.rows(), dy.cols());
-    ParallelRanges(dy.cols(), dy.rows(), [&](int, Index first, Index count) {
-      for (Index b = first; b < first + count; ++b) {
-        ForEachGroupRun([&](Index group, Index offset, Index length) {
-          auto out = Run(dx->col(b).data() + offset, length).array();
-          const auto grads = MaskedIf(relu, Run(dy.col(b).data() + offset, length).array(),
-                                      Run(OutputData(relu, y, b, offset), length).array());
-          const auto values = Run(x.col(b).data() + offset, length).array();
-          if (length == 1) {
-            out = a_.array() * grads + b_.array() * (values - mean_.array()) + d_.array();
-          } else {
-            out = a_(group) * grads + b_(group) * (values - mean_(group)) + d_(group);
-          }
-        });
-      }
-    });
-  }
-
- public:
-
   /// "weight" (gamma) and "bias" (beta), both {C}.
   std::vector<Parameter<T>> Parameters() {
     return {{"weight", &gamma_, &grad_gamma_}, {"bias", &beta_, &grad_beta_}};
@@ -444,6 +362,85 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
     } else {
       return nullptr;
     }
+  }
+
+  /// The passes of Backward; `relu` (std::true_type or std::false_type) says whether dY is
+  /// masked by Y > 0 (a fused ReLU).
+  template <class Relu>
+  void BackwardPasses(Relu relu, const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& y,
+                      const ConstMatrixRef<T>& dy, Matrix<T>* dx) {
+    const Index groups = Size();
+    // sums_ = [sum dy, sum dy (x - mu), n]; xhat = (x - mu) * inv_std. The second sum runs
+    // over x - mu_T (mu rounded to T) and is corrected by mu_low sum dy below.
+    AccumulateSums(dy.cols(), [&](Index b, double* sums) {
+      ForEachGroupRun([&](Index group, Index offset, Index length) {
+        const auto grads = MaskedIf(relu, Run(dy.col(b).data() + offset, length).array(),
+                                    Run(OutputData(relu, y, b, offset), length).array());
+        const auto values = Run(x.col(b).data() + offset, length).array();
+        if (length == 1) {
+          Vec(sums, groups) += grads.template cast<double>().matrix();
+          Vec(sums + groups, groups) +=
+              (grads * (values - mean_.array())).template cast<double>().matrix();
+        } else {
+          const T* grad = dy.col(b).data() + offset;
+          const T* out = OutputData(relu, y, b, offset);
+          const T* value = x.col(b).data() + offset;
+          const T mean = mean_(group);
+          const auto masked = [grad, out](Index i) {
+            if constexpr (Relu::value) {
+              return KeepWherePositive(grad[i], out[i]);
+            } else {
+              return grad[i];
+            }
+          };
+          const auto [sum, products] = internal::TwoSumsInDouble(
+              length, masked, [masked, value, mean](Index i) { return masked(i) * (value[i] - mean); });
+          sums[group] += sum;
+          sums[groups + group] += products;
+        }
+      });
+    }, /*reduce=*/false);
+    for (Index c = 0; c < groups; ++c) {
+      const double inv_std = InvStd(c);
+      sums_(groups + c) -= static_cast<double>(mean_low_(c)) * sums_(c);
+      sums_(groups + c) *= inv_std;  // sum dy xhat
+      grad_beta_(c, 0) = static_cast<T>(sums_(c));
+      grad_gamma_(c, 0) = static_cast<T>(sums_(groups + c));
+    }
+    if (dx == nullptr) return;
+    if (last_mode_ == Mode::Train) {
+      if (reducer_) reducer_(sums_.data(), sums_.size());
+      const double n = sums_(2 * groups);
+      // dx = a dy + b (x - mu_T) + d with a = gamma inv_std, b = -a inv_std mean(dy xhat),
+      // d = -a mean(dy) - b mu_low (mu = mu_T + mu_low).
+      for (Index c = 0; c < groups; ++c) {
+        const double a = static_cast<double>(scale_(c));
+        const double b = -a * InvStd(c) * sums_(groups + c) / n;
+        a_(c) = static_cast<T>(a);
+        b_(c) = static_cast<T>(b);
+        d_(c) = static_cast<T>(-a * sums_(c) / n - b * static_cast<double>(mean_low_(c)));
+      }
+    } else {
+      a_ = scale_;
+      b_.setZero();
+      d_.setZero();
+    }
+    dx->resize(dy.rows(), dy.cols());
+    ParallelRanges(dy.cols(), dy.rows(), [&](int, Index first, Index count) {
+      for (Index b = first; b < first + count; ++b) {
+        ForEachGroupRun([&](Index group, Index offset, Index length) {
+          auto out = Run(dx->col(b).data() + offset, length).array();
+          const auto grads = MaskedIf(relu, Run(dy.col(b).data() + offset, length).array(),
+                                      Run(OutputData(relu, y, b, offset), length).array());
+          const auto values = Run(x.col(b).data() + offset, length).array();
+          if (length == 1) {
+            out = a_.array() * grads + b_.array() * (values - mean_.array()) + d_.array();
+          } else {
+            out = a_(group) * grads + b_(group) * (values - mean_(group)) + d_(group);
+          }
+        });
+      }
+    });
   }
 
   static constexpr const char* TypeName() { return Options::kType; }

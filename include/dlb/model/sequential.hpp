@@ -102,7 +102,6 @@ class Sequential : public DescribedBy<SequentialOptions> {
     layers_.Append(std::move(name), std::move(layer));
     outputs_.emplace_back();
     grads_.emplace_back();
-    fusion_planned_ = false;
     return *this;
   }
 
@@ -149,7 +148,7 @@ class Sequential : public DescribedBy<SequentialOptions> {
       y = x;
       return;
     }
-    if (!fusion_planned_) PlanFusion();
+    if (fused_.size() != n) PlanFusion();  // a chain never given its input shape
     for (std::size_t i = 0; i < n; ++i) {
       if (i > 0 && fused_[i - 1]) continue;  // an activation that layer i - 1 applied
       // A fusing layer writes the output of the activation after it.
@@ -172,7 +171,7 @@ class Sequential : public DescribedBy<SequentialOptions> {
       if (dx != nullptr) *dx = dy;
       return;
     }
-    if (!fusion_planned_) PlanFusion();
+    if (fused_.size() != n) PlanFusion();
     for (std::size_t i = n; i-- > 0;) {
       if (i > 0 && fused_[i - 1]) continue;  // its gradient is taken by layer i - 1
       // A fusing layer receives the activation's output and the gradient with respect to it.
@@ -240,7 +239,6 @@ class Sequential : public DescribedBy<SequentialOptions> {
         ++i;  // the activation is not a candidate itself
       }
     }
-    fusion_planned_ = true;
   }
 
   static void RequireValidOutput(const Shape& produced, const Shape& input) {
@@ -255,8 +253,7 @@ class Sequential : public DescribedBy<SequentialOptions> {
   std::optional<Shape> input_shape_;
   std::vector<Matrix<T>> outputs_;  // outputs_[i]: output of layer i (the last one writes y)
   std::vector<Matrix<T>> grads_;    // grads_[i]: dL/d(input of layer i), i >= 1
-  std::vector<char> fused_;         // see PlanFusion
-  bool fusion_planned_ = false;
+  std::vector<char> fused_;         // see PlanFusion; planned for every layer, or to plan
 };
 
 }  // namespace dlb
