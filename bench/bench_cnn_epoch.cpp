@@ -62,11 +62,10 @@ class StepProducts {
         const dlb::Shape out = conv.OutputShape(conv.InputShape());
         const dlb::Shape in = conv.InputShape();
         const dlb::Index taps = conv.Window().kernel.height * conv.Window().kernel.width;
-        // On implicit patches (Eigen engine) the layer multiplies sample by sample and takes
-        // dX by the transposed convolution: the same products as those two paths.
+        // On implicit patches the layer multiplies sample by sample and takes dX by the
+        // transposed convolution: the same products as those two paths.
         const dlb::Conv2D<float>::Plan& plan = conv.ProductPlan();
-        const bool implicit =
-            plan.implicit_patches && dlb::ActiveGemmEngine() == dlb::GemmEngine::Eigen;
+        const bool implicit = plan.implicit_patches && dlb::ImplicitPatchesEnabled();
         Conv c{out.height * out.width, conv.OutChannels(), first, plan.per_sample || implicit,
                plan.transposed_input_gradient || implicit, conv.SamplesPerChunk(),
                Mat::Random(conv.OutChannels(), conv.Weight().cols()),

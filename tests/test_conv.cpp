@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -355,7 +356,7 @@ TEST_CASE("Conv2D on implicit patches agrees with the explicit paths of the BLAS
     WARN("[skipped] this build has no BLAS, so no engine takes the explicit paths here");
     return;
   }
-  const dlb::GemmEngine saved = dlb::ActiveGemmEngine();
+  const std::optional<dlb::GemmEngine> saved = dlb::GemmEngineOverride();
   for (const Geometry& g : {kGeometries[0], kGeometries[4], kGeometries[kGeometries.size() - 3]}) {
     INFO(g.label);
     Conv2D<double> conv = MakeConv(g);

@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,7 +65,7 @@ namespace {
 
 /// Runs dlb::Gemm's products on one engine for its lifetime.
 struct EngineScope {
-  GemmEngine saved = dlb::ActiveGemmEngine();
+  std::optional<GemmEngine> saved = dlb::GemmEngineOverride();
   explicit EngineScope(GemmEngine engine) { dlb::SetGemmEngine(engine); }
   ~EngineScope() { dlb::SetGemmEngine(saved); }
   EngineScope(const EngineScope&) = delete;
@@ -161,9 +162,14 @@ TEST_CASE("ChooseGemmEngine: without a BLAS the products run in Eigen's kernels"
 }
 
 TEST_CASE("ChooseGemmEngine keeps OpenBLAS on a core that matches the CPU") {
-  auto choice = dlb::ChooseGemmEngine(OpenBlasFacts("Haswell", SimdLevel::Avx2, SimdLevel::Avx2));
+  auto choice = dlb::ChooseGemmEngine(OpenBlasFacts("Haswell", SimdLevel::Avx2, SimdLevel::Sse));
   CHECK(choice.engine == GemmEngine::Blas);
   CHECK(choice.description == "OpenBLAS 0.3.21 (Haswell kernels)");
+  choice = dlb::ChooseGemmEngine(OpenBlasFacts("Haswell", SimdLevel::Avx2, SimdLevel::Avx2));
+  CHECK(choice.engine == GemmEngine::Blas);
+  CHECK(choice.description ==
+        "OpenBLAS 0.3.21 (Haswell kernels); stride-1 convolutions: Eigen (AVX2 kernels, patches "
+        "read from the image)");
   choice = dlb::ChooseGemmEngine(OpenBlasFacts("Haswell", SimdLevel::Avx2, SimdLevel::Avx512));
   CHECK(choice.engine == GemmEngine::Blas);
   choice = dlb::ChooseGemmEngine(OpenBlasFacts("SkylakeX", SimdLevel::Avx512, SimdLevel::Avx512));
@@ -172,7 +178,7 @@ TEST_CASE("ChooseGemmEngine keeps OpenBLAS on a core that matches the CPU") {
   CHECK(choice.engine == GemmEngine::Blas);
   CHECK(choice.description == "OpenBLAS 0.3.21 (SkylakeX kernels)");
   // A generic core on a CPU that has nothing better is the right core.
-  choice = dlb::ChooseGemmEngine(OpenBlasFacts("Prescott", SimdLevel::Sse, SimdLevel::Sse));
+  choice = dlb::ChooseGemmEngine(OpenBlasFacts("Prescott", SimdLevel::Sse, SimdLevel::None));
   CHECK(choice.engine == GemmEngine::Blas);
   CHECK(choice.description == "OpenBLAS 0.3.21 (Prescott kernels)");
   // A core it does not know (another architecture, a newer CPU) is never called generic.
@@ -180,6 +186,38 @@ TEST_CASE("ChooseGemmEngine keeps OpenBLAS on a core that matches the CPU") {
   CHECK(choice.engine == GemmEngine::Blas);
   choice = dlb::ChooseGemmEngine(OpenBlasFacts("Zen5", SimdLevel::Avx512, SimdLevel::Avx512));
   CHECK(choice.engine == GemmEngine::Blas);
+}
+
+TEST_CASE("ChooseGemmEngine sends convolutions' patch products to Eigen compiled for the CPU") {
+  // Eigen as wide as the CPU: the BLAS runs the products, Eigen the convolutions' patches.
+  for (SimdLevel cpu : {SimdLevel::Sse, SimdLevel::Avx2, SimdLevel::Avx512}) {
+    INFO("CPU " << dlb::SimdName(cpu));
+    const auto choice = dlb::ChooseGemmEngine(OpenBlasFacts(
+        cpu == SimdLevel::Sse ? "Prescott" : cpu == SimdLevel::Avx2 ? "Haswell" : "SkylakeX", cpu, cpu));
+    CHECK(choice.engine == GemmEngine::Blas);
+    CHECK(choice.implicit_patches);
+    CHECK_THAT(choice.description,
+               Contains(std::string("stride-1 convolutions: Eigen (") + dlb::SimdName(cpu)));
+  }
+  // Eigen narrower than the CPU (no -march=native): everything on the BLAS, im2col included.
+  auto choice =
+      dlb::ChooseGemmEngine(OpenBlasFacts("SkylakeX", SimdLevel::Avx512, SimdLevel::Avx2));
+  CHECK(choice.engine == GemmEngine::Blas);
+  CHECK_FALSE(choice.implicit_patches);
+  CHECK(choice.description == "OpenBLAS 0.3.21 (SkylakeX kernels)");
+  // A BLAS that is not OpenBLAS is judged the same way.
+  GemmEngineFacts facts;
+  facts.blas_linked = true;
+  facts.blas_name = "libblis.so.4";
+  facts.cpu = facts.eigen = SimdLevel::Avx512;
+  CHECK(dlb::ChooseGemmEngine(facts).implicit_patches);
+  facts.eigen = SimdLevel::Sse;
+  CHECK_FALSE(dlb::ChooseGemmEngine(facts).implicit_patches);
+  // The Eigen engine runs every product, the patches' too.
+  facts.blas_linked = false;
+  CHECK(dlb::ChooseGemmEngine(facts).implicit_patches);
+  CHECK(dlb::ChooseGemmEngine(OpenBlasFacts("Haswell", SimdLevel::Avx512, SimdLevel::Avx512))
+            .implicit_patches);
 }
 
 TEST_CASE("ChooseGemmEngine sends products away from a generic OpenBLAS core to Eigen's kernels") {
@@ -241,8 +279,10 @@ TEST_CASE("ChooseGemmEngine keeps a BLAS that is not OpenBLAS and names it") {
   facts.eigen = SimdLevel::Avx512;
   auto choice = dlb::ChooseGemmEngine(facts);
   CHECK(choice.engine == GemmEngine::Blas);
-  CHECK(choice.description == "libblis.so.4");
+  CHECK(choice.description ==
+        "libblis.so.4; stride-1 convolutions: Eigen (AVX-512 kernels, patches read from the image)");
   facts.blas_name.clear();
+  facts.eigen = SimdLevel::Avx2;
   CHECK(dlb::ChooseGemmEngine(facts).description == "BLAS");
 }
 
@@ -262,15 +302,24 @@ TEST_CASE("SetGemmEngine overrides the choice, and refuses a BLAS the build lack
   {
     EngineScope scope(GemmEngine::Eigen);
     CHECK(dlb::ActiveGemmEngine() == GemmEngine::Eigen);
-    CHECK_THAT(dlb::GemmEngineDescription(), Contains("Eigen ("));
-    if (detected != GemmEngine::Eigen) {
-      CHECK_THAT(dlb::GemmEngineDescription(), Contains("(set by SetGemmEngine)"));
-    }
+    CHECK(dlb::GemmEngineOverride() == GemmEngine::Eigen);
+    CHECK(dlb::ImplicitPatchesEnabled());
+    CHECK_THAT(dlb::GemmEngineDescription(), Contains("Eigen (") && Contains("(set by SetGemmEngine)"));
   }
+  // The scope restored the automatic choice, not a forced copy of it.
   CHECK(dlb::ActiveGemmEngine() == detected);
+  CHECK_FALSE(dlb::GemmEngineOverride().has_value());
+  CHECK(dlb::ImplicitPatchesEnabled() == dlb::internal::DetectedGemmEngine().implicit_patches);
+  CHECK(dlb::GemmEngineDescription() == dlb::internal::DetectedGemmEngine().description);
   if (dlb::kHaveBlas) {
     EngineScope scope(GemmEngine::Blas);
     CHECK(dlb::ActiveGemmEngine() == GemmEngine::Blas);
+    CHECK_FALSE(dlb::ImplicitPatchesEnabled());  // forced: every product on the BLAS
+    CHECK_THAT(dlb::GemmEngineDescription(),
+               Contains("(set by SetGemmEngine)") && !Contains("stride-1 convolutions"));
+    dlb::SetGemmEngine(std::nullopt);
+    CHECK_FALSE(dlb::GemmEngineOverride().has_value());
+    CHECK(dlb::ActiveGemmEngine() == detected);
   } else {
     REQUIRE_THROWS_MATCHES(dlb::SetGemmEngine(GemmEngine::Blas), dlb::ArgumentError,
                            dlb_test::What(Contains("this build has no BLAS")));

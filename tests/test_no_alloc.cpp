@@ -15,6 +15,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <optional>
 #include <vector>
 
 #include "dlb/core/blas_engine.hpp"
@@ -74,7 +75,7 @@ struct Threads {
 
 /// Runs dlb::Gemm's products on one engine for its lifetime.
 struct EngineScope {
-  dlb::GemmEngine saved = dlb::ActiveGemmEngine();
+  std::optional<dlb::GemmEngine> saved = dlb::GemmEngineOverride();
   explicit EngineScope(dlb::GemmEngine engine) { dlb::SetGemmEngine(engine); }
   ~EngineScope() { dlb::SetGemmEngine(saved); }
   EngineScope(const EngineScope&) = delete;

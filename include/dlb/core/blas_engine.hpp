@@ -11,6 +11,13 @@
 /// the CPU's vectors and Eigen's kernels were compiled wider than the core's, the products go
 /// to Eigen; otherwise the BLAS stays, and the description says so when its core is generic.
 ///
+/// One kind of product only Eigen's kernels can run: a convolution's product with patches read
+/// from the image while they are packed (dlb/core/implicit_im2col.hpp), which saves im2col's
+/// pass. With Eigen's kernels compiled for the CPU's widest vectors (-march=native), these
+/// go to Eigen even where the BLAS runs the other products: on an AVX-512 Xeon with OpenBLAS's
+/// SkylakeX kernels, a ResNet epoch at 2 threads took 79 s with every product on OpenBLAS and
+/// 63.5 s with Eigen's (docs/performance.md).
+///
 /// The decision is a pure function of the facts (ChooseGemmEngine) so that it is testable on
 /// any machine; DetectGemmEngineFacts gathers the facts of this process.
 
@@ -18,6 +25,8 @@
 
 #include <atomic>
 #include <cctype>
+#include <optional>
+#include <utility>
 #include <string>
 #include <string_view>
 
@@ -59,6 +68,9 @@ struct GemmEngineFacts {
 /// 0.3.21 has core Prescott, generic SSE kernels, on this AVX-512 CPU)".
 struct GemmEngineChoice {
   GemmEngine engine = GemmEngine::Eigen;
+  /// Whether convolutions run their products on patches read from the image (Eigen's
+  /// kernels) where their windows allow it, rather than on im2col and `engine`.
+  bool implicit_patches = true;
   std::string description;
 };
 
@@ -97,31 +109,44 @@ inline SimdLevel OpenBlasCoreSimd(std::string_view core) {
 ///   and when the core is generic (below AVX2 on an AVX2 or AVX-512 CPU) the description says
 ///   that it is slow and how to get Eigen's kernels instead.
 /// - Otherwise the BLAS.
+/// Convolutions read their patches from the image (implicit_patches) on the Eigen engine, and
+/// on the BLAS when Eigen's kernels were compiled for this CPU's widest vectors; the
+/// description then says so.
 inline GemmEngineChoice ChooseGemmEngine(const GemmEngineFacts& facts) {
   const std::string eigen =
       std::string("Eigen (") + SimdName(facts.eigen) + " kernels" +
       (facts.eigen < facts.cpu ? std::string("; this CPU has ") + SimdName(facts.cpu) +
                                      ": compile with -march=native for more)"
                                : std::string(")"));
-  if (!facts.blas_linked) return {GemmEngine::Eigen, eigen};
+  if (!facts.blas_linked) return {GemmEngine::Eigen, true, eigen};
+  // The BLAS runs the products; convolutions' patch products go to Eigen when it is compiled
+  // for everything the CPU has (then they beat im2col and the BLAS).
+  const bool patches_on_eigen = facts.eigen != SimdLevel::None && facts.eigen >= facts.cpu;
+  const auto on_blas = [&](std::string description) {
+    if (patches_on_eigen) {
+      description += std::string("; stride-1 convolutions: Eigen (") + SimdName(facts.eigen) +
+                     " kernels, patches read from the image)";
+    }
+    return GemmEngineChoice{GemmEngine::Blas, patches_on_eigen, std::move(description)};
+  };
   const std::string blas = facts.blas_name.empty() ? std::string("BLAS") : facts.blas_name;
-  if (facts.openblas_core.empty()) return {GemmEngine::Blas, blas};
+  if (facts.openblas_core.empty()) return on_blas(blas);
 
   const SimdLevel core = OpenBlasCoreSimd(facts.openblas_core);
   const std::string kernels = blas + " (" + facts.openblas_core + " kernels";
-  if (core == SimdLevel::None || core >= facts.cpu) return {GemmEngine::Blas, kernels + ")"};
+  if (core == SimdLevel::None || core >= facts.cpu) return on_blas(kernels + ")");
 
   const bool generic = core < SimdLevel::Avx2 && facts.cpu >= SimdLevel::Avx2;
   const std::string why = "core " + facts.openblas_core + " runs " + (generic ? "generic " : "") +
                           SimdName(core) + " kernels on this " + SimdName(facts.cpu) + " CPU";
   if (facts.eigen > core) {
-    return {GemmEngine::Eigen, "Eigen (" + std::string(SimdName(facts.eigen)) + " kernels; " +
-                                   blas + " not used: its " + why + ")"};
+    return {GemmEngine::Eigen, true,
+            "Eigen (" + std::string(SimdName(facts.eigen)) + " kernels; " + blas +
+                " not used: its " + why + ")"};
   }
-  if (!generic) return {GemmEngine::Blas, kernels + "; this CPU has " + SimdName(facts.cpu) + ")"};
-  return {GemmEngine::Blas, kernels + ", slow: its " + why + "; Eigen was compiled for " +
-                                SimdName(facts.eigen) +
-                                " only: compile with -march=native to use Eigen's kernels)"};
+  if (!generic) return on_blas(kernels + "; this CPU has " + SimdName(facts.cpu) + ")");
+  return on_blas(kernels + ", slow: its " + why + "; Eigen was compiled for " +
+                 SimdName(facts.eigen) + " only: compile with -march=native to use Eigen's kernels)");
 }
 
 /// The widest instruction set this CPU executes (None off x86).
@@ -174,43 +199,64 @@ inline const GemmEngineChoice& DetectedGemmEngine() {
   return choice;
 }
 
-/// The engine products run on now: the detected one until SetGemmEngine.
-inline std::atomic<GemmEngine>& ActiveGemmEngineSlot() {
-  static std::atomic<GemmEngine> engine{DetectedGemmEngine().engine};
+/// The engine SetGemmEngine forced: -1 none (the automatic choice), else a GemmEngine.
+inline std::atomic<int>& GemmEngineOverrideSlot() {
+  static std::atomic<int> engine{-1};
   return engine;
 }
 }  // namespace internal
 
+/// The engine SetGemmEngine forced, or std::nullopt while the automatic choice stands.
+inline std::optional<GemmEngine> GemmEngineOverride() {
+  const int engine = internal::GemmEngineOverrideSlot().load(std::memory_order_relaxed);
+  if (engine < 0) return std::nullopt;
+  return static_cast<GemmEngine>(engine);
+}
+
 /// The engine dlb::Gemm uses for float and double products (other scalar types always run
-/// in Eigen's kernels).
+/// in Eigen's kernels): the one SetGemmEngine forced, else the automatic choice.
 inline GemmEngine ActiveGemmEngine() {
-  return internal::ActiveGemmEngineSlot().load(std::memory_order_relaxed);
+  return GemmEngineOverride().value_or(internal::DetectedGemmEngine().engine);
+}
+
+/// Whether a convolution whose patches are shifts of the image (PatchesAreShifts) reads them
+/// from the image on Eigen's kernels now (GemmEngineChoice::implicit_patches), rather than
+/// writing them out (im2col) for the active engine. Forcing an engine decides it: Eigen, yes;
+/// the BLAS, no (every product then runs on the BLAS).
+inline bool ImplicitPatchesEnabled() {
+  const std::optional<GemmEngine> forced = GemmEngineOverride();
+  if (forced) return *forced == GemmEngine::Eigen;
+  return internal::DetectedGemmEngine().implicit_patches;
 }
 
 /// One line naming the engine and the kernels that run the products, e.g. for a program's
-/// header line: the automatic choice's description, or, after SetGemmEngine chose another
+/// header line: the automatic choice's description, or, after SetGemmEngine forced an
 /// engine, that engine with "(set by SetGemmEngine)".
 inline std::string GemmEngineDescription() {
-  const GemmEngineChoice& detected = internal::DetectedGemmEngine();
-  const GemmEngine active = ActiveGemmEngine();
-  if (active == detected.engine) return detected.description;
-  const GemmEngineFacts facts = DetectGemmEngineFacts();
-  GemmEngineFacts forced = facts;
-  if (active == GemmEngine::Eigen) forced.blas_linked = false;
-  if (active == GemmEngine::Blas) forced.cpu = SimdLevel::None;  // nothing counts as generic
+  const std::optional<GemmEngine> forced_engine = GemmEngineOverride();
+  if (!forced_engine) return internal::DetectedGemmEngine().description;
+  GemmEngineFacts forced = DetectGemmEngineFacts();
+  if (*forced_engine == GemmEngine::Eigen) forced.blas_linked = false;
+  if (*forced_engine == GemmEngine::Blas) {
+    forced.cpu = SimdLevel::None;    // nothing counts as generic
+    forced.eigen = SimdLevel::None;  // and no product goes to Eigen
+  }
   return ChooseGemmEngine(forced).description + " (set by SetGemmEngine)";
 }
 
-/// Makes every later product run on `engine`, overriding the automatic choice (for
-/// benchmarks and tests that compare the engines). Call it between products, not during one.
-/// Throws ArgumentError for GemmEngine::Blas in a build without a BLAS (DLB_HAVE_BLAS).
-inline void SetGemmEngine(GemmEngine engine) {
+/// Makes every later product run on `engine` (convolutions too: on Eigen they read their
+/// patches from the image, on the BLAS they run on im2col), overriding the automatic choice,
+/// for benchmarks and tests that compare the engines; std::nullopt returns to the automatic
+/// choice. Call it between products, not during one. Throws ArgumentError for
+/// GemmEngine::Blas in a build without a BLAS (DLB_HAVE_BLAS).
+inline void SetGemmEngine(std::optional<GemmEngine> engine) {
   if (engine == GemmEngine::Blas && !kHaveBlas) {
     throw ArgumentError(
         "SetGemmEngine: this build has no BLAS (configure with -DDLB_USE_BLAS=ON and a BLAS "
         "installed)");
   }
-  internal::ActiveGemmEngineSlot().store(engine, std::memory_order_relaxed);
+  internal::GemmEngineOverrideSlot().store(engine ? static_cast<int>(*engine) : -1,
+                                           std::memory_order_relaxed);
 }
 
 }  // namespace dlb

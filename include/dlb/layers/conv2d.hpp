@@ -398,9 +398,10 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
     }
   }
 
-  /// Whether this pass runs on implicit patches (Plan::implicit_patches and the Eigen engine).
+  /// Whether this pass runs on implicit patches (Plan::implicit_patches, and the engine choice
+  /// allows them: ImplicitPatchesEnabled).
   bool UsesImplicitPatches() const {
-    return plan_.implicit_patches && ActiveGemmEngine() == GemmEngine::Eigen;
+    return plan_.implicit_patches && ImplicitPatchesEnabled();
   }
 
   /// Backward of samples [first, first + count) on implicit patches: per sample b, with dY_b
