@@ -246,15 +246,16 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
   }
 
   /// dgamma = sum dy xhat and dbeta = sum dy (this process's sums), and dx (see the class
-  /// comment) unless dx is null. X must be the latest Forward's batch. With a fused ReLU, Y is
-  /// the latest Forward's output and dY the gradient with respect to it: the ReLU's gradient
-  /// (dY where Y > 0, else 0) is taken on the fly in both passes.
-  void Backward(const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& y,
+  /// comment) unless dx is null. X must be the latest Forward's batch; Y is not read. With a
+  /// fused ReLU, dY is the gradient with respect to the ReLU's output: the ReLU's gradient (dY
+  /// where the normalised value is > 0, else 0) is taken on the fly in both passes, the
+  /// normalised value recomputed from X as Forward computed it (so the mask is Forward's, bit
+  /// for bit, and the passes read two matrices instead of three).
+  void Backward(const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& /*y*/,
                 const ConstMatrixRef<T>& dy, Matrix<T>* dx) {
     this->RequireRows(x.rows(), this->input_shape_, "the batch");
     this->RequireRows(dy.rows(), this->input_shape_, "the output gradient");
-    if (fused_ == Activation::ReLU) this->RequireRows(y.rows(), this->input_shape_, "the output");
-    WithFusedRelu([&](auto relu) { BackwardPasses(relu, x, y, dy, dx); });
+    WithFusedRelu([&](auto relu) { BackwardPasses(relu, x, dy, dx); });
   }
 
   /// Applies `activation` after the normalisation, in this layer's own passes: Forward then
@@ -336,59 +337,54 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
       return values;
     }
   }
-  /// The ReLU's gradient (grads where outputs > 0, else 0) with a fused ReLU, grads without.
-  template <class Relu, class Grads, class Outputs>
-  static auto MaskedIf(Relu /*relu*/, const Grads& grads, const Outputs& outputs) {
+  /// The ReLU's gradient (grads where normalised > 0, else 0) with a fused ReLU, grads
+  /// without (array expressions; `normalised` is Forward's value before the activation).
+  template <class Relu, class Grads, class Normalised>
+  static auto MaskedIf(Relu /*relu*/, const Grads& grads, const Normalised& normalised) {
     if constexpr (Relu::value) {
-      return (outputs > T(0)).select(grads, T(0));
+      return (normalised > T(0)).select(grads, T(0));
     } else {
       return grads;
     }
   }
-  /// `grad` where out > 0, else +0: bit for bit (out > 0).select(grad, 0), without a branch.
-  /// Why bits: GCC 12 does not if-convert `out > 0 ? grad : 0` in TwoSumsInDouble's loop, and
-  /// the fused backward's sums then ran scalar, 8x slower than the ReLU and batch norm apart.
-  static T KeepWherePositive(T grad, T out) {
+  /// `grad` where value > 0, else +0: bit for bit (value > 0).select(grad, 0), without a
+  /// branch. Why bits: GCC 12 does not if-convert `value > 0 ? grad : 0` in TwoSumsInDouble's
+  /// loop, and the fused backward's sums then ran scalar, 8x slower than the ReLU and batch
+  /// norm apart.
+  static T KeepWherePositive(T grad, T value) {
     using Bits = std::conditional_t<sizeof(T) == sizeof(std::uint32_t), std::uint32_t, std::uint64_t>;
     static_assert(sizeof(Bits) == sizeof(T));
-    const Bits keep = Bits{0} - static_cast<Bits>(out > T(0));
+    const Bits keep = Bits{0} - static_cast<Bits>(value > T(0));
     return std::bit_cast<T>(static_cast<Bits>(std::bit_cast<Bits>(grad) & keep));
-  }
-  /// Sample b's outputs from `offset`, read only with a fused ReLU (Y may be empty without).
-  template <class Relu>
-  static const T* OutputData(Relu /*relu*/, const ConstMatrixRef<T>& y, Index b, Index offset) {
-    if constexpr (Relu::value) {
-      return y.col(b).data() + offset;
-    } else {
-      return nullptr;
-    }
   }
 
   /// The passes of Backward; `relu` (std::true_type or std::false_type) says whether dY is
-  /// masked by Y > 0 (a fused ReLU).
+  /// masked by the normalised value > 0 (a fused ReLU). Every normalised value is computed as
+  /// Forward computes it, (x - mu_T) scale + shift in T, so that it rounds the same way (the
+  /// compiler contracts both into the same fused multiply-add where it has one).
   template <class Relu>
-  void BackwardPasses(Relu relu, const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& y,
-                      const ConstMatrixRef<T>& dy, Matrix<T>* dx) {
+  void BackwardPasses(Relu relu, const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& dy,
+                      Matrix<T>* dx) {
     const Index groups = Size();
     // sums_ = [sum dy, sum dy (x - mu), n]; xhat = (x - mu) * inv_std. The second sum runs
     // over x - mu_T (mu rounded to T) and is corrected by mu_low sum dy below.
     AccumulateSums(dy.cols(), [&](Index b, double* sums) {
       ForEachGroupRun([&](Index group, Index offset, Index length) {
-        const auto grads = MaskedIf(relu, Run(dy.col(b).data() + offset, length).array(),
-                                    Run(OutputData(relu, y, b, offset), length).array());
         const auto values = Run(x.col(b).data() + offset, length).array();
         if (length == 1) {
+          const auto grads =
+              MaskedIf(relu, Run(dy.col(b).data() + offset, length).array(),
+                       (values - mean_.array()) * scale_.array() + shift_.array());
           Vec(sums, groups) += grads.template cast<double>().matrix();
           Vec(sums + groups, groups) +=
               (grads * (values - mean_.array())).template cast<double>().matrix();
         } else {
           const T* grad = dy.col(b).data() + offset;
-          const T* out = OutputData(relu, y, b, offset);
           const T* value = x.col(b).data() + offset;
-          const T mean = mean_(group);
-          const auto masked = [grad, out](Index i) {
+          const T mean = mean_(group), scale = scale_(group), shift = shift_(group);
+          const auto masked = [grad, value, mean, scale, shift](Index i) {
             if constexpr (Relu::value) {
-              return KeepWherePositive(grad[i], out[i]);
+              return KeepWherePositive(grad[i], (value[i] - mean) * scale + shift);
             } else {
               return grad[i];
             }
@@ -430,12 +426,14 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
       for (Index b = first; b < first + count; ++b) {
         ForEachGroupRun([&](Index group, Index offset, Index length) {
           auto out = Run(dx->col(b).data() + offset, length).array();
-          const auto grads = MaskedIf(relu, Run(dy.col(b).data() + offset, length).array(),
-                                      Run(OutputData(relu, y, b, offset), length).array());
+          const auto dys = Run(dy.col(b).data() + offset, length).array();
           const auto values = Run(x.col(b).data() + offset, length).array();
           if (length == 1) {
+            const auto grads = MaskedIf(relu, dys, (values - mean_.array()) * scale_.array() + shift_.array());
             out = a_.array() * grads + b_.array() * (values - mean_.array()) + d_.array();
           } else {
+            const auto grads =
+                MaskedIf(relu, dys, (values - mean_(group)) * scale_(group) + shift_(group));
             out = a_(group) * grads + b_(group) * (values - mean_(group)) + d_(group);
           }
         });
