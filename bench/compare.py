@@ -362,8 +362,7 @@ def engine_info(args):
         if line:
             info = json.loads(line)
             default = info.get("default_engine", default)
-            if info.get("engine") == default or default is None:
-                description = info.get("engine_description", description)
+            description = info.get("default_engine_description", description)
     return available, default, description
 
 

@@ -48,10 +48,13 @@ inline std::string JsonString(const std::string& text) {
 }
 
 /// JSON fields every benchmark adds to its "engine", starting with a comma: "default_engine"
-/// (the library's own choice here) and "engine_description" (dlb::GemmEngineDescription).
+/// and "default_engine_description" (the library's own choice here, whatever --engine
+/// forced) and "engine_description" (dlb::GemmEngineDescription: the engine of this run).
 inline std::string EngineJsonFields() {
   return std::string(",\"default_engine\":\"") + DefaultEngineName() +
-         "\",\"engine_description\":" + JsonString(dlb::GemmEngineDescription());
+         "\",\"default_engine_description\":" +
+         JsonString(dlb::internal::DetectedGemmEngine().description) +
+         ",\"engine_description\":" + JsonString(dlb::GemmEngineDescription());
 }
 
 }  // namespace bench
