@@ -26,9 +26,9 @@
 #include <atomic>
 #include <cctype>
 #include <optional>
-#include <utility>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "dlb/core/blas.hpp"
 #include "dlb/core/error.hpp"
@@ -146,7 +146,8 @@ inline GemmEngineChoice ChooseGemmEngine(const GemmEngineFacts& facts) {
   }
   if (!generic) return on_blas(kernels + "; this CPU has " + SimdName(facts.cpu) + ")");
   return on_blas(kernels + ", slow: its " + why + "; Eigen was compiled for " +
-                 SimdName(facts.eigen) + " only: compile with -march=native to use Eigen's kernels)");
+                 SimdName(facts.eigen) +
+                 " only: compile with -march=native to use Eigen's kernels)");
 }
 
 /// The widest instruction set this CPU executes (None off x86).

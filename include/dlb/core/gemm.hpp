@@ -39,10 +39,14 @@ inline int BlasDimension(Index size) {
   return static_cast<int>(size);
 }
 
-/// C = op_a(A) op_b(B) + beta C by sgemm_/dgemm_. Requires C non-empty and k >= 1.
+/// C = op_a(A) op_b(B) + beta C by sgemm_/dgemm_. Requires C non-empty and k >= 1. Does
+/// nothing in a build without a BLAS and for scalar types other than float and double (its
+/// callers never call it then), hence the parameters that may be unused.
 template <Scalar T>
-void BlasGemm(Op op_a, const ConstMatrixRef<T>& a, Op op_b, const ConstMatrixRef<T>& b,
-              Eigen::Ref<Matrix<T>> c, Index k, T beta) {
+void BlasGemm([[maybe_unused]] Op op_a, [[maybe_unused]] const ConstMatrixRef<T>& a,
+              [[maybe_unused]] Op op_b, [[maybe_unused]] const ConstMatrixRef<T>& b,
+              [[maybe_unused]] Eigen::Ref<Matrix<T>> c, [[maybe_unused]] Index k,
+              [[maybe_unused]] T beta) {
 #ifdef DLB_HAVE_BLAS
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
     const char trans_a = op_a == Op::None ? 'N' : 'T';

@@ -382,7 +382,8 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
           const T* grad = dy.col(b).data() + offset;
           const T* value = x.col(b).data() + offset;
           const T mean = mean_(group), scale = scale_(group), shift = shift_(group);
-          const auto masked = [grad, value, mean, scale, shift](Index i) {
+          // [=]: scale and shift are used with a fused ReLU only.
+          const auto masked = [=](Index i) {
             if constexpr (Relu::value) {
               return KeepWherePositive(grad[i], (value[i] - mean) * scale + shift);
             } else {
@@ -429,7 +430,8 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
           const auto dys = Run(dy.col(b).data() + offset, length).array();
           const auto values = Run(x.col(b).data() + offset, length).array();
           if (length == 1) {
-            const auto grads = MaskedIf(relu, dys, (values - mean_.array()) * scale_.array() + shift_.array());
+            const auto grads =
+                MaskedIf(relu, dys, (values - mean_.array()) * scale_.array() + shift_.array());
             out = a_.array() * grads + b_.array() * (values - mean_.array()) + d_.array();
           } else {
             const auto grads =
