@@ -235,9 +235,9 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
             auto out = Run(y.col(b).data() + offset, length).array();
             const auto in = Run(x.col(b).data() + offset, length).array();
             if (length == 1) {
-              out = ActivatedIf(relu, (in - mean_.array()) * scale_.array() + shift_.array());
+              out = ActivatedIf(relu, Normalised(in));
             } else {
-              out = ActivatedIf(relu, (in - mean_(group)) * scale_(group) + shift_(group));
+              out = ActivatedIf(relu, Normalised(in, group));
             }
           });
         }
@@ -328,6 +328,17 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
       f(std::false_type{});
     }
   }
+  /// Forward's value before the activation, (x - mu_T) scale + shift in T, of a run of group
+  /// `group` or (flat samples, see ForEachGroupRun) of every group at once: one expression for
+  /// every pass that needs it, so that they all round alike (array expressions).
+  template <class Values>
+  auto Normalised(const Values& values, Index group) const {
+    return (values - mean_(group)) * scale_(group) + shift_(group);
+  }
+  template <class Values>
+  auto Normalised(const Values& values) const {
+    return (values - mean_.array()) * scale_.array() + shift_.array();
+  }
   /// max(values, 0) with a fused ReLU, the values themselves without (array expressions).
   template <class Relu, class Values>
   static auto ActivatedIf(Relu /*relu*/, const Values& values) {
@@ -373,8 +384,7 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
         const auto values = Run(x.col(b).data() + offset, length).array();
         if (length == 1) {
           const auto grads =
-              MaskedIf(relu, Run(dy.col(b).data() + offset, length).array(),
-                       (values - mean_.array()) * scale_.array() + shift_.array());
+              MaskedIf(relu, Run(dy.col(b).data() + offset, length).array(), Normalised(values));
           Vec(sums, groups) += grads.template cast<double>().matrix();
           Vec(sums + groups, groups) +=
               (grads * (values - mean_.array())).template cast<double>().matrix();
@@ -382,7 +392,8 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
           const T* grad = dy.col(b).data() + offset;
           const T* value = x.col(b).data() + offset;
           const T mean = mean_(group), scale = scale_(group), shift = shift_(group);
-          // [=]: scale and shift are used with a fused ReLU only.
+          // Normalised(value, group) one value at a time; [=]: scale and shift are used with
+          // a fused ReLU only.
           const auto masked = [=](Index i) {
             if constexpr (Relu::value) {
               return KeepWherePositive(grad[i], (value[i] - mean) * scale + shift);
@@ -430,12 +441,10 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
           const auto dys = Run(dy.col(b).data() + offset, length).array();
           const auto values = Run(x.col(b).data() + offset, length).array();
           if (length == 1) {
-            const auto grads =
-                MaskedIf(relu, dys, (values - mean_.array()) * scale_.array() + shift_.array());
+            const auto grads = MaskedIf(relu, dys, Normalised(values));
             out = a_.array() * grads + b_.array() * (values - mean_.array()) + d_.array();
           } else {
-            const auto grads =
-                MaskedIf(relu, dys, (values - mean_(group)) * scale_(group) + shift_(group));
+            const auto grads = MaskedIf(relu, dys, Normalised(values, group));
             out = a_(group) * grads + b_(group) * (values - mean_(group)) + d_(group);
           }
         });
