@@ -277,6 +277,14 @@ TEST_CASE("a batch norm followed by a ReLU runs fused: bit for bit the two layer
   CHECK(summary.find("ReLU (fused into bn1)") != std::string::npos);
   CHECK(summary.find("Tanh (fused") == std::string::npos);
 
+  // A copy of the fused batch norm, put in a chain with no ReLU after it, applies none.
+  Sequential<double> alone;
+  alone.Add("bn", model.LayerAt<dlb::BatchNorm2D<double>>("bn1"));
+  alone.SetInputShape(shape);
+  Matrix<double> alone_y;
+  alone.Forward(x, alone_y, dlb::Mode::Train);
+  CHECK((alone_y.array() < 0).count() > 0);
+
   // Gradients through the fused pair, in a chain with parameters before and after it (the
   // convolution before the batch norm without a bias, as in a ResNet: batch norm removes any
   // constant, so that bias's gradient is 0 and a difference quotient of it only noise).

@@ -225,19 +225,20 @@ class Sequential : public DescribedBy<SequentialOptions> {
  private:
   friend class ModelNN<T>;
 
-  /// fused_[i] = 1 where layer i applies layer i + 1's activation (see the class comment).
-  /// A layer fused earlier (a chain that was copied, or grew) stays fused.
+  /// fused_[i] = 1 where layer i applies layer i + 1's activation (see the class comment),
+  /// and every other layer told to apply none: a layer fused in another chain (a copy taken
+  /// from a model) must not apply an activation this chain does not have after it.
   void PlanFusion() {
     const std::size_t n = layers_.Size();
     fused_.assign(n, 0);
-    for (std::size_t i = 0; i + 1 < n; ++i) {
-      const Activation next = layers_[i + 1].layer->ActivationKind();
-      if (next == Activation::None) continue;
+    for (std::size_t i = 0; i < n; ++i) {
+      // An activation that the layer before applies is not a candidate itself.
+      const bool applied_before = i > 0 && fused_[i - 1];
+      const Activation next = i + 1 < n && !applied_before ? layers_[i + 1].layer->ActivationKind()
+                                                           : Activation::None;
       auto& layer = *layers_[i].layer;
-      if (layer.FusedActivation() == next || layer.FuseActivation(next)) {
-        fused_[i] = 1;
-        ++i;  // the activation is not a candidate itself
-      }
+      fused_[i] = next != Activation::None && layer.FuseActivation(next) ? 1 : 0;
+      if (!fused_[i]) layer.FuseActivation(Activation::None);
     }
   }
 
