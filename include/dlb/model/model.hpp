@@ -130,7 +130,9 @@ class ModelNN {
     layers_.layers_.Append(std::move(name), std::move(layer));
     layers_.outputs_.emplace_back();
     layers_.grads_.emplace_back();
-    layers_.PlanFusion();  // so that Summary() shows it before the first Forward
+    // Only the previous layer's plan can change (so that Summary() shows it before the
+    // first Forward).
+    layers_.PlanFusion(layers_.layers_.Size() >= 2 ? layers_.layers_.Size() - 2 : 0);
     forward_done_ = false;  // the new layer has no activations until the next Forward
     ++*structure_version_;
     return *this;

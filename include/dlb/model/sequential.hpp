@@ -4,6 +4,8 @@
 /// ResNet's stage is a Sequential of residual blocks, a residual block's shortcut a
 /// Sequential of a convolution and a batch norm).
 
+#include <algorithm>
+#include <cstddef>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -227,11 +229,15 @@ class Sequential : public DescribedBy<SequentialOptions> {
 
   /// fused_[i] = 1 where layer i applies layer i + 1's activation (see the class comment),
   /// and every other layer told to apply none: a layer fused in another chain (a copy taken
-  /// from a model) must not apply an activation this chain does not have after it.
-  void PlanFusion() {
+  /// from a model) must not apply an activation this chain does not have after it. Plans
+  /// layers `from` on and keeps the plan of those before (ModelNN::Add re-plans only the last
+  /// two layers: re-planning the whole chain on every Add made building a model of n layers
+  /// take n^2 steps, 12 s for a 100,000-layer file under the fuzzer).
+  void PlanFusion(std::size_t from = 0) {
     const std::size_t n = layers_.Size();
-    fused_.assign(n, 0);
-    for (std::size_t i = 0; i < n; ++i) {
+    from = std::min(from, fused_.size());
+    fused_.resize(n, 0);
+    for (std::size_t i = from; i < n; ++i) {
       // An activation that the layer before applies is not a candidate itself.
       const bool applied_before = i > 0 && fused_[i - 1];
       const Activation next = i + 1 < n && !applied_before ? layers_[i + 1].layer->ActivationKind()
