@@ -345,12 +345,13 @@ def data_flags(args):
 
 
 def engine_info(args):
-    """(engines the build has, the library's own choice, its description), from a tiny run of
+    """(engines the build has, the library's own choice, its description, whether that choice
+    mixes the engines: convolutions on Eigen's kernels beside a BLAS), from a tiny run of
     dlb_gemm_ceiling with each engine forced."""
-    available, default, description = [], None, None
+    available, default, description, mixes = [], None, None, False
     program = exe(args, "dlb_gemm_ceiling")
     if not os.path.exists(program):
-        return available, default, description
+        return available, default, description, mixes
     for engine in ("eigen", "blas"):
         proc = subprocess.run([program, "--engine", engine, "--inputs", "2", "--hidden", "2", "--classes", "2",
                                "--batch", "2", "--batches", "1", "--repeats", "1", "--json"],
@@ -363,7 +364,8 @@ def engine_info(args):
             info = json.loads(line)
             default = info.get("default_engine", default)
             description = info.get("default_engine_description", description)
-    return available, default, description
+            mixes = mixes or info.get("default_mixes_engines", False)
+    return available, default, description, mixes
 
 
 def run_ours(runner, args, threads, batch, hidden, epochs, engines=("eigen", "blas")):
@@ -493,7 +495,7 @@ def main():
     runner = Runner(args)
     started = datetime.datetime.now().astimezone()
     notes, build_commands = ([], []) if args.no_build else build_targets(args)
-    engines, default_engine, default_description = engine_info(args)
+    engines, default_engine, default_description, _ = engine_info(args)
     ours_engines = engines if os.path.exists(exe(args, "dlb_bench_epoch")) else []
     product_engines = engines
     if not args.have_data:

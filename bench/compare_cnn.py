@@ -87,7 +87,7 @@ def main(args):
     if not args.no_build:
         common.TARGETS = TARGETS  # this module's copy of compare.py builds the CNN targets
         notes, build_commands = common.build_targets(args)
-    engines, default_engine, engine_description = common.engine_info(args)
+    engines, default_engine, engine_description, default_mixes = common.engine_info(args)
     if not engines and os.path.exists(common.exe(args, PROGRAM)):
         engines = ["eigen"]  # dlb_gemm_ceiling is missing: the engine every build has
     if not args.have_data:
@@ -99,7 +99,7 @@ def main(args):
         common.log(f"note: {n}")
     # Where the default mixes the engines, neither forced engine is what a program gets.
     ours_engines = list(engines)
-    if engines and engine_description and "stride-1 convolutions" in engine_description:
+    if engines and default_mixes:
         ours_engines.append("auto")
 
     collected = {t: ([], [], []) for t in args.threads}

@@ -49,11 +49,16 @@ inline std::string JsonString(const std::string& text) {
 
 /// JSON fields every benchmark adds to its "engine", starting with a comma: "default_engine"
 /// and "default_engine_description" (the library's own choice here, whatever --engine
-/// forced) and "engine_description" (dlb::GemmEngineDescription: the engine of this run).
+/// forced), "default_mixes_engines" (true where that choice runs convolutions' products on
+/// Eigen's kernels beside a BLAS: then neither --engine eigen nor --engine blas is what a
+/// program gets, and only --engine auto measures it) and "engine_description"
+/// (dlb::GemmEngineDescription: the engine of this run).
 inline std::string EngineJsonFields() {
+  const dlb::GemmEngineChoice& detected = dlb::internal::DetectedGemmEngine();
+  const bool mixes = detected.engine != dlb::GemmEngine::Eigen && detected.implicit_patches;
   return std::string(",\"default_engine\":\"") + DefaultEngineName() +
-         "\",\"default_engine_description\":" +
-         JsonString(dlb::internal::DetectedGemmEngine().description) +
+         "\",\"default_engine_description\":" + JsonString(detected.description) +
+         ",\"default_mixes_engines\":" + (mixes ? "true" : "false") +
          ",\"engine_description\":" + JsonString(dlb::GemmEngineDescription());
 }
 
