@@ -13,7 +13,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -45,7 +47,9 @@ class LayerCheckError : public Error {
 struct CheckLayerOptions {
   Index batch = 3;             ///< samples per batch
   std::uint64_t seed = 1;      ///< of the input, the output weights of the objective, the init
-  double tolerance = 1e-6;     ///< the largest relative error of a gradient entry
+  /// The largest relative error of a gradient entry; entries below the difference quotient's
+  /// rounding noise, eps sum|R .* Y| / step, are held to that noise in absolute terms.
+  double tolerance = 1e-6;
   double step = 1e-4;          ///< the finite-difference step h
   Mode mode = Mode::Train;     ///< the mode of the passes
   /// The input batch (input.Size() x batch); by default distinct values of magnitude 0.1 to
@@ -68,9 +72,17 @@ struct CheckLayerReport {
 
 namespace internal {
 
-/// |a - n| / max(1e-8, |a| + |n|).
-inline double RelativeError(double a, double n) {
-  return std::abs(a - n) / std::max(1e-8, std::abs(a) + std::abs(n));
+/// |a - n| / max(floor, |a| + |n|): the relative error of a against n, or, for entries smaller
+/// than `floor`, the absolute error in units of `floor`.
+inline double RelativeError(double a, double n, double floor = 1e-8) {
+  return std::abs(a - n) / std::max(floor, std::abs(a) + std::abs(n));
+}
+
+/// A gradient entry in a message: 6 significant digits ("3.70074e-13", not "0.000000").
+inline std::string GradientText(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.6g", value);
+  return text;
 }
 
 inline Matrix<double> CheckInput(Index rows, Index cols, std::uint64_t seed, double step) {
@@ -179,19 +191,27 @@ CheckLayerReport CheckLayer(L layer, const Shape& input_shape, const CheckLayerO
     }
     return grad;
   };
+  // Entries too small for the difference quotient to resolve are compared in absolute terms:
+  // each value of f is rounded by about eps sum|R .* Y|, which the quotient divides by h. A
+  // gradient that is zero in exact arithmetic (a bias before a batch norm) comes out of both
+  // sides as rounding noise, and the flags decide which (GCC's -O3 -march=native contracts
+  // multiply-adds that -O1 leaves apart).
+  double error_floor = 1e-8;
   const auto compare = [&](const std::string& what, const Matrix<double>& analytic,
                            const Matrix<double>& expected) {
     if (analytic.rows() != expected.rows() || analytic.cols() != expected.cols()) {
       fail("gradients", what + " has the wrong shape");
     }
     for (Index i = 0; i < analytic.size(); ++i) {
-      const double error = internal::RelativeError(analytic.data()[i], expected.data()[i]);
+      const double error =
+          internal::RelativeError(analytic.data()[i], expected.data()[i], error_floor);
       report.worst_gradient_error = std::max(report.worst_gradient_error, error);
       if (!(error <= options.tolerance)) {
         fail("gradients", what + " entry " + std::to_string(i) + ": Backward gives " +
-                              std::to_string(analytic.data()[i]) + ", the difference quotient " +
-                              std::to_string(expected.data()[i]) + " (relative error " +
-                              std::to_string(error) + ")");
+                              internal::GradientText(analytic.data()[i]) +
+                              ", the difference quotient " +
+                              internal::GradientText(expected.data()[i]) + " (relative error " +
+                              internal::GradientText(error) + ")");
       }
     }
   };
@@ -199,6 +219,9 @@ CheckLayerReport CheckLayer(L layer, const Shape& input_shape, const CheckLayerO
   std::vector<Matrix<double>> numeric_params;
   for (auto& p : any.Parameters()) numeric_params.push_back(numeric(*p.value));
   objective();
+  const double quotient_noise = std::numeric_limits<double>::epsilon() *
+                                (r.array() * y.array()).abs().sum() / options.step;
+  error_floor = std::max(error_floor, quotient_noise / options.tolerance);
   Matrix<double> dx;
   any.Backward(x, y, r, &dx);
   compare("dX", dx, numeric_dx);
