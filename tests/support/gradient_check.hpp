@@ -14,42 +14,22 @@
 
 #include "dlb/core/types.hpp"
 #include "dlb/layers/layer.hpp"
+#include "dlb/testing/numeric_gradient.hpp"
 #include "helpers.hpp"
 
 namespace dlb_test {
 
-/// |a - n| / max(1e-8, |a| + |n|): the relative error used by every gradient check.
-inline double RelativeError(double a, double n) {
-  return std::abs(a - n) / std::max(1e-8, std::abs(a) + std::abs(n));
-}
-
-/// Numeric gradient of the scalar f() with respect to every entry of `x`, which f reads;
-/// each entry is perturbed in place and restored. Uses the fourth-order central difference
-///   df/dx ~ (8 (f(x + h) - f(x - h)) - (f(x + 2h) - f(x - 2h))) / (12 h),
-/// whose truncation error O(h^4) stays far below the rounding error eps |f| / h, so h can be
-/// large enough (1e-4) to make rounding negligible. Callers keep every kink more than 2h away.
-template <class F>
-dlb::Matrix<double> NumericGradient(F&& f, dlb::Matrix<double>& x, double h = 1e-4) {
-  dlb::Matrix<double> grad(x.rows(), x.cols());
-  for (dlb::Index i = 0; i < x.size(); ++i) {
-    const double saved = x.data()[i];
-    auto at = [&](double offset) {
-      x.data()[i] = saved + offset;
-      return static_cast<double>(f());
-    };
-    const double f_p2 = at(2 * h), f_p1 = at(h), f_m1 = at(-h), f_m2 = at(-2 * h);
-    x.data()[i] = saved;
-    // Differences first: exact zero when f does not depend on this entry.
-    grad.data()[i] = (8 * (f_p1 - f_m1) - (f_p2 - f_m2)) / (12 * h);
-  }
-  return grad;
-}
+// The library's finite differences and error measure (dlb/testing/numeric_gradient.hpp),
+// the ones dlb::testing::CheckLayer uses.
+using dlb::testing::NumericGradient;
+using dlb::testing::RelativeError;
 
 /// Checks that `analytic` matches `numeric` entry by entry (RelativeError < tol) and is not
 /// identically zero (a check of two zero matrices would prove nothing). On failure the
 /// message names the block, the worst entry and both values.
 inline void CheckGradient(const std::string& what, const dlb::Matrix<double>& analytic,
-                          const dlb::Matrix<double>& numeric, double tol = 1e-6) {
+                          const dlb::Matrix<double>& numeric, double tol = 1e-6,
+                          double floor = 1e-8) {
   INFO("gradient of " << what);
   REQUIRE(analytic.rows() == numeric.rows());
   REQUIRE(analytic.cols() == numeric.cols());
@@ -57,7 +37,7 @@ inline void CheckGradient(const std::string& what, const dlb::Matrix<double>& an
   double worst = 0;
   dlb::Index worst_i = 0;
   for (dlb::Index i = 0; i < analytic.size(); ++i) {
-    const double e = RelativeError(analytic.data()[i], numeric.data()[i]);
+    const double e = RelativeError(analytic.data()[i], numeric.data()[i], floor);
     if (!(e <= worst)) {
       worst = e;
       worst_i = i;
@@ -103,13 +83,14 @@ void CheckLayerGradients(L& layer, const dlb::Matrix<double>& x0, std::uint64_t 
   layer.Forward(x, y, mode);
   dlb::Matrix<double> dx;
   layer.Backward(x, y, r, &dx);
-  CheckGradient(layer.Name() + " input", dx, numeric_dx, tol);
+  const double floor = dlb::testing::ErrorFloor((r.array() * y.array()).abs().sum(), 1e-4, tol);
+  CheckGradient(layer.Name() + " input", dx, numeric_dx, tol, floor);
   if constexpr (dlb::LayerWithParameters<L>) {
     auto params = layer.Parameters();
     REQUIRE(params.size() == numeric_params.size());
     for (std::size_t k = 0; k < params.size(); ++k) {
       CheckGradient(layer.Name() + " " + params[k].name, *params[k].grad,
-                    numeric_params[k].second, tol);
+                    numeric_params[k].second, tol, floor);
     }
   }
 }

@@ -15,7 +15,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
-#include <limits>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -30,6 +29,7 @@
 #include "dlb/layers/layer.hpp"
 #include "dlb/layers/layer_options.hpp"
 #include "dlb/model/layer_registry.hpp"
+#include "dlb/testing/numeric_gradient.hpp"
 #ifndef DLB_PUBLIC_HEADER
 #define DLB_PUBLIC_HEADER
 #endif
@@ -71,12 +71,6 @@ struct CheckLayerReport {
 };
 
 namespace internal {
-
-/// |a - n| / max(floor, |a| + |n|): the relative error of a against n, or, for entries smaller
-/// than `floor`, the absolute error in units of `floor`.
-inline double RelativeError(double a, double n, double floor = 1e-8) {
-  return std::abs(a - n) / std::max(floor, std::abs(a) + std::abs(n));
-}
 
 /// A gradient entry in a message: 6 significant digits ("3.70074e-13", not "0.000000").
 inline std::string GradientText(double value) {
@@ -177,25 +171,9 @@ CheckLayerReport CheckLayer(L layer, const Shape& input_shape, const CheckLayerO
     return (r.array() * y.array()).sum();
   };
   const auto numeric = [&](Matrix<double>& values) {
-    Matrix<double> grad(values.rows(), values.cols());
-    const double h = options.step;
-    for (Index i = 0; i < values.size(); ++i) {
-      const double saved = values.data()[i];
-      const auto at = [&](double offset) {
-        values.data()[i] = saved + offset;
-        return objective();
-      };
-      const double p2 = at(2 * h), p1 = at(h), m1 = at(-h), m2 = at(-2 * h);
-      values.data()[i] = saved;
-      grad.data()[i] = (8 * (p1 - m1) - (p2 - m2)) / (12 * h);
-    }
-    return grad;
+    return NumericGradient(objective, values, options.step);
   };
-  // Entries too small for the difference quotient to resolve are compared in absolute terms:
-  // each value of f is rounded by about eps sum|R .* Y|, which the quotient divides by h. A
-  // gradient that is zero in exact arithmetic (a bias before a batch norm) comes out of both
-  // sides as rounding noise, and the flags decide which (GCC's -O3 -march=native contracts
-  // multiply-adds that -O1 leaves apart).
+  // Set from the unperturbed pass below: entries within the quotients' rounding noise pass.
   double error_floor = 1e-8;
   const auto compare = [&](const std::string& what, const Matrix<double>& analytic,
                            const Matrix<double>& expected) {
@@ -204,7 +182,7 @@ CheckLayerReport CheckLayer(L layer, const Shape& input_shape, const CheckLayerO
     }
     for (Index i = 0; i < analytic.size(); ++i) {
       const double error =
-          internal::RelativeError(analytic.data()[i], expected.data()[i], error_floor);
+          RelativeError(analytic.data()[i], expected.data()[i], error_floor);
       report.worst_gradient_error = std::max(report.worst_gradient_error, error);
       if (!(error <= options.tolerance)) {
         fail("gradients", what + " entry " + std::to_string(i) + ": Backward gives " +
@@ -219,9 +197,7 @@ CheckLayerReport CheckLayer(L layer, const Shape& input_shape, const CheckLayerO
   std::vector<Matrix<double>> numeric_params;
   for (auto& p : any.Parameters()) numeric_params.push_back(numeric(*p.value));
   objective();
-  const double quotient_noise = std::numeric_limits<double>::epsilon() *
-                                (r.array() * y.array()).abs().sum() / options.step;
-  error_floor = std::max(error_floor, quotient_noise / options.tolerance);
+  error_floor = ErrorFloor((r.array() * y.array()).abs().sum(), options.step, options.tolerance);
   Matrix<double> dx;
   any.Backward(x, y, r, &dx);
   compare("dX", dx, numeric_dx);
