@@ -1,0 +1,143 @@
+// Where a ResNet training step goes, layer by layer: every distinct layer of
+// train_fashion_mnist --model resnet (dlb::MakeResNet) timed alone, forward and backward, at
+// its input shape, times the number of such layers in the network. The sum against the epoch's
+// time per batch (bench_cnn_epoch --model resnet) tells what lies between the layers
+// (residual additions, pooling, the loss, the optimizer's step, caches cooled by the layers
+// before); the convolutions' GFLOP/s against the products' ceiling (dlb_gemm_ceiling) tell
+// what lies inside them.
+//
+// Each layer runs on random input and output gradient; the time of a pass is the fastest of
+// --rounds (after one untimed pass), so a layer's inputs are warm in cache as they are not in
+// an epoch: the table is a lower bound per layer, not a profile of the epoch.
+//
+// Usage: dlb_bench_resnet_layers [--threads 2] [--batch 128] [--rounds 8] [--engine auto]
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include <dlb/dlb.hpp>
+
+#include "engine_flag.hpp"
+
+namespace {
+
+using dlb::Index;
+using dlb::Shape;
+
+struct Totals {
+  double seconds = 0;  // per batch, every layer of the network
+  double conv_seconds = 0;
+};
+
+/// Times `layer` at `input` (batch columns) and prints one row: `count` layers of the network
+/// have this shape. `flops`: multiply-adds x 2 of one forward pass per sample (0: not a product).
+/// `first`: the model's first layer, whose backward computes no input gradient.
+template <class L>
+void TimeLayer(const std::string& name, L layer, const Shape& input, int count, double flops,
+               Index batch, int rounds, Totals& totals, bool first = false) {
+  layer.SetInputShape(input);
+  const dlb::Matrix<float> x = dlb::Matrix<float>::Random(input.Size(), batch);
+  dlb::Matrix<float> y, dx;
+  layer.Forward(x, y, dlb::Mode::Train);
+  const dlb::Matrix<float> dy = dlb::Matrix<float>::Random(y.rows(), y.cols());
+  dlb::Matrix<float>* const input_gradient = first ? nullptr : &dx;
+  layer.Backward(x, y, dy, input_gradient);
+  double forward = 1e30, backward = 1e30;
+  for (int round = 0; round < rounds; ++round) {
+    const auto t0 = std::chrono::steady_clock::now();
+    layer.Forward(x, y, dlb::Mode::Train);
+    const auto t1 = std::chrono::steady_clock::now();
+    layer.Backward(x, y, dy, input_gradient);
+    const auto t2 = std::chrono::steady_clock::now();
+    forward = std::min(forward, std::chrono::duration<double>(t1 - t0).count());
+    backward = std::min(backward, std::chrono::duration<double>(t2 - t1).count());
+  }
+  const double all = count * (forward + backward);
+  totals.seconds += all;
+  char rate[48] = "";
+  if (flops > 0) {
+    totals.conv_seconds += all;
+    // Backward: dW and (but for the first layer) dX, each as many multiply-adds as forward.
+    std::snprintf(rate, sizeof rate, "%6.0f %6.0f", flops * batch / forward / 1e9,
+                  (first ? 1 : 2) * flops * batch / backward / 1e9);
+  }
+  std::printf("%-30s %3d %9.2f %9.2f %9.2f  %s\n", name.c_str(), count, forward * 1e3,
+              backward * 1e3, all * 1e3, rate);
+}
+
+dlb::Conv2D<float> Conv(Index in, Index out, Index kernel, Index stride) {
+  return dlb::Conv2D<float>(
+      dlb::Conv2DOptions(in, out, kernel).Stride(stride).Padding(kernel / 2).Bias(false));
+}
+
+dlb::BatchNorm2D<float> BatchNormRelu(Index channels) {
+  dlb::BatchNorm2D<float> layer(channels);
+  layer.FuseActivation(dlb::Activation::ReLU);  // as ModelNN fuses bn1 and the stem's
+  return layer;
+}
+
+/// 2 x multiply-adds per sample of a k x k convolution from `in` channels to an output of
+/// out x side x side.
+double ConvFlops(Index in, Index out, Index kernel, Index side) {
+  return 2.0 * static_cast<double>(in * kernel * kernel * out * side * side);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Time each distinct layer of the Fashion-MNIST ResNet (train_fashion_mnist --model resnet) alone."};
+  int threads = 2, rounds = 8;
+  Index batch = 128;
+  std::string engine = "auto";
+  app.add_option("--threads", threads, "Threads")->check(CLI::Range(1, 1024))->capture_default_str();
+  app.add_option("--batch", batch, "Samples per batch")->check(CLI::Range(1, 1 << 16))->capture_default_str();
+  app.add_option("--rounds", rounds, "Timed passes per layer (the fastest is kept)")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  bench::AddEngineFlag(app, engine);
+  CLI11_PARSE(app, argc, argv);
+  dlb::SetNumThreads(threads);
+  bench::ApplyEngine(engine);
+
+  std::printf("ResNet layers alone: threads=%d batch=%lld, fastest of %d passes; products: %s\n",
+              threads, static_cast<long long>(batch), rounds, dlb::GemmEngineDescription().c_str());
+  std::printf("%-30s %3s %9s %9s %9s  %s\n", "layer (input)", "n", "fwd ms", "bwd ms",
+              "n x ms", "GFLOP/s fwd bwd");
+  Totals totals;
+  // The network of dlb::MakeResNet: stem conv + bn + relu; stages of two BasicBlocks at 16,
+  // 32, 64 channels (conv3x3-bn-relu-conv3x3-bn, + shortcut, relu); the first block of
+  // stages 2 and 3 strided, with a 1x1 strided conv + bn shortcut.
+  TimeLayer("conv 1->16 3x3 (1x28x28)", Conv(1, 16, 3, 1), Shape(1, 28, 28), 1,
+            ConvFlops(1, 16, 3, 28), batch, rounds, totals, /*first=*/true);
+  TimeLayer("conv 16->16 3x3 (16x28x28)", Conv(16, 16, 3, 1), Shape(16, 28, 28), 4,
+            ConvFlops(16, 16, 3, 28), batch, rounds, totals);
+  TimeLayer("bn+relu (16x28x28)", BatchNormRelu(16), Shape(16, 28, 28), 3, 0, batch, rounds, totals);
+  TimeLayer("bn (16x28x28)", dlb::BatchNorm2D<float>(16), Shape(16, 28, 28), 2, 0, batch, rounds,
+            totals);
+  TimeLayer("conv 16->32 3x3 s2 (16x28x28)", Conv(16, 32, 3, 2), Shape(16, 28, 28), 1,
+            ConvFlops(16, 32, 3, 14), batch, rounds, totals);
+  TimeLayer("conv 16->32 1x1 s2 (16x28x28)", Conv(16, 32, 1, 2), Shape(16, 28, 28), 1,
+            ConvFlops(16, 32, 1, 14), batch, rounds, totals);
+  TimeLayer("conv 32->32 3x3 (32x14x14)", Conv(32, 32, 3, 1), Shape(32, 14, 14), 3,
+            ConvFlops(32, 32, 3, 14), batch, rounds, totals);
+  TimeLayer("bn+relu (32x14x14)", BatchNormRelu(32), Shape(32, 14, 14), 2, 0, batch, rounds, totals);
+  TimeLayer("bn (32x14x14)", dlb::BatchNorm2D<float>(32), Shape(32, 14, 14), 3, 0, batch, rounds,
+            totals);
+  TimeLayer("conv 32->64 3x3 s2 (32x14x14)", Conv(32, 64, 3, 2), Shape(32, 14, 14), 1,
+            ConvFlops(32, 64, 3, 7), batch, rounds, totals);
+  TimeLayer("conv 32->64 1x1 s2 (32x14x14)", Conv(32, 64, 1, 2), Shape(32, 14, 14), 1,
+            ConvFlops(32, 64, 1, 7), batch, rounds, totals);
+  TimeLayer("conv 64->64 3x3 (64x7x7)", Conv(64, 64, 3, 1), Shape(64, 7, 7), 3,
+            ConvFlops(64, 64, 3, 7), batch, rounds, totals);
+  TimeLayer("bn+relu (64x7x7)", BatchNormRelu(64), Shape(64, 7, 7), 2, 0, batch, rounds, totals);
+  TimeLayer("bn (64x7x7)", dlb::BatchNorm2D<float>(64), Shape(64, 7, 7), 3, 0, batch, rounds,
+            totals);
+  std::printf("every layer above: %.1f ms per batch, convolutions %.1f ms (%.0f%%)\n",
+              totals.seconds * 1e3, totals.conv_seconds * 1e3,
+              100 * totals.conv_seconds / totals.seconds);
+  return 0;
+}
