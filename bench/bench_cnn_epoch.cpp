@@ -20,7 +20,7 @@
 //
 //   dlb_bench_cnn_epoch [--model cnn|resnet] [--data DIR | --synthetic] [--engine auto|eigen|blas]
 //                       [--threads N] [--batch B] [--epochs 2] [--warmup 1] [--batches N]
-//                       [--products] [--repeats 3] [--json]
+//                       [--products] [--repeats 3] [--json] [--layer-times]
 
 #include <algorithm>
 #include <chrono>
@@ -231,6 +231,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000));
   app.add_flag("--synthetic", synthetic, "Random data of Fashion-MNIST's shapes");
   app.add_flag("--json", json, "Print one JSON line");
+  bool layer_times = false;
+  app.add_flag("--layer-times", layer_times,
+               "Time each layer inside the timed epochs (ModelNN::SetLayerTiming) and print the "
+               "table after the summary (on stderr with --json)");
   bench::AddEngineFlag(app, engine_flag);
   if (auto code = experiment::Parse(app, argc, argv)) return *code;
 
@@ -301,14 +305,20 @@ int main(int argc, char** argv) {
     std::vector<double> epoch_seconds;
     const std::vector<dlb::EpochStats> no_history;
     dlb::TrainingContext<float> context{model, optimizer, train, no_history};
+    double timed_seconds = 0;  // the timed epochs' batches, unscaled
     for (int epoch = 1; epoch <= warmup + settings.epochs; ++epoch) {
+      if (layer_times && epoch == warmup + 1) model.SetLayerTiming(true);
       const auto start = Clock::now();
       context.epoch = epoch;
       context.stop_reason.reset();
       dlb::TrainEpoch(context, loss, callbacks, &guard);
       const double scale = static_cast<double>(train.NumBatches()) / static_cast<double>(timed_batches);
-      if (epoch > warmup) epoch_seconds.push_back(Seconds(start) * scale);
+      if (epoch > warmup) {
+        timed_seconds += Seconds(start);
+        epoch_seconds.push_back(Seconds(start) * scale);
+      }
     }
+    model.SetLayerTiming(false);  // not the evaluation below
     std::sort(epoch_seconds.begin(), epoch_seconds.end());  // front and back: min and max
     const double median = Median(epoch_seconds);
 
@@ -344,6 +354,18 @@ int main(int argc, char** argv) {
                   samples / median, gflop_per_epoch / median,
                   static_cast<double>(evaluation.samples) / inference_seconds, evaluation.score,
                   PeakRssMegabytes());
+    }
+    if (layer_times) {
+      const std::vector<dlb::LayerTime> rows = model.LayerTimes();
+      double layer_seconds = 0;
+      for (const dlb::LayerTime& row : rows) {
+        if (row.depth == 0) layer_seconds += row.times.forward_seconds + row.times.backward_seconds;
+      }
+      std::FILE* out = json ? stderr : stdout;
+      std::fprintf(out, "%s  the layers took %.3f s of the timed batches' %.3f s (%.1f%%); the rest: "
+                   "loss, optimizer, batches, divergence checks\n",
+                   dlb::FormatLayerTimes(rows).c_str(), layer_seconds, timed_seconds,
+                   100 * layer_seconds / timed_seconds);
     }
     return 0;
   } catch (const dlb::Error& e) {

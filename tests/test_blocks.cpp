@@ -295,3 +295,68 @@ TEST_CASE("a batch norm followed by a ReLU runs fused: bit for bit the two layer
       .Add(Conv2D<double>(3, 2, 1));
   CHECK(dlb::testing::CheckLayer(std::move(net), Shape(2, 4, 4)).worst_gradient_error < 1e-6);
 }
+
+TEST_CASE("ModelNN::SetLayerTiming times every layer's passes, blocks and their layers included",
+          "[blocks]") {
+  dlb::ModelNN<float> model = dlb::MakeResNet<float>(
+      {.input = Shape(1, 8, 8), .classes = 3, .widths = {4, 8}, .blocks_per_stage = 1}, 5);
+  const dlb::Matrix<float> x = dlb_test::RandomMatrix<float>(64, 6, 3);
+  const dlb::Matrix<float> dlogits = dlb_test::RandomMatrix<float>(3, 6, 4);
+  const auto step = [&] {
+    model.Forward(x);
+    model.Backward(dlogits);
+  };
+  step();
+  for (const dlb::LayerTime& row : model.LayerTimes()) {
+    CHECK(row.times.forward_calls == 0);  // untimed until SetLayerTiming(true)
+  }
+
+  model.SetLayerTiming(true);
+  for (int k = 0; k < 3; ++k) step();
+  const std::vector<dlb::LayerTime> rows = model.LayerTimes();
+  REQUIRE(rows.size() > 10);
+  std::size_t fused = 0;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const dlb::LayerTime& row = rows[i];
+    INFO(row.path << " " << row.name);
+    if (row.times.forward_calls == 0) {
+      // Only an activation that the batch norm before it applies.
+      CHECK(row.name.rfind("ReLU", 0) == 0);
+      CHECK(row.times.backward_calls == 0);
+      ++fused;
+      continue;
+    }
+    CHECK(row.times.forward_calls == 3);
+    CHECK(row.times.backward_calls == 3);
+    CHECK(row.times.forward_seconds > 0);
+    // A block's time includes its children's (the rows after it, one level deeper).
+    double children = 0;
+    for (std::size_t j = i + 1; j < rows.size() && rows[j].depth > row.depth; ++j) {
+      if (rows[j].depth == row.depth + 1) children += rows[j].times.forward_seconds;
+    }
+    CHECK(row.times.forward_seconds >= children);
+  }
+  CHECK(fused >= 3);  // the stem's ReLU and each block's relu after bn1
+  const auto find = [&](const std::string& path) {
+    for (const dlb::LayerTime& row : rows) {
+      if (row.path == path) return row;
+    }
+    FAIL("no row " << path);
+    return dlb::LayerTime{};
+  };
+  CHECK(find("layer1.0.conv1").depth == 2);  // model > layer1 > 0 > conv1
+  CHECK(find("layer2.0.downsample.0").times.backward_calls == 3);
+
+  const std::string table = dlb::FormatLayerTimes(rows);
+  CHECK_THAT(table, Catch::Contains("layer1.0.conv1") && Catch::Contains("fused") &&
+                        Catch::Contains("all layers"));
+
+  // Off: the times stay; on again: from zero.
+  model.SetLayerTiming(false);
+  step();
+  CHECK(model.LayerTimes().front().times.forward_calls == 3);
+  model.SetLayerTiming(true);
+  CHECK(model.LayerTimes().front().times.forward_calls == 0);
+  step();
+  CHECK(model.LayerTimes().front().times.forward_calls == 1);
+}

@@ -34,6 +34,7 @@
 #include "dlb/model/mlp.hpp"
 #include "dlb/model/model.hpp"
 #include "dlb/model/predictor.hpp"
+#include "dlb/model/resnet.hpp"
 #include "dlb/optimizers/adam.hpp"
 #include "dlb/optimizers/adamw.hpp"
 #include "dlb/optimizers/momentum.hpp"
@@ -386,6 +387,15 @@ TEST_CASE("the Fashion-MNIST convnet trains without allocating on two threads, o
     Threads thread_scope(2);
     TrainConvnetWithoutAllocating(FashionMnistConvnet(), x);
   }
+}
+
+TEST_CASE("a residual network trains without allocating with its layers timed") {
+  // ModelNN::SetLayerTiming: two clock reads per layer and pass, and nothing allocated.
+  dlb::ModelNN<float> model = dlb::MakeResNet<float>(
+      {.input = dlb::Shape(1, 8, 8), .classes = kClasses, .widths = {4, 8}, .blocks_per_stage = 1}, 9);
+  model.SetLayerTiming(true);
+  const Matrix<float> x = dlb_test::RandomMatrix<float>(64, kSamples, 25);
+  TrainConvnetWithoutAllocating(std::move(model), x);
 }
 
 TEST_CASE("Predictor::Predict into the caller's matrix allocates nothing after a warm-up call") {

@@ -63,6 +63,7 @@
 #include "dlb/model/builtin_layers.hpp"
 #include "dlb/model/concat.hpp"
 #include "dlb/model/layer_registry.hpp"
+#include "dlb/model/layer_times.hpp"
 #include "dlb/model/mlp.hpp"
 #include "dlb/model/model.hpp"
 #include "dlb/model/predictor.hpp"

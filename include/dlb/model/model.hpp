@@ -21,6 +21,7 @@
 #include "dlb/core/state.hpp"
 #include "dlb/core/types.hpp"
 #include "dlb/layers/layer.hpp"
+#include "dlb/model/layer_times.hpp"
 #include "dlb/model/sequential.hpp"
 
 namespace dlb {
@@ -335,6 +336,25 @@ class ModelNN {
   Index ValuesPerSample() const {
     return CheckedAdd(layers_.ValuesPerSample(), CheckedMultiply(2, InputSize(), "the input"),
                       "the model's memory per sample");
+  }
+
+  /// Starts timing every layer's Forward and Backward, blocks and the layers inside them, from
+  /// zero (on), or stops (off; the times stay readable). Costs two clock reads per layer and
+  /// pass and allocates nothing; layers added later start untimed. Timing a model that several
+  /// threads run at once is not supported (the const inference path, Predictor, is not timed).
+  void SetLayerTiming(bool on) {
+    VisitLayers([on](const std::string&, internal::AnyLayer<T>& layer, int) { layer.SetTiming(on); });
+  }
+
+  /// Each layer's time while timing was on (SetLayerTiming), in Summary()'s order: a block
+  /// before its children (depth one more), whose time includes theirs; an activation applied
+  /// by the layer before it (fused) has no calls of its own. FormatLayerTimes prints them.
+  std::vector<LayerTime> LayerTimes() const {
+    std::vector<LayerTime> rows;
+    VisitLayers([&](const std::string& path, const internal::AnyLayer<T>& layer, int depth) {
+      rows.push_back({path, layer.Name(), depth, layer.PassTimes()});
+    });
+    return rows;
   }
 
   /// The model summary: one line per layer, the layers inside blocks indented under them,

@@ -5,6 +5,7 @@
 /// and the capabilities the library finds through it: a block's children, batch statistics,
 /// state checks, working memory, copies.
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -22,6 +23,7 @@
 #include "dlb/layers/activations.hpp"
 #include "dlb/layers/layer.hpp"
 #include "dlb/layers/layer_spec.hpp"
+#include "dlb/model/layer_times.hpp"
 
 namespace dlb::internal {
 
@@ -56,6 +58,11 @@ class AnyLayer {
   virtual void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode mode) = 0;
   virtual void Backward(const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& y,
                         const ConstMatrixRef<T>& dy, Matrix<T>* dx) = 0;
+  /// Starts timing this layer's Forward and Backward from zero (on) or stops (off; the times
+  /// stay as they are): see ModelNN::SetLayerTiming. A copy (Clone) starts untimed.
+  virtual void SetTiming(bool on) = 0;
+  /// The time of the passes while timing was on, the layer's children's included.
+  virtual const LayerPassTimes& PassTimes() const = 0;
   virtual std::vector<Parameter<T>> Parameters() = 0;
   virtual std::vector<StateRef<T>> State() = 0;
   /// Everything State() and Parameters() list, in PyTorch's state_dict order: a leaf's
@@ -107,12 +114,29 @@ class LayerAdapter final : public AnyLayer<typename L::Scalar> {
   }
   const Shape& CurrentOutputShape() const override { return output_shape_; }
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode mode) override {
+    if (!timing_) {
+      layer_.Forward(x, y, mode);
+      return;
+    }
+    const auto start = std::chrono::steady_clock::now();
     layer_.Forward(x, y, mode);
+    AddPassTime(start, times_.forward_seconds, times_.forward_calls);
   }
   void Backward(const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& y,
                 const ConstMatrixRef<T>& dy, Matrix<T>* dx) override {
+    if (!timing_) {
+      layer_.Backward(x, y, dy, dx);
+      return;
+    }
+    const auto start = std::chrono::steady_clock::now();
     layer_.Backward(x, y, dy, dx);
+    AddPassTime(start, times_.backward_seconds, times_.backward_calls);
   }
+  void SetTiming(bool on) override {
+    if (on) times_ = {};
+    timing_ = on;
+  }
+  const LayerPassTimes& PassTimes() const override { return times_; }
   std::vector<Parameter<T>> Parameters() override {
     if constexpr (LayerWithParameters<L>) {
       return layer_.Parameters();
@@ -214,6 +238,8 @@ class LayerAdapter final : public AnyLayer<typename L::Scalar> {
  private:
   L layer_;
   Shape output_shape_{0, 0, 0};
+  bool timing_ = false;  // SetTiming: whether Forward and Backward add to times_
+  LayerPassTimes times_;
 };
 
 /// `layer` as a LayerPointer.
