@@ -111,31 +111,40 @@ int main(int argc, char** argv) {
   // The network of dlb::MakeResNet: stem conv + bn + relu; stages of two BasicBlocks at 16,
   // 32, 64 channels (conv3x3-bn-relu-conv3x3-bn, + shortcut, relu); the first block of
   // stages 2 and 3 strided, with a 1x1 strided conv + bn shortcut.
+  // One stage: `blocks` BasicBlocks at `out` channels from `in`, on planes of `side` after the
+  // stage (the first block strided when `side` halves), as the table's rows.
+  struct Stage {
+    Index in, out, side;
+  };
+  const Stage stages[] = {{16, 16, 28}, {16, 32, 14}, {32, 64, 7}};
   TimeLayer("conv 1->16 3x3 (1x28x28)", Conv(1, 16, 3, 1), Shape(1, 28, 28), 1,
             ConvFlops(1, 16, 3, 28), batch, rounds, totals, /*first=*/true);
-  TimeLayer("conv 16->16 3x3 (16x28x28)", Conv(16, 16, 3, 1), Shape(16, 28, 28), 4,
-            ConvFlops(16, 16, 3, 28), batch, rounds, totals);
-  TimeLayer("bn+relu (16x28x28)", BatchNormRelu(16), Shape(16, 28, 28), 3, 0, batch, rounds, totals);
-  TimeLayer("bn (16x28x28)", dlb::BatchNorm2D<float>(16), Shape(16, 28, 28), 2, 0, batch, rounds,
-            totals);
-  TimeLayer("conv 16->32 3x3 s2 (16x28x28)", Conv(16, 32, 3, 2), Shape(16, 28, 28), 1,
-            ConvFlops(16, 32, 3, 14), batch, rounds, totals);
-  TimeLayer("conv 16->32 1x1 s2 (16x28x28)", Conv(16, 32, 1, 2), Shape(16, 28, 28), 1,
-            ConvFlops(16, 32, 1, 14), batch, rounds, totals);
-  TimeLayer("conv 32->32 3x3 (32x14x14)", Conv(32, 32, 3, 1), Shape(32, 14, 14), 3,
-            ConvFlops(32, 32, 3, 14), batch, rounds, totals);
-  TimeLayer("bn+relu (32x14x14)", BatchNormRelu(32), Shape(32, 14, 14), 2, 0, batch, rounds, totals);
-  TimeLayer("bn (32x14x14)", dlb::BatchNorm2D<float>(32), Shape(32, 14, 14), 3, 0, batch, rounds,
-            totals);
-  TimeLayer("conv 32->64 3x3 s2 (32x14x14)", Conv(32, 64, 3, 2), Shape(32, 14, 14), 1,
-            ConvFlops(32, 64, 3, 7), batch, rounds, totals);
-  TimeLayer("conv 32->64 1x1 s2 (32x14x14)", Conv(32, 64, 1, 2), Shape(32, 14, 14), 1,
-            ConvFlops(32, 64, 1, 7), batch, rounds, totals);
-  TimeLayer("conv 64->64 3x3 (64x7x7)", Conv(64, 64, 3, 1), Shape(64, 7, 7), 3,
-            ConvFlops(64, 64, 3, 7), batch, rounds, totals);
-  TimeLayer("bn+relu (64x7x7)", BatchNormRelu(64), Shape(64, 7, 7), 2, 0, batch, rounds, totals);
-  TimeLayer("bn (64x7x7)", dlb::BatchNorm2D<float>(64), Shape(64, 7, 7), 3, 0, batch, rounds,
-            totals);
+  for (const Stage& stage : stages) {
+    const bool strided = stage.in != stage.out;
+    const Index in_side = strided ? 2 * stage.side : stage.side;
+    const Shape input(stage.in, in_side, in_side), output(stage.out, stage.side, stage.side);
+    const std::string in_text = " (" + std::to_string(stage.in) + "x" +
+                                std::to_string(in_side) + "x" + std::to_string(in_side) + ")";
+    const std::string out_text = " (" + std::to_string(stage.out) + "x" +
+                                 std::to_string(stage.side) + "x" + std::to_string(stage.side) + ")";
+    const std::string same = "conv " + std::to_string(stage.out) + "->" + std::to_string(stage.out);
+    if (strided) {
+      const std::string to = "conv " + std::to_string(stage.in) + "->" + std::to_string(stage.out);
+      TimeLayer(to + " 3x3 s2" + in_text, Conv(stage.in, stage.out, 3, 2), input, 1,
+                ConvFlops(stage.in, stage.out, 3, stage.side), batch, rounds, totals);
+      TimeLayer(to + " 1x1 s2" + in_text, Conv(stage.in, stage.out, 1, 2), input, 1,
+                ConvFlops(stage.in, stage.out, 1, stage.side), batch, rounds, totals);
+    }
+    // 2 blocks x 2 convolutions, less the strided one; bn1 of each block fused with its ReLU
+    // (and the stem's batch norm in the first stage); bn2 of each block and the shortcut's.
+    TimeLayer(same + " 3x3" + out_text, Conv(stage.out, stage.out, 3, 1), output,
+              strided ? 3 : 4, ConvFlops(stage.out, stage.out, 3, stage.side), batch, rounds,
+              totals);
+    TimeLayer("bn+relu" + out_text, BatchNormRelu(stage.out), output, strided ? 2 : 3, 0, batch,
+              rounds, totals);
+    TimeLayer("bn" + out_text, dlb::BatchNorm2D<float>(stage.out), output, strided ? 3 : 2, 0,
+              batch, rounds, totals);
+  }
   std::printf("every layer above: %.1f ms per batch, convolutions %.1f ms (%.0f%%)\n",
               totals.seconds * 1e3, totals.conv_seconds * 1e3,
               100 * totals.conv_seconds / totals.seconds);
