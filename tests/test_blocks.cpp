@@ -322,10 +322,12 @@ TEST_CASE("ModelNN::SetLayerTiming times every layer's passes, blocks and their 
     if (row.times.forward_calls == 0) {
       // Only an activation that the batch norm before it applies.
       CHECK(row.name.rfind("ReLU", 0) == 0);
+      CHECK(row.fused_into == rows[i - 1].path);
       CHECK(row.times.backward_calls == 0);
       ++fused;
       continue;
     }
+    CHECK(row.fused_into.empty());
     CHECK(row.times.forward_calls == 3);
     CHECK(row.times.backward_calls == 3);
     CHECK(row.times.forward_seconds > 0);
@@ -348,7 +350,8 @@ TEST_CASE("ModelNN::SetLayerTiming times every layer's passes, blocks and their 
   CHECK(find("layer2.0.downsample.0").times.backward_calls == 3);
 
   const std::string table = dlb::FormatLayerTimes(rows);
-  CHECK_THAT(table, Catch::Contains("layer1.0.conv1") && Catch::Contains("fused") &&
+  CHECK_THAT(table, Catch::Contains("layer1.0.conv1") &&
+                        Catch::Contains("layer1.0.relu") && Catch::Contains("fused into layer1.0.bn1") &&
                         Catch::Contains("all layers"));
 
   // Off: the times stay; on again: from zero.

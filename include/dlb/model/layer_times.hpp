@@ -23,18 +23,20 @@ struct LayerPassTimes {
 
 /// One row of ModelNN::LayerTimes: the layer's path ("layer1.0.conv1"), its name
 /// ("Conv2D(16 -> 16, 3x3, pad 1)"), its depth (0: a layer of the model; a block's children
-/// one deeper) and its times.
+/// one deeper), its times and, for an activation that the layer before it applies in its own
+/// passes (fused), that layer's path.
 struct LayerTime {
   std::string path;
   std::string name;
   int depth = 0;
   LayerPassTimes times;
+  std::string fused_into;  ///< empty unless fused; such a layer runs no pass of its own
 };
 
 /// A table of `layers` (ModelNN::LayerTimes), one line per layer, indented by depth: forward
 /// and backward milliseconds per call, the layer's total seconds and its share of the model's
-/// layers (the sum over depth 0; a block's share includes its children's). "fused" marks a
-/// layer that ran no pass of its own, the activation a layer before it applied.
+/// layers (the sum over depth 0; a block's share includes its children's). A fused activation
+/// shows "fused into PATH", a layer that ran no pass while timed "not run".
 inline std::string FormatLayerTimes(const std::vector<LayerTime>& layers) {
   double model_seconds = 0;
   for (const LayerTime& layer : layers) {
@@ -52,8 +54,9 @@ inline std::string FormatLayerTimes(const std::vector<LayerTime>& layers) {
     const LayerPassTimes& t = layer.times;
     const std::string label = std::string(static_cast<std::size_t>(2 * layer.depth), ' ') + layer.path;
     if (t.forward_calls == 0 && t.backward_calls == 0) {
-      std::snprintf(line, sizeof line, "%-32s %12s %12s %10s %7s\n", label.c_str(), "fused", "-",
-                    "-", "-");
+      const std::string why =
+          layer.fused_into.empty() ? std::string("not run") : "fused into " + layer.fused_into;
+      std::snprintf(line, sizeof line, "%-32s %s\n", label.c_str(), why.c_str());
     } else {
       const double total = t.forward_seconds + t.backward_seconds;
       std::snprintf(line, sizeof line, "%-32s %12.3f %12.3f %10.3f %6.1f%%\n", label.c_str(),

@@ -351,8 +351,11 @@ class ModelNN {
   /// by the layer before it (fused) has no calls of its own. FormatLayerTimes prints them.
   std::vector<LayerTime> LayerTimes() const {
     std::vector<LayerTime> rows;
+    const internal::AnyLayer<T>* previous = nullptr;
     VisitLayers([&](const std::string& path, const internal::AnyLayer<T>& layer, int depth) {
-      rows.push_back({path, layer.Name(), depth, layer.PassTimes()});
+      rows.push_back({path, layer.Name(), depth, layer.PassTimes(),
+                      AppliedBy(previous, layer) ? rows.back().path : std::string()});
+      previous = &layer;
     });
     return rows;
   }
@@ -367,8 +370,6 @@ class ModelNN {
     };
     std::vector<Row> rows = {{"name", "layer", "output shape", "parameters"},
                              {"(input)", "", input_shape_.ToString(), ""}};
-    // A layer that applies the activation after it (see Sequential: fusion) has no children,
-    // so that activation is the next layer visited.
     const internal::AnyLayer<T>* previous = nullptr;
     std::string previous_path;
     VisitLayers([&](const std::string& path, const internal::AnyLayer<T>& layer, int depth) {
@@ -377,8 +378,7 @@ class ModelNN {
         count += p.value->size();
       }
       std::string name = layer.Name();
-      if (previous != nullptr && layer.ActivationKind() != Activation::None &&
-          previous->FusedActivation() == layer.ActivationKind()) {
+      if (AppliedBy(previous, layer)) {
         name += " (fused into " + previous_path + ")";
       }
       rows.push_back({std::string(2 * static_cast<std::size_t>(depth), ' ') + path, name,
@@ -411,6 +411,14 @@ class ModelNN {
   static void Visit(const std::string& path, internal::AnyLayer<T>& layer, int depth, F& f) {
     f(path, layer, depth);
     for (auto& child : layer.Children()) Visit(path + "." + child.name, *child.layer, depth + 1, f);
+  }
+
+  /// Whether `layer` is an activation that `previous`, the layer visited before it, applies
+  /// in its own passes (fused, see Sequential): a layer that fuses has no children, so the
+  /// activation it applies is the next layer visited.
+  static bool AppliedBy(const internal::AnyLayer<T>* previous, const internal::AnyLayer<T>& layer) {
+    return previous != nullptr && layer.ActivationKind() != Activation::None &&
+           previous->FusedActivation() == layer.ActivationKind();
   }
 
   /// "layer 3" for a layer named by its index, the path otherwise ("layer1.0.conv2").
