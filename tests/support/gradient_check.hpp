@@ -70,11 +70,12 @@ void CheckLayerGradients(L& layer, const dlb::Matrix<double>& x0, std::uint64_t 
     return (r.array() * y.array()).sum();
   };
 
-  const dlb::Matrix<double> numeric_dx = NumericGradient(objective, x);
+  constexpr double kStep = 1e-4;  // of the differences, and of their rounding noise below
+  const dlb::Matrix<double> numeric_dx = NumericGradient(objective, x, kStep);
   std::vector<std::pair<std::string, dlb::Matrix<double>>> numeric_params;
   if constexpr (dlb::LayerWithParameters<L>) {
     for (auto& p : layer.Parameters()) {
-      numeric_params.emplace_back(p.name, NumericGradient(objective, *p.value));
+      numeric_params.emplace_back(p.name, NumericGradient(objective, *p.value, kStep));
     }
   }
 
@@ -83,7 +84,7 @@ void CheckLayerGradients(L& layer, const dlb::Matrix<double>& x0, std::uint64_t 
   layer.Forward(x, y, mode);
   dlb::Matrix<double> dx;
   layer.Backward(x, y, r, &dx);
-  const double floor = dlb::testing::ErrorFloor((r.array() * y.array()).abs().sum(), 1e-4, tol);
+  const double floor = dlb::testing::ErrorFloor((r.array() * y.array()).abs().sum(), kStep, tol);
   CheckGradient(layer.Name() + " input", dx, numeric_dx, tol, floor);
   if constexpr (dlb::LayerWithParameters<L>) {
     auto params = layer.Parameters();

@@ -33,15 +33,22 @@ struct LayerTime {
   std::string fused_into;  ///< empty unless fused; such a layer runs no pass of its own
 };
 
+/// The seconds of all of the model's layers: the sum over the rows of depth 0 (a block's time
+/// includes its children's, so deeper rows are not added again).
+inline double TotalLayerSeconds(const std::vector<LayerTime>& layers) {
+  double seconds = 0;
+  for (const LayerTime& layer : layers) {
+    if (layer.depth == 0) seconds += layer.times.forward_seconds + layer.times.backward_seconds;
+  }
+  return seconds;
+}
+
 /// A table of `layers` (ModelNN::LayerTimes), one line per layer, indented by depth: forward
 /// and backward milliseconds per call, the layer's total seconds and its share of the model's
 /// layers (the sum over depth 0; a block's share includes its children's). A fused activation
 /// shows "fused into PATH", a layer that ran no pass while timed "not run".
 inline std::string FormatLayerTimes(const std::vector<LayerTime>& layers) {
-  double model_seconds = 0;
-  for (const LayerTime& layer : layers) {
-    if (layer.depth == 0) model_seconds += layer.times.forward_seconds + layer.times.backward_seconds;
-  }
+  const double model_seconds = TotalLayerSeconds(layers);
   std::string text;
   char line[256];
   std::snprintf(line, sizeof line, "%-32s %12s %12s %10s %7s\n", "layer", "forward ms",
@@ -74,10 +81,16 @@ inline std::string FormatLayerTimes(const std::vector<LayerTime>& layers) {
 
 namespace internal {
 
-/// Adds the time since `start` to `seconds` and one to `calls`: a pass that finished (one that
-/// threw is not counted).
-inline void AddPassTime(std::chrono::steady_clock::time_point start, double& seconds,
-                        Index& calls) {
+/// Runs `pass`; when `timed`, adds its time to `seconds` and one to `calls` (a pass that
+/// throws is not counted), without reading the clock otherwise.
+template <class Pass>
+void TimedPass(bool timed, double& seconds, Index& calls, Pass&& pass) {
+  if (!timed) {
+    pass();
+    return;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  pass();
   seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ++calls;
 }

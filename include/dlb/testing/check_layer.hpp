@@ -173,8 +173,13 @@ CheckLayerReport CheckLayer(L layer, const Shape& input_shape, const CheckLayerO
   const auto numeric = [&](Matrix<double>& values) {
     return NumericGradient(objective, values, options.step);
   };
-  // Set from the unperturbed pass below: entries within the quotients' rounding noise pass.
-  double error_floor = 1e-8;
+  const Matrix<double> numeric_dx = numeric(x);
+  std::vector<Matrix<double>> numeric_params;
+  for (auto& p : any.Parameters()) numeric_params.push_back(numeric(*p.value));
+  objective();  // back at the unperturbed point, where Backward runs
+  // Entries within the difference quotients' rounding noise pass (see ErrorFloor).
+  const double error_floor =
+      ErrorFloor((r.array() * y.array()).abs().sum(), options.step, options.tolerance);
   const auto compare = [&](const std::string& what, const Matrix<double>& analytic,
                            const Matrix<double>& expected) {
     if (analytic.rows() != expected.rows() || analytic.cols() != expected.cols()) {
@@ -193,11 +198,6 @@ CheckLayerReport CheckLayer(L layer, const Shape& input_shape, const CheckLayerO
       }
     }
   };
-  const Matrix<double> numeric_dx = numeric(x);
-  std::vector<Matrix<double>> numeric_params;
-  for (auto& p : any.Parameters()) numeric_params.push_back(numeric(*p.value));
-  objective();
-  error_floor = ErrorFloor((r.array() * y.array()).abs().sum(), options.step, options.tolerance);
   Matrix<double> dx;
   any.Backward(x, y, r, &dx);
   compare("dX", dx, numeric_dx);

@@ -5,7 +5,6 @@
 /// and the capabilities the library finds through it: a block's children, batch statistics,
 /// state checks, working memory, copies.
 
-#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -114,23 +113,13 @@ class LayerAdapter final : public AnyLayer<typename L::Scalar> {
   }
   const Shape& CurrentOutputShape() const override { return output_shape_; }
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode mode) override {
-    if (!timing_) {
-      layer_.Forward(x, y, mode);
-      return;
-    }
-    const auto start = std::chrono::steady_clock::now();
-    layer_.Forward(x, y, mode);
-    AddPassTime(start, times_.forward_seconds, times_.forward_calls);
+    TimedPass(timing_, times_.forward_seconds, times_.forward_calls,
+              [&] { layer_.Forward(x, y, mode); });
   }
   void Backward(const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& y,
                 const ConstMatrixRef<T>& dy, Matrix<T>* dx) override {
-    if (!timing_) {
-      layer_.Backward(x, y, dy, dx);
-      return;
-    }
-    const auto start = std::chrono::steady_clock::now();
-    layer_.Backward(x, y, dy, dx);
-    AddPassTime(start, times_.backward_seconds, times_.backward_calls);
+    TimedPass(timing_, times_.backward_seconds, times_.backward_calls,
+              [&] { layer_.Backward(x, y, dy, dx); });
   }
   void SetTiming(bool on) override {
     if (on) times_ = {};
