@@ -314,8 +314,9 @@ int main(int argc, char** argv) {
       dlb::TrainEpoch(context, loss, callbacks, &guard);
       const double scale = static_cast<double>(train.NumBatches()) / static_cast<double>(timed_batches);
       if (epoch > warmup) {
-        timed_seconds += Seconds(start);
-        epoch_seconds.push_back(Seconds(start) * scale);
+        const double seconds = Seconds(start);
+        timed_seconds += seconds;
+        epoch_seconds.push_back(seconds * scale);
       }
     }
     model.SetLayerTiming(false);  // not the evaluation below
@@ -357,10 +358,7 @@ int main(int argc, char** argv) {
     }
     if (layer_times) {
       const std::vector<dlb::LayerTime> rows = model.LayerTimes();
-      double layer_seconds = 0;
-      for (const dlb::LayerTime& row : rows) {
-        if (row.depth == 0) layer_seconds += row.times.forward_seconds + row.times.backward_seconds;
-      }
+      const double layer_seconds = dlb::TotalLayerSeconds(rows);
       std::FILE* out = json ? stderr : stdout;
       std::fprintf(out, "%s  the layers took %.3f s of the timed batches' %.3f s (%.1f%%); the rest: "
                    "loss, optimizer, batches, divergence checks\n",

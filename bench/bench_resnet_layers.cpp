@@ -65,7 +65,7 @@ void TimeLayer(const std::string& name, L layer, const Shape& input, int count, 
     std::snprintf(rate, sizeof rate, "%6.0f %6.0f", flops * batch / forward / 1e9,
                   (first ? 1 : 2) * flops * batch / backward / 1e9);
   }
-  std::printf("%-30s %3d %9.2f %9.2f %9.2f  %s\n", name.c_str(), count, forward * 1e3,
+  std::printf("%-36s %3d %9.2f %9.2f %9.2f  %s\n", name.c_str(), count, forward * 1e3,
               backward * 1e3, all * 1e3, rate);
 }
 
@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
 
   std::printf("ResNet layers alone: threads=%d batch=%lld, fastest of %d passes; products: %s\n",
               threads, static_cast<long long>(batch), rounds, dlb::GemmEngineDescription().c_str());
-  std::printf("%-30s %3s %9s %9s %9s  %s\n", "layer (input)", "n", "fwd ms", "bwd ms",
+  std::printf("%-36s %3s %9s %9s %9s  %s\n", "layer (input)", "n", "fwd ms", "bwd ms",
               "n x ms", "GFLOP/s fwd bwd");
   Totals totals;
   // The network of dlb::MakeResNet: stem conv + bn + relu; stages of two BasicBlocks at 16,
@@ -117,16 +117,15 @@ int main(int argc, char** argv) {
     Index in, out, side;
   };
   const Stage stages[] = {{16, 16, 28}, {16, 32, 14}, {32, 64, 7}};
-  TimeLayer("conv 1->16 3x3 (1x28x28)", Conv(1, 16, 3, 1), Shape(1, 28, 28), 1,
+  const Shape image(1, 28, 28);
+  TimeLayer("conv 1->16 3x3 (" + image.ToString() + ")", Conv(1, 16, 3, 1), image, 1,
             ConvFlops(1, 16, 3, 28), batch, rounds, totals, /*first=*/true);
   for (const Stage& stage : stages) {
     const bool strided = stage.in != stage.out;
     const Index in_side = strided ? 2 * stage.side : stage.side;
     const Shape input(stage.in, in_side, in_side), output(stage.out, stage.side, stage.side);
-    const std::string in_text = " (" + std::to_string(stage.in) + "x" +
-                                std::to_string(in_side) + "x" + std::to_string(in_side) + ")";
-    const std::string out_text = " (" + std::to_string(stage.out) + "x" +
-                                 std::to_string(stage.side) + "x" + std::to_string(stage.side) + ")";
+    const std::string in_text = " (" + input.ToString() + ")";
+    const std::string out_text = " (" + output.ToString() + ")";
     const std::string same = "conv " + std::to_string(stage.out) + "->" + std::to_string(stage.out);
     if (strided) {
       const std::string to = "conv " + std::to_string(stage.in) + "->" + std::to_string(stage.out);
