@@ -51,11 +51,14 @@ set_target_properties(dlb_compiled PROPERTIES EXPORT_NAME compiled POSITION_INDE
 if(NOT (DLB_INSTALL AND DLB_INSTALL_COMPILED))
   set_target_properties(dlb_compiled PROPERTIES EXCLUDE_FROM_ALL ON)
 endif()
-# The file and export code (src/compiled/files.cpp) needs zlib; model files and checkpoints
-# (serialization.cpp) need nlohmann-json, and are compiled in only where it is found: the
-# target then defines DLB_COMPILED_SERIALIZATION, under which their headers declare them
-# extern. A program that does not call them links none of these objects.
-target_sources(dlb_compiled PRIVATE ${PROJECT_SOURCE_DIR}/src/compiled/files.cpp)
+# The file and export code (src/compiled/files.cpp) and the non-template functions that
+# headers define in impl/*.ipp files (functions.cpp, see dlb/core/linkage.hpp) need zlib;
+# model files and checkpoints (serialization.cpp) need nlohmann-json, and are compiled in
+# only where it is found: the target then defines DLB_COMPILED_SERIALIZATION, under which
+# their headers declare them extern. A program that does not call them links none of these
+# objects.
+target_sources(dlb_compiled PRIVATE ${PROJECT_SOURCE_DIR}/src/compiled/files.cpp
+                                    ${PROJECT_SOURCE_DIR}/src/compiled/functions.cpp)
 target_link_libraries(dlb_compiled PUBLIC dlb_io)
 target_compile_definitions(dlb_compiled INTERFACE DLB_COMPILED)
 if(TARGET dlb_serialization)

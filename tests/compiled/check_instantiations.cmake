@@ -4,14 +4,18 @@
 # Symbols looked for: code that only an instantiation of the layer adapter, the model, the
 # training loop, the ONNX export or (with -DSERIALIZATION=1) the model files would define,
 # including a non-template function that only those instantiations call (ParseLayers): the
-# extern declarations of LoadModel also keep the JSON code out of the program's object.
+# extern declarations of LoadModel also keep the JSON code out of the program's object; and
+# non-template functions the program calls itself (WriteFileAtomically, SameFile), which
+# their headers only declare under DLB_COMPILED (dlb/core/linkage.hpp).
 set(patterns
   "dlb::internal::LayerAdapter<dlb::Linear<float> >::Forward"
   "dlb::Linear<float>::Forward"
   "dlb::ModelNN<float>::Backward"
   "dlb::TrainModel<float, dlb::CrossEntropyLoss<float> >"
   "dlb::internal::LayerAdapter<dlb::Conv2D<double> >::Backward"
-  "dlb::ExportOnnxModel<double>")
+  "dlb::ExportOnnxModel<double>"
+  "dlb::WriteFileAtomically"
+  "dlb::SameFile")
 if(SERIALIZATION)
   list(APPEND patterns "dlb::LoadModel<float>" "dlb::Save<float>" "dlb::internal::ParseLayers")
 endif()
@@ -40,4 +44,4 @@ if(failures)
   message(FATAL_ERROR "${failures}")
 endif()
 list(LENGTH patterns count)
-message(STATUS "${count} instantiations: in the header-only object, not in the DLB_COMPILED one")
+message(STATUS "${count} functions: in the header-only object, not in the DLB_COMPILED one")

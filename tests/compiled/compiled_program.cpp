@@ -1,21 +1,25 @@
 // A program that uses the compiled part (dlb::compiled): trains two small models, a float
 // MLP with CrossEntropyLoss and Adam, and a double CNN (Conv2D, BatchNorm2D, MaxPool2D,
 // GlobalAvgPool) with MseLoss and SGD, through TrainModel, and checks that the loss went down;
-// then exports the CNN to ONNX and, where nlohmann-json is found, saves the MLP and loads it
-// back (the file code dlb::compiled also instantiates).
+// then exports the CNN to ONNX, writes the export with the file primitives (non-template
+// functions that dlb::compiled defines once) and, where nlohmann-json is found, saves the MLP
+// and loads it back (the file code dlb::compiled also instantiates).
 // Built against dlb::compiled, so that a change of the library's templates that breaks the
 // explicit instantiations (src/compiled/) or their extern declarations (dlb/compiled.hpp)
 // fails this build. Built a second time header-only (the same source), so that CTest can
 // check, from the objects' symbols, that the compiled build really skipped the instantiations.
 #include <dlb/dlb.hpp>
+#include <dlb/io.hpp>
 #include <dlb/onnx.hpp>
 #if __has_include(<nlohmann/json.hpp>)
 #include <dlb/serialization.hpp>
 #define DLB_TEST_SERIALIZATION 1
 #endif
 
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <string>
 
 namespace {
 
@@ -87,7 +91,18 @@ bool TrainDoubleCnn() {
   std::printf("double CNN: train loss %.4f -> %.4f\n", first, last);
   const dlb::OnnxExport exported = dlb::ExportOnnxModel(model);
   std::printf("double CNN as ONNX: %zu bytes\n", exported.bytes.size());
-  return last < first && !exported.bytes.empty();
+  // The file primitives are non-template functions (dlb/core/linkage.hpp): with
+  // dlb::compiled the program has their declarations only and links their definitions.
+  const std::filesystem::path directory = std::filesystem::temp_directory_path();
+  const std::string name = "dlb_compiled_program_cnn.onnx";
+  const std::string path = (directory / name).string();
+  dlb::WriteFileAtomically(path, exported.bytes);
+  const bool same = dlb::SameFile(path, (directory / "." / name).string());
+  const auto written = std::filesystem::file_size(path);
+  std::filesystem::remove(path);
+  std::printf("ONNX file written: %ju bytes, found again under another spelling: %s\n",
+              static_cast<std::uintmax_t>(written), same ? "yes" : "no");
+  return last < first && !exported.bytes.empty() && same && written == exported.bytes.size();
 }
 
 }  // namespace

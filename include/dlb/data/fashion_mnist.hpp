@@ -4,21 +4,16 @@
 /// of 28 x 28 gray pixels in 10 classes, stored as four IDX files (raw or gzip).
 /// data/fetch_fashion_mnist.sh produces them.
 
-#include <sys/stat.h>
-
-#include <cerrno>
 #include <cstdint>
-#include <filesystem>
 #include <limits>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "dlb/core/error.hpp"
+#include "dlb/core/linkage.hpp"
 #include "dlb/core/memory.hpp"
 #include "dlb/core/types.hpp"
 #include "dlb/data/idx.hpp"
-#include "dlb/io/posix_file.hpp"
 
 namespace dlb {
 
@@ -71,27 +66,14 @@ namespace internal {
 /// Whether `path` names something (following symbolic links): false when it does not exist;
 /// throws FileError when it cannot be told, e.g. a loop of symbolic links or a directory that
 /// may not be searched ("Too many levels of symbolic links"), which is not "not found".
-inline bool PathExists(const std::string& path) {
-  struct stat status {};
-  if (::stat(path.c_str(), &status) == 0) return true;
-  const int error = errno;
-  if (error == ENOENT) return false;
-  throw FileError(path, std::nullopt, "cannot open: " + ErrnoText(error));
-}
+/// Whether `path` exists; throws FileError when it cannot be looked up (other than "no such
+/// file").
+DLB_INLINE bool PathExists(const std::string& path);
 
 /// Path of the Fashion-MNIST file `name` in dir: the raw file if present, else name + ".gz".
 /// Throws FileError listing both names tried when neither exists, or naming the one that
 /// cannot be looked up (see PathExists).
-inline std::string FindFashionMnistFile(const std::string& dir, const std::string& name) {
-  const std::filesystem::path base = std::filesystem::path(dir) / name;
-  const std::string raw = base.string();
-  const std::string gz = raw + ".gz";
-  if (PathExists(raw)) return raw;
-  if (PathExists(gz)) return gz;
-  throw FileError(raw, std::nullopt,
-                  "Fashion-MNIST file not found: tried " + raw + " and " + gz +
-                      " (data/fetch_fashion_mnist.sh downloads the data set)");
-}
+DLB_INLINE std::string FindFashionMnistFile(const std::string& dir, const std::string& name);
 
 template <Scalar T>
 void LoadFashionMnistPart(const std::string& dir, const std::string& prefix,
@@ -157,3 +139,7 @@ DLB_COMPILED_FASHION_MNIST(extern, double)
 #endif
 
 }  // namespace dlb
+
+#if DLB_HEADER_DEFINITIONS
+#include "dlb/data/impl/fashion_mnist.ipp"
+#endif

@@ -7,16 +7,11 @@
 ///
 /// POSIX only, like the rest of the library's file handling.
 
-#include <sys/stat.h>
+#include <sys/types.h>
 
-#include <cerrno>
-#include <filesystem>
-#include <optional>
 #include <string>
 
-#include "dlb/core/error.hpp"
-#include "dlb/io/atomic_file.hpp"
-#include "dlb/io/posix_file.hpp"
+#include "dlb/core/linkage.hpp"
 
 namespace dlb {
 
@@ -42,36 +37,14 @@ struct FileIdentity {
 /// The identity of `path` (see FileIdentity). Throws FileError naming `path` when it cannot
 /// be looked up: a loop of symbolic links, a directory that cannot be searched, or, for a
 /// missing file, a directory that does not exist.
-inline FileIdentity IdentifyFile(const std::string& path) {
-  // The same resolution AtomicFileWriter uses, so that the identity is that of the file a
-  // write would replace (reads follow the links to the same file).
-  const internal::OutputTarget target = internal::ResolveOutputTarget(path);
-  FileIdentity identity;
-  if (target.status) {
-    identity.exists = true;
-    identity.device = target.status->st_dev;
-    identity.inode = target.status->st_ino;
-    return identity;
-  }
-  const std::string directory = internal::ParentDirectory(target.path);
-  struct stat status {};
-  if (::stat(directory.c_str(), &status) != 0) {
-    const int error = errno;
-    throw FileError(path, std::nullopt,
-                    (error == ENOENT ? "the directory " + directory + " does not exist"
-                                     : "directory " + directory + ": " + internal::ErrnoText(error)) +
-                        internal::ViaLink(path, target.path));
-  }
-  identity.device = status.st_dev;
-  identity.inode = status.st_ino;
-  identity.name = std::filesystem::path(target.path).filename().string();
-  return identity;
-}
+DLB_INLINE FileIdentity IdentifyFile(const std::string& path);
 
 /// Whether `a` and `b` lead to the same file (IdentifyFile of both agree): writing one would
 /// replace what the other reads or writes. Throws FileError as IdentifyFile does.
-inline bool SameFile(const std::string& a, const std::string& b) {
-  return IdentifyFile(a) == IdentifyFile(b);
-}
+DLB_INLINE bool SameFile(const std::string& a, const std::string& b);
 
 }  // namespace dlb
+
+#if DLB_HEADER_DEFINITIONS
+#include "dlb/io/impl/same_file.ipp"
+#endif

@@ -8,20 +8,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <iostream>
 #include <limits>
 #include <optional>
 #include <ostream>
 #include <string>
 
-#if defined(__unix__) || defined(__APPLE__)
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#endif
-
+#include "dlb/core/linkage.hpp"
 #include "dlb/core/types.hpp"
 #include "dlb/training/callback.hpp"
 
@@ -37,49 +29,19 @@ enum class ProgressMode {
 /// Whether this process is a rank started by an MPI launcher (mpirun, mpiexec): the
 /// environment holds the rank variables of Open MPI (OMPI_COMM_WORLD_SIZE), PMIx (PMIX_RANK)
 /// or the PMI of MPICH and Intel MPI (PMI_RANK).
-inline bool LaunchedByMpi() {
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"}) {
-    if (std::getenv(name) != nullptr) return true;
-  }
-  return false;
-}
+DLB_INLINE bool LaunchedByMpi();
 
 namespace internal {
 
 #if defined(__linux__)
 /// The command name and parent of process `pid` (from /proc/<pid>/stat); false when they
 /// cannot be read.
-inline bool ReadProcess(long pid, std::string& command, long& parent) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-  std::FILE* file = std::fopen(path, "r");
-  if (file == nullptr) return false;
-  char line[1024];
-  const bool read = std::fgets(line, sizeof line, file) != nullptr;
-  std::fclose(file);
-  // "pid (command) state ppid ...": the command may hold spaces and parentheses, so it ends
-  // at the last ')'.
-  const char* begin = read ? std::strchr(line, '(') : nullptr;
-  const char* end = read ? std::strrchr(line, ')') : nullptr;
-  char state = 0;
-  if (begin == nullptr || end == nullptr || end < begin ||
-      std::sscanf(end + 1, " %c %ld", &state, &parent) != 2) {
-    return false;
-  }
-  command.assign(begin + 1, end);
-  return true;
-}
+DLB_INLINE bool ReadProcess(long pid, std::string& command, long& parent);
 #endif
 
 /// Launchers whose ranks' output goes through a pseudo-terminal of the launcher's making:
 /// Open MPI's mpirun (orterun) and its per-host daemon, PRRTE's, and MPICH's Hydra.
-inline bool IsMpiLauncher(const std::string& command) {
-  for (const char* name : {"mpirun", "mpiexec", "orterun", "orted", "prterun", "prted",
-                           "mpiexec.hydra", "hydra_pmi_proxy"}) {
-    if (command == name) return true;
-  }
-  return false;
-}
+DLB_INLINE bool IsMpiLauncher(const std::string& command);
 
 /// For an MPI rank whose descriptor `fd` is a terminal: whether the launcher's own `fd`
 /// reaches a terminal, or nothing when no launcher is found among the rank's ancestors (a
@@ -90,34 +52,7 @@ inline bool IsMpiLauncher(const std::string& command) {
 /// On Linux this finds the nearest ancestor that is a launcher (IsMpiLauncher; through /proc,
 /// past a shell between mpirun and the rank) and asks whether its descriptor is a terminal.
 /// A daemon on another host (orted) writes to no terminal: its ranks print summary lines.
-inline std::optional<bool> LauncherOutputIsTerminal(int fd) {
-#if defined(__linux__)
-  long pid = static_cast<long>(::getppid());
-  for (int hop = 0; hop < 16 && pid > 1; ++hop) {
-    std::string command;
-    long parent = -1;
-    if (!ReadProcess(pid, command, parent)) return std::nullopt;
-    if (IsMpiLauncher(command)) {
-      char path[64];
-      std::snprintf(path, sizeof path, "/proc/%ld/fd/%d", pid, fd);
-      struct stat status {};
-      if (::stat(path, &status) != 0 || !S_ISCHR(status.st_mode)) return false;
-      // A character device: a terminal or something like /dev/null. Non-blocking, and no
-      // controlling terminal is acquired by opening it.
-      const int launcher = ::open(path, O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-      if (launcher < 0) return false;
-      const bool terminal = ::isatty(launcher) == 1;
-      ::close(launcher);
-      return terminal;
-    }
-    pid = parent;
-  }
-  return std::nullopt;
-#else
-  (void)fd;
-  return std::nullopt;
-#endif
-}
+DLB_INLINE std::optional<bool> LauncherOutputIsTerminal(int fd);
 
 }  // namespace internal
 
@@ -127,20 +62,7 @@ inline std::optional<bool> LauncherOutputIsTerminal(int fd) {
 /// the launcher's own output is a terminal too (internal::LauncherOutputIsTerminal): Open MPI
 /// gives ranks a pseudo-terminal even when `mpirun ... > log` writes to a file, where "\r"
 /// and escape codes do not belong. False for every other stream.
-inline bool IsTerminal(const std::ostream& out) {
-#if defined(__unix__) || defined(__APPLE__)
-  int fd = -1;
-  if (&out == &std::cout) fd = STDOUT_FILENO;
-  if (&out == &std::cerr || &out == &std::clog) fd = STDERR_FILENO;
-  if (fd < 0 || ::isatty(fd) != 1) return false;
-  const char* term = std::getenv("TERM");
-  if (term != nullptr && std::strcmp(term, "dumb") == 0) return false;
-  return !LaunchedByMpi() || internal::LauncherOutputIsTerminal(fd).value_or(true);
-#else
-  (void)out;
-  return false;
-#endif
-}
+DLB_INLINE bool IsTerminal(const std::ostream& out);
 
 /// The notebook's line: "Epoch    3 / 10: | Train Loss:  0.345 | Val Loss:  0.371 |
 /// Train Acc:  0.874 | Val Acc:  0.866 | Epoch Time:  1.234 |". The accuracies are
@@ -148,30 +70,11 @@ inline bool IsTerminal(const std::ostream& out) {
 /// correctly (the notebook called them "Score"); for real-valued targets the score named by
 /// s.score_kind ("Train R2: ...", "Train Bin Acc: ..."). The line is never truncated, however
 /// large the numbers.
-inline std::string FormatEpoch(const EpochStats& s, int epochs) {
-  const char* score = s.score_kind == ScoreKind::R2               ? "R2"
-                      : s.score_kind == ScoreKind::BinaryAccuracy ? "Bin Acc"
-                                                                  : "Acc";
-  auto print = [&](char* out, std::size_t size) {
-    return std::snprintf(
-        out, size,
-        "Epoch %4d / %d: | Train Loss: %6.3f | Val Loss: %6.3f | Train %s: %6.3f | "
-        "Val %s: %6.3f | Epoch Time: %6.3f |",
-        s.epoch, epochs, s.train_loss, s.val_loss, score, s.train_score, score, s.val_score, s.seconds);
-  };
-  std::string line(static_cast<std::size_t>(print(nullptr, 0)), '\0');
-  print(line.data(), line.size() + 1);  // the +1 is the terminator std::string already holds
-  return line;
-}
+DLB_INLINE std::string FormatEpoch(const EpochStats& s, int epochs);
 
 /// Writes a duration as "0:07", "12:34" or "1:02:03" (hours:minutes:seconds) into `out`
 /// (at least 16 bytes); "?" when it is not finite or negative. Returns the length.
-inline int FormatDuration(char* out, std::size_t size, double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0 || seconds > 1e9) return std::snprintf(out, size, "?");
-  const long total = std::lround(seconds);
-  if (total < 3600) return std::snprintf(out, size, "%ld:%02ld", total / 60, total % 60);
-  return std::snprintf(out, size, "%ld:%02ld:%02ld", total / 3600, total / 60 % 60, total % 60);
-}
+DLB_INLINE int FormatDuration(char* out, std::size_t size, double seconds);
 
 /// The live line for the context's current batch, written into `out` without allocating:
 /// "Epoch 3 / 10 | batch 120 / 234 | 10234 samples/s | loss 0.4123 | 0:07 left".
@@ -245,3 +148,7 @@ class ProgressLine : public Callback<T> {
 };
 
 }  // namespace dlb
+
+#if DLB_HEADER_DEFINITIONS
+#include "dlb/training/impl/progress.ipp"
+#endif
