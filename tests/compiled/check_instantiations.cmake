@@ -17,7 +17,8 @@ set(patterns
   "dlb::WriteFileAtomically"
   "dlb::SameFile")
 if(SERIALIZATION)
-  list(APPEND patterns "dlb::LoadModel<float>" "dlb::Save<float>" "dlb::internal::ParseLayers")
+  list(APPEND patterns "dlb::LoadModel<float>" "dlb::Save<float>" "dlb::internal::ParseLayers"
+       "dlb::ReadSafetensors")
 endif()
 function(defined_symbols object out)
   execute_process(COMMAND ${NM} -C --defined-only ${object}

@@ -18,6 +18,15 @@
 ///    the one definition of each function, with external linkage.
 /// Code whose body depends on a configuration macro a program may set differently from the
 /// library (OpenMP, the BLAS, Eigen's alignment) stays inline in its header.
+///
+/// The parts that need nlohmann-json (safetensors files, model files, checkpoints) follow the
+/// same rule with DLB_SERIALIZATION_INLINE and DLB_SERIALIZATION_DEFINITIONS, keyed on
+/// DLB_COMPILED_SERIALIZATION (dlb::compiled defines it where it was built with nlohmann-json,
+/// in src/compiled/serialization.cpp, which defines DLB_COMPILED_SERIALIZATION_FUNCTIONS).
+/// Their definitions files hold the templates that use JSON too (Save, LoadModel,
+/// SaveCheckpoint ...): the library instantiates them for float and double, the only scalar
+/// types a file can hold, so a program that links it reads neither those templates nor
+/// `<nlohmann/json.hpp>` (about 1 s of compile time, more than Eigen/Core).
 
 #if defined(DLB_COMPILED_FUNCTIONS)
 #define DLB_INLINE
@@ -32,4 +41,18 @@
 /// 1 where a header includes its definitions file (impl/NAME.ipp), 0 where the program links
 /// dlb::compiled instead.
 #define DLB_HEADER_DEFINITIONS 1
+#endif
+
+#if defined(DLB_COMPILED_SERIALIZATION_FUNCTIONS)
+#define DLB_SERIALIZATION_INLINE
+#define DLB_SERIALIZATION_DEFINITIONS 1
+#elif defined(DLB_COMPILED_SERIALIZATION)
+#define DLB_SERIALIZATION_INLINE
+#define DLB_SERIALIZATION_DEFINITIONS 0
+#else
+/// DLB_INLINE for the parts that need nlohmann-json.
+#define DLB_SERIALIZATION_INLINE inline
+/// DLB_HEADER_DEFINITIONS for the parts that need nlohmann-json: 0 where the program links a
+/// dlb::compiled built with it (DLB_COMPILED_SERIALIZATION).
+#define DLB_SERIALIZATION_DEFINITIONS 1
 #endif
