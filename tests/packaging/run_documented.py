@@ -14,6 +14,9 @@ with only the paths replaced by the test's own, so that the page cannot drift fr
         add_subdirectory, third_party/dlblocks is a link to SOURCE; for fetch_content the
         snippet's GIT_REPOSITORY is replaced by a local git repository of SOURCE's files whose
         HEAD carries the annotated tag vVERSION.
+        WAY compiled: add_subdirectory as above, plus the ```cmake block of building.md (beside
+        DOC) that links dlb::compiled, so that the consumer's program takes the library's
+        templates and functions from the compiled part, built with the consumer's flags.
 """
 
 import os
@@ -91,12 +94,14 @@ def git_repository(source, repo, version):
 def consume(doc, way, source, work, version):
     work = pathlib.Path(work)
     needle = {"find_package": "find_package(dlb", "fetch_content": "FetchContent_Declare(",
-              "add_subdirectory": "add_subdirectory("}[way]
+              "add_subdirectory": "add_subdirectory(", "compiled": "add_subdirectory("}[way]
     snippet = block_with(doc, "cmake", needle)
+    if way == "compiled":
+        snippet += block_with(pathlib.Path(doc).parent / "building.md", "cmake", "dlb::compiled")
     project = work / way
     shutil.rmtree(project, ignore_errors=True)
     shutil.copytree(CONSUMER, project / "src")
-    if way == "add_subdirectory":
+    if way in ("add_subdirectory", "compiled"):
         (project / "src" / "third_party").mkdir()
         os.symlink(source, project / "src" / "third_party" / "dlblocks")
     if way == "fetch_content":

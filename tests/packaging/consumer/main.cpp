@@ -1,7 +1,11 @@
 // A program of another project that uses DLBlocks: trains a tiny model for a few steps and
-// checks the loss went down.
+// checks the loss went down; linked to dlb::compiled (run_documented.py's way "compiled"),
+// it also calls a file primitive that only the compiled part defines for it.
 #include <dlb/core/blas_engine.hpp>
 #include <dlb/dlb.hpp>
+#ifdef DLB_COMPILED
+#include <dlb/io.hpp>  // dlb::compiled links dlb::io
+#endif
 
 #include <cstdio>
 
@@ -29,5 +33,13 @@ int main() {
   }
   std::printf("consumer: loss %.4f -> %.4f, products by %s\n", first, last,
               dlb::GemmEngineDescription().c_str());
-  return last < first ? 0 : 1;
+  bool files_ok = true;
+#ifdef DLB_COMPILED
+  // With the compiled part the file primitives are declarations here and definitions in the
+  // library (dlb/core/linkage.hpp): this links and runs only if the library provides them.
+  files_ok = dlb::SameFile("consumer_check.txt", "./consumer_check.txt");
+  std::printf("consumer: built with dlb::compiled, SameFile through the library: %s\n",
+              files_ok ? "yes" : "no");
+#endif
+  return last < first && files_ok ? 0 : 1;
 }
