@@ -73,26 +73,6 @@ DLB_INLINE std::optional<double> ParseCgroupV1CpuQuota(std::string_view quota,
 /// The smaller of two limits, either of which may be absent (unlimited).
 DLB_INLINE std::optional<double> TighterLimit(std::optional<double> a, std::optional<double> b);
 
-/// The CPU limit of `dir` and of each directory above it up to and including `top` (a cgroup
-/// is limited by its ancestors too), read by `limit_of(directory)`. Directories that do not
-/// exist are skipped: without a cgroup namespace, /proc/self/cgroup may name a path the
-/// container's mount does not have, and the container's own limit then sits at `top`.
-template <class LimitOf>
-std::optional<double> TightestLimitUpTo(const std::string& top, const std::string& dir,
-                                        LimitOf&& limit_of) {
-  std::optional<double> tightest;
-  std::string at = dir;
-  while (true) {
-    if (IsDirectory(at)) tightest = TighterLimit(tightest, limit_of(at));
-    const std::string parent = ParentPath(at);
-    if (at == top || RelativePart(at).empty() || parent == at) break;
-    // Never climb above `top`.
-    if (parent.size() < top.size()) break;
-    at = parent;
-  }
-  return tightest;
-}
-
 /// The CPU quota, in CPUs (fractional), of the cgroup a process is in, or empty when it has
 /// none.
 ///
