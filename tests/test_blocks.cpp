@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dlb/layers/activations.hpp"
@@ -294,6 +295,95 @@ TEST_CASE("a batch norm followed by a ReLU runs fused: bit for bit the two layer
       .Add(dlb::ReLU<double>())
       .Add(Conv2D<double>(3, 2, 1));
   CHECK(dlb::testing::CheckLayer(std::move(net), Shape(2, 4, 4)).worst_gradient_error < 1e-6);
+}
+
+TEST_CASE("a batch norm followed by a ReLU and a max-pooling runs fused: the layers run alone",
+          "[blocks][fusion]") {
+  // 7 x 6 planes under 2 x 2 windows (the batch norm's own vectorised passes): the last row
+  // is in no window (its gradient is the batch norm's alone); 5 x 7 planes (an odd width) and
+  // a 3 x 2 window take the general passes.
+  const Shape shape(3, 7, 6);
+  for (const auto& [input, kernel] :
+       {std::pair{shape, dlb::Size2D(2)}, std::pair{Shape(3, 5, 7), dlb::Size2D(2)},
+        std::pair{shape, dlb::Size2D(3, 2)}}) {
+    const Matrix<double> x = dlb_test::RandomMatrix<double>(input.Size(), 5, 1, -2.0, 3.0);
+    for (const bool with_relu : {true, false}) {
+      for (const dlb::Mode mode : {dlb::Mode::Train, dlb::Mode::Inference}) {
+        INFO(input.ToString() << ", kernel " << kernel.ToString() << ", ReLU " << with_relu
+                              << ", mode " << int(mode));
+        // The reference: the layers, each run by hand.
+        dlb::BatchNorm2D<double> bn(3);
+        dlb::ReLU<double> relu;
+        dlb::MaxPool2D<double> pool(kernel);
+        bn.SetInputShape(input);
+        pool.SetInputShape(input);
+        bn.Weight() << 1.5, -0.5, 1.0;
+        bn.Bias() << 0.25, 0.0, -0.5;
+        const Shape pooled = pool.OutputShape(input);
+        const Matrix<double> dy = dlb_test::RandomMatrix<double>(pooled.Size(), 5, 2);
+        Matrix<double> normalized, activated, y, pool_grad, relu_grad, dx;
+        bn.Forward(x, normalized, mode);
+        if (with_relu) relu.Forward(normalized, activated, mode);
+        const Matrix<double>& pool_input = with_relu ? activated : normalized;
+        pool.Forward(pool_input, y, mode);
+        pool.Backward(pool_input, y, dy, &pool_grad);
+        if (with_relu) relu.Backward(normalized, activated, pool_grad, &relu_grad);
+        bn.Backward(x, normalized, with_relu ? relu_grad : pool_grad, &dx);
+
+        // The same layers in a chain, which fuses them into the batch norm.
+        Sequential<double> chain;
+        chain.Add("bn", bn);
+        if (with_relu) chain.Add("relu", relu);
+        chain.Add("pool", pool);
+        chain.SetInputShape(input);
+        const auto& fused = *chain.Children()[0].layer;
+        REQUIRE(fused.FusedMaxPool() == pool.Window());
+        Matrix<double> chain_y, chain_dx;
+        chain.Forward(x, chain_y, mode);
+        chain.Backward(x, chain_y, dy, &chain_dx);
+        CHECK(chain_y == y);  // the same values compared the same way
+        REQUIRE(chain_dx.rows() == dx.rows());
+        CHECK((chain_dx - dx).cwiseAbs().maxCoeff() <= 1e-12 * (1 + dx.cwiseAbs().maxCoeff()));
+        const auto expected = bn.Parameters();
+        const auto got = chain.Parameters();
+        REQUIRE(got.size() == expected.size());
+        for (std::size_t i = 0; i < got.size(); ++i) {
+          CHECK((*got[i].grad - *expected[i].grad).cwiseAbs().maxCoeff() <= 1e-12);
+        }
+      }
+    }
+  }
+
+  // In a model the three are fused as they are added, and Summary() says so; windows that
+  // overlap (3 x 3, stride 2) are not fused (the chain then runs the pooling itself).
+  const Matrix<double> x = dlb_test::RandomMatrix<double>(shape.Size(), 5, 1, -2.0, 3.0);
+  dlb::ModelNN<double> model(shape, 1);
+  model.Add("bn1", dlb::BatchNorm2D<double>(3)).Add("relu1", dlb::ReLU<double>())
+       .Add("pool1", dlb::MaxPool2D<double>(2))
+       .Add("bn2", dlb::BatchNorm2D<double>(3)).Add("pool2", dlb::MaxPool2D<double>(3, 2));
+  CHECK(model.LayerAt<dlb::BatchNorm2D<double>>("bn1").FusedMaxPool().has_value());
+  CHECK_FALSE(model.LayerAt<dlb::BatchNorm2D<double>>("bn2").FusedMaxPool().has_value());
+  const std::string summary = model.Summary();
+  INFO(summary);
+  CHECK(summary.find("ReLU (fused into bn1)") != std::string::npos);
+  CHECK(summary.find("MaxPool2D(2x2) (fused into bn1)") != std::string::npos);
+  CHECK(summary.find("MaxPool2D(3x3, stride 2) (fused") == std::string::npos);
+  model.SetLayerTiming(true);
+  model.Forward(Matrix<double>(x));
+  model.Backward(Matrix<double>::Ones(3, x.cols()));
+  for (const dlb::LayerTime& row : model.LayerTimes()) {
+    INFO(row.path);
+    CHECK(row.fused_into == (row.path == "relu1" || row.path == "pool1" ? "bn1" : ""));
+  }
+
+  // Gradients through the fused layers, with parameters before and after them.
+  Sequential<double> net;
+  net.Add(Conv2D<double>(Conv2DOptions(2, 3, 3).Padding(1).Bias(false)))
+      .Add(dlb::BatchNorm2D<double>(3))
+      .Add(dlb::ReLU<double>())
+      .Add(dlb::MaxPool2D<double>(2))
+      .Add(Conv2D<double>(3, 2, 1));
+  CHECK(dlb::testing::CheckLayer(std::move(net), Shape(2, 6, 4)).worst_gradient_error < 1e-6);
 }
 
 TEST_CASE("ModelNN::SetLayerTiming times every layer's passes, blocks and their layers included",

@@ -9,11 +9,13 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "dlb/core/checked.hpp"
 #include "dlb/core/double_sums.hpp"
 #include "dlb/core/error.hpp"
 #include "dlb/core/parallel.hpp"
@@ -25,6 +27,7 @@
 #include "dlb/layers/activations.hpp"
 #include "dlb/layers/layer.hpp"
 #include "dlb/layers/layer_options.hpp"
+#include "dlb/layers/pooling.hpp"
 #include "dlb/layers/spatial_layer.hpp"
 
 namespace dlb {
@@ -95,6 +98,14 @@ struct BatchNormOptions {
 /// Defaults: eps = 1e-5, momentum = 0.1. Training needs n > 1 (ShapeError otherwise, like
 /// torch). Passes: forward reads X twice (statistics, then Y), backward reads dY and X twice;
 /// each pass is split over the samples and the threads.
+///
+/// Fusion (see Sequential): a chain asks the layer to apply the ReLU after it
+/// (FuseActivation) and a BatchNorm2D the max-pooling after that (FuseMaxPool, windows that
+/// do not overlap: stride = kernel). Fused, Forward writes the pooled output straight from
+/// its second pass over X (keeping, per window, where the maximum was and the X behind it),
+/// and Backward sums over the pooled gradient and writes dX in one pass over X: the
+/// full-size activations are read or written twice each way, where the layers apart do so
+/// four times forward and six backward.
 ///
 /// Accuracy: the sums of x and x^2 are accumulated in double (a float's square is exact in a
 /// double), so var = E[x^2] - E[x]^2 keeps ~15 digits even when the mean is large next to
@@ -227,6 +238,10 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
     }
     // y = (x - mu) * scale + shift, group by group (mu as T; shift corrects its rounding),
     // then max(y, 0) when a ReLU is fused.
+    if (fused_pool_) {
+      WithFusedRelu([&](auto relu) { NormaliseAndPool(relu, x, y); });
+      return;
+    }
     y.resize(x.rows(), x.cols());
     WithFusedRelu([&](auto relu) {
       ParallelRanges(x.cols(), x.rows(), [&](int, Index first, Index count) {
@@ -251,10 +266,16 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
   /// where the normalised value is > 0, else 0) is taken on the fly in both passes, the
   /// normalised value recomputed from X as Forward computed it (so the mask is Forward's, bit
   /// for bit, and the passes read two matrices instead of three).
+  /// With a fused max-pooling, dY is the gradient with respect to the pooled output.
   void Backward(const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& /*y*/,
                 const ConstMatrixRef<T>& dy, Matrix<T>* dx) {
     this->RequireRows(x.rows(), this->input_shape_, "the batch");
-    this->RequireRows(dy.rows(), this->input_shape_, "the output gradient");
+    this->RequireRows(dy.rows(), fused_pool_ ? pooled_shape_ : this->input_shape_,
+                      "the output gradient");
+    if (fused_pool_ && dy.cols() != argmax_.cols()) {
+      throw ShapeError(Name() + ": the output gradient has " + std::to_string(dy.cols()) +
+                       " samples, the latest Forward had " + std::to_string(argmax_.cols()));
+    }
     WithFusedRelu([&](auto relu) { BackwardPasses(relu, x, dy, dx); });
   }
 
@@ -270,6 +291,39 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
   }
   /// The activation FuseActivation set (None unless a chain fused one).
   Activation FusedActivation() const { return fused_; }
+
+  /// Applies the max-pooling over `window` after the normalisation (and the fused
+  /// activation), in this layer's own passes (MaxPoolFusingLayer): Forward then writes the
+  /// pooled output and Backward takes dY with respect to it. Returns whether it will: a
+  /// BatchNorm2D that knows its input shape accepts windows that do not overlap (stride =
+  /// kernel, no padding) on planes of more than one value; std::nullopt (no pooling) is
+  /// always accepted; a refused window changes nothing.
+  bool FuseMaxPool(std::optional<Window2D> window) {
+    if (!window) {
+      fused_pool_.reset();
+      return true;
+    }
+    const Shape& in = this->input_shape_;
+    if (kOver != NormalizeOver::Channels || in.height * in.width <= 1 ||
+        !(window->stride == window->kernel) || !(window->padding == Size2D(0)) ||
+        in.height < window->kernel.height || in.width < window->kernel.width) {
+      return false;
+    }
+    const Size2D out = window->OutputSize(in);
+    fused_pool_ = window;
+    pooled_shape_ = Shape(in.channels, out.height, out.width);
+    internal::WindowElementOffsets(*window, PlaneShape(in.height, in.width), element_offsets_);
+    return true;
+  }
+  /// The max-pooling FuseMaxPool set (none unless a chain fused one).
+  std::optional<Window2D> FusedMaxPool() const { return fused_pool_; }
+
+  /// The working memory of a fused max-pooling per sample: where each window's maximum is
+  /// and the X behind it (0 without one).
+  Index ScratchValuesPerSample() const {
+    return fused_pool_ ? CheckedMultiply(2, pooled_shape_.Size(), Name() + ": its memory per sample")
+                       : 0;
+  }
 
   /// "weight" (gamma) and "bias" (beta), both {C}.
   std::vector<Parameter<T>> Parameters() {
@@ -379,9 +433,13 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
     const Index groups = Size();
     // sums_ = [sum dy, sum dy (x - mu), n]; xhat = (x - mu) * inv_std. The second sum runs
     // over x - mu_T (mu rounded to T) and is corrected by mu_low sum dy below.
+    // With a fused max-pooling, dY's entries are the windows' maxima: each belongs to the X
+    // at the window's maximum (pooled_x_), and every other X has a zero gradient.
+    const ConstMatrixRef<T> inputs = fused_pool_ ? ConstMatrixRef<T>(pooled_x_) : x;
+    const Index run_plane = fused_pool_ ? pooled_shape_.height * pooled_shape_.width : InputPlane();
     AccumulateSums(dy.cols(), [&](Index b, double* sums) {
-      ForEachGroupRun([&](Index group, Index offset, Index length) {
-        const auto values = Run(x.col(b).data() + offset, length).array();
+      ForEachGroupRun(run_plane, [&](Index group, Index offset, Index length) {
+        const auto values = Run(inputs.col(b).data() + offset, length).array();
         if (length == 1) {
           const auto grads =
               MaskedIf(relu, Run(dy.col(b).data() + offset, length).array(), Normalised(values));
@@ -390,7 +448,7 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
               (grads * (values - mean_.array())).template cast<double>().matrix();
         } else {
           const T* grad = dy.col(b).data() + offset;
-          const T* value = x.col(b).data() + offset;
+          const T* value = inputs.col(b).data() + offset;
           const T mean = mean_(group), scale = scale_(group), shift = shift_(group);
           // Normalised(value, group) one value at a time; [=]: scale and shift are used with
           // a fused ReLU only.
@@ -433,6 +491,10 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
       b_.setZero();
       d_.setZero();
     }
+    if (fused_pool_) {
+      SpreadPooledGradient(relu, x, dy, *dx);
+      return;
+    }
     dx->resize(dy.rows(), dy.cols());
     ParallelRanges(dy.cols(), dy.rows(), [&](int, Index first, Index count) {
       for (Index b = first; b < first + count; ++b) {
@@ -452,6 +514,119 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
     });
   }
 
+  /// Forward's second pass with a fused max-pooling: per sample and channel, the normalised
+  /// (and activated) plane into a scratch plane, its windows' maxima into Y (where they are
+  /// into argmax_, the X behind them into pooled_x_), exactly as the layers apart compute them.
+  template <class Relu>
+  void NormaliseAndPool(Relu relu, const ConstMatrixRef<T>& x, Matrix<T>& y) {
+    const Shape in = PlaneShape(this->input_shape_.height, this->input_shape_.width);
+    const Shape out = PlaneShape(pooled_shape_.height, pooled_shape_.width);
+    const Index in_plane = in.Size(), out_plane = out.Size();
+    y.resize(pooled_shape_.Size(), x.cols());
+    argmax_.resize(pooled_shape_.Size(), x.cols());
+    pooled_x_.resize(pooled_shape_.Size(), x.cols());
+    const Index parts = std::min<Index>(internal::ParallelThreads(), kMaxParallelParts);
+    const bool two_by_two = internal::IsTwoByTwoOnEvenWidth(*fused_pool_, in.width);
+    // Per thread: the normalised plane, then MaxOfWindows's gathered values or
+    // MaxOfTwoByTwoWindows's pair maxima and the X behind them (at most in_plane values).
+    pool_scratch_.resize(2 * in_plane, parts);
+    pair_where_.resize(two_by_two ? out.height * in.width : 0, parts);
+    ParallelRanges(x.cols(), x.rows(), [&](int part, Index first, Index count) {
+      T* normalised = pool_scratch_.col(part).data();
+      T* gathered = normalised + in_plane;
+      for (Index b = first; b < first + count; ++b) {
+        for (Index c = 0; c < Size(); ++c) {
+          const T* values = x.col(b).data() + c * in_plane;
+          Run(normalised, in_plane).array() =
+              ActivatedIf(relu, Normalised(Run(values, in_plane).array(), c));
+          std::int32_t* where = argmax_.col(b).data() + c * out_plane;
+          T* at_maximum = pooled_x_.col(b).data() + c * out_plane;
+          if (two_by_two) {
+            internal::MaxOfTwoByTwoWindows(normalised, values, in.width, out.height,
+                                           y.col(b).data() + c * out_plane, where, at_maximum,
+                                           gathered, gathered + out.height * in.width,
+                                           pair_where_.col(part).data());
+            continue;
+          }
+          internal::MaxOfWindows(*fused_pool_, in, out, normalised, y.col(b).data() + c * out_plane,
+                                 where, gathered);
+          internal::ForEachWindowMaximum(
+              *fused_pool_, in, out, where, element_offsets_.data(),
+              [&](Index o, Index position) { at_maximum[o] = values[position]; });
+        }
+      }
+    });
+  }
+
+  /// Backward's dX pass with a fused max-pooling: dx = a dy + b (x - mu_T) + d as without
+  /// pooling, where dy is the window's gradient at its maximum (masked by a fused ReLU) and
+  /// 0 at every other X. Under 2 x 2 windows on an even width, row by row in vectorised
+  /// loops (PooledGradientRow); otherwise b (x - mu_T) + d over each plane, then the maxima
+  /// rewritten.
+  template <class Relu>
+  void SpreadPooledGradient(Relu relu, const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& dy,
+                            Matrix<T>& dx) {
+    const Shape in = PlaneShape(this->input_shape_.height, this->input_shape_.width);
+    const Shape out = PlaneShape(pooled_shape_.height, pooled_shape_.width);
+    const Index in_plane = in.Size(), out_plane = out.Size();
+    const bool two_by_two = internal::IsTwoByTwoOnEvenWidth(*fused_pool_, in.width);
+    dx.resize(x.rows(), x.cols());
+    ParallelRanges(dy.cols(), dx.rows(), [&](int, Index first, Index count) {
+      for (Index b = first; b < first + count; ++b) {
+        for (Index c = 0; c < Size(); ++c) {
+          const T* values = x.col(b).data() + c * in_plane;
+          T* grads = dx.col(b).data() + c * in_plane;
+          const T* grad_out = dy.col(b).data() + c * out_plane;
+          const std::int32_t* where = argmax_.col(b).data() + c * out_plane;
+          const T a = a_(c), slope = b_(c), d = d_(c), mean = mean_(c), scale = scale_(c),
+                  shift = shift_(c);
+          // The rows no window covers (all of them but the maxima, without two_by_two).
+          const Index covered = two_by_two ? 2 * out.height * in.width : 0;
+          Run(grads + covered, in_plane - covered).array() =
+              slope * (Run(values + covered, in_plane - covered).array() - mean) + d;
+          if (two_by_two) {
+            for (Index row = 0; row < 2 * out.height; ++row) {
+              const Index at = row * in.width, o = (row / 2) * out.width;
+              PooledGradientRow(relu, values + at, grad_out + o, where + o, grads + at, in.width,
+                                static_cast<std::int32_t>(2 * (row % 2)), a, slope, d, mean,
+                                scale, shift);
+            }
+            continue;
+          }
+          internal::ForEachWindowMaximum(
+              *fused_pool_, in, out, where, element_offsets_.data(), [&](Index o, Index position) {
+                T grad = grad_out[o];
+                if constexpr (Relu::value) {
+                  grad = KeepWherePositive(grad, (values[position] - mean) * scale + shift);
+                }
+                grads[position] = a * grad + slope * (values[position] - mean) + d;
+              });
+        }
+      }
+    });
+  }
+
+  /// One input row under 2 x 2 windows of stride 2: grads[j] = a dy + slope (x - mean) + d,
+  /// where dy is grad_out[j / 2] when where[j / 2] is this element (first_element, the row's
+  /// ky * 2, + j % 2) and, with a fused ReLU, (x - mean) scale + shift > 0; else 0. Static,
+  /// with its coefficients as values: GCC 12 vectorises the loop only then.
+  template <class Relu>
+  [[gnu::noinline]] static void PooledGradientRow(
+      Relu /*relu*/, const T* __restrict values, const T* __restrict grad_out,
+      const std::int32_t* __restrict where, T* __restrict grads, Index width,
+      std::int32_t first_element, T a, T slope, T d, T mean, T scale, T shift) {
+    for (Index j = 0; j < width; ++j) {
+      const Index o = j >> 1;
+      const T value = values[j];
+      T grad = where[o] == first_element + static_cast<std::int32_t>(j & 1) ? grad_out[o] : T(0);
+      if constexpr (Relu::value) grad = (value - mean) * scale + shift > T(0) ? grad : T(0);
+      grads[j] = a * grad + slope * (value - mean) + d;
+    }
+  }
+
+  Index InputPlane() const { return this->input_shape_.height * this->input_shape_.width; }
+  static Shape PlaneShape(Index height, Index width) { return Shape(1, height, width); }
+
   static constexpr const char* TypeName() { return Options::kType; }
   static constexpr const char* GroupWord() { return Options::kGroup; }
 
@@ -469,7 +644,11 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
   /// callers handle as a vector over the groups. Either way the inner loops are vectorised.
   template <class F>
   void ForEachGroupRun(F&& f) const {
-    const Index plane = this->input_shape_.height * this->input_shape_.width;
+    ForEachGroupRun(InputPlane(), f);
+  }
+  /// The same for samples of `plane` values per group (a fused max-pooling's output).
+  template <class F>
+  void ForEachGroupRun(Index plane, F&& f) const {
     if (plane == 1) {
       f(Index{0}, Index{0}, Index{1});
       return;
@@ -525,6 +704,14 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
   StatisticsReducer reducer_;
   Mode last_mode_ = Mode::Train;
   Activation fused_ = Activation::None;  // applied after the normalisation (FuseActivation)
+  std::optional<Window2D> fused_pool_;   // applied after that (FuseMaxPool)
+  Shape pooled_shape_{0, 0, 0};          // C x Ho x Wo of a fused max-pooling
+  // The window element (ky*kw + kx) of each maximum, pooled shape x batch.
+  Eigen::Matrix<std::int32_t, Eigen::Dynamic, Eigen::Dynamic> argmax_;
+  Matrix<T> pooled_x_;      // the X at each window's maximum (pooled shape x batch)
+  Matrix<T> pool_scratch_;  // per thread: a normalised plane and scratch (NormaliseAndPool)
+  Eigen::Matrix<std::int32_t, Eigen::Dynamic, Eigen::Dynamic> pair_where_;  // per thread
+  Eigen::Matrix<Index, Eigen::Dynamic, 1> element_offsets_;  // ky*W + kx of each window element
   Matrix<double> partial_sums_;  // (2C + 1) x kMaxParallelParts: one column per thread
   Vector<double> sums_;          // [first sums (C), second sums (C), n]
   Vector<double> inv_std_;          // of the latest Forward

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <concepts>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -65,17 +67,141 @@ namespace internal {
 // The pooling layers' inner loops run over the windows of a row (GatherRow, AddRow and
 // SpreadRow of dlb/core/window2d.hpp) or over all windows of a sample (MaxPass, contiguous).
 
-/// best[o] = candidates[o] and where[o] = element when candidates[o] > best[o] or is NaN
-/// (torch's rule: ties keep the earlier element), for o < n.
+/// Whether `value`, met after `best` in a window, replaces it as the window's maximum:
+/// when it is greater or NaN (torch's rule: ties keep the earlier element).
+template <Scalar T>
+bool ReplacesMaximum(T value, T best) {
+  return (value > best) | (value != value);
+}
+
+/// best[o] = candidates[o] and where[o] = element where candidates[o] replaces best[o]
+/// (ReplacesMaximum), for o < n.
 template <Scalar T>
 void MaxPass(const T* __restrict candidates, T* __restrict best, std::int32_t* __restrict where,
              Index n, std::int32_t element) {
   for (Index o = 0; o < n; ++o) {
     const T value = candidates[o];
-    const bool take = (value > best[o]) | (value != value);
+    const bool take = ReplacesMaximum(value, best[o]);
     best[o] = take ? value : best[o];
     where[o] = take ? element : where[o];
   }
+}
+
+/// Calls f(out_row, in_row) for every row of windows over the planes of a sample of shape
+/// `in` (output `out`; no padding): out_row = (c*Ho + oy)*Wo is where output row oy of
+/// channel c starts in the sample's column, in_row = (c*H + oy*sh)*W where the input row
+/// under the windows' top starts; window ox covers in_row + ox*sw + ky*W + kx.
+template <class F>
+void ForEachWindowRow(const Window2D& window, const Shape& in, const Shape& out, F&& f) {
+  for (Index c = 0; c < in.channels; ++c) {
+    for (Index oy = 0; oy < out.height; ++oy) {
+      f((c * out.height + oy) * out.width, (c * in.height + oy * window.stride.height) * in.width);
+    }
+  }
+}
+
+/// Calls f(offset, kStride) for every window element k = ky*kw + kx in order, with its
+/// offset ky*W + kx from a window's top-left input (W = in.width) and the stride dispatched
+/// by WithStride.
+template <class F>
+void ForEachWindowElement(const Window2D& window, const Shape& in, F&& f) {
+  WithStride(window.stride.width, [&](auto kStride) {
+    for (Index ky = 0; ky < window.kernel.height; ++ky) {
+      for (Index kx = 0; kx < window.kernel.width; ++kx) f(ky * in.width + kx, kStride);
+    }
+  });
+}
+
+/// offsets(k) = ky*W + kx for every window element k = ky*kw + kx (see ForEachWindowElement).
+inline void WindowElementOffsets(const Window2D& window, const Shape& in,
+                                 Eigen::Matrix<Index, Eigen::Dynamic, 1>& offsets) {
+  offsets.resize(window.kernel.height * window.kernel.width);
+  Index element = 0;
+  ForEachWindowElement(window, in, [&](Index offset, auto) { offsets(element++) = offset; });
+}
+
+/// The maxima of the windows of one sample (shape `in`, output `out`, no padding):
+/// best[o] = the maximum of window o and where[o] = its element ky*kw + kx (MaxPass's rule:
+/// the first maximum, NaN wins). Each window element's values for the whole sample are
+/// gathered into `gathered` (out.Size() values), so that the comparisons run over long
+/// contiguous arrays (vectorised) rather than short rows.
+template <Scalar T>
+void MaxOfWindows(const Window2D& window, const Shape& in, const Shape& out, const T* sample,
+                  T* best, std::int32_t* where, T* gathered) {
+  const Index outputs = out.Size(), stride = window.stride.width, out_width = out.width;
+  std::int32_t element = 0;
+  ForEachWindowElement(window, in, [&](Index offset, auto kStride) {
+    // The first element starts the maxima; each later one is gathered and compared.
+    T* target = element == 0 ? best : gathered;
+    ForEachWindowRow(window, in, out, [&](Index out_row, Index in_row) {
+      GatherRow<decltype(kStride)::value>(sample + in_row + offset, target + out_row, out_width,
+                                          stride);
+    });
+    if (element == 0) {
+      std::fill_n(where, outputs, 0);
+    } else {
+      MaxPass(gathered, best, where, outputs, element);
+    }
+    ++element;
+  });
+}
+
+/// Whether MaxOfTwoByTwoWindows can pool planes `width` wide under `window`: 2 x 2 windows
+/// of stride 2 (the usual max-pooling), no padding, an even width.
+inline bool IsTwoByTwoOnEvenWidth(const Window2D& window, Index width) {
+  return window.kernel == Size2D(2) && window.stride == Size2D(2) && window.padding == Size2D(0) &&
+         width % 2 == 0;
+}
+
+/// MaxOfWindows for one plane `width` wide (even) under 2 x 2 windows of stride 2, in two
+/// passes over long contiguous runs (vectorised) instead of four gathers of short rows: the
+/// maximum of each horizontal pair of the 2 out_height rows the windows cover, then of each
+/// vertical pair of those. Compared in that order, ReplacesMaximum picks the element that
+/// MaxPass's order (ky*2 + kx) picks: the first maximum, or the last NaN. Also
+/// companion_at_max[o] = companion's value at window o's maximum. Scratch: pair_best,
+/// pair_companion and pair_where of out_height * width values each.
+template <Scalar T>
+void MaxOfTwoByTwoWindows(const T* __restrict candidates, const T* __restrict companion,
+                          Index width, Index out_height, T* __restrict best,
+                          std::int32_t* __restrict where, T* __restrict companion_at_max,
+                          T* __restrict pair_best, T* __restrict pair_companion,
+                          std::int32_t* __restrict pair_where) {
+  const Index out_width = width / 2, pairs = 2 * out_height * out_width;
+  // Two loops, not one: GCC 12 vectorises neither half when they share a loop.
+  for (Index j = 0; j < pairs; ++j) {
+    const T left = candidates[2 * j], right = candidates[2 * j + 1];
+    const bool take = ReplacesMaximum(right, left);
+    pair_best[j] = take ? right : left;
+    pair_where[j] = take ? 1 : 0;
+  }
+  for (Index j = 0; j < pairs; ++j) {
+    const T left = companion[2 * j], right = companion[2 * j + 1];
+    pair_companion[j] = pair_where[j] != 0 ? right : left;
+  }
+  for (Index oy = 0; oy < out_height; ++oy) {
+    const Index top = 2 * oy * out_width, bottom = top + out_width, row = oy * out_width;
+    for (Index ox = 0; ox < out_width; ++ox) {
+      const T upper = pair_best[top + ox], lower = pair_best[bottom + ox];
+      const bool take = ReplacesMaximum(lower, upper);
+      best[row + ox] = take ? lower : upper;
+      where[row + ox] = take ? 2 + pair_where[bottom + ox] : pair_where[top + ox];
+      companion_at_max[row + ox] = take ? pair_companion[bottom + ox] : pair_companion[top + ox];
+    }
+  }
+}
+
+/// Calls f(o, position) for every output o of a sample (shapes `in` and `out`) with the
+/// input position of its window's maximum: the window's top-left plus offsets[where[o]]
+/// (offsets from WindowElementOffsets, where from MaxOfWindows).
+template <class F>
+void ForEachWindowMaximum(const Window2D& window, const Shape& in, const Shape& out,
+                          const std::int32_t* where, const Index* offsets, F&& f) {
+  const Index stride = window.stride.width;
+  ForEachWindowRow(window, in, out, [&](Index out_row, Index in_row) {
+    for (Index ox = 0; ox < out.width; ++ox) {
+      f(out_row + ox, in_row + ox * stride + offsets[where[out_row + ox]]);
+    }
+  });
 }
 
 /// What MaxPool2D and AvgPool2D share: a kh x kw window moved by the stride over each plane
@@ -107,38 +233,39 @@ class Pool2D : public SpatialLayer<Derived>, public DescribedBy<Pool2DOptions<Ki
   const Window2D& Window() const { return window_; }
 
  protected:
-  /// Calls f(out_row, in_row) for every row of windows of one sample: out_row = (c*Ho + oy)*Wo
-  /// is where output row oy of channel c starts in the sample's column, in_row =
-  /// (c*H + oy*sh)*W where the input row under the windows' top starts; window ox covers
-  /// in_row + ox*sw + ky*W + kx.
+  /// Calls f(out_row, in_row) for every row of windows of one sample (internal::ForEachWindowRow).
   template <class F>
   void ForEachWindowRow(F&& f) const {
-    const Shape& in = this->input_shape_;
-    const Shape& out = this->output_shape_;
-    for (Index c = 0; c < in.channels; ++c) {
-      for (Index oy = 0; oy < out.height; ++oy) {
-        f((c * out.height + oy) * out.width, (c * in.height + oy * window_.stride.height) * in.width);
-      }
-    }
+    internal::ForEachWindowRow(window_, this->input_shape_, this->output_shape_, f);
   }
-
-  /// Calls f(offset, kStride) for every window element k = ky*kw + kx in order, with its
-  /// offset ky*W + kx from a window's top-left input and the stride dispatched by WithStride.
+  /// Calls f(offset, kStride) for every window element (internal::ForEachWindowElement).
   template <class F>
   void ForEachWindowElement(F&& f) const {
-    WithStride(window_.stride.width, [&](auto kStride) {
-      for (Index ky = 0; ky < window_.kernel.height; ++ky) {
-        for (Index kx = 0; kx < window_.kernel.width; ++kx) {
-          f(ky * this->input_shape_.width + kx, kStride);
-        }
-      }
-    });
+    internal::ForEachWindowElement(window_, this->input_shape_, f);
   }
 
   Window2D window_;
 };
 
 }  // namespace internal
+
+/// A layer that is a max-pooling (MaxPool2D): MaxPoolWindow() gives its window. A chain
+/// offers it to the layer before it (MaxPoolFusingLayer), see Sequential.
+template <class L>
+concept MaxPoolingLayer = Layer<L> && requires(const L& layer) {
+  { layer.MaxPoolWindow() } -> std::same_as<Window2D>;
+};
+
+/// A layer that can apply the max-pooling that follows it in a chain (after the activation
+/// it fuses, if any) within its own passes (BatchNorm2D). FuseMaxPool(window) returns whether
+/// it will (std::nullopt: apply none); from then on its Forward writes the pooled output and
+/// its Backward receives the gradient with respect to it. See Sequential's class comment.
+template <class L>
+concept MaxPoolFusingLayer = Layer<L> && requires(L& layer, const L& view,
+                                                  std::optional<Window2D> window) {
+  { layer.FuseMaxPool(window) } -> std::same_as<bool>;
+  { view.FusedMaxPool() } -> std::same_as<std::optional<Window2D>>;
+};
 
 /// Y(c, oy, ox) = the maximum of X over the window (see internal::Pool2D for the geometry);
 /// a NaN in the window gives NaN, as in torch. Backward: dY goes to the window's first
@@ -151,34 +278,20 @@ class MaxPool2D : public internal::Pool2D<MaxPool2D<T>, internal::MaxPoolKind> {
   using Scalar = T;
   using internal::Pool2D<MaxPool2D<T>, internal::MaxPoolKind>::Pool2D;
 
+  /// The window (MaxPoolingLayer): a batch norm before it may apply this pooling itself.
+  Window2D MaxPoolWindow() const { return this->window_; }
+
   void Forward(const ConstMatrixRef<T>& x, Matrix<T>& y, Mode /*mode*/) {
     this->RequireRows(x.rows(), this->input_shape_, "the batch");
     const Index outputs = this->output_shape_.Size();
-    const Index stride = this->window_.stride.width, out_width = this->output_shape_.width;
     y.resize(outputs, x.cols());
     argmax_.resize(outputs, x.cols());
     candidates_.resize(outputs, std::min<Index>(internal::ParallelThreads(), kMaxParallelParts));
     ParallelRanges(x.cols(), x.rows(), [&](int part, Index first, Index count) {
-      T* gathered = candidates_.col(part).data();
       for (Index b = first; b < first + count; ++b) {
-        const T* sample = x.col(b).data();
-        T* best = y.col(b).data();
-        std::int32_t* where = argmax_.col(b).data();
-        std::int32_t element = 0;
-        this->ForEachWindowElement([&](Index offset, auto kStride) {
-          // The first element starts the maxima; each later one is gathered and compared.
-          T* target = element == 0 ? best : gathered;
-          this->ForEachWindowRow([&](Index out_row, Index in_row) {
-            internal::GatherRow<decltype(kStride)::value>(sample + in_row + offset,
-                                                          target + out_row, out_width, stride);
-          });
-          if (element == 0) {
-            std::fill_n(where, outputs, 0);
-          } else {
-            internal::MaxPass(gathered, best, where, outputs, element);
-          }
-          ++element;
-        });
+        internal::MaxOfWindows(this->window_, this->input_shape_, this->output_shape_,
+                               x.col(b).data(), y.col(b).data(), argmax_.col(b).data(),
+                               candidates_.col(part).data());
       }
     });
   }
@@ -191,23 +304,17 @@ class MaxPool2D : public internal::Pool2D<MaxPool2D<T>, internal::MaxPoolKind> {
       throw ShapeError(this->Name() + ": the output gradient has " + std::to_string(dy.cols()) +
                        " samples, the latest Forward had " + std::to_string(argmax_.cols()));
     }
-    const Index stride = this->window_.stride.width, out_width = this->output_shape_.width;
-    element_offsets_.resize(this->window_.kernel.height * this->window_.kernel.width);
-    Index element = 0;
-    this->ForEachWindowElement([&](Index offset, auto) { element_offsets_(element++) = offset; });
+    internal::WindowElementOffsets(this->window_, this->input_shape_, element_offsets_);
     dx->resize(this->input_shape_.Size(), dy.cols());
     ParallelRanges(dy.cols(), dx->rows(), [&](int, Index first, Index count) {
       for (Index b = first; b < first + count; ++b) {
         T* grads = dx->col(b).data();
         const T* grad_out = dy.col(b).data();
-        const std::int32_t* where = argmax_.col(b).data();
         std::fill_n(grads, dx->rows(), T(0));
-        this->ForEachWindowRow([&](Index out_row, Index in_row) {
-          for (Index ox = 0; ox < out_width; ++ox) {
-            grads[in_row + ox * stride + element_offsets_(where[out_row + ox])] +=
-                grad_out[out_row + ox];
-          }
-        });
+        internal::ForEachWindowMaximum(
+            this->window_, this->input_shape_, this->output_shape_, argmax_.col(b).data(),
+            element_offsets_.data(),
+            [&](Index o, Index position) { grads[position] += grad_out[o]; });
       }
     });
   }

@@ -131,9 +131,9 @@ class ModelNN {
     layers_.layers_.Append(std::move(name), std::move(layer));
     layers_.outputs_.emplace_back();
     layers_.grads_.emplace_back();
-    // Only the previous layer's plan can change (so that Summary() shows it before the
-    // first Forward).
-    layers_.PlanFusion(layers_.layers_.Size() >= 2 ? layers_.layers_.Size() - 2 : 0);
+    // Only the plans of the two layers before can change (so that Summary() shows them
+    // before the first Forward): a layer applies at most the two after it.
+    layers_.PlanFusion(layers_.layers_.Size() >= 3 ? layers_.layers_.Size() - 3 : 0);
     forward_done_ = false;  // the new layer has no activations until the next Forward
     ++*structure_version_;
     return *this;
@@ -351,40 +351,35 @@ class ModelNN {
   /// by the layer before it (fused) has no calls of its own. FormatLayerTimes prints them.
   std::vector<LayerTime> LayerTimes() const {
     std::vector<LayerTime> rows;
-    const internal::AnyLayer<T>* previous = nullptr;
+    FusionTracker fusion;
     VisitLayers([&](const std::string& path, const internal::AnyLayer<T>& layer, int depth) {
-      rows.push_back({path, layer.Name(), depth, layer.PassTimes(),
-                      AppliedBy(previous, layer) ? rows.back().path : std::string()});
-      previous = &layer;
+      rows.push_back({path, layer.Name(), depth, layer.PassTimes(), fusion.FusedInto(path, layer)});
     });
     return rows;
   }
 
   /// The model summary: one line per layer, the layers inside blocks indented under them,
   /// with the name (path), the layer, its output shape and its parameter count; then the
-  /// total. An activation that the layer before it applies in its own passes (fused when
-  /// it was added, see Sequential) is marked "ReLU (fused into bn1)".
+  /// total. An activation or a max-pooling that a layer before it applies in its own passes
+  /// (fused when it was added, see Sequential) is marked "ReLU (fused into bn1)".
   std::string Summary() const {
     struct Row {
       std::string name, layer, shape, count;
     };
     std::vector<Row> rows = {{"name", "layer", "output shape", "parameters"},
                              {"(input)", "", input_shape_.ToString(), ""}};
-    const internal::AnyLayer<T>* previous = nullptr;
-    std::string previous_path;
+    FusionTracker fusion;
     VisitLayers([&](const std::string& path, const internal::AnyLayer<T>& layer, int depth) {
       Index count = 0;
       for (const auto& p : const_cast<internal::AnyLayer<T>&>(layer).Parameters()) {
         count += p.value->size();
       }
       std::string name = layer.Name();
-      if (AppliedBy(previous, layer)) {
-        name += " (fused into " + previous_path + ")";
+      if (const std::string fuser = fusion.FusedInto(path, layer); !fuser.empty()) {
+        name += " (fused into " + fuser + ")";
       }
       rows.push_back({std::string(2 * static_cast<std::size_t>(depth), ' ') + path, name,
                       layer.CurrentOutputShape().ToString(), std::to_string(count)});
-      previous = &layer;
-      previous_path = path;
     });
     std::size_t widths[3] = {0, 0, 0};
     for (const Row& row : rows) {
@@ -413,13 +408,35 @@ class ModelNN {
     for (auto& child : layer.Children()) Visit(path + "." + child.name, *child.layer, depth + 1, f);
   }
 
-  /// Whether `layer` is an activation that `previous`, the layer visited before it, applies
-  /// in its own passes (fused, see Sequential): a layer that fuses has no children, so the
-  /// activation it applies is the next layer visited.
-  static bool AppliedBy(const internal::AnyLayer<T>* previous, const internal::AnyLayer<T>& layer) {
-    return previous != nullptr && layer.ActivationKind() != Activation::None &&
-           previous->FusedActivation() == layer.ActivationKind();
-  }
+  /// Follows the layers in visiting order and tells which ones an earlier layer applies in
+  /// its own passes (fused, see Sequential): a layer that fuses has no children, so the
+  /// activation it applies is the next layer visited and the max-pooling the next one after
+  /// that (or the next, without an activation).
+  class FusionTracker {
+   public:
+    /// The path of the layer that applies `layer`, or "" when it runs its own passes.
+    std::string FusedInto(const std::string& path, const internal::AnyLayer<T>& layer) {
+      if (activation_left_ != Activation::None &&
+          layer.ActivationKind() == activation_left_) {
+        activation_left_ = Activation::None;
+        return fuser_path_;
+      }
+      if (pool_left_ && layer.MaxPoolWindow() == pool_left_) {
+        activation_left_ = Activation::None;
+        pool_left_.reset();
+        return fuser_path_;
+      }
+      fuser_path_ = path;
+      activation_left_ = layer.FusedActivation();
+      pool_left_ = layer.FusedMaxPool();
+      return {};
+    }
+
+   private:
+    std::string fuser_path_;                // the latest layer that runs its own passes
+    Activation activation_left_ = Activation::None;  // what it applies and was not visited
+    std::optional<Window2D> pool_left_;
+  };
 
   /// "layer 3" for a layer named by its index, the path otherwise ("layer1.0.conv2").
   static std::string DescribePath(const std::string& path) {

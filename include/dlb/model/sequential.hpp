@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -18,6 +19,7 @@
 #include "dlb/core/shape.hpp"
 #include "dlb/core/state.hpp"
 #include "dlb/core/types.hpp"
+#include "dlb/core/window2d.hpp"
 #include "dlb/layers/layer.hpp"
 #include "dlb/layers/layer_options.hpp"
 #include "dlb/layers/layer_spec.hpp"
@@ -55,9 +57,13 @@ using SequentialOptions = NoArgumentOptions<"Sequential">;
 /// fuses the pair once it knows its layers (when given its input shape; a model, as each
 /// layer is added): the batch norm writes max(y, 0) straight into the ReLU's output
 /// and takes the ReLU's gradient in its backward passes, and the ReLU's own passes are
-/// skipped (two passes over the activations each way instead of three). The
-/// ReLU stays a layer of the chain (its name, index and place in Summary(), which marks it
-/// "fused"); the outputs and gradients are those of the two layers run one after the other.
+/// skipped (two passes over the activations each way instead of three). Likewise a
+/// max-pooling that follows (MaxPoolFusingLayer: a BatchNorm2D, windows that do not
+/// overlap), after the activation or straight after the layer: the batch norm writes the
+/// pooled output and takes the pooling's gradient, and the pooling's passes are skipped too.
+/// The fused layers stay layers of the chain (their names, indices and places in Summary(),
+/// which marks them "fused"); the outputs and gradients are those of the layers run one
+/// after the other.
 template <Scalar T = float>
 class Sequential : public DescribedBy<SequentialOptions> {
  public:
@@ -152,9 +158,9 @@ class Sequential : public DescribedBy<SequentialOptions> {
     }
     if (fused_.size() != n) PlanFusion();  // a chain never given its input shape
     for (std::size_t i = 0; i < n; ++i) {
-      if (i > 0 && fused_[i - 1]) continue;  // an activation that layer i - 1 applied
-      // A fusing layer writes the output of the activation after it.
-      const std::size_t last = fused_[i] ? i + 1 : i;
+      if (AppliedByEarlier(i)) continue;  // a layer that an earlier one applied
+      // A fusing layer writes the output of the last layer it applies.
+      const std::size_t last = i + static_cast<std::size_t>(fused_[i]);
       Matrix<T>& out = last + 1 == n ? y : outputs_[last];
       if (i == 0) {
         layers_[0].layer->Forward(x, out, mode);
@@ -175,9 +181,10 @@ class Sequential : public DescribedBy<SequentialOptions> {
     }
     if (fused_.size() != n) PlanFusion();
     for (std::size_t i = n; i-- > 0;) {
-      if (i > 0 && fused_[i - 1]) continue;  // its gradient is taken by layer i - 1
-      // A fusing layer receives the activation's output and the gradient with respect to it.
-      const std::size_t last = fused_[i] ? i + 1 : i;
+      if (AppliedByEarlier(i)) continue;  // its gradient is taken by an earlier layer
+      // A fusing layer receives the output of the last layer it applies and the gradient
+      // with respect to it.
+      const std::size_t last = i + static_cast<std::size_t>(fused_[i]);
       const ConstMatrixRef<T> out = last + 1 == n ? y : ConstMatrixRef<T>(outputs_[last]);
       const ConstMatrixRef<T> grad_out = last + 1 == n ? dy : ConstMatrixRef<T>(grads_[last + 1]);
       Matrix<T>* grad_in = i == 0 ? dx : &grads_[i];
@@ -227,25 +234,38 @@ class Sequential : public DescribedBy<SequentialOptions> {
  private:
   friend class ModelNN<T>;
 
-  /// fused_[i] = 1 where layer i applies layer i + 1's activation (see the class comment),
-  /// and every other layer told to apply none: a layer fused in another chain (a copy taken
-  /// from a model) must not apply an activation this chain does not have after it. Plans
-  /// layers `from` on and keeps the plan of those before (ModelNN::Add re-plans only the last
-  /// two layers: re-planning the whole chain on every Add made building a model of n layers
-  /// take n^2 steps, 12 s for a 100,000-layer file under the fuzzer).
+  /// fused_[i] = how many of the layers after layer i it applies (see the class comment):
+  /// 0, 1 (an activation or a max-pooling) or 2 (an activation, then a max-pooling); every
+  /// other layer is told to apply none: a layer fused in another chain (a copy taken from a
+  /// model) must not apply a layer this chain does not have after it. Plans layers `from` on
+  /// and keeps the plan of those before (ModelNN::Add re-plans only the last three layers:
+  /// re-planning the whole chain on every Add made building a model of n layers take n^2
+  /// steps, 12 s for a 100,000-layer file under the fuzzer).
   void PlanFusion(std::size_t from = 0) {
     const std::size_t n = layers_.Size();
     from = std::min(from, fused_.size());
     fused_.resize(n, 0);
     for (std::size_t i = from; i < n; ++i) {
-      // An activation that the layer before applies is not a candidate itself.
-      const bool applied_before = i > 0 && fused_[i - 1];
-      const Activation next = i + 1 < n && !applied_before ? layers_[i + 1].layer->ActivationKind()
-                                                           : Activation::None;
       auto& layer = *layers_[i].layer;
-      fused_[i] = next != Activation::None && layer.FuseActivation(next) ? 1 : 0;
-      if (!fused_[i]) layer.FuseActivation(Activation::None);
+      // A layer that an earlier one applies applies none itself.
+      const bool applied_before = AppliedByEarlier(i);
+      const Activation activation = i + 1 < n && !applied_before
+                                        ? layers_[i + 1].layer->ActivationKind()
+                                        : Activation::None;
+      const bool fuses_activation =
+          activation != Activation::None && layer.FuseActivation(activation);
+      if (!fuses_activation) layer.FuseActivation(Activation::None);
+      const std::size_t next = i + 1 + (fuses_activation ? 1 : 0);
+      const std::optional<Window2D> pool =
+          next < n && !applied_before ? layers_[next].layer->MaxPoolWindow() : std::nullopt;
+      const bool fuses_pool = pool && layer.FuseMaxPool(pool);
+      if (!fuses_pool) layer.FuseMaxPool(std::nullopt);
+      fused_[i] = static_cast<char>((fuses_activation ? 1 : 0) + (fuses_pool ? 1 : 0));
     }
+  }
+  /// Whether an earlier layer applies layer i (fused_ of the layers before it).
+  bool AppliedByEarlier(std::size_t i) const {
+    return (i >= 1 && fused_[i - 1] >= 1) || (i >= 2 && fused_[i - 2] >= 2);
   }
 
   static void RequireValidOutput(const Shape& produced, const Shape& input) {

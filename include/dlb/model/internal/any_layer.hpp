@@ -22,6 +22,7 @@
 #include "dlb/layers/activations.hpp"
 #include "dlb/layers/layer.hpp"
 #include "dlb/layers/layer_spec.hpp"
+#include "dlb/layers/pooling.hpp"
 #include "dlb/model/layer_times.hpp"
 
 namespace dlb::internal {
@@ -87,6 +88,13 @@ class AnyLayer {
   virtual Activation FusedActivation() const = 0;
   /// Which activation the layer is (ActivationLayer), None for any other layer.
   virtual Activation ActivationKind() const = 0;
+  /// Asks the layer to apply a max-pooling over `window` in its own passes, after its fused
+  /// activation (MaxPoolFusingLayer); returns whether it will (std::nullopt: none, which every
+  /// layer accepts). FusedMaxPool: the window it applies (none for other layers).
+  virtual bool FuseMaxPool(std::optional<Window2D> window) = 0;
+  virtual std::optional<Window2D> FusedMaxPool() const = 0;
+  /// The window of a max-pooling layer (MaxPoolingLayer), none for any other layer.
+  virtual std::optional<Window2D> MaxPoolWindow() const = 0;
   /// Values of the layer's own memory per sample beyond its parameters: its output and its
   /// working memory (ScratchLayer). A block counts its children's too.
   virtual Index ValuesPerSample() const = 0;
@@ -206,6 +214,27 @@ class LayerAdapter final : public AnyLayer<typename L::Scalar> {
       return layer_.ActivationKind();
     } else {
       return Activation::None;
+    }
+  }
+  bool FuseMaxPool(std::optional<Window2D> window) override {
+    if constexpr (MaxPoolFusingLayer<L>) {
+      return layer_.FuseMaxPool(window);
+    } else {
+      return !window;
+    }
+  }
+  std::optional<Window2D> FusedMaxPool() const override {
+    if constexpr (MaxPoolFusingLayer<L>) {
+      return layer_.FusedMaxPool();
+    } else {
+      return std::nullopt;
+    }
+  }
+  std::optional<Window2D> MaxPoolWindow() const override {
+    if constexpr (MaxPoolingLayer<L>) {
+      return layer_.MaxPoolWindow();
+    } else {
+      return std::nullopt;
     }
   }
   Index ValuesPerSample() const override {
