@@ -299,9 +299,8 @@ TEST_CASE("a batch norm followed by a ReLU runs fused: bit for bit the two layer
 
 TEST_CASE("a batch norm followed by a ReLU and a max-pooling runs fused: the layers run alone",
           "[blocks][fusion]") {
-  // 7 x 6 planes under 2 x 2 windows (the batch norm's own vectorised passes): the last row
-  // is in no window (its gradient is the batch norm's alone); 5 x 7 planes (an odd width) and
-  // a 3 x 2 window take the general passes.
+  // 7 x 6 planes under 2 x 2 windows: the last row is in no window (its gradient is the batch
+  // norm's alone); 5 x 7 planes leave a column out; a 3 x 2 window shows that rectangles fuse.
   const Shape shape(3, 7, 6);
   for (const auto& [input, kernel] :
        {std::pair{shape, dlb::Size2D(2)}, std::pair{Shape(3, 5, 7), dlb::Size2D(2)},

@@ -525,12 +525,8 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
     y.resize(pooled_shape_.Size(), x.cols());
     argmax_.resize(pooled_shape_.Size(), x.cols());
     pooled_x_.resize(pooled_shape_.Size(), x.cols());
-    const Index parts = std::min<Index>(internal::ParallelThreads(), kMaxParallelParts);
-    const bool two_by_two = internal::IsTwoByTwoOnEvenWidth(*fused_pool_, in.width);
-    // Per thread: the normalised plane, then MaxOfWindows's gathered values or
-    // MaxOfTwoByTwoWindows's pair maxima and the X behind them (at most in_plane values).
-    pool_scratch_.resize(2 * in_plane, parts);
-    pair_where_.resize(two_by_two ? out.height * in.width : 0, parts);
+    pool_scratch_.resize(in_plane + out_plane,
+                         std::min<Index>(internal::ParallelThreads(), kMaxParallelParts));
     ParallelRanges(x.cols(), x.rows(), [&](int part, Index first, Index count) {
       T* normalised = pool_scratch_.col(part).data();
       T* gathered = normalised + in_plane;
@@ -541,13 +537,6 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
               ActivatedIf(relu, Normalised(Run(values, in_plane).array(), c));
           std::int32_t* where = argmax_.col(b).data() + c * out_plane;
           T* at_maximum = pooled_x_.col(b).data() + c * out_plane;
-          if (two_by_two) {
-            internal::MaxOfTwoByTwoWindows(normalised, values, in.width, out.height,
-                                           y.col(b).data() + c * out_plane, where, at_maximum,
-                                           gathered, gathered + out.height * in.width,
-                                           pair_where_.col(part).data());
-            continue;
-          }
           internal::MaxOfWindows(*fused_pool_, in, out, normalised, y.col(b).data() + c * out_plane,
                                  where, gathered);
           internal::ForEachWindowMaximum(
@@ -560,16 +549,13 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
 
   /// Backward's dX pass with a fused max-pooling: dx = a dy + b (x - mu_T) + d as without
   /// pooling, where dy is the window's gradient at its maximum (masked by a fused ReLU) and
-  /// 0 at every other X. Under 2 x 2 windows on an even width, row by row in vectorised
-  /// loops (PooledGradientRow); otherwise b (x - mu_T) + d over each plane, then the maxima
-  /// rewritten.
+  /// 0 at every other X: b (x - mu_T) + d over each plane, then the maxima rewritten.
   template <class Relu>
-  void SpreadPooledGradient(Relu relu, const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& dy,
+  void SpreadPooledGradient(Relu /*relu*/, const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& dy,
                             Matrix<T>& dx) {
     const Shape in = PlaneShape(this->input_shape_.height, this->input_shape_.width);
     const Shape out = PlaneShape(pooled_shape_.height, pooled_shape_.width);
     const Index in_plane = in.Size(), out_plane = out.Size();
-    const bool two_by_two = internal::IsTwoByTwoOnEvenWidth(*fused_pool_, in.width);
     dx.resize(x.rows(), x.cols());
     ParallelRanges(dy.cols(), dx.rows(), [&](int, Index first, Index count) {
       for (Index b = first; b < first + count; ++b) {
@@ -577,24 +563,12 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
           const T* values = x.col(b).data() + c * in_plane;
           T* grads = dx.col(b).data() + c * in_plane;
           const T* grad_out = dy.col(b).data() + c * out_plane;
-          const std::int32_t* where = argmax_.col(b).data() + c * out_plane;
           const T a = a_(c), slope = b_(c), d = d_(c), mean = mean_(c), scale = scale_(c),
                   shift = shift_(c);
-          // The rows no window covers (all of them but the maxima, without two_by_two).
-          const Index covered = two_by_two ? 2 * out.height * in.width : 0;
-          Run(grads + covered, in_plane - covered).array() =
-              slope * (Run(values + covered, in_plane - covered).array() - mean) + d;
-          if (two_by_two) {
-            for (Index row = 0; row < 2 * out.height; ++row) {
-              const Index at = row * in.width, o = (row / 2) * out.width;
-              PooledGradientRow(relu, values + at, grad_out + o, where + o, grads + at, in.width,
-                                static_cast<std::int32_t>(2 * (row % 2)), a, slope, d, mean,
-                                scale, shift);
-            }
-            continue;
-          }
+          Run(grads, in_plane).array() = slope * (Run(values, in_plane).array() - mean) + d;
           internal::ForEachWindowMaximum(
-              *fused_pool_, in, out, where, element_offsets_.data(), [&](Index o, Index position) {
+              *fused_pool_, in, out, argmax_.col(b).data() + c * out_plane, element_offsets_.data(),
+              [&](Index o, Index position) {
                 T grad = grad_out[o];
                 if constexpr (Relu::value) {
                   grad = KeepWherePositive(grad, (values[position] - mean) * scale + shift);
@@ -604,24 +578,6 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
         }
       }
     });
-  }
-
-  /// One input row under 2 x 2 windows of stride 2: grads[j] = a dy + slope (x - mean) + d,
-  /// where dy is grad_out[j / 2] when where[j / 2] is this element (first_element, the row's
-  /// ky * 2, + j % 2) and, with a fused ReLU, (x - mean) scale + shift > 0; else 0. Static,
-  /// with its coefficients as values: GCC 12 vectorises the loop only then.
-  template <class Relu>
-  [[gnu::noinline]] static void PooledGradientRow(
-      Relu /*relu*/, const T* __restrict values, const T* __restrict grad_out,
-      const std::int32_t* __restrict where, T* __restrict grads, Index width,
-      std::int32_t first_element, T a, T slope, T d, T mean, T scale, T shift) {
-    for (Index j = 0; j < width; ++j) {
-      const Index o = j >> 1;
-      const T value = values[j];
-      T grad = where[o] == first_element + static_cast<std::int32_t>(j & 1) ? grad_out[o] : T(0);
-      if constexpr (Relu::value) grad = (value - mean) * scale + shift > T(0) ? grad : T(0);
-      grads[j] = a * grad + slope * (value - mean) + d;
-    }
   }
 
   Index InputPlane() const { return this->input_shape_.height * this->input_shape_.width; }
@@ -709,8 +665,7 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
   // The window element (ky*kw + kx) of each maximum, pooled shape x batch.
   Eigen::Matrix<std::int32_t, Eigen::Dynamic, Eigen::Dynamic> argmax_;
   Matrix<T> pooled_x_;      // the X at each window's maximum (pooled shape x batch)
-  Matrix<T> pool_scratch_;  // per thread: a normalised plane and scratch (NormaliseAndPool)
-  Eigen::Matrix<std::int32_t, Eigen::Dynamic, Eigen::Dynamic> pair_where_;  // per thread
+  Matrix<T> pool_scratch_;  // per thread: a normalised plane and a gathered pooled plane
   Eigen::Matrix<Index, Eigen::Dynamic, 1> element_offsets_;  // ky*W + kx of each window element
   Matrix<double> partial_sums_;  // (2C + 1) x kMaxParallelParts: one column per thread
   Vector<double> sums_;          // [first sums (C), second sums (C), n]

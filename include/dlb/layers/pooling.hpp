@@ -146,50 +146,6 @@ void MaxOfWindows(const Window2D& window, const Shape& in, const Shape& out, con
   });
 }
 
-/// Whether MaxOfTwoByTwoWindows can pool planes `width` wide under `window`: 2 x 2 windows
-/// of stride 2 (the usual max-pooling), no padding, an even width.
-inline bool IsTwoByTwoOnEvenWidth(const Window2D& window, Index width) {
-  return window.kernel == Size2D(2) && window.stride == Size2D(2) && window.padding == Size2D(0) &&
-         width % 2 == 0;
-}
-
-/// MaxOfWindows for one plane `width` wide (even) under 2 x 2 windows of stride 2, in two
-/// passes over long contiguous runs (vectorised) instead of four gathers of short rows: the
-/// maximum of each horizontal pair of the 2 out_height rows the windows cover, then of each
-/// vertical pair of those. Compared in that order, ReplacesMaximum picks the element that
-/// MaxPass's order (ky*2 + kx) picks: the first maximum, or the last NaN. Also
-/// companion_at_max[o] = companion's value at window o's maximum. Scratch: pair_best,
-/// pair_companion and pair_where of out_height * width values each.
-template <Scalar T>
-void MaxOfTwoByTwoWindows(const T* __restrict candidates, const T* __restrict companion,
-                          Index width, Index out_height, T* __restrict best,
-                          std::int32_t* __restrict where, T* __restrict companion_at_max,
-                          T* __restrict pair_best, T* __restrict pair_companion,
-                          std::int32_t* __restrict pair_where) {
-  const Index out_width = width / 2, pairs = 2 * out_height * out_width;
-  // Two loops, not one: GCC 12 vectorises neither half when they share a loop.
-  for (Index j = 0; j < pairs; ++j) {
-    const T left = candidates[2 * j], right = candidates[2 * j + 1];
-    const bool take = ReplacesMaximum(right, left);
-    pair_best[j] = take ? right : left;
-    pair_where[j] = take ? 1 : 0;
-  }
-  for (Index j = 0; j < pairs; ++j) {
-    const T left = companion[2 * j], right = companion[2 * j + 1];
-    pair_companion[j] = pair_where[j] != 0 ? right : left;
-  }
-  for (Index oy = 0; oy < out_height; ++oy) {
-    const Index top = 2 * oy * out_width, bottom = top + out_width, row = oy * out_width;
-    for (Index ox = 0; ox < out_width; ++ox) {
-      const T upper = pair_best[top + ox], lower = pair_best[bottom + ox];
-      const bool take = ReplacesMaximum(lower, upper);
-      best[row + ox] = take ? lower : upper;
-      where[row + ox] = take ? 2 + pair_where[bottom + ox] : pair_where[top + ox];
-      companion_at_max[row + ox] = take ? pair_companion[bottom + ox] : pair_companion[top + ox];
-    }
-  }
-}
-
 /// Calls f(o, position) for every output o of a sample (shapes `in` and `out`) with the
 /// input position of its window's maximum: the window's top-left plus offsets[where[o]]
 /// (offsets from WindowElementOffsets, where from MaxOfWindows).
