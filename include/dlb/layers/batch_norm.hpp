@@ -321,8 +321,8 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
   /// The working memory of a fused max-pooling per sample: where each window's maximum is
   /// and the X behind it (0 without one).
   Index ScratchValuesPerSample() const {
-    return fused_pool_ ? CheckedMultiply(2, pooled_shape_.Size(), Name() + ": its memory per sample")
-                       : 0;
+    if (!fused_pool_) return 0;
+    return CheckedMultiply(2, pooled_shape_.Size(), Name() + ": its memory per sample");
   }
 
   /// "weight" (gamma) and "bias" (beta), both {C}.

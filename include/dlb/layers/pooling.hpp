@@ -189,7 +189,8 @@ class Pool2D : public SpatialLayer<Derived>, public DescribedBy<Pool2DOptions<Ki
   const Window2D& Window() const { return window_; }
 
  protected:
-  /// Calls f(out_row, in_row) for every row of windows of one sample (internal::ForEachWindowRow).
+  /// Calls f(out_row, in_row) for every row of windows of one sample
+  /// (internal::ForEachWindowRow).
   template <class F>
   void ForEachWindowRow(F&& f) const {
     internal::ForEachWindowRow(window_, this->input_shape_, this->output_shape_, f);
