@@ -272,10 +272,7 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
     this->RequireRows(x.rows(), this->input_shape_, "the batch");
     this->RequireRows(dy.rows(), fused_pool_ ? pooled_shape_ : this->input_shape_,
                       "the output gradient");
-    if (fused_pool_ && dy.cols() != argmax_.cols()) {
-      throw ShapeError(Name() + ": the output gradient has " + std::to_string(dy.cols()) +
-                       " samples, the latest Forward had " + std::to_string(argmax_.cols()));
-    }
+    if (fused_pool_) this->RequireLatestBatch(dy.cols(), argmax_.cols());
     WithFusedRelu([&](auto relu) { BackwardPasses(relu, x, dy, dx); });
   }
 

@@ -257,10 +257,7 @@ class MaxPool2D : public internal::Pool2D<MaxPool2D<T>, internal::MaxPoolKind> {
                 const ConstMatrixRef<T>& dy, Matrix<T>* dx) {
     if (dx == nullptr) return;
     this->RequireRows(dy.rows(), this->output_shape_, "the output gradient");
-    if (dy.cols() != argmax_.cols()) {
-      throw ShapeError(this->Name() + ": the output gradient has " + std::to_string(dy.cols()) +
-                       " samples, the latest Forward had " + std::to_string(argmax_.cols()));
-    }
+    this->RequireLatestBatch(dy.cols(), argmax_.cols());
     internal::WindowElementOffsets(this->window_, this->input_shape_, element_offsets_);
     dx->resize(this->input_shape_.Size(), dy.cols());
     ParallelRanges(dy.cols(), dx->rows(), [&](int, Index first, Index count) {

@@ -47,6 +47,17 @@ class SpatialLayer {
     }
   }
 
+  /// Throws ShapeError unless an output gradient of `samples` columns belongs to the latest
+  /// Forward, which had `latest` samples (for a layer whose Backward reads what its Forward
+  /// kept per sample, e.g. where each maximum was).
+  void RequireLatestBatch(Index samples, Index latest) const {
+    if (samples != latest) {
+      throw ShapeError(static_cast<const Derived&>(*this).Name() + ": the output gradient has " +
+                       std::to_string(samples) + " samples, the latest Forward had " +
+                       std::to_string(latest));
+    }
+  }
+
   Shape input_shape_{0, 0, 0};
   Shape output_shape_{0, 0, 0};
 };
