@@ -90,7 +90,8 @@ int main(int argc, char** argv) {
     distributed.Shard(sets.batches.train);
     distributed.SynchronizeBatchNorm(model);
     const control::RunCallbacks callbacks = control::MakeCallbacks(control_settings, settings.epochs);
-    dlb::CrossEntropyLoss<float> loss;
+    dlb::CrossEntropyLoss<float> loss(
+        dlb::CrossEntropyLossOptions().LabelSmoothing(recipe_flags.label_smoothing.value_or(0.0)));
 
     std::cout << recipes::DescribeSettings(app, settings, recipe_flags, control_settings.schedule,
                                            optimizer.LearningRate(), weight_decay)

@@ -78,6 +78,67 @@ TEST_CASE("CrossEntropyLoss: gradient check in double") {
   CheckGradient("cross-entropy logits", dz, NumericGradient(f, z));
 }
 
+TEMPLATE_TEST_CASE("CrossEntropyLoss with label smoothing: value and gradient by hand", "", float,
+                   double) {
+  using T = TestType;
+  Matrix<T> z(3, 2);
+  z << 1, 2,  //
+      2, 1,   //
+      3, 0;
+  const Labels y = MakeLabels({2, 1});
+  // epsilon 0.2: L = -(1/2) sum_j sum_i q_ij log softmax(Z)_ij and dZ = (softmax(Z) - q) / 2
+  // with q = 0.8 onehot(y) + 0.2 / 3, computed from that definition with Python's math module.
+  Matrix<double> expected_dz(3, 2);
+  expected_dz << 0.011681953251856898, 0.2992871445540776,  //
+      0.08903090219406551, -0.3109690978059345,             //
+      -0.1007128554459224, 0.011681953251856898;
+  const double tol = std::is_same_v<T, float> ? 1e-6 : 1e-14;
+
+  const dlb::CrossEntropyLoss<T> loss(dlb::CrossEntropyLossOptions().LabelSmoothing(0.2));
+  CHECK(loss.LabelSmoothing() == 0.2);
+  Matrix<T> dz;
+  CHECK(loss.Compute(z, y, dz) == Approx(1.0076059644443802).epsilon(tol));
+  CHECK(loss.Value(z, y) == Approx(1.0076059644443802).epsilon(tol));
+  for (Index i = 0; i < dz.size(); ++i) {
+    CHECK(static_cast<double>(dz(i)) == Approx(expected_dz(i)).margin(tol));
+  }
+  // Every column of dZ still sums to 0 (both softmax and the smoothed target sum to 1).
+  for (Index j = 0; j < dz.cols(); ++j) CHECK(static_cast<double>(dz.col(j).sum()) == Approx(0).margin(tol));
+}
+
+TEST_CASE("CrossEntropyLoss with label smoothing: gradient check in double, epsilon 0 and 1") {
+  Matrix<double> z = RandomMatrix<double>(4, 5, 131, -3, 3);
+  const Labels y = MakeLabels({0, 3, 1, 1, 2});
+  for (const double epsilon : {0.1, 1.0}) {
+    const dlb::CrossEntropyLoss<double> loss(dlb::CrossEntropyLossOptions().LabelSmoothing(epsilon));
+    Matrix<double> dz;
+    const double value = loss.Compute(z, y, dz);
+    CHECK(value == Approx(loss.Value(z, y)).epsilon(1e-15));
+    auto f = [&] {
+      Matrix<double> scratch;
+      return loss.Compute(z, y, scratch);
+    };
+    CheckGradient("smoothed cross-entropy logits", dz, NumericGradient(f, z));
+  }
+  // epsilon 1: the target is uniform, so the labels do not matter.
+  const dlb::CrossEntropyLoss<double> uniform(dlb::CrossEntropyLossOptions().LabelSmoothing(1));
+  CHECK(uniform.Value(z, y) == Approx(uniform.Value(z, MakeLabels({1, 1, 1, 1, 1}))).epsilon(1e-14));
+  // epsilon 0 is plain cross-entropy, bit for bit.
+  const dlb::CrossEntropyLoss<double> plain;
+  const dlb::CrossEntropyLoss<double> zero(dlb::CrossEntropyLossOptions().LabelSmoothing(0));
+  Matrix<double> plain_dz, zero_dz;
+  CHECK(plain.Compute(z, y, plain_dz) == zero.Compute(z, y, zero_dz));
+  CHECK(plain_dz == zero_dz);
+}
+
+TEST_CASE("CrossEntropyLoss: a label smoothing outside [0, 1] is refused") {
+  for (const double epsilon : {-0.1, 1.5, std::nan("")}) {
+    CHECK_THROWS_MATCHES(
+        dlb::CrossEntropyLoss<float>(dlb::CrossEntropyLossOptions().LabelSmoothing(epsilon)),
+        dlb::ArgumentError, What(Contains("label_smoothing must be in [0, 1]")));
+  }
+}
+
 TEMPLATE_TEST_CASE("CrossEntropyLoss: logits of +-1000 give finite, exact loss and gradient", "",
                    float, double) {
   using T = TestType;

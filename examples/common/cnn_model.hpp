@@ -39,6 +39,7 @@ inline constexpr const char* kSchedule = "cosine";  // from the rate down to 0 o
 // augmentation 0.9332 (with more overfitting: validation loss 0.209 against 0.188), and
 // random crops with flips 0.9215, the network still underfitting them after 20 epochs.
 inline constexpr const char* kAugment = "flip";  // dlb::ParseAugmentation's text
+inline constexpr double kLabelSmoothing = 0.0;
 
 /// One Fashion-MNIST image: 1 x 28 x 28.
 inline constexpr dlb::Shape kImageShape{1, 28, 28};

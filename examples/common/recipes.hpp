@@ -38,6 +38,7 @@ struct Recipe {
   std::optional<float> weight_decay;  // empty: the optimizer's default (AdamW 1e-2, others 0)
   std::string schedule;
   std::string augment;  // dlb::ParseAugmentation's text
+  double label_smoothing;  // CrossEntropyLossOptions::label_smoothing
 };
 
 /// The three recipes, mlp first (the notebook's defaults, experiment::Settings).
@@ -45,10 +46,11 @@ inline const std::vector<Recipe>& Recipes() {
   static const std::vector<Recipe> recipes = [] {
     const experiment::Settings mlp;
     return std::vector<Recipe>{
-        {"mlp", mlp.epochs, mlp.batch, mlp.optimizer, std::nullopt, std::nullopt, "none", "none"},
+        {"mlp", mlp.epochs, mlp.batch, mlp.optimizer, std::nullopt, std::nullopt, "none", "none",
+         0.0},
         {"cnn", cnn::kEpochs, cnn::kBatch, cnn::kOptimizer, cnn::kLearningRate, cnn::kWeightDecay,
-         cnn::kSchedule, cnn::kAugment},
-        {"resnet", 20, 128, "nesterov", 0.1f, 5e-4f, "cosine", "crop:2,flip"}};
+         cnn::kSchedule, cnn::kAugment, cnn::kLabelSmoothing},
+        {"resnet", 20, 128, "nesterov", 0.1f, 5e-4f, "cosine", "crop:2,flip", 0.0}};
   }();
   return recipes;
 }
@@ -65,9 +67,30 @@ inline const Recipe& Find(const std::string& name) {
 struct Flags {
   std::string augment;                // empty until resolved: the recipe's
   std::optional<float> weight_decay;  // empty: the recipe's
+  std::optional<double> label_smoothing;  // empty until resolved: the recipe's
 };
 
-/// Registers --augment and --weight-decay.
+/// A CLI validator of a number in [low, high) (or [low, high] when `closed`).
+inline CLI::Validator NumberIn(double low, double high, bool closed, const char* name) {
+  return CLI::Validator(
+      [=](std::string& text) {
+        try {
+          std::size_t used = 0;
+          const double value = std::stod(text, &used);
+          if (used == text.size() && value >= low && (value < high || (closed && value == high))) {
+            return std::string();
+          }
+        } catch (const std::exception&) {
+        }
+        std::ostringstream expected;
+        expected << "expected a number in [" << low << ", " << high << (closed ? "]" : ")")
+                 << ", got '" << text << "'";
+        return expected.str();
+      },
+      "NUMBER", name);
+}
+
+/// Registers --augment, --weight-decay and --label-smoothing.
 inline void AddFlags(CLI::App& app, Flags& flags) {
   app.add_option("--augment", flags.augment,
                  "Augmentation of the training images, per sample and epoch, on the fly: "
@@ -86,17 +109,11 @@ inline void AddFlags(CLI::App& app, Flags& flags) {
           "LIST", "augmentation"));
   app.add_option("--weight-decay", flags.weight_decay,
                  "Weight decay (L2 in the gradient; decoupled for adamw, whose default is 0.01)")
-      ->check(CLI::Validator(
-          [](std::string& text) {
-            try {
-              std::size_t used = 0;
-              const double value = std::stod(text, &used);
-              if (used == text.size() && value >= 0 && value < 1) return std::string();
-            } catch (const std::exception&) {
-            }
-            return "expected a number in [0, 1), got '" + text + "'";
-          },
-          "NUMBER", "decay"));
+      ->check(NumberIn(0, 1, false, "decay"));
+  app.add_option("--label-smoothing", flags.label_smoothing,
+                 "Label smoothing of the cross-entropy (torch's label_smoothing): the target is "
+                 "(1 - e) onehot + e / classes")
+      ->check(NumberIn(0, 1, true, "smoothing"));
 }
 
 /// "10 for --model mlp, 20 for cnn, 20 for resnet"; for a flag whose default follows the
@@ -144,6 +161,11 @@ inline const std::vector<RecipeFlag>& RecipeFlags() {
       {"--batch", [](const Recipe& r) { return std::to_string(r.batch); }},
       {"--schedule", [](const Recipe& r) { return r.schedule; }},
       {"--augment", [](const Recipe& r) { return r.augment; }},
+      {"--label-smoothing", [](const Recipe& r) {
+         std::ostringstream text;
+         text << r.label_smoothing;
+         return text.str();
+       }},
   };
   return flags;
 }
@@ -157,7 +179,7 @@ inline void AddModelFlag(CLI::App& app, std::string& model) {
                  "max-pool, 128 hidden, dropout 0.3) or resnet (dlb::MakeResNet: 3 stages of 2 "
                  "residual blocks, 16/32/64 channels, 174,970 parameters); each recipe sets "
                  "the defaults listed with --optimizer, --lr, --weight-decay, --epochs, --batch, "
-                 "--schedule and --augment")
+                 "--schedule, --augment and --label-smoothing")
       ->check(CLI::IsMember({"mlp", "cnn", "resnet"}))
       ->capture_default_str();
   for (const RecipeFlag& f : RecipeFlags()) {
@@ -169,7 +191,8 @@ inline void AddModelFlag(CLI::App& app, std::string& model) {
 }
 
 /// Gives every flag the user did not set the recipe's default: epochs, batch, optimizer, its
-/// rate and weight decay, `schedule` (--schedule's value) and the augmentation. Returns exit
+/// rate and weight decay, `schedule` (--schedule's value), the augmentation and the label
+/// smoothing. Returns exit
 /// code 2, after the error (experiment::UsageError), when --hidden was given to a recipe
 /// other than mlp (it sets the MLP's widths).
 inline std::optional<int> ApplyDefaults(const CLI::App& app, experiment::Settings& s,
@@ -188,6 +211,7 @@ inline std::optional<int> ApplyDefaults(const CLI::App& app, experiment::Setting
   }
   if (app.count("--schedule") == 0) schedule = recipe.schedule;
   if (app.count("--augment") == 0) flags.augment = recipe.augment;
+  if (app.count("--label-smoothing") == 0) flags.label_smoothing = recipe.label_smoothing;
   return std::nullopt;
 }
 
@@ -264,6 +288,9 @@ inline std::string DescribeSettings(const CLI::App& app, const experiment::Setti
   }
   add("--schedule", schedule);
   add("--augment", flags.augment);
+  std::ostringstream smoothing;
+  smoothing << flags.label_smoothing.value_or(0.0);
+  add("--label-smoothing", smoothing.str());
   add("--seed", std::to_string(s.seed));
   add("--threads", std::to_string(s.threads));
   std::string text;

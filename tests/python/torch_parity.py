@@ -3,7 +3,8 @@ torchvision BasicBlocks in a row, in double) are recomputed with torch and compa
 
   forward y, dL/dx and every parameter's gradient of L = sum(r * y) in training mode, and
   the weights and running statistics after 5 Adam steps (lr 0.01) on L: equal to 1e-10
-  (relative to each tensor's largest value).
+  (relative to each tensor's largest value); and the cross-entropy with label smoothing 0.15
+  (torch.nn.functional.cross_entropy's label_smoothing), its value and gradient.
 
 Usage: torch_parity.py DIR   (exit code 0 when everything matches, 1 otherwise, 77 when torch
 is not installed: the test is then reported as skipped)
@@ -76,6 +77,13 @@ def main(directory):
             ok &= int(results["after." + name]) == int(tensor)
             continue
         ok &= compare("after." + name, results["after." + name], tensor, worst)
+    logits = torch.from_numpy(inputs["loss.logits"].reshape(-1, inputs["loss.logits"].shape[-1]).copy())
+    logits.requires_grad_(True)
+    labels = torch.from_numpy(inputs["loss.labels"].reshape(-1).astype(np.int64))
+    loss = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.15)
+    loss.backward()
+    ok &= compare("loss.value", results["loss.value"], loss.reshape(1), worst)
+    ok &= compare("loss.dlogits", results["loss.dlogits"], logits.grad, worst)
     print(f"torch_parity: {len(worst)} tensors compared, worst relative difference "
           f"{max(worst.values()):.3g} ({max(worst, key=worst.get)})")
     return 0 if ok else 1

@@ -9,6 +9,9 @@
 //                              DIR/results.safetensors  y, dx and every parameter's gradient
 //                                                       of the first step, and the state after
 //                                                       5 Adam steps (lr 0.01) on the objective
+//                            and, for the cross-entropy with label smoothing 0.15, logits and
+//                            labels (inputs: loss.logits, loss.labels) with the loss and its
+//                            gradient (results: loss.value, loss.dlogits)
 //
 // torch_parity.py computes the same with torch and compares (the issue asks for PyTorch's
 // numbers to 1e-10 in double). Exit code 0 when written, 1 otherwise.
@@ -56,7 +59,6 @@ int Write(const std::string& dir) {
   dlb::StateDict inputs;
   inputs.Insert("x", AsTensor(x, input));
   inputs.Insert("r", AsTensor(r, output));
-  dlb::WriteSafetensors(dir + "/inputs.safetensors", inputs, {});
 
   dlb::StateDict results;
   dlb::Optimizer optimizer(model, dlb::Adam<double>(0.01));
@@ -75,6 +77,23 @@ int Write(const std::string& dir) {
     optimizer.Step();
   }
   results.Merge(model.SaveState(), "after.");
+
+  // The loss: 5 classes x 6 samples, one sample's logits at +-1000 (the stable path).
+  const Index classes = 5, samples = 6;
+  Matrix<double> logits(classes, samples);
+  for (Index i = 0; i < logits.size(); ++i) logits.data()[i] = 8 * dlb::SampleUniform<double>(gen) - 4;
+  logits.col(samples - 1) << 1000, -1000, 3, 999, 0;
+  dlb::Labels labels(samples);
+  labels << 0, 4, 2, 2, 1, 3;
+  const dlb::CrossEntropyLoss<double> loss(dlb::CrossEntropyLossOptions().LabelSmoothing(0.15));
+  Matrix<double> dlogits;
+  const double value = loss.Compute(logits, labels, dlogits);
+  const dlb::Shape row(1, 1, classes);  // a sample's logits: one row of N x K
+  inputs.Insert("loss.logits", AsTensor(logits, row));
+  inputs.Insert("loss.labels", AsTensor(labels.cast<double>().transpose(), dlb::Shape(1, 1, 1)));
+  dlb::WriteSafetensors(dir + "/inputs.safetensors", inputs, {});
+  results.Insert("loss.value", dlb::Tensor::FromValues(dlb::DType::F64, {1}, std::vector<double>{value}));
+  results.Insert("loss.dlogits", AsTensor(dlogits, row));
   dlb::WriteSafetensors(dir + "/results.safetensors", results, {});
   std::printf("torch_parity: wrote %s (%zu result tensors)\n", dir.c_str(), results.Size());
   return 0;
