@@ -3,6 +3,7 @@
 // dlb/core/linkage.hpp). Programs that link dlb::compiled read only the declarations.
 #define DLB_COMPILED_FUNCTIONS
 #include "dlb/core/cpu_count.hpp"
+#include "dlb/core/parallel.hpp"
 #include "dlb/data/fashion_mnist.hpp"
 #include "dlb/data/idx.hpp"
 #include "dlb/io/atomic_file.hpp"
