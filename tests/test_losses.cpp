@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <cmath>
 
 #include "dlb/core/error.hpp"
@@ -36,94 +37,68 @@ Labels MakeLabels(std::initializer_list<dlb::Label> values) {
 // ---------------------------------------------------------------------------------------
 // Cross-entropy
 
-TEMPLATE_TEST_CASE("CrossEntropyLoss: value and gradient by hand on 3 classes x 2 samples", "",
-                   float, double) {
+TEMPLATE_TEST_CASE(
+    "CrossEntropyLoss: value and gradient by hand on 3 classes x 2 samples, plain and with label "
+    "smoothing 0.2", "", float, double) {
   using T = TestType;
   Matrix<T> z(3, 2);
   z << 1, 2,  //
       2, 1,   //
       3, 0;
   const Labels y = MakeLabels({2, 1});
-  // L = ((log(e^1 + e^2 + e^3) - 3) + (log(e^2 + e^1 + e^0) - 1)) / 2,
-  // dZ = (softmax(Z) - onehot(y)) / 2; values from Python's math module.
-  Matrix<double> expected_dz(3, 2);
-  expected_dz << 0.04501528658519023, 0.33262047788741095,  //
-      0.12236423552739883, -0.37763576447260117,            //
-      -0.16737952211258905, 0.04501528658519023;
+  // L = -(1/2) sum_j sum_i q_ij log softmax(Z)_ij and dZ = (softmax(Z) - q) / 2 with the
+  // target q = (1 - e) onehot(y) + e / 3; plain (e = 0): L = ((log(e^1 + e^2 + e^3) - 3) +
+  // (log(e^2 + e^1 + e^0) - 1)) / 2. Values from that definition with Python's math module.
+  struct Case {
+    double smoothing, value;
+    std::array<double, 6> dz;  // column-major
+  };
+  const Case cases[] = {
+      {0.0, 0.9076059644443801,
+       {0.04501528658519023, 0.12236423552739883, -0.16737952211258905, 0.33262047788741095,
+        -0.37763576447260117, 0.04501528658519023}},
+      {0.2, 1.0076059644443802,
+       {0.011681953251856898, 0.08903090219406551, -0.1007128554459224, 0.2992871445540776,
+        -0.3109690978059345, 0.011681953251856898}}};
   const double tol = std::is_same_v<T, float> ? 1e-6 : 1e-14;
-
-  dlb::CrossEntropyLoss<T> loss;
-  Matrix<T> dz;
-  const T value = loss.Compute(z, y, dz);
-  CHECK(value == Approx(0.9076059644443801).epsilon(tol));
-  CHECK(loss.Value(z, y) == Approx(0.9076059644443801).epsilon(tol));
-  REQUIRE(dz.rows() == 3);
-  REQUIRE(dz.cols() == 2);
-  for (Index i = 0; i < dz.size(); ++i) {
-    CHECK(static_cast<double>(dz(i)) == Approx(expected_dz(i)).margin(tol));
+  for (const Case& c : cases) {
+    INFO("label smoothing " << c.smoothing);
+    const dlb::CrossEntropyLoss<T> loss(dlb::CrossEntropyLossOptions().LabelSmoothing(c.smoothing));
+    CHECK(loss.LabelSmoothing() == c.smoothing);
+    Matrix<T> dz;
+    CHECK(loss.Compute(z, y, dz) == Approx(c.value).epsilon(tol));
+    CHECK(loss.Value(z, y) == Approx(c.value).epsilon(tol));
+    REQUIRE(dz.rows() == 3);
+    REQUIRE(dz.cols() == 2);
+    for (Index i = 0; i < dz.size(); ++i) {
+      CHECK(static_cast<double>(dz(i)) == Approx(c.dz[static_cast<std::size_t>(i)]).margin(tol));
+    }
+    // Every column of dZ sums to 0: softmax and the target both sum to 1.
+    for (Index j = 0; j < dz.cols(); ++j) {
+      CHECK(static_cast<double>(dz.col(j).sum()) == Approx(0).margin(tol));
+    }
   }
 }
 
-TEST_CASE("CrossEntropyLoss: gradient check in double") {
+TEST_CASE("CrossEntropyLoss: gradient check in double, label smoothing 0, 0.1 and 1") {
   Matrix<double> z = RandomMatrix<double>(4, 5, 101, -3, 3);
   const Labels y = MakeLabels({0, 3, 1, 1, 2});
-  dlb::CrossEntropyLoss<double> loss;
-  Matrix<double> dz;
-  const double value = loss.Compute(z, y, dz);
-  CHECK(value == Approx(loss.Value(z, y)).epsilon(1e-15));
-  auto f = [&] {
-    Matrix<double> scratch;
-    return loss.Compute(z, y, scratch);  // the numeric derivative of the reported value
-  };
-  CheckGradient("cross-entropy logits", dz, NumericGradient(f, z));
-}
-
-TEMPLATE_TEST_CASE("CrossEntropyLoss with label smoothing: value and gradient by hand", "", float,
-                   double) {
-  using T = TestType;
-  Matrix<T> z(3, 2);
-  z << 1, 2,  //
-      2, 1,   //
-      3, 0;
-  const Labels y = MakeLabels({2, 1});
-  // epsilon 0.2: L = -(1/2) sum_j sum_i q_ij log softmax(Z)_ij and dZ = (softmax(Z) - q) / 2
-  // with q = 0.8 onehot(y) + 0.2 / 3, computed from that definition with Python's math module.
-  Matrix<double> expected_dz(3, 2);
-  expected_dz << 0.011681953251856898, 0.2992871445540776,  //
-      0.08903090219406551, -0.3109690978059345,             //
-      -0.1007128554459224, 0.011681953251856898;
-  const double tol = std::is_same_v<T, float> ? 1e-6 : 1e-14;
-
-  const dlb::CrossEntropyLoss<T> loss(dlb::CrossEntropyLossOptions().LabelSmoothing(0.2));
-  CHECK(loss.LabelSmoothing() == 0.2);
-  Matrix<T> dz;
-  CHECK(loss.Compute(z, y, dz) == Approx(1.0076059644443802).epsilon(tol));
-  CHECK(loss.Value(z, y) == Approx(1.0076059644443802).epsilon(tol));
-  for (Index i = 0; i < dz.size(); ++i) {
-    CHECK(static_cast<double>(dz(i)) == Approx(expected_dz(i)).margin(tol));
-  }
-  // Every column of dZ still sums to 0 (both softmax and the smoothed target sum to 1).
-  for (Index j = 0; j < dz.cols(); ++j) CHECK(static_cast<double>(dz.col(j).sum()) == Approx(0).margin(tol));
-}
-
-TEST_CASE("CrossEntropyLoss with label smoothing: gradient check in double, epsilon 0 and 1") {
-  Matrix<double> z = RandomMatrix<double>(4, 5, 131, -3, 3);
-  const Labels y = MakeLabels({0, 3, 1, 1, 2});
-  for (const double epsilon : {0.1, 1.0}) {
+  for (const double epsilon : {0.0, 0.1, 1.0}) {
+    INFO("label smoothing " << epsilon);
     const dlb::CrossEntropyLoss<double> loss(dlb::CrossEntropyLossOptions().LabelSmoothing(epsilon));
     Matrix<double> dz;
     const double value = loss.Compute(z, y, dz);
     CHECK(value == Approx(loss.Value(z, y)).epsilon(1e-15));
     auto f = [&] {
       Matrix<double> scratch;
-      return loss.Compute(z, y, scratch);
+      return loss.Compute(z, y, scratch);  // the numeric derivative of the reported value
     };
-    CheckGradient("smoothed cross-entropy logits", dz, NumericGradient(f, z));
+    CheckGradient("cross-entropy logits", dz, NumericGradient(f, z));
   }
-  // epsilon 1: the target is uniform, so the labels do not matter.
+  // Smoothing 1: the target is uniform, so the labels do not matter.
   const dlb::CrossEntropyLoss<double> uniform(dlb::CrossEntropyLossOptions().LabelSmoothing(1));
   CHECK(uniform.Value(z, y) == Approx(uniform.Value(z, MakeLabels({1, 1, 1, 1, 1}))).epsilon(1e-14));
-  // epsilon 0 is plain cross-entropy, bit for bit.
+  // Smoothing 0 is the default loss, bit for bit.
   const dlb::CrossEntropyLoss<double> plain;
   const dlb::CrossEntropyLoss<double> zero(dlb::CrossEntropyLossOptions().LabelSmoothing(0));
   Matrix<double> plain_dz, zero_dz;
