@@ -70,9 +70,9 @@ def check_checkpoint(directory):
     order = tensors["data.order"]
     require(order.dtype == np.int64 and np.array_equal(np.sort(order), np.arange(7)),
             f"data.order {order}")
-    # mt19937_64's 312 state words (libstdc++ adds the position in them).
+    # dlb::Generator (MT19937-64): its 312 state words, then its position.
     generator = tensors["data.generator"]
-    require(generator.dtype == np.uint64 and generator.shape in ((312,), (313,)),
+    require(generator.dtype == np.uint64 and generator.shape == (313,) and generator[312] <= 312,
             f"data.generator is {generator.dtype} {generator.shape}, not mt19937_64's state")
     require(tensors["6.generator"].dtype == np.uint64, "the Dropout layer's generator")
     require(tensors["optimizer.step"].dtype == np.int64 and tensors["optimizer.step"].shape == ()

@@ -18,7 +18,7 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
-#include <sstream>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <unordered_map>
@@ -229,23 +229,18 @@ struct StateRef {
 namespace internal {
 
 inline std::vector<std::uint64_t> GeneratorWords(const Generator& gen) {
-  std::ostringstream text;
-  text << gen;
-  std::istringstream in(text.str());
-  std::vector<std::uint64_t> words;
-  for (std::uint64_t word; in >> word;) words.push_back(word);
-  return words;
+  const auto words = gen.Words();
+  return {words.begin(), words.end()};
 }
 
 inline void SetGeneratorWords(Generator& gen, const std::vector<std::uint64_t>& words,
                               const std::string& name) {
-  std::ostringstream text;
-  for (std::size_t i = 0; i < words.size(); ++i) text << (i ? " " : "") << words[i];
-  std::istringstream in(text.str());
-  Generator restored;
-  in >> restored;
-  if (in.fail()) throw StateError("state '" + name + "': not a valid random generator state");
-  gen = restored;
+  const std::optional<Generator> restored = Generator::FromWords(words);
+  if (!restored) {
+    throw StateError("state '" + name + "': not a random generator's state: " +
+                     Generator::WordsProblem(words));
+  }
+  gen = *restored;
 }
 
 template <Scalar T>
