@@ -3,9 +3,10 @@
 /// Stratified train/test split (like scikit-learn's train_test_split(..., stratify=y)): each
 /// class is divided in the same proportion, so a held-out set keeps the class balance.
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
-#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -59,26 +60,34 @@ Split<T> StratifiedSplit(const Matrix<T>& X, const Labels& y, double test_fracti
     throw ShapeError("StratifiedSplit: X has " + std::to_string(X.cols()) +
                      " samples (columns) but y has " + std::to_string(y.size()) + " labels");
   }
-  // An ordered map rather than a vector indexed by label: labels need not be small or dense,
-  // and the class order (hence the use of gen) must be deterministic.
-  std::map<Label, std::vector<Index>> classes;
-  for (Index i = 0; i < y.size(); ++i) classes[y(i)].push_back(i);
+  // The samples grouped by class, classes in increasing label order and each class's samples
+  // in data order (labels need not be small or dense; the order, hence the use of gen, is
+  // deterministic): a stable sort of the sample indices by label.
+  std::vector<Index> by_class(static_cast<std::size_t>(y.size()));
+  for (Index i = 0; i < y.size(); ++i) by_class[static_cast<std::size_t>(i)] = i;
+  std::stable_sort(by_class.begin(), by_class.end(), [&](Index a, Index b) { return y(a) < y(b); });
 
   std::vector<char> in_test(static_cast<std::size_t>(y.size()), 0);
   Index test_count = 0;
-  for (auto& [label, indices] : classes) {
-    for (std::size_t i = indices.size() - 1; i > 0; --i) {
+  Index classes = 0;
+  for (auto first = by_class.begin(); first != by_class.end(); ++classes) {
+    const auto last = std::find_if(first, by_class.end(), [&](Index i) { return y(i) != y(*first); });
+    const auto size = static_cast<std::size_t>(last - first);
+    // A Fisher-Yates shuffle of the class's samples, then its first `take` go to the test part.
+    for (std::size_t i = size - 1; i > 0; --i) {
       const auto j = static_cast<std::size_t>(SampleIndex(gen, i + 1));
-      std::swap(indices[i], indices[j]);
+      std::swap(first[static_cast<std::ptrdiff_t>(i)], first[static_cast<std::ptrdiff_t>(j)]);
     }
-    const auto take =
-        static_cast<std::size_t>(std::llround(test_fraction * static_cast<double>(indices.size())));
-    for (std::size_t k = 0; k < take; ++k) in_test[static_cast<std::size_t>(indices[k])] = 1;
+    const auto take = static_cast<std::size_t>(std::llround(test_fraction * static_cast<double>(size)));
+    for (std::size_t k = 0; k < take; ++k) {
+      in_test[static_cast<std::size_t>(first[static_cast<std::ptrdiff_t>(k)])] = 1;
+    }
     test_count += static_cast<Index>(take);
+    first = last;
   }
   if (test_count == 0 || test_count == y.size()) {
     throw ArgumentError("StratifiedSplit: test_fraction " + std::to_string(test_fraction) + " of " +
-                        std::to_string(y.size()) + " samples in " + std::to_string(classes.size()) +
+                        std::to_string(y.size()) + " samples in " + std::to_string(classes) +
                         " classes leaves the " + (test_count == 0 ? "test" : "training") +
                         " part empty");
   }

@@ -30,7 +30,6 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
-#include <set>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -62,7 +61,7 @@ class LayerArgs {
  public:
   explicit LayerArgs(const LayerSpec& spec,
                      std::optional<std::int64_t> state_limit = std::nullopt)
-      : spec_(spec), state_limit_(state_limit) {}
+      : spec_(spec), state_limit_(state_limit), read_(spec.args.size(), 0) {}
 
   const std::string& Type() const { return spec_.type; }
   const LayerSpec& Spec() const { return spec_; }
@@ -123,21 +122,22 @@ class LayerArgs {
   /// argument would otherwise be ignored silently).
   void RequireAllRead() const {
     std::string unread;
-    for (const auto& [name, value] : spec_.args) {
-      if (read_.count(name) == 0) unread += (unread.empty() ? "'" : ", '") + name + "'";
+    for (std::size_t i = 0; i < spec_.args.size(); ++i) {
+      if (read_[i] == 0) unread += (unread.empty() ? "'" : ", '") + spec_.args[i].first + "'";
     }
     if (!unread.empty()) throw ArgumentError(spec_.type + ": unknown argument(s) " + unread);
   }
 
  private:
+  /// The first argument called `name` (none: nullptr); marks every argument of that name read.
   const SpecValue* Find(const std::string& name) const {
-    for (const auto& [key, value] : spec_.args) {
-      if (key == name) {
-        read_.insert(name);
-        return &value;
-      }
+    const SpecValue* found = nullptr;
+    for (std::size_t i = 0; i < spec_.args.size(); ++i) {
+      if (spec_.args[i].first != name) continue;
+      read_[i] = 1;
+      if (found == nullptr) found = &spec_.args[i].second;
     }
-    return nullptr;
+    return found;
   }
 
   template <class V>
@@ -152,7 +152,7 @@ class LayerArgs {
 
   const LayerSpec& spec_;
   std::optional<std::int64_t> state_limit_;
-  mutable std::set<std::string> read_;
+  mutable std::vector<char> read_;  // read_[i]: whether spec_.args[i] was read
   mutable std::int64_t reserved_ = 0;
 };
 

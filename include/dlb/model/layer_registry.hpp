@@ -4,10 +4,10 @@
 /// blocks and the layers inside them included, so that a saved architecture can be rebuilt
 /// with no code (LoadModel).
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <limits>
-#include <map>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -66,7 +66,7 @@ class LayerRegistry {
     static_assert(Layer<L> && std::is_same_v<typename L::Scalar, T>,
                   "LayerRegistry<T>::Register<L>: L must be a dlb::Layer with Scalar T");
     using O = typename L::Options;
-    factories_[O::kType] = [](const LayerArgs& args, const internal::BuildChild<T>& build_child) {
+    SetFactory(O::kType, [](const LayerArgs& args, const internal::BuildChild<T>& build_child) {
       if constexpr (requires { L::FromSpec(args, build_child); }) {
         L layer = L::FromSpec(args, build_child);
         args.RequireAllRead();
@@ -80,7 +80,7 @@ class LayerRegistry {
         args.RequireStateSize(options.TensorShapes());
         return internal::MakeLayerPointer(L(options));
       }
-    };
+    });
   }
 
   /// Registers (or replaces) the factory of `type`: `build(args)` returns the layer (any type
@@ -88,16 +88,16 @@ class LayerRegistry {
   /// call args.RequireStateSize with its shapes first.
   template <class Build>
   void Register(const std::string& type, Build build) {
-    factories_[type] = [build = std::move(build)](const LayerArgs& args,
-                                                  const internal::BuildChild<T>&) {
+    SetFactory(type, [build = std::move(build)](const LayerArgs& args,
+                                                const internal::BuildChild<T>&) {
       RequireNoChildren(args);
       auto layer = build(args);
       args.RequireAllRead();
       return internal::MakeLayerPointer(std::move(layer));
-    };
+    });
   }
 
-  bool Contains(const std::string& type) const { return factories_.count(type) != 0; }
+  bool Contains(const std::string& type) const { return FindFactory(type) != nullptr; }
 
   /// The registered type names, sorted.
   std::vector<std::string> Types() const {
@@ -118,8 +118,8 @@ class LayerRegistry {
       throw ArgumentError("blocks nested deeper than the limit allows (LoadOptions::max_depth)");
     }
     --budget.layers;
-    const auto it = factories_.find(spec.type);
-    if (it == factories_.end()) {
+    const Factory* factory = FindFactory(spec.type);
+    if (factory == nullptr) {
       std::string known;
       for (const auto& [type, factory] : factories_) known += (known.empty() ? "" : ", ") + type;
       throw ArgumentError("unknown layer type '" + spec.type + "'; known types: " + known +
@@ -140,7 +140,7 @@ class LayerRegistry {
                                 : "layer '" + name + "' (" + child.type + "): " + message);
       }
     };
-    internal::LayerPointer<T> layer = it->second(args, build_child);
+    internal::LayerPointer<T> layer = (*factory)(args, build_child);
     if (budget.state_values) *budget.state_values -= args.Reserved();
     budget.reserved += args.Reserved();
     return layer;
@@ -169,7 +169,29 @@ class LayerRegistry {
     }
   }
 
-  std::map<std::string, Factory> factories_;
+  /// The factory of `type`, or nullptr.
+  const Factory* FindFactory(const std::string& type) const {
+    const auto it = LowerBound(type);
+    return it != factories_.end() && it->first == type ? &it->second : nullptr;
+  }
+  /// Registers or replaces the factory of `type`, keeping factories_ sorted by type.
+  void SetFactory(const std::string& type, Factory factory) {
+    const auto it = LowerBound(type);
+    if (it != factories_.end() && it->first == type) {
+      factories_[static_cast<std::size_t>(it - factories_.begin())].second = std::move(factory);
+    } else {
+      factories_.emplace(it, type, std::move(factory));
+    }
+  }
+  typename std::vector<std::pair<std::string, Factory>>::const_iterator LowerBound(
+      const std::string& type) const {
+    return std::lower_bound(factories_.begin(), factories_.end(), type,
+                            [](const auto& entry, const std::string& key) { return entry.first < key; });
+  }
+
+  // Sorted by type name: a short list, looked up once per layer of a file, listed in order in
+  // messages (a sorted vector rather than std::map, whose header every program would parse).
+  std::vector<std::pair<std::string, Factory>> factories_;
 };
 
 /// Registers every layer type of `list` in `registry` (see BuiltinLayers).
