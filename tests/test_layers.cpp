@@ -4,10 +4,12 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "dlb/core/error.hpp"
 #include "dlb/core/random.hpp"
+#include "dlb/core/sign_select.hpp"
 #include "dlb/layers/dropout.hpp"
 #include "dlb/layers/activations.hpp"
 #include "dlb/layers/linear.hpp"
@@ -314,6 +316,35 @@ TEMPLATE_TEST_CASE("element-wise layers skip dX when it is null and leave their 
   layer.Backward(x, y, dy, &again);
   CHECK(again == dx);
   CHECK(dx != Matrix<double>::Zero(2, 3));
+}
+
+TEMPLATE_TEST_CASE("sign selections equal Eigen's select bit for bit, vectorised and in the tail",
+                   "", float, double) {
+  using T = TestType;
+  // 37 x 5: every packet width leaves a scalar tail; zeros of both signs, NaNs, infinities
+  // and denormals among the values and the gradients.
+  Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic> values = RandomMatrix<T>(37, 5, 63).array();
+  Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic> grads = RandomMatrix<T>(37, 5, 64).array();
+  const T specials[] = {T(0), -T(0), std::numeric_limits<T>::quiet_NaN(),
+                        std::numeric_limits<T>::infinity(), -std::numeric_limits<T>::infinity(),
+                        std::numeric_limits<T>::denorm_min(), -std::numeric_limits<T>::denorm_min()};
+  for (int i = 0; i < 7; ++i) {
+    values(3 * i, i % 5) = specials[i];
+    grads(5 * i + 1, (i + 2) % 5) = specials[(i + 3) % 7];
+    values(5 * i + 1, (i + 2) % 5) = T(i % 2 == 0 ? 1 : -1);
+  }
+  const T alpha = T(0.01);
+  using Array = Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic>;
+  const Array kept = dlb::internal::KeepWherePositive(grads, values);
+  const Array kept_by_select = (values > T(0)).select(grads, T(0));
+  const Array scaled = dlb::internal::ScaleWhereNotPositive(grads, values, alpha);
+  const Array scaled_by_select = (values > T(0)).select(grads, alpha * grads);
+  REQUIRE(std::memcmp(kept.data(), kept_by_select.data(), sizeof(T) * kept.size()) == 0);
+  REQUIRE(std::memcmp(scaled.data(), scaled_by_select.data(), sizeof(T) * scaled.size()) == 0);
+  for (Index i = 0; i < values.size(); ++i) {
+    const T one = dlb::internal::KeepWherePositive(grads(i), values(i));
+    REQUIRE(std::memcmp(&one, &kept(i), sizeof(T)) == 0);
+  }
 }
 
 // ---------------------------------------------------------------------------------------

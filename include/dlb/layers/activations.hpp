@@ -14,6 +14,7 @@
 #include <tuple>
 
 #include "dlb/core/error.hpp"
+#include "dlb/core/sign_select.hpp"
 #include "dlb/core/types.hpp"
 #include "dlb/layers/elementwise.hpp"
 #include "dlb/layers/layer.hpp"
@@ -119,7 +120,7 @@ struct ReluFunction {
   }
   template <class X, class Y, class D>
   auto Gradient(const X& /*x*/, const Y& y, const D& dy) const {
-    return (y > T(0)).select(dy, T(0));
+    return KeepWherePositive(dy, y);
   }
 };
 
@@ -138,11 +139,11 @@ struct LeakyReluFunction {
   }
   template <class X>
   auto Value(const X& x) const {
-    return (x > T(0)).select(x, alpha * x);
+    return ScaleWhereNotPositive(x, x, alpha);
   }
   template <class X, class Y, class D>
   auto Gradient(const X& x, const Y& /*y*/, const D& dy) const {
-    return (x > T(0)).select(dy, alpha * dy);
+    return ScaleWhereNotPositive(dy, x, alpha);
   }
   T alpha;
 };
