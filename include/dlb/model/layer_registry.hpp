@@ -118,8 +118,8 @@ class LayerRegistry {
       throw ArgumentError("blocks nested deeper than the limit allows (LoadOptions::max_depth)");
     }
     --budget.layers;
-    const Factory* factory = FindFactory(spec.type);
-    if (factory == nullptr) {
+    const Factory* build_layer = FindFactory(spec.type);
+    if (build_layer == nullptr) {
       std::string known;
       for (const auto& [type, factory] : factories_) known += (known.empty() ? "" : ", ") + type;
       throw ArgumentError("unknown layer type '" + spec.type + "'; known types: " + known +
@@ -140,7 +140,7 @@ class LayerRegistry {
                                 : "layer '" + name + "' (" + child.type + "): " + message);
       }
     };
-    internal::LayerPointer<T> layer = (*factory)(args, build_child);
+    internal::LayerPointer<T> layer = (*build_layer)(args, build_child);
     if (budget.state_values) *budget.state_values -= args.Reserved();
     budget.reserved += args.Reserved();
     return layer;
