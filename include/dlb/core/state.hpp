@@ -18,7 +18,6 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
-#include <optional>
 #include <string>
 #include <type_traits>
 #include <unordered_map>
@@ -233,14 +232,18 @@ inline std::vector<std::uint64_t> GeneratorWords(const Generator& gen) {
   return {words.begin(), words.end()};
 }
 
+/// Throws StateError, naming the state and the problem, unless `words` can be a generator's
+/// state (Generator::WordsProblem).
+inline void RequireGeneratorWords(const std::vector<std::uint64_t>& words, const std::string& name) {
+  if (const char* problem = Generator::WordsProblem(words)) {
+    throw StateError("state '" + name + "': not a random generator's state: " + problem);
+  }
+}
+
 inline void SetGeneratorWords(Generator& gen, const std::vector<std::uint64_t>& words,
                               const std::string& name) {
-  const std::optional<Generator> restored = Generator::FromWords(words);
-  if (!restored) {
-    throw StateError("state '" + name + "': not a random generator's state: " +
-                     Generator::WordsProblem(words));
-  }
-  gen = *restored;
+  RequireGeneratorWords(words, name);
+  gen = *Generator::FromWords(words);
 }
 
 template <Scalar T>
@@ -343,8 +346,7 @@ void CheckTensorFits(const StateRef<T>& ref, const Tensor& tensor, const std::st
           if (tensor.dtype != DType::F64 || !tensor.shape.empty()) fail("F64 []");
         } else if constexpr (std::is_same_v<V, Generator>) {
           if (tensor.dtype != DType::U64 || tensor.shape != expected) fail("U64 " + ShapeText(expected));
-          Generator scratch;  // parses the words without touching the live generator
-          internal::SetGeneratorWords(scratch, tensor.Values<std::uint64_t>(), name);
+          internal::RequireGeneratorWords(tensor.Values<std::uint64_t>(), name);
         } else {
           if (tensor.dtype != DType::I64 || tensor.shape.size() != 1) fail("I64 [n]");
         }
