@@ -4,8 +4,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <barrier>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <thread>
 #include <vector>
 
@@ -370,4 +373,35 @@ TEST_CASE("TwoSumsInDouble adds every value in double, tails and short runs incl
       [p](dlb::Index i) { return static_cast<double>(p[i]) * static_cast<double>(p[i]); });
   CHECK(sums[0] == 37.0 * 4097.0);
   CHECK(sums[1] == 37.0 * 16785409.0);
+}
+
+TEST_CASE("TwoSumsInDouble adds in its documented lanes and order, bit for bit",
+          "[batchnorm]") {
+  // The contract that keeps the statistics the same on every machine and vector width: value
+  // i in lane i mod 16, increasing i per lane, then the lanes pairwise (8, 4, 2, 1). Values of
+  // mixed signs and magnitudes, so that any other order of the adds shows in the bits.
+  for (const dlb::Index n : {0, 1, 7, 16, 17, 47, 196, 784, 1000}) {
+    const dlb::Matrix<double> x =
+        dlb_test::RandomMatrix<double>(n, 1, static_cast<std::uint64_t>(11 + n), -3.0, 3.0);
+    const dlb::Matrix<float> values = (x.array() * (x.array() * 4).exp()).cast<float>();
+    const float* p = values.data();
+    std::array<double, 16> sums{}, squares{};
+    for (dlb::Index i = 0; i < n; ++i) {
+      const auto value = static_cast<double>(p[i]);
+      sums[static_cast<std::size_t>(i % 16)] += value;
+      squares[static_cast<std::size_t>(i % 16)] += value * value;
+    }
+    for (std::size_t width = 8; width >= 1; width /= 2) {
+      for (std::size_t k = 0; k < width; ++k) {
+        sums[k] += sums[k + width];
+        squares[k] += squares[k + width];
+      }
+    }
+    const auto result = dlb::internal::TwoSumsInDouble(
+        n, [p](dlb::Index i) { return p[i]; },
+        [p](dlb::Index i) { return static_cast<double>(p[i]) * static_cast<double>(p[i]); });
+    INFO("n = " << n);
+    CHECK(std::bit_cast<std::uint64_t>(result[0]) == std::bit_cast<std::uint64_t>(sums[0]));
+    CHECK(std::bit_cast<std::uint64_t>(result[1]) == std::bit_cast<std::uint64_t>(squares[0]));
+  }
 }
