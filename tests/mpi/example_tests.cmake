@@ -95,8 +95,7 @@ if(DLB_MPI)
             "-DEXPECT_REGEX=Data parallel: 2 rank[(]s[)] x 16 samples of each batch of 32.*Epoch    1 / 1: .*Test accuracy"
             -P ${expect})
   set_tests_properties("scripts/train: DLB_RANKS=2 scripts/train --distributed, as docs/distributed.md runs it"
-    PROPERTIES FIXTURES_REQUIRED fake_data TIMEOUT 3100 PROCESSORS 2
-               COST 60)  # started first: tests/packaging/CMakeLists.txt says why
+    PROPERTIES FIXTURES_REQUIRED fake_data TIMEOUT 3100 PROCESSORS 2)
 
   set_tests_properties(${mpi_example_tests} PROPERTIES TIMEOUT 120 PROCESSORS 2)
   set_tests_properties(${mpi_example_tests} PROPERTIES FIXTURES_REQUIRED fake_data)
