@@ -4,6 +4,7 @@
 // capabilities found through blocks, and moved-from models.
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <utility>
@@ -297,62 +298,117 @@ TEST_CASE("a batch norm followed by a ReLU runs fused: bit for bit the two layer
   CHECK(dlb::testing::CheckLayer(std::move(net), Shape(2, 4, 4)).worst_gradient_error < 1e-6);
 }
 
+namespace {
+
+/// The values of two matrices are the same, bit for bit (a NaN equals a NaN of the same bits).
+template <class T>
+bool SameBits(const Matrix<T>& a, const Matrix<T>& b) {
+  return a.rows() == b.rows() && a.cols() == b.cols() &&
+         std::memcmp(a.data(), b.data(), sizeof(T) * static_cast<std::size_t>(a.size())) == 0;
+}
+
+/// Batch norm, optionally ReLU, and max-pooling over `kernel` windows, run as layers apart by
+/// hand and as a chain (which fuses them into the batch norm): the same output, bit for bit,
+/// and the same gradients up to `tolerance` (relative; the fused backward adds the terms of a
+/// maximum's gradient in another order). With `check_backward` false (inputs with NaN), only
+/// the forward.
+template <class T>
+void CheckFusedPooling(const Shape& input, dlb::Size2D kernel, const Matrix<T>& x, bool with_relu,
+                       dlb::Mode mode, double tolerance, bool check_backward = true) {
+  INFO(input.ToString() << ", kernel " << kernel.ToString() << ", ReLU " << with_relu << ", mode "
+                        << int(mode));
+  // The reference: the layers, each run by hand.
+  dlb::BatchNorm2D<T> bn(input.channels);
+  dlb::ReLU<T> relu;
+  dlb::MaxPool2D<T> pool(kernel);
+  bn.SetInputShape(input);
+  pool.SetInputShape(input);
+  for (dlb::Index c = 0; c < input.channels; ++c) {
+    bn.Weight()(c, 0) = T(1.5) - T(c % 3);  // 1.5, 0.5, -0.5, ...
+    bn.Bias()(c, 0) = T(0.25) * T(c % 2);
+  }
+  const Shape pooled = pool.OutputShape(input);
+  const Matrix<T> dy = dlb_test::RandomMatrix<T>(pooled.Size(), x.cols(), 2);
+  Matrix<T> normalized, activated, y, pool_grad, relu_grad, dx;
+  bn.Forward(x, normalized, mode);
+  if (with_relu) relu.Forward(normalized, activated, mode);
+  const Matrix<T>& pool_input = with_relu ? activated : normalized;
+  pool.Forward(pool_input, y, mode);
+
+  // The same layers in a chain, which fuses them into the batch norm.
+  Sequential<T> chain;
+  chain.Add("bn", bn);
+  if (with_relu) chain.Add("relu", relu);
+  chain.Add("pool", pool);
+  chain.SetInputShape(input);
+  const auto& fused = *chain.Children()[0].layer;
+  REQUIRE(fused.FusedMaxPool() == pool.Window());
+  Matrix<T> chain_y, chain_dx;
+  chain.Forward(x, chain_y, mode);
+  CHECK(SameBits(chain_y, y));  // the same values compared the same way
+  if (!check_backward) return;
+  pool.Backward(pool_input, y, dy, &pool_grad);
+  if (with_relu) relu.Backward(normalized, activated, pool_grad, &relu_grad);
+  bn.Backward(x, normalized, with_relu ? relu_grad : pool_grad, &dx);
+  chain.Backward(x, chain_y, dy, &chain_dx);
+  REQUIRE(chain_dx.rows() == dx.rows());
+  CHECK((chain_dx - dx).cwiseAbs().maxCoeff() <= tolerance * (1 + dx.cwiseAbs().maxCoeff()));
+  const auto expected = bn.Parameters();
+  const auto got = chain.Parameters();
+  REQUIRE(got.size() == expected.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    CHECK((*got[i].grad - *expected[i].grad).cwiseAbs().maxCoeff() <=
+          tolerance * (1 + expected[i].grad->cwiseAbs().maxCoeff()));
+  }
+}
+
+}  // namespace
+
 TEST_CASE("a batch norm followed by a ReLU and a max-pooling runs fused: the layers run alone",
           "[blocks][fusion]") {
   // 7 x 6 planes under 2 x 2 windows: the last row is in no window (its gradient is the batch
   // norm's alone); 5 x 7 planes leave a column out; a 3 x 2 window shows that rectangles fuse.
+  // 8 x 10 and 6 x 20 planes take the vector kernels of 2 x 2 windows (dlb/core/max_pool_2x2.hpp:
+  // 5 and 10 windows a row, in groups of 4 and 8 that overlap at the row's end).
   const Shape shape(3, 7, 6);
   for (const auto& [input, kernel] :
        {std::pair{shape, dlb::Size2D(2)}, std::pair{Shape(3, 5, 7), dlb::Size2D(2)},
-        std::pair{shape, dlb::Size2D(3, 2)}}) {
+        std::pair{shape, dlb::Size2D(3, 2)}, std::pair{Shape(3, 8, 10), dlb::Size2D(2)},
+        std::pair{Shape(2, 6, 20), dlb::Size2D(2)}}) {
     const Matrix<double> x = dlb_test::RandomMatrix<double>(input.Size(), 5, 1, -2.0, 3.0);
     for (const bool with_relu : {true, false}) {
       for (const dlb::Mode mode : {dlb::Mode::Train, dlb::Mode::Inference}) {
-        INFO(input.ToString() << ", kernel " << kernel.ToString() << ", ReLU " << with_relu
-                              << ", mode " << int(mode));
-        // The reference: the layers, each run by hand.
-        dlb::BatchNorm2D<double> bn(3);
-        dlb::ReLU<double> relu;
-        dlb::MaxPool2D<double> pool(kernel);
-        bn.SetInputShape(input);
-        pool.SetInputShape(input);
-        bn.Weight() << 1.5, -0.5, 1.0;
-        bn.Bias() << 0.25, 0.0, -0.5;
-        const Shape pooled = pool.OutputShape(input);
-        const Matrix<double> dy = dlb_test::RandomMatrix<double>(pooled.Size(), 5, 2);
-        Matrix<double> normalized, activated, y, pool_grad, relu_grad, dx;
-        bn.Forward(x, normalized, mode);
-        if (with_relu) relu.Forward(normalized, activated, mode);
-        const Matrix<double>& pool_input = with_relu ? activated : normalized;
-        pool.Forward(pool_input, y, mode);
-        pool.Backward(pool_input, y, dy, &pool_grad);
-        if (with_relu) relu.Backward(normalized, activated, pool_grad, &relu_grad);
-        bn.Backward(x, normalized, with_relu ? relu_grad : pool_grad, &dx);
-
-        // The same layers in a chain, which fuses them into the batch norm.
-        Sequential<double> chain;
-        chain.Add("bn", bn);
-        if (with_relu) chain.Add("relu", relu);
-        chain.Add("pool", pool);
-        chain.SetInputShape(input);
-        const auto& fused = *chain.Children()[0].layer;
-        REQUIRE(fused.FusedMaxPool() == pool.Window());
-        Matrix<double> chain_y, chain_dx;
-        chain.Forward(x, chain_y, mode);
-        chain.Backward(x, chain_y, dy, &chain_dx);
-        CHECK(chain_y == y);  // the same values compared the same way
-        REQUIRE(chain_dx.rows() == dx.rows());
-        CHECK((chain_dx - dx).cwiseAbs().maxCoeff() <= 1e-12 * (1 + dx.cwiseAbs().maxCoeff()));
-        const auto expected = bn.Parameters();
-        const auto got = chain.Parameters();
-        REQUIRE(got.size() == expected.size());
-        for (std::size_t i = 0; i < got.size(); ++i) {
-          CHECK((*got[i].grad - *expected[i].grad).cwiseAbs().maxCoeff() <= 1e-12);
-        }
+        CheckFusedPooling(input, kernel, x, with_relu, mode, 1e-12);
       }
     }
   }
+}
 
+TEST_CASE("the fused 2 x 2 max-pooling keeps torch's ties and NaN rule in float",
+          "[blocks][fusion]") {
+  // Inputs on a grid of quarters, so that windows hold equal values (the first maximum wins),
+  // and in inference NaN inputs (a NaN wins, the window's last); 28 x 28 is the CNN's first
+  // pooling, 14 x 14 its second.
+  for (const Shape& input : {Shape(2, 8, 8), Shape(3, 6, 20), Shape(2, 28, 28), Shape(2, 14, 14)}) {
+#if defined(__GNUC__) || defined(__clang__)
+    REQUIRE(dlb::internal::MaxPool2x2Fits(dlb::MaxPool2D<float>(2).Window(), input.height,
+                                          input.width));
+#endif
+    Matrix<float> x = dlb_test::RandomMatrix<float>(input.Size(), 4, 3, -2.0, 2.0);
+    x = (x.array() * 4).round() / 4;
+    for (const bool with_relu : {true, false}) {
+      CheckFusedPooling(input, dlb::Size2D(2), x, with_relu, dlb::Mode::Train, 1e-5);
+      Matrix<float> with_nan = x;
+      for (dlb::Index i = 0; i < with_nan.size(); i += 7) with_nan.data()[i] = NAN;
+      CheckFusedPooling(input, dlb::Size2D(2), with_nan, with_relu, dlb::Mode::Inference, 0,
+                        /*check_backward=*/false);
+    }
+  }
+}
+
+TEST_CASE("a chain fuses a batch norm, ReLU and max-pooling as they are added, non-overlapping windows only",
+          "[blocks][fusion]") {
+  const Shape shape(3, 7, 6);
   // In a model the three are fused as they are added, and Summary() says so; windows that
   // overlap (3 x 3, stride 2) are not fused (the chain then runs the pooling itself).
   const Matrix<double> x = dlb_test::RandomMatrix<double>(shape.Size(), 5, 1, -2.0, 3.0);
@@ -382,7 +438,9 @@ TEST_CASE("a batch norm followed by a ReLU and a max-pooling runs fused: the lay
       .Add(dlb::ReLU<double>())
       .Add(dlb::MaxPool2D<double>(2))
       .Add(Conv2D<double>(3, 2, 1));
-  CHECK(dlb::testing::CheckLayer(std::move(net), Shape(2, 6, 4)).worst_gradient_error < 1e-6);
+  CHECK(dlb::testing::CheckLayer(net, Shape(2, 6, 4)).worst_gradient_error < 1e-6);
+  // 8 x 8 planes: the vector kernels of 2 x 2 windows.
+  CHECK(dlb::testing::CheckLayer(std::move(net), Shape(2, 8, 8)).worst_gradient_error < 1e-6);
 }
 
 TEST_CASE("ModelNN::SetLayerTiming times every layer's passes, blocks and their layers included",

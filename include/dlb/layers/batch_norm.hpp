@@ -17,6 +17,7 @@
 #include "dlb/core/checked.hpp"
 #include "dlb/core/double_sums.hpp"
 #include "dlb/core/error.hpp"
+#include "dlb/core/max_pool_2x2.hpp"
 #include "dlb/core/parallel.hpp"
 #include "dlb/core/parameter.hpp"
 #include "dlb/core/random.hpp"
@@ -105,7 +106,9 @@ struct BatchNormOptions {
 /// its second pass over X (keeping, per window, where the maximum was and the X behind it),
 /// and Backward sums over the pooled gradient and writes dX in one pass over X: the
 /// full-size activations are read or written twice each way, where the layers apart do so
-/// four times forward and six backward.
+/// four times forward and six backward. 2x2 windows of stride 2 on even planes (most
+/// convnets' pooling) take the vector kernels of dlb/core/max_pool_2x2.hpp for those passes,
+/// other windows the general ones of dlb/layers/pooling.hpp; both give the same outputs.
 ///
 /// Accuracy: the sums of x and x^2 are accumulated in double (a float's square is exact in a
 /// double), so var = E[x^2] - E[x]^2 keeps ~15 digits even when the mean is large next to
@@ -513,16 +516,25 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
     pooled_x_.resize(pooled_shape_.Size(), x.cols());
     pool_scratch_.resize(in_plane + out_plane,
                          std::min<Index>(internal::ParallelThreads(), kMaxParallelParts));
+    const bool two_by_two = internal::MaxPool2x2Fits(*fused_pool_, in.height, in.width);
     ParallelRanges(x.cols(), x.rows(), [&](int part, Index first, Index count) {
       T* normalised = pool_scratch_.col(part).data();
       T* gathered = normalised + in_plane;
       for (Index b = first; b < first + count; ++b) {
         for (Index c = 0; c < Size(); ++c) {
           const T* values = x.col(b).data() + c * in_plane;
-          Run(normalised, in_plane).array() =
-              ActivatedIf(relu, Normalised(Run(values, in_plane).array(), c));
           std::int32_t* where = argmax_.col(b).data() + c * out_plane;
           T* at_maximum = pooled_x_.col(b).data() + c * out_plane;
+          if (two_by_two) {
+            // One pass, normalising on vectors as Normalised() does on Eigen's packets.
+            internal::MaxPool2x2Forward(
+                values, in.height, in.width,
+                internal::NormalizedValue<T, Relu::value>{mean_(c), scale_(c), shift_(c)},
+                y.col(b).data() + c * out_plane, where, at_maximum);
+            continue;
+          }
+          Run(normalised, in_plane).array() =
+              ActivatedIf(relu, Normalised(Run(values, in_plane).array(), c));
           internal::MaxOfWindows(*fused_pool_, in, out, normalised, y.col(b).data() + c * out_plane,
                                  where, gathered);
           internal::ForEachWindowMaximum(
@@ -543,6 +555,7 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
     const Shape out = PlaneShape(pooled_shape_.height, pooled_shape_.width);
     const Index in_plane = in.Size(), out_plane = out.Size();
     dx.resize(x.rows(), x.cols());
+    const bool two_by_two = internal::MaxPool2x2Fits(*fused_pool_, in.height, in.width);
     ParallelRanges(dy.cols(), dx.rows(), [&](int, Index first, Index count) {
       for (Index b = first; b < first + count; ++b) {
         for (Index c = 0; c < Size(); ++c) {
@@ -551,6 +564,15 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
           const T* grad_out = dy.col(b).data() + c * out_plane;
           const T a = a_(c), slope = b_(c), d = d_(c), mean = mean_(c), scale = scale_(c),
                   shift = shift_(c);
+          if (two_by_two) {
+            // The same formulas on a row's inputs at a time, each window's maximum chosen
+            // by mask instead of rewritten.
+            internal::MaxPool2x2Backward(
+                values, grad_out, argmax_.col(b).data() + c * out_plane, in.height, in.width,
+                internal::NormalizedPoolGradient<T, Relu::value>{a, slope, d, mean, scale, shift},
+                grads);
+            continue;
+          }
           Run(grads, in_plane).array() = slope * (Run(values, in_plane).array() - mean) + d;
           internal::ForEachWindowMaximum(
               *fused_pool_, in, out, argmax_.col(b).data() + c * out_plane, element_offsets_.data(),
