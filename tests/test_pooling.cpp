@@ -35,6 +35,9 @@ const std::vector<Geometry> kGeometries = {
     {"2x2 on 7x7: floor", {2, 7, 7}, 2, 2},
     {"3x3, stride 2: overlapping", {1, 7, 6}, 3, 2},
     {"2x3, stride 1x2", {3, 4, 7}, {2, 3}, {1, 2}},
+    // Even planes of at least 8 columns: the vector kernels of dlb/core/max_pool_2x2.hpp (5
+    // windows a row: groups of 4 that overlap).
+    {"2x2, stride 2, on vectors", {2, 8, 10}, 2, 2},
 };
 
 // Entries spaced at least 0.01 apart in random order (no ties, so a finite-difference step
@@ -159,6 +162,24 @@ TEST_CASE("MaxPool2D follows torch on ties (the first maximum) and NaN (propagat
   pool.Backward(x, y, Matrix<double>::Ones(1, 2), &dx);
   CHECK(dx.col(0) == (Matrix<double>(4, 1) << 0, 1, 0, 0).finished());
   CHECK(dx.col(1) == (Matrix<double>(4, 1) << 0, 1, 0, 0).finished());
+
+  // The same rules on the vector kernels (2 x 8 planes, 4 windows): a tie (the first wins), a
+  // NaN, two NaN (the last wins, as torch's scan takes every NaN it meets), four equal values.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  dlb::MaxPool2D<double> wide(2);
+  wide.SetInputShape({1, 2, 8});
+  Matrix<double> row_pair(16, 1);
+  row_pair << 1, 3, 1, nan, nan, 1, 4, 4,  //
+      3, 2, 5, 2, nan, 0, 4, 4;
+  wide.Forward(row_pair, y, dlb::Mode::Train);
+  REQUIRE(y.rows() == 4);
+  CHECK(y(0, 0) == 3);
+  CHECK(std::isnan(y(1, 0)));
+  CHECK(std::isnan(y(2, 0)));
+  CHECK(y(3, 0) == 4);
+  wide.Backward(row_pair, y, Matrix<double>::Ones(4, 1), &dx);
+  CHECK(dx.col(0) ==
+        (Matrix<double>(16, 1) << 0, 1, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0).finished());
 }
 
 TEST_CASE("Pooling names and specs") {

@@ -2,7 +2,9 @@
 /// \file
 /// Max-pooling over 2x2 windows of stride 2 (the pooling of most convnets, that of
 /// `train_fashion_mnist --model cnn`) on SIMD vectors: a plane's row pair at a time, the four
-/// window elements split out of the two rows by shuffles, compared in registers.
+/// window elements split out of the two rows by shuffles, compared in registers. MaxPool2D
+/// and BatchNorm2D's fused pooling run their passes through it where it applies
+/// (MaxPool2x2Fits).
 ///
 /// Why: the general kernels of dlb/layers/pooling.hpp (MaxOfWindows, ForEachWindowMaximum)
 /// gather each window element of a plane into an array, compare the arrays, then find the
@@ -158,7 +160,7 @@ void MaxPool2x2ForwardLanes(const T* __restrict plane, Index height, Index width
     }
     const Index o = oy * out_width + ox;
     StoreLanes(maxima, best + o);
-    StoreLanes(input_at_maximum, at_maximum + o);
+    if (at_maximum != nullptr) StoreLanes(input_at_maximum, at_maximum + o);
     StoreLanes(__builtin_convertvector(element, typename Narrow::Indices), where + o);
   });
 }
@@ -186,8 +188,8 @@ void MaxPool2x2BackwardLanes(const T* __restrict plane, const T* __restrict grad
     RepeatLanes<N>(__builtin_convertvector(group_elements, typename Narrow::Mask), window_element);
     for (int ky = 0; ky < 2; ++ky) {
       const Index row = (2 * oy + ky) * width + 2 * ox;
-      typename Wide::Values inputs, input_grads;
-      LoadLanes(plane + row, inputs);
+      typename Wide::Values inputs{}, input_grads;
+      if constexpr (Spread::kReadsInputs) LoadLanes(plane + row, inputs);
       const typename Wide::Mask is_maximum = window_element == (column + 2 * ky);
       spread(is_maximum, window_grads, inputs, input_grads);
       StoreLanes(input_grads, plane_grads + row);
@@ -196,6 +198,29 @@ void MaxPool2x2BackwardLanes(const T* __restrict plane, const T* __restrict grad
 }
 
 #endif  // DLB_MAX_POOL_2X2_VECTORS_
+
+/// The inputs themselves (MaxPool2D's `transform`).
+struct SameValue {
+#if DLB_MAX_POOL_2X2_VECTORS_
+  template <class Values>
+  void operator()(const Values& inputs, Values& value) const {
+    value = inputs;
+  }
+#endif
+};
+
+/// A window's gradient at its maximum, 0 at its other inputs (MaxPool2D's `spread`).
+struct GradientAtMaximum {
+  static constexpr bool kReadsInputs = false;
+#if DLB_MAX_POOL_2X2_VECTORS_
+  template <class Mask, class Values>
+  void operator()(const Mask& is_maximum, const Values& window_grads, const Values& /*inputs*/,
+                  Values& input_grads) const {
+    input_grads = Values{};
+    SelectLanes(is_maximum, window_grads, input_grads);
+  }
+#endif
+};
 
 /// Batch norm's value with a fused ReLU or not (kRelu), as BatchNorm computes it on Eigen's
 /// packets: value = (x - mean) scale + shift, then max(., 0): MaxPool2x2Forward's `transform`.
@@ -217,6 +242,7 @@ struct NormalizedValue {
 /// MaxPool2x2Backward's `spread`.
 template <Scalar T, bool kRelu>
 struct NormalizedPoolGradient {
+  static constexpr bool kReadsInputs = true;
   T a, slope, d, mean, scale, shift;
 #if DLB_MAX_POOL_2X2_VECTORS_
   template <class Mask, class Values>
@@ -233,7 +259,7 @@ struct NormalizedPoolGradient {
 /// The forward pass over one plane (`height` x `width`, MaxPool2x2Fits): for each window o
 /// (row-major over the height/2 x width/2 output), best[o] = the maximum of transform(x) over
 /// its four inputs x, where[o] = that input's element ky*2 + kx and at_maximum[o] = the input
-/// itself, with torch's rule as MaxOfWindows applies it (the first maximum; a NaN wins, the
+/// itself (unless at_maximum is null), with torch's rule as MaxOfWindows applies it (the first maximum; a NaN wins, the
 /// last NaN of a window). `transform` maps a vector of inputs to the values compared (e.g. batch
 /// norm's normalisation and ReLU) with lane-wise arithmetic, so that it rounds as the same
 /// expression does on Eigen's packets.
@@ -251,9 +277,10 @@ void MaxPool2x2Forward(const T* plane, Index height, Index width, Transform tran
 
 /// The backward pass over one plane (MaxPool2x2Fits): every input's gradient from its
 /// window's gradient `grads[o]` and element `where[o]` (MaxPool2x2Forward's), as
-/// plane_grads = spread(is_maximum, window_grads, inputs) on vectors of a row's inputs: the
+/// spread(is_maximum, window_grads, inputs, input_grads) on vectors of a row's inputs: the
 /// mask of the inputs at their window's maximum, each window's gradient over its two columns,
-/// and the inputs.
+/// and the inputs themselves, read from `plane` when Spread::kReadsInputs (else zeros, and
+/// `plane` may be null).
 template <Scalar T, class Spread>
 void MaxPool2x2Backward(const T* plane, const T* grads, const std::int32_t* where, Index height,
                         Index width, Spread spread, T* plane_grads) {

@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "dlb/core/error.hpp"
+#include "dlb/core/max_pool_2x2.hpp"
 #include "dlb/core/parallel.hpp"
 #include "dlb/core/shape.hpp"
 #include "dlb/core/types.hpp"
@@ -228,7 +229,9 @@ concept MaxPoolFusingLayer = Layer<L> && requires(L& layer, const L& view,
 /// a NaN in the window gives NaN, as in torch. Backward: dY goes to the window's first
 /// maximal input (the one Forward picked), dX is 0 elsewhere; overlapping windows add up.
 /// Forward gathers each window element's values for the whole sample into a scratch row, so
-/// the comparisons run over long contiguous arrays (vectorised) rather than short rows.
+/// the comparisons run over long contiguous arrays (vectorised) rather than short rows; 2x2
+/// windows of stride 2 on even planes take the vector kernels of dlb/core/max_pool_2x2.hpp
+/// instead (one pass per plane, the same outputs).
 template <Scalar T = float>
 class MaxPool2D : public internal::Pool2D<MaxPool2D<T>, internal::MaxPoolKind> {
  public:
@@ -244,11 +247,23 @@ class MaxPool2D : public internal::Pool2D<MaxPool2D<T>, internal::MaxPoolKind> {
     y.resize(outputs, x.cols());
     argmax_.resize(outputs, x.cols());
     candidates_.resize(outputs, std::min<Index>(internal::ParallelThreads(), kMaxParallelParts));
+    const Shape& in = this->input_shape_;
+    const bool two_by_two = internal::MaxPool2x2Fits(this->window_, in.height, in.width);
+    const Index in_plane = in.height * in.width, out_plane = outputs / in.channels;
     ParallelRanges(x.cols(), x.rows(), [&](int part, Index first, Index count) {
       for (Index b = first; b < first + count; ++b) {
-        internal::MaxOfWindows(this->window_, this->input_shape_, this->output_shape_,
-                               x.col(b).data(), y.col(b).data(), argmax_.col(b).data(),
-                               candidates_.col(part).data());
+        if (!two_by_two) {
+          internal::MaxOfWindows(this->window_, in, this->output_shape_, x.col(b).data(),
+                                 y.col(b).data(), argmax_.col(b).data(),
+                                 candidates_.col(part).data());
+          continue;
+        }
+        for (Index c = 0; c < in.channels; ++c) {
+          internal::MaxPool2x2Forward(x.col(b).data() + c * in_plane, in.height, in.width,
+                                      internal::SameValue{}, y.col(b).data() + c * out_plane,
+                                      argmax_.col(b).data() + c * out_plane,
+                                      static_cast<T*>(nullptr));
+        }
       }
     });
   }
@@ -260,10 +275,22 @@ class MaxPool2D : public internal::Pool2D<MaxPool2D<T>, internal::MaxPoolKind> {
     this->RequireLatestBatch(dy.cols(), argmax_.cols());
     internal::WindowElementOffsets(this->window_, this->input_shape_, element_offsets_);
     dx->resize(this->input_shape_.Size(), dy.cols());
+    const Shape& in = this->input_shape_;
+    const bool two_by_two = internal::MaxPool2x2Fits(this->window_, in.height, in.width);
+    const Index in_plane = in.height * in.width, out_plane = this->output_shape_.Size() / in.channels;
     ParallelRanges(dy.cols(), dx->rows(), [&](int, Index first, Index count) {
       for (Index b = first; b < first + count; ++b) {
         T* grads = dx->col(b).data();
         const T* grad_out = dy.col(b).data();
+        if (two_by_two) {
+          for (Index c = 0; c < in.channels; ++c) {
+            internal::MaxPool2x2Backward(static_cast<const T*>(nullptr), grad_out + c * out_plane,
+                                         argmax_.col(b).data() + c * out_plane, in.height,
+                                         in.width, internal::GradientAtMaximum{},
+                                         grads + c * in_plane);
+          }
+          continue;
+        }
         std::fill_n(grads, dx->rows(), T(0));
         internal::ForEachWindowMaximum(
             this->window_, this->input_shape_, this->output_shape_, argmax_.col(b).data(),
