@@ -256,22 +256,34 @@ struct NormalizedPoolGradient {
 #endif
 };
 
+#if DLB_MAX_POOL_2X2_VECTORS_
+/// Calls f(std::integral_constant<int, N>{}) with the windows per vector for planes of
+/// `width` columns: 8, or 4 on planes narrower than 16 columns.
+template <class F>
+void WithWindowsPerVector(Index width, F&& f) {
+  if (width / 2 >= 8) {
+    f(std::integral_constant<int, 8>{});
+  } else {
+    f(std::integral_constant<int, 4>{});
+  }
+}
+#endif
+
 /// The forward pass over one plane (`height` x `width`, MaxPool2x2Fits): for each window o
 /// (row-major over the height/2 x width/2 output), best[o] = the maximum of transform(x) over
 /// its four inputs x, where[o] = that input's element ky*2 + kx and at_maximum[o] = the input
-/// itself (unless at_maximum is null), with torch's rule as MaxOfWindows applies it (the first maximum; a NaN wins, the
-/// last NaN of a window). `transform` maps a vector of inputs to the values compared (e.g. batch
-/// norm's normalisation and ReLU) with lane-wise arithmetic, so that it rounds as the same
-/// expression does on Eigen's packets.
+/// itself (unless at_maximum is null), with torch's rule as MaxOfWindows applies it (the
+/// first maximum; a NaN wins, the last NaN of a window). `transform` maps a vector of inputs
+/// to the values compared (e.g. batch norm's normalisation and ReLU) with lane-wise
+/// arithmetic, so that it rounds as the same expression does on Eigen's packets.
 template <Scalar T, class Transform>
 void MaxPool2x2Forward(const T* plane, Index height, Index width, Transform transform, T* best,
                        std::int32_t* where, T* at_maximum) {
 #if DLB_MAX_POOL_2X2_VECTORS_
-  if (width / 2 >= 8) {
-    MaxPool2x2ForwardLanes<8>(plane, height, width, transform, best, where, at_maximum);
-  } else {
-    MaxPool2x2ForwardLanes<4>(plane, height, width, transform, best, where, at_maximum);
-  }
+  WithWindowsPerVector(width, [&](auto n) {
+    MaxPool2x2ForwardLanes<decltype(n)::value>(plane, height, width, transform, best, where,
+                                                at_maximum);
+  });
 #endif
 }
 
@@ -285,11 +297,10 @@ template <Scalar T, class Spread>
 void MaxPool2x2Backward(const T* plane, const T* grads, const std::int32_t* where, Index height,
                         Index width, Spread spread, T* plane_grads) {
 #if DLB_MAX_POOL_2X2_VECTORS_
-  if (width / 2 >= 8) {
-    MaxPool2x2BackwardLanes<8>(plane, grads, where, height, width, spread, plane_grads);
-  } else {
-    MaxPool2x2BackwardLanes<4>(plane, grads, where, height, width, spread, plane_grads);
-  }
+  WithWindowsPerVector(width, [&](auto n) {
+    MaxPool2x2BackwardLanes<decltype(n)::value>(plane, grads, where, height, width, spread,
+                                                 plane_grads);
+  });
 #endif
 }
 
