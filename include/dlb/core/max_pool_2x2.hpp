@@ -50,7 +50,8 @@ inline bool MaxPool2x2Fits(const Window2D& window, Index height, Index width) {
 
 // Every helper takes and gives vectors by reference: a vector passed or returned by value
 // would be passed differently with and without AVX (or AVX-512) enabled, which GCC and Clang
-// warn about (-Wpsabi) in a program built without them.
+// warn about (-Wpsabi) in a program built without them. Bits are reinterpreted by casting the
+// vector values (a conversion between vector types of one size), not through references.
 
 /// N values of T (and the same-size signed integers, which comparisons give: all bits set
 /// where true, 0 where false) as one vector.
@@ -66,8 +67,8 @@ struct Lanes {
 /// NaN kept.
 template <class Values, class Mask>
 void SelectLanes(const Mask& mask, const Values& when_true, Values& chosen) {
-  chosen = reinterpret_cast<Values>((reinterpret_cast<const Mask&>(when_true) & mask) |
-                                    (reinterpret_cast<const Mask&>(chosen) & ~mask));
+  chosen = reinterpret_cast<Values>((reinterpret_cast<Mask>(when_true) & mask) |
+                                    (reinterpret_cast<Mask>(chosen) & ~mask));
 }
 
 /// v = max(v, 0) lane by lane as Eigen's packet max computes `array.max(T(0))`: NaN stays NaN
@@ -75,7 +76,7 @@ void SelectLanes(const Mask& mask, const Values& when_true, Values& chosen) {
 template <class Values>
 void MaxWithZeroLanes(Values& v) {
   using Mask = decltype(v < v);
-  v = reinterpret_cast<Values>(reinterpret_cast<const Mask&>(v) & ~(v < 0));
+  v = reinterpret_cast<Values>(reinterpret_cast<Mask>(v) & ~(v < 0));
 }
 
 /// grads = grads where values > 0, else +0 (KeepWherePositive of dlb/core/sign_select.hpp,
@@ -83,7 +84,7 @@ void MaxWithZeroLanes(Values& v) {
 template <class Values>
 void KeepWherePositiveLanes(Values& grads, const Values& values) {
   using Mask = decltype(values > 0);
-  grads = reinterpret_cast<Values>(reinterpret_cast<const Mask&>(grads) & (values > 0));
+  grads = reinterpret_cast<Values>(reinterpret_cast<Mask>(grads) & (values > 0));
 }
 
 /// even, odd = the lanes of v (2N values) at even and at odd positions: a row's window
