@@ -172,7 +172,7 @@ inline const std::vector<RecipeFlag>& RecipeFlags() {
 
 /// Registers --model mlp|cnn|resnet (default mlp, the notebook's network). Call it after the
 /// flags of RecipeFlags() are registered: their help then gives every recipe's default
-/// ("default: 10 for --model mlp, 15 for cnn, 20 for resnet") instead of the mlp's alone.
+/// ("default: 10 for --model mlp, 20 for cnn, 20 for resnet") instead of the mlp's alone.
 inline void AddModelFlag(CLI::App& app, std::string& model) {
   app.add_option("--model", model,
                  "Network and its recipe: mlp (the notebook's MLP), cnn (2 x conv-BN-ReLU-"
