@@ -224,40 +224,6 @@ struct GradientAtMaximum {
 #endif
 };
 
-/// Batch norm's value with a fused ReLU or not (kRelu), as BatchNorm computes it on Eigen's
-/// packets: value = (x - mean) scale + shift, then max(., 0): MaxPool2x2Forward's `transform`.
-template <Scalar T, bool kRelu>
-struct NormalizedValue {
-  T mean, scale, shift;
-#if DLB_MAX_POOL_2X2_VECTORS_
-  template <class Values>
-  void operator()(const Values& inputs, Values& value) const {
-    value = (inputs - mean) * scale + shift;
-    if constexpr (kRelu) MaxWithZeroLanes(value);
-  }
-#endif
-};
-
-/// Batch norm's input gradient under a fused max-pooling (and ReLU, kRelu), as BatchNorm
-/// computes it: a g + slope (x - mean) + d at a window's maximum, g its window's gradient
-/// (0 where the ReLU cut the normalised value), slope (x - mean) + d elsewhere:
-/// MaxPool2x2Backward's `spread`.
-template <Scalar T, bool kRelu>
-struct NormalizedPoolGradient {
-  static constexpr bool kReadsInputs = true;
-  T a, slope, d, mean, scale, shift;
-#if DLB_MAX_POOL_2X2_VECTORS_
-  template <class Mask, class Values>
-  void operator()(const Mask& is_maximum, const Values& window_grads, const Values& inputs,
-                  Values& input_grads) const {
-    Values grad = window_grads;
-    if constexpr (kRelu) KeepWherePositiveLanes(grad, (inputs - mean) * scale + shift);
-    input_grads = slope * (inputs - mean) + d;
-    SelectLanes(is_maximum, a * grad + slope * (inputs - mean) + d, input_grads);
-  }
-#endif
-};
-
 #if DLB_MAX_POOL_2X2_VECTORS_
 /// Calls f(std::integral_constant<int, N>{}) with the windows per vector for planes of
 /// `width` columns: 8, or 4 on planes narrower than 16 columns.
@@ -275,9 +241,10 @@ void WithWindowsPerVector(Index width, F&& f) {
 /// (row-major over the height/2 x width/2 output), best[o] = the maximum of transform(x) over
 /// its four inputs x, where[o] = that input's element ky*2 + kx and at_maximum[o] = the input
 /// itself (unless at_maximum is null), with torch's rule as MaxOfWindows applies it (the
-/// first maximum; a NaN wins, the last NaN of a window). `transform` maps a vector of inputs
-/// to the values compared (e.g. batch norm's normalisation and ReLU) with lane-wise
-/// arithmetic, so that it rounds as the same expression does on Eigen's packets.
+/// first maximum; a NaN wins, the last NaN of a window). transform(inputs, values) writes
+/// the values compared for a vector of inputs, with lane-wise arithmetic (SameValue here;
+/// batch norm's normalisation and ReLU, written as on Eigen's packets so that it rounds alike,
+/// in dlb/layers/batch_norm.hpp).
 template <Scalar T, class Transform>
 void MaxPool2x2Forward(const T* plane, Index height, Index width, Transform transform, T* best,
                        std::int32_t* where, T* at_maximum) {

@@ -77,6 +77,44 @@ struct BatchNormOptions {
   StateShapes TensorShapes() const { return {{size}, {size}, {size}, {size}, {}}; }
 };
 
+namespace internal {
+
+/// Batch norm's value with a fused ReLU or not (kRelu), as BatchNorm computes it on Eigen's
+/// packets: value = (x - mean) scale + shift, then max(., 0): MaxPool2x2Forward's `transform`.
+template <Scalar T, bool kRelu>
+struct NormalizedValue {
+  T mean, scale, shift;
+#if DLB_MAX_POOL_2X2_VECTORS_
+  template <class Values>
+  void operator()(const Values& inputs, Values& value) const {
+    value = (inputs - mean) * scale + shift;
+    if constexpr (kRelu) MaxWithZeroLanes(value);
+  }
+#endif
+};
+
+/// Batch norm's input gradient under a fused max-pooling (and ReLU, kRelu), as BatchNorm
+/// computes it: a g + slope (x - mean) + d at a window's maximum, g its window's gradient
+/// (0 where the ReLU cut the normalised value), slope (x - mean) + d elsewhere:
+/// MaxPool2x2Backward's `spread`.
+template <Scalar T, bool kRelu>
+struct NormalizedPoolGradient {
+  static constexpr bool kReadsInputs = true;
+  T a, slope, d, mean, scale, shift;
+#if DLB_MAX_POOL_2X2_VECTORS_
+  template <class Mask, class Values>
+  void operator()(const Mask& is_maximum, const Values& window_grads, const Values& inputs,
+                  Values& input_grads) const {
+    Values grad = window_grads;
+    if constexpr (kRelu) KeepWherePositiveLanes(grad, (inputs - mean) * scale + shift);
+    input_grads = slope * (inputs - mean) + d;
+    SelectLanes(is_maximum, a * grad + slope * (inputs - mean) + d, input_grads);
+  }
+#endif
+};
+
+}  // namespace internal
+
 /// Batch normalisation of C groups (features or channels), torch's formulas:
 ///
 ///   training:   mu_c = mean of x over the n = B*H*W values of group c in the batch,
