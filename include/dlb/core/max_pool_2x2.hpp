@@ -14,10 +14,9 @@
 /// plane, 8 (or, on planes of fewer than 16 columns, 4) windows at a time. Measured with
 /// `dlb_bench_cnn_epoch --model cnn --synthetic --threads 1 --batches 60 --layer-times`
 /// (2026-12-05, 2 vCPUs of an AMD EPYC Zen 5 with AVX-512, interleaved with the commit
-/// before): the forward of the first
-/// batch norm (ReLU and pooling fused) 2.72 -> 1.73 ms a batch of 128, of the second 1.91 ->
-/// 1.25 ms, now about the time of their memory traffic; their backward, bound by its traffic
-/// on one thread, stays at 2.4-2.6 and 1.6 ms.
+/// before): the forward of the first batch norm (ReLU and pooling fused) 2.72 -> 1.73 ms a
+/// batch of 128, of the second 1.91 -> 1.25 ms, now about the time of their memory traffic;
+/// their backward, bound by its traffic on one thread, stays at 2.4-2.6 and 1.6 ms.
 ///
 /// The vectors are GCC's and Clang's vector extensions (`vector_size`), which compile to the
 /// target's registers (AVX-512, AVX2, SSE, NEON) or to scalar code; other compilers take the
