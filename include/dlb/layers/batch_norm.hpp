@@ -146,7 +146,8 @@ struct NormalizedPoolGradient {
 /// full-size activations are read or written twice each way, where the layers apart do so
 /// four times forward and six backward. 2x2 windows of stride 2 on even planes (most
 /// convnets' pooling) take the vector kernels of dlb/core/max_pool_2x2.hpp for those passes,
-/// other windows the general ones of dlb/layers/pooling.hpp; both give the same outputs.
+/// other windows the general ones of dlb/layers/pooling.hpp: the same outputs, and the same
+/// gradients up to the order in which a maximum's terms are added.
 ///
 /// Accuracy: the sums of x and x^2 are accumulated in double (a float's square is exact in a
 /// double), so var = E[x^2] - E[x]^2 keeps ~15 digits even when the mean is large next to
