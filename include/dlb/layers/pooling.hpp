@@ -249,7 +249,8 @@ class MaxPool2D : public internal::Pool2D<MaxPool2D<T>, internal::MaxPoolKind> {
     candidates_.resize(outputs, std::min<Index>(internal::ParallelThreads(), kMaxParallelParts));
     const Shape& in = this->input_shape_;
     const bool two_by_two = internal::MaxPool2x2Fits(this->window_, in.height, in.width);
-    const Index in_plane = in.height * in.width, out_plane = outputs / in.channels;
+    const Index in_plane = in.height * in.width;
+    const Index out_plane = this->output_shape_.height * this->output_shape_.width;
     ParallelRanges(x.cols(), x.rows(), [&](int part, Index first, Index count) {
       for (Index b = first; b < first + count; ++b) {
         if (!two_by_two) {
@@ -277,7 +278,8 @@ class MaxPool2D : public internal::Pool2D<MaxPool2D<T>, internal::MaxPoolKind> {
     dx->resize(this->input_shape_.Size(), dy.cols());
     const Shape& in = this->input_shape_;
     const bool two_by_two = internal::MaxPool2x2Fits(this->window_, in.height, in.width);
-    const Index in_plane = in.height * in.width, out_plane = this->output_shape_.Size() / in.channels;
+    const Index in_plane = in.height * in.width;
+    const Index out_plane = this->output_shape_.height * this->output_shape_.width;
     ParallelRanges(dy.cols(), dx->rows(), [&](int, Index first, Index count) {
       for (Index b = first; b < first + count; ++b) {
         T* grads = dx->col(b).data();
