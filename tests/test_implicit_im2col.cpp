@@ -3,6 +3,9 @@
 // the planes (kernels 1x1 to 5x5, paddings of the height from 0 to beyond the kernel, one to
 // five channels, plane sizes that are no multiple of a packet), in float and double; padding
 // reads zero even next to an infinity; nothing is allocated once the sizes have been seen.
+// The cases' plane sizes and column counts reach every part of PatchesTimes's kernel: full
+// tiles of 3 packets of rows by 8 (AVX-512) or 4 columns, the tiles of 2 and 1 packets and the
+// single rows after them, and the columns after the last full tile (33 columns).
 
 #include <catch2/catch.hpp>
 
@@ -85,6 +88,18 @@ void CheckAgainstIm2Col(const Case& c, std::uint64_t seed) {
     const Matrix<T> expected = start + p * w.transpose();
     CHECK((y - expected).cwiseAbs().maxCoeff() <= Tolerance<T>() * (1 + expected.cwiseAbs().maxCoeff()));
 
+    // A column offset (a convolution's bias), over Y's old values or not.
+    const Matrix<T> bias = dlb_test::RandomMatrix<T>(c.outputs, 1, seed + 6);
+    const Matrix<T> offset = Matrix<T>::Ones(positions, 1) * bias.transpose();
+    y.setConstant(std::numeric_limits<T>::quiet_NaN());
+    dlb::PatchesTimes<T>(implicit, Op::Transpose, w, y, T(0), workspace, bias.data());
+    const Matrix<T> with_bias = p * w.transpose() + offset;
+    CHECK((y - with_bias).cwiseAbs().maxCoeff() <= Tolerance<T>() * (1 + with_bias.cwiseAbs().maxCoeff()));
+    y = start;
+    dlb::PatchesTimes<T>(implicit, Op::None, b, y, T(1), workspace, bias.data());
+    const Matrix<T> both = start + p * b + offset;
+    CHECK((y - both).cwiseAbs().maxCoeff() <= Tolerance<T>() * (1 + both.cwiseAbs().maxCoeff()));
+
     const Matrix<T> g_start = dlb_test::RandomMatrix<T>(columns, c.outputs, seed + 5);
     Matrix<T> g = g_start;
     dlb::PatchesTransposeTimes<T>(implicit, d, g, T(1), workspace);
@@ -105,6 +120,17 @@ TEST_CASE("implicit im2col: products equal im2col and Gemm for every shift windo
     CheckAgainstIm2Col<double>(c, seed);
     seed += 10;
   }
+}
+
+TEST_CASE("implicit im2col: PatchesTimes names the sizes that do not match", "[im2col]") {
+  dlb::ImplicitPatches<float> implicit;
+  implicit.Configure({2, 5, 6}, {Size2D{3}, Size2D{1}, Size2D{1}});  // P is 30 x 18
+  dlb::GemmWorkspace<float> workspace;
+  Matrix<float> y(30, 4);
+  const Matrix<float> w(4, 17);  // op(B) = W^T is 17 x 4: one row short
+  CHECK_THROWS_MATCHES(dlb::PatchesTimes<float>(implicit, Op::Transpose, w, y, 0.0f, workspace),
+                       dlb::ShapeError,
+                       dlb_test::MessageContains({"PatchesTimes: P is 30 x 18, op(B) 17 x 4, Y 30 x 4"}));
 }
 
 TEST_CASE("implicit im2col: a shift window is stride 1 with an output as wide as the input", "[im2col]") {

@@ -11,8 +11,8 @@
 /// the CPU's vectors and Eigen's kernels were compiled wider than the core's, the products go
 /// to Eigen; otherwise the BLAS stays, and the description says so when its core is generic.
 ///
-/// One kind of product only Eigen's kernels can run: a convolution's product with patches read
-/// from the image while they are packed (dlb/core/implicit_im2col.hpp), which saves im2col's
+/// One kind of product only the library's and Eigen's kernels can run: a convolution's product
+/// with patches read from the image (dlb/core/implicit_im2col.hpp), which saves im2col's
 /// pass. With Eigen's kernels compiled for the CPU's widest vectors (-march=native), these
 /// go to Eigen even where the BLAS runs the other products: on an AVX-512 Xeon with OpenBLAS's
 /// SkylakeX kernels, a ResNet epoch at 2 threads took 79 s with every product on OpenBLAS and

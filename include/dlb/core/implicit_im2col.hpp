@@ -1,8 +1,8 @@
 #pragma once
 /// \file
 /// Products with one sample's patch matrix that read the patches straight from the image
-/// while Eigen's GEMM packs them ("implicit im2col"), for windows whose patches are shifts of
-/// the image planes: stride 1 and an output as wide as the input ("same" widths, 2 pw = kw - 1).
+/// ("implicit im2col"), for windows whose patches are shifts of the image planes: stride 1 and
+/// an output as wide as the input ("same" widths, 2 pw = kw - 1).
 ///
 /// With Wo == W and stride 1, output position p = oy*W + ox of patch column
 /// k = (c*kh + ky)*kw + kx reads input position p + (ky - ph)*W + (kx - pw) of plane c (see
@@ -10,21 +10,27 @@
 /// constant, less the entries whose ox + kx - pw falls outside [0, W) (which wrap to the
 /// neighbouring row) and those whose row falls outside the plane. ImplicitPatches copies a
 /// sample's planes between zero margins (so rows outside the plane read zeros) and keeps, per
-/// kx, a mask of the positions whose column is inside the plane. Eigen's packing routine then
-/// reads P(p..p+n, k) as one unaligned load and one AND with the mask: the patch matrix is
-/// never written, and the pass that im2col spends writing it and the packing reading it back
-/// is saved: a 16 -> 16 channel 3x3 convolution on 28 x 28, batch 128, took half the time for
-/// its forward and its dW, and a ResNet epoch 11% less (docs/performance.md).
+/// kx, a mask of the positions whose column is inside the plane, so that P(p..p+n, k) is one
+/// unaligned load and one AND with the mask: the patch matrix is never written, and the pass
+/// that im2col spends writing it and the products reading it back is saved. PatchesTimes
+/// (P B: a convolution's output, and its input gradient as the transposed convolution) runs
+/// its own register-tiled kernel on those loads; PatchesTransposeTimes (P^T D: the weight
+/// gradient) has Eigen's packing routine read them (a 16 -> 16 channel 3x3 convolution on
+/// 28 x 28, batch 128, took half the time for its forward and its dW that way, and a ResNet
+/// epoch 11% less; PatchesTimes's kernel then took 17% more off: docs/performance.md).
 ///
-/// This uses Eigen 3.4's internal GEMM building blocks (gemm_pack_lhs, gemm_pack_rhs,
-/// gebp_kernel, the data mappers), as dlb::Gemm's Eigen engine already does through
-/// general_matrix_matrix_product; tests/test_implicit_im2col.cpp checks every product
+/// PatchesTransposeTimes uses Eigen 3.4's internal GEMM building blocks (gemm_pack_lhs,
+/// gemm_pack_rhs, gebp_kernel, the data mappers), as dlb::Gemm's Eigen engine already does
+/// through general_matrix_matrix_product, and PatchesTimes Eigen's packet functions (ploadu,
+/// pand, pmadd: the target's vectors); tests/test_implicit_im2col.cpp checks every product
 /// against im2col and dlb::Gemm.
 
 #include <algorithm>
 #include <bit>
 #include <cstdint>
+#include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "dlb/core/checked.hpp"
@@ -124,6 +130,18 @@ class ImplicitPatches {
   /// Rows of P (Ho*W) and columns (C*kh*kw).
   Index Rows() const { return positions_; }
   Index Columns() const { return static_cast<Index>(offsets_.size()); }
+
+  /// Where column k of P starts: P(p, k) is ColumnValues(k)[p] wherever ColumnMask(k) is null
+  /// or ColumnMask(k)[p]'s bits are all set, and 0 where they are clear (the position's
+  /// column kx - pw + ox falls outside the plane; the value there belongs to the neighbouring
+  /// row). Both are valid for p in [0, Rows()).
+  const T* ColumnValues(Index k) const {
+    return guarded_.data() + offsets_[static_cast<std::size_t>(k)];
+  }
+  const T* ColumnMask(Index k) const {
+    const Index mask = mask_offsets_[static_cast<std::size_t>(k)];
+    return mask == kNoMask ? nullptr : masks_.data() + mask;
+  }
 
   /// Eigen's data-mapper view of P from (row0, column0) on, as gemm_pack_lhs reads it.
   class Mapper {
@@ -238,28 +256,183 @@ using ConstMapper = Eigen::internal::const_blas_data_mapper<T, Index, kOrder>;
 
 }  // namespace internal
 
-/// Y = P op(B) + beta Y on the calling thread, with P the loaded sample's patch matrix
+namespace internal {
+
+/// The register tile of PatchesTimes's kernel: kRowVectors packets of rows (positions) by
+/// kColumns columns of Y, accumulated in as many registers, plus the row packets and one
+/// broadcast value: 3 x 8 with 32 vector registers (AVX-512), 3 x 4 with 16 (AVX2, SSE, NEON).
+template <Scalar T>
+struct PatchesTile {
+  using Packet = typename Eigen::internal::packet_traits<T>::type;
+  static constexpr int kLanes = Eigen::internal::unpacket_traits<Packet>::size;
+  static constexpr int kRowVectors = 3;
+  static constexpr int kColumns = EIGEN_ARCH_DEFAULT_NUMBER_OF_REGISTERS >= 32 ? 8 : 4;
+};
+
+/// The operands of one PatchesTimes call as its kernel reads them: Y (n columns, column-major:
+/// y + o*ldy + p) = P B (+ Y where `accumulate`) (+ bias(o) in column o where `bias` is not
+/// null), with B row-major: b + k*ldb + o = B(k, o).
+template <Scalar T>
+struct PatchesOperands {
+  const ImplicitPatches<T>& patches;
+  const T* b;
+  Index ldb, n;
+  T* y;
+  Index ldy;
+  bool accumulate;
+  const T* bias;
+};
+
+/// Y's tile of rows p0 .. p0 + kRows*lanes and columns o0 .. o0 + kCols: per column k of P,
+/// kRows packets of it (masked) times kCols broadcast values of B's row k, added into kRows x
+/// kCols accumulators (which start at the bias); Y read (accumulate) and written once at the
+/// end. Requires every row of the tile < patches.Rows(). The index sequences unroll the tile.
+template <Scalar T, int kRows, int kCols, std::size_t... kR, std::size_t... kC>
+void PatchesTimesTile(const PatchesOperands<T>& op, Index p0, Index o0, std::index_sequence<kR...>,
+                      std::index_sequence<kC...>) {
+  namespace ei = Eigen::internal;
+  using Packet = typename PatchesTile<T>::Packet;
+  constexpr int kLanes = PatchesTile<T>::kLanes;
+  Packet acc[kRows][kCols] = {};  // zeros
+  if (op.bias != nullptr) {
+    const auto start = [&](auto c) {
+      const Packet bias = ei::pset1<Packet>(op.bias[o0 + static_cast<Index>(decltype(c)::value)]);
+      ((acc[kR][decltype(c)::value] = bias), ...);
+    };
+    (start(std::integral_constant<std::size_t, kC>{}), ...);
+  }
+  const Index depth = op.patches.Columns();
+  for (Index k = 0; k < depth; ++k) {
+    const T* values = op.patches.ColumnValues(k) + p0;
+    Packet a[kRows] = {ei::ploadu<Packet>(values + kR * kLanes)...};
+    if (const T* mask = op.patches.ColumnMask(k)) {
+      ((a[kR] = ei::pand(a[kR], ei::ploadu<Packet>(mask + p0 + kR * kLanes))), ...);
+    }
+    const T* row = op.b + k * op.ldb + o0;
+    const auto column = [&](const Packet& broadcast, auto c) {
+      ((acc[kR][decltype(c)::value] = ei::pmadd(a[kR], broadcast, acc[kR][decltype(c)::value])),
+       ...);
+    };
+    (column(ei::pset1<Packet>(row[kC]), std::integral_constant<std::size_t, kC>{}), ...);
+  }
+  const auto store = [&](auto r, auto c) {
+    T* out = op.y + (o0 + static_cast<Index>(decltype(c)::value)) * op.ldy + p0 +
+             static_cast<Index>(decltype(r)::value) * kLanes;
+    Packet& sum = acc[decltype(r)::value][decltype(c)::value];
+    if (op.accumulate) sum = ei::padd(sum, ei::ploadu<Packet>(out));
+    ei::pstoreu(out, sum);
+  };
+  const auto store_column = [&](auto c) {
+    (store(std::integral_constant<std::size_t, kR>{}, c), ...);
+  };
+  (store_column(std::integral_constant<std::size_t, kC>{}), ...);
+}
+
+/// The tiles of kRows row packets from row p0 on, over every column of Y: full tiles of
+/// PatchesTile::kColumns, then one column at a time.
+template <Scalar T, int kRows>
+void PatchesTimesRows(const PatchesOperands<T>& op, Index p0) {
+  constexpr int kColumns = PatchesTile<T>::kColumns;
+  Index o0 = 0;
+  for (; o0 + kColumns <= op.n; o0 += kColumns) {
+    PatchesTimesTile<T, kRows, kColumns>(op, p0, o0, std::make_index_sequence<kRows>{},
+                                         std::make_index_sequence<kColumns>{});
+  }
+  for (; o0 < op.n; ++o0) {
+    PatchesTimesTile<T, kRows, 1>(op, p0, o0, std::make_index_sequence<kRows>{},
+                                  std::make_index_sequence<1>{});
+  }
+}
+
+/// Y(p, :) for one row p: B's rows times P's values, a packet of columns at a time (the rows
+/// after the last full packet of rows).
+template <Scalar T>
+void PatchesTimesRow(const PatchesOperands<T>& op, Index p) {
+  namespace ei = Eigen::internal;
+  using Packet = typename PatchesTile<T>::Packet;
+  constexpr int kLanes = PatchesTile<T>::kLanes;
+  const typename ImplicitPatches<T>::Mapper patch(op.patches, 0, 0);
+  const Index depth = op.patches.Columns();
+  const auto finish = [&](Index o, T sum) {
+    if (op.bias != nullptr) sum += op.bias[o];
+    T& out = op.y[o * op.ldy + p];
+    out = op.accumulate ? out + sum : sum;
+  };
+  Index o0 = 0;
+  for (; o0 + kLanes <= op.n; o0 += kLanes) {
+    Packet acc = ei::pzero(Packet{});
+    for (Index k = 0; k < depth; ++k) {
+      acc = ei::pmadd(ei::pset1<Packet>(patch(p, k)), ei::ploadu<Packet>(op.b + k * op.ldb + o0),
+                      acc);
+    }
+    alignas(64) T lanes[kLanes];
+    ei::pstoreu(lanes, acc);
+    for (int i = 0; i < kLanes; ++i) finish(o0 + i, lanes[i]);
+  }
+  for (; o0 < op.n; ++o0) {
+    T sum = T(0);
+    for (Index k = 0; k < depth; ++k) sum += patch(p, k) * op.b[k * op.ldb + o0];
+    finish(o0, sum);
+  }
+}
+
+}  // namespace internal
+
+/// Y = P op(B) + 1 c^T + beta Y on the calling thread, with P the loaded sample's patch matrix
 /// (ImplicitPatches, Rows() x Columns()), op(B) Columns() x n (B itself, or B^T for a weight
-/// stored out x columns), Y Rows() x n in existing storage (e.g. a Map over a sample's output
-/// column). beta is 0 (Y's old values ignored) or 1. Packs into `workspace`: allocates nothing
-/// once the workspace has seen the sizes.
+/// stored out x columns), c an optional column offset (`bias`: n values, or null for none; a
+/// convolution's bias), Y Rows() x n in existing storage (e.g. a Map over a sample's output
+/// column). beta is 0 (Y's old values ignored) or 1. op(B) = B is first copied transposed
+/// into `workspace`; op(B) = B^T is read in place. Allocates nothing once the workspace has
+/// seen the sizes. Throws ShapeError when the sizes do not match.
+///
+/// Its own kernel, not Eigen's GEMM: P is never packed. Each register tile of Y (PatchesTile:
+/// 48 rows by 8 columns of floats on AVX-512) loads its rows of P's columns straight from the
+/// shifted planes (one unaligned load and, off the kernel's centre column, one AND with the
+/// mask per packet) and multiplies them by broadcast values of op(B)'s rows, where Eigen's
+/// GEMM packed P (9 copies of each input for a 3x3 kernel) on every call and started from a
+/// zeroed Y: a ResNet epoch 17% and a CNN epoch 16% faster (docs/performance.md). Rows after
+/// the last full packet take a row at a time, vectorised over the columns. The sum over k
+/// runs in column order, so the result rounds differently from a GEMM's blocked sum, within
+/// its usual error.
 template <Scalar T>
 void PatchesTimes(const ImplicitPatches<T>& patches, Op op_b, const ConstMatrixRef<T>& b,
-                  Eigen::Ref<Matrix<T>> y, T beta, GemmWorkspace<T>& workspace) {
-  if (beta == T(0)) y.setZero();
-  const typename ImplicitPatches<T>::Mapper lhs(patches, 0, 0);
-  const Index depth = patches.Columns();
-  if (op_b == Op::None) {
-    internal::PackedProductAccumulate<T, Eigen::ColMajor, decltype(lhs),
-                                      internal::ConstMapper<T, Eigen::ColMajor>, Eigen::ColMajor>(
-        lhs, internal::ConstMapper<T, Eigen::ColMajor>(b.data(), b.outerStride()), y.rows(),
-        y.cols(), depth, y.data(), y.outerStride(), workspace);
-  } else {
-    internal::PackedProductAccumulate<T, Eigen::ColMajor, decltype(lhs),
-                                      internal::ConstMapper<T, Eigen::RowMajor>, Eigen::RowMajor>(
-        lhs, internal::ConstMapper<T, Eigen::RowMajor>(b.data(), b.outerStride()), y.rows(),
-        y.cols(), depth, y.data(), y.outerStride(), workspace);
+                  Eigen::Ref<Matrix<T>> y, T beta, GemmWorkspace<T>& workspace,
+                  const T* bias = nullptr) {
+  const Index depth = patches.Columns(), n = y.cols();
+  const Index b_rows = op_b == Op::None ? b.rows() : b.cols();
+  const Index b_columns = op_b == Op::None ? b.cols() : b.rows();
+  if (y.rows() != patches.Rows() || b_rows != depth || b_columns != n) {
+    throw ShapeError("PatchesTimes: P is " + std::to_string(patches.Rows()) + " x " +
+                     std::to_string(depth) + ", op(B) " + std::to_string(b_rows) + " x " +
+                     std::to_string(b_columns) + ", Y " + std::to_string(y.rows()) + " x " +
+                     std::to_string(n));
   }
+  // op(B) as a row-major matrix: B^T is B's own storage; B is copied transposed.
+  internal::PatchesOperands<T> op{patches, b.data(), b.outerStride(), n, y.data(),
+                                  y.outerStride(), beta != T(0), bias};
+  if (op_b == Op::None) {
+    if (workspace.packed_rhs.size() < depth * n) workspace.packed_rhs.resize(depth * n);
+    Eigen::Map<Matrix<T>>(workspace.packed_rhs.data(), n, depth) = b.transpose();
+    op.b = workspace.packed_rhs.data();
+    op.ldb = n;
+  }
+  constexpr Index kLanes = internal::PatchesTile<T>::kLanes;
+  constexpr Index kTileRows = internal::PatchesTile<T>::kRowVectors * kLanes;
+  const Index positions = y.rows();
+  Index p0 = 0;
+  for (; p0 + kTileRows <= positions; p0 += kTileRows) {
+    internal::PatchesTimesRows<T, internal::PatchesTile<T>::kRowVectors>(op, p0);
+  }
+  // The last rows: a tile of two packets or one, then one row at a time.
+  if (p0 + 2 * kLanes <= positions) {
+    internal::PatchesTimesRows<T, 2>(op, p0);
+    p0 += 2 * kLanes;
+  } else if (p0 + kLanes <= positions) {
+    internal::PatchesTimesRows<T, 1>(op, p0);
+    p0 += kLanes;
+  }
+  for (; p0 < positions; ++p0) internal::PatchesTimesRow<T>(op, p0);
 }
 
 /// G = P^T D + beta G on the calling thread: P the loaded sample's patch matrix (Rows() x

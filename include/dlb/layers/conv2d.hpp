@@ -167,12 +167,11 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
                                  Index count) {
         work.patches.Configure(this->input_shape_, window_);
         for (Index b = 0; b < count; ++b) {
-          // Y_b = P_b W^T + 1 b^T, P_b read from X_b while it is packed.
+          // Y_b = P_b W^T + 1 b^T, P_b read from X_b's shifted planes (PatchesTimes).
           work.patches.Load(x.col(first + b).data());
           Eigen::Map<Matrix<T>> out(y.col(first + b).data(), positions, OutChannels());
-          if (options_.bias) out.rowwise() = bias_.col(0).transpose();
-          PatchesTimes<T>(work.patches, Op::Transpose, weight_, out,
-                          options_.bias ? T(1) : T(0), buffers.gemm);
+          PatchesTimes<T>(work.patches, Op::Transpose, weight_, out, T(0), buffers.gemm,
+                          options_.bias ? bias_.data() : nullptr);
         }
       });
       return;
@@ -331,7 +330,7 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
     /// window over dY is one too). With the Eigen engine every product then runs sample by
     /// sample on ImplicitPatches (see dlb/core/implicit_im2col.hpp), taking precedence over
     /// the paths above: Y_b = P_b W^T, dW^T += P_b^T dY_b and dX_b = P'_b W' (the transposed
-    /// convolution), with the patches read from X_b and dY_b while they are packed; no patch
+    /// convolution), with the patches read from X_b and dY_b by the products themselves; no patch
     /// matrix, no rearrangement and no col2im. With the BLAS engine the paths above run.
     bool implicit_patches = false;
     /// A chunk's second buffer per sample (rows x columns): Z or dZ (Ho*Wo x C_out), or with
@@ -410,7 +409,7 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
   /// the Ho*Wo x C_out matrix of its column,
   ///   db += dY_b^T 1,   dW^T (+)= P_b^T dY_b   (C_in kh kw x C_out, this thread's sum),
   ///   dX_b = P'_b W'   (H*W x C_in, P'_b the patches of dY_b for TransposedWindow()),
-  /// with P_b and P'_b read from X_b and dY_b while they are packed.
+  /// with P_b and P'_b read from X_b and dY_b by the products (dlb/core/implicit_im2col.hpp).
   template <class Work, class Buffers>
   void BackwardImplicit(const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& dy, Matrix<T>* dx,
                         Work& work, Buffers& buffers, Index first, Index count) {
@@ -430,7 +429,7 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
       if (dx == nullptr) continue;
       work.gradient_patches.Load(dy.col(first + b).data());
       Eigen::Map<Matrix<T>> grad_in(dx->col(first + b).data(), in_positions, InChannels());
-      PatchesTimes<T>(work.gradient_patches, Op::None, flipped_weight_, grad_in, T(0),
+      PatchesTimes<T>(work.gradient_patches, Op::Transpose, flipped_weight_, grad_in, T(0),
                       buffers.gemm);
     }
     ++work.chunks_done;
@@ -472,7 +471,7 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
       for (Index b = 0; b < count; ++b) {
         Eigen::Map<Matrix<T>> grad_in(dx->col(first + b).data(), in_positions, InChannels());
         GemmInto<T>(Op::None, buffers.products.middleRows(b * in_positions, in_positions),
-                    Op::None, flipped_weight_, grad_in, T(0), buffers.gemm);
+                    Op::Transpose, flipped_weight_, grad_in, T(0), buffers.gemm);
       }
       return;
     }
@@ -487,15 +486,16 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
                    window_.kernel.width - 1 - window_.padding.width}};
   }
 
-  /// flipped_weight_ = W' (C_out kh kw x C_in), see Plan::transposed_input_gradient.
+  /// flipped_weight_ = W'^T (C_in x C_out kh kw), see Plan::transposed_input_gradient: stored
+  /// transposed so that its rows are W''s columns, as PatchesTimes reads a weight in place.
   void FlipWeight() {
     const Index kh = window_.kernel.height, kw = window_.kernel.width;
-    flipped_weight_.resize(OutChannels() * kh * kw, InChannels());
+    flipped_weight_.resize(InChannels(), OutChannels() * kh * kw);
     for (Index o = 0; o < OutChannels(); ++o) {
       for (Index c = 0; c < InChannels(); ++c) {
         for (Index ky = 0; ky < kh; ++ky) {
           for (Index kx = 0; kx < kw; ++kx) {
-            flipped_weight_((o * kh + kh - 1 - ky) * kw + kw - 1 - kx, c) =
+            flipped_weight_(c, (o * kh + kh - 1 - ky) * kw + kw - 1 - kx) =
                 weight_(o, (c * kh + ky) * kw + kx);
           }
         }
@@ -545,7 +545,7 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
   Window2D window_;
   T init_std_;
   Matrix<T> weight_, bias_, grad_weight_, grad_bias_;
-  Matrix<T> flipped_weight_;  // W' of the latest Backward (Plan::transposed_input_gradient)
+  Matrix<T> flipped_weight_;  // W'^T of the latest Backward (Plan::transposed_input_gradient)
   Plan plan_;                 // for the input shape (SetInputShape)
   std::vector<Workspace> workspaces_ = std::vector<Workspace>(kMaxParallelParts);
 };
