@@ -17,7 +17,7 @@
 /// its own register-tiled kernel on those loads; PatchesTransposeTimes (P^T D: the weight
 /// gradient) has Eigen's packing routine read them (a 16 -> 16 channel 3x3 convolution on
 /// 28 x 28, batch 128, took half the time for its forward and its dW that way, and a ResNet
-/// epoch 11% less; PatchesTimes's kernel then took 17% more off: docs/performance.md).
+/// epoch 11% less; PatchesTimes's kernel then took up to a third more off: docs/performance.md).
 ///
 /// PatchesTransposeTimes uses Eigen 3.4's internal GEMM building blocks (gemm_pack_lhs,
 /// gemm_pack_rhs, gebp_kernel, the data mappers), as dlb::Gemm's Eigen engine already does
@@ -390,15 +390,16 @@ void PatchesTimesRow(const PatchesOperands<T>& op, Index p, T* row) {
 /// stored out x columns), c an optional column offset (`bias`: n values, or null for none; a
 /// convolution's bias), Y Rows() x n in existing storage (e.g. a Map over a sample's output
 /// column). beta is 0 (Y's old values ignored) or 1. op(B) = B is first copied transposed
-/// into `workspace` (and the last rows of P, one at a time); op(B) = B^T is read in place. Allocates nothing once the workspace has
-/// seen the sizes. Throws ShapeError when the sizes do not match.
+/// into `workspace` (as are the last rows of P, one at a time); op(B) = B^T is read in place.
+/// Allocates nothing once the workspace has seen the sizes. Throws ShapeError when the sizes
+/// do not match.
 ///
 /// Its own kernel, not Eigen's GEMM: P is never packed. Each register tile of Y (PatchesTile:
 /// 48 rows by 8 columns of floats on AVX-512) loads its rows of P's columns straight from the
 /// shifted planes (one unaligned load and, off the kernel's centre column, one AND with the
 /// mask per packet) and multiplies them by broadcast values of op(B)'s rows, where Eigen's
 /// GEMM packed P (9 copies of each input for a 3x3 kernel) on every call and started from a
-/// zeroed Y: a ResNet epoch 17% and a CNN epoch 16% faster (docs/performance.md). Rows after
+/// zeroed Y: CNN and ResNet epochs took up to a third less (docs/performance.md). Rows after
 /// the last full packet take a row at a time, vectorised over the columns. The sum over k
 /// runs in column order, so the result rounds differently from a GEMM's blocked sum, within
 /// its usual error.
