@@ -4,10 +4,13 @@
 #define DLB_COMPILED_FUNCTIONS
 #include "dlb/core/cpu_count.hpp"
 #include "dlb/core/parallel.hpp"
+#include "dlb/core/state.hpp"
+#include "dlb/data/augmentation.hpp"
 #include "dlb/data/fashion_mnist.hpp"
 #include "dlb/data/idx.hpp"
 #include "dlb/io/atomic_file.hpp"
 #include "dlb/io/compressed_file.hpp"
 #include "dlb/io/posix_file.hpp"
 #include "dlb/io/same_file.hpp"
+#include "dlb/layers/layer_options.hpp"
 #include "dlb/training/progress.hpp"

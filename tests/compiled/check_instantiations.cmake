@@ -5,8 +5,9 @@
 # training loop, the ONNX export or (with -DSERIALIZATION=1) the model files would define,
 # including a non-template function that only those instantiations call (ParseLayers): the
 # extern declarations of LoadModel also keep the JSON code out of the program's object; and
-# non-template functions the program calls itself (WriteFileAtomically, SameFile), which
-# their headers only declare under DLB_COMPILED (dlb/core/linkage.hpp).
+# non-template functions the program calls itself (WriteFileAtomically, SameFile) or that the
+# inline code it compiles calls (the state dictionary's, the layer specs'), which their headers
+# only declare under DLB_COMPILED (dlb/core/linkage.hpp).
 set(patterns
   "dlb::internal::LayerAdapter<dlb::Linear<float> >::Forward"
   "dlb::Linear<float>::Forward"
@@ -15,7 +16,11 @@ set(patterns
   "dlb::internal::LayerAdapter<dlb::Conv2D<double> >::Backward"
   "dlb::ExportOnnxModel<double>"
   "dlb::WriteFileAtomically"
-  "dlb::SameFile")
+  "dlb::SameFile"
+  "dlb::StateDict::Insert"
+  "dlb::LayerArgs::Find"
+  "dlb::AppendSpecArgument"
+  "dlb::ShapeText")
 if(SERIALIZATION)
   list(APPEND patterns "dlb::LoadModel<float>" "dlb::Save<float>" "dlb::internal::ParseLayers"
        "dlb::ReadSafetensors")

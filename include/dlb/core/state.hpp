@@ -27,6 +27,7 @@
 
 #include "dlb/core/checked.hpp"
 #include "dlb/core/error.hpp"
+#include "dlb/core/linkage.hpp"
 #include "dlb/core/printable.hpp"
 #include "dlb/core/random.hpp"
 #include "dlb/core/types.hpp"
@@ -42,15 +43,7 @@ static_assert(std::is_same_v<Index, std::int64_t> || sizeof(Index) == sizeof(std
 enum class DType { F32, F64, I64, U64 };
 
 /// "F32", "F64", "I64", "U64".
-inline const char* DTypeName(DType dtype) {
-  switch (dtype) {
-    case DType::F32: return "F32";
-    case DType::F64: return "F64";
-    case DType::I64: return "I64";
-    case DType::U64: return "U64";
-  }
-  return "?";
-}
+DLB_INLINE const char* DTypeName(DType dtype);
 
 /// Bytes per element of `dtype`.
 inline std::size_t DTypeSize(DType dtype) { return dtype == DType::F32 ? 4 : 8; }
@@ -64,13 +57,7 @@ constexpr DType DTypeOf() {
 }
 
 /// "[3, 4]"; "[]" for a scalar.
-inline std::string ShapeText(const std::vector<std::int64_t>& shape) {
-  std::string text = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    text += (i ? ", " : "") + std::to_string(shape[i]);
-  }
-  return text + "]";
-}
+DLB_INLINE std::string ShapeText(const std::vector<std::int64_t>& shape);
 
 /// An owned tensor in PyTorch's layout.
 ///
@@ -111,78 +98,35 @@ class StateDict {
   using Entry = std::pair<std::string, Tensor>;
 
   /// Adds `name`; throws StateError if it is already present.
-  void Insert(std::string name, Tensor tensor) {
-    if (index_.count(name) != 0) {
-      throw StateError("StateDict: the name " + QuoteForTerminal(name) + " is already present");
-    }
-    index_.emplace(name, entries_.size());
-    entries_.emplace_back(std::move(name), std::move(tensor));
-  }
+  DLB_INLINE void Insert(std::string name, Tensor tensor);
 
   /// Adds or replaces `name`.
-  void InsertOrAssign(std::string name, Tensor tensor) {
-    if (Tensor* existing = Find(name)) {
-      *existing = std::move(tensor);
-    } else {
-      Insert(std::move(name), std::move(tensor));
-    }
-  }
+  DLB_INLINE void InsertOrAssign(std::string name, Tensor tensor);
 
   /// The tensor called `name`, or null.
-  const Tensor* Find(const std::string& name) const {
-    const auto it = index_.find(name);
-    return it == index_.end() ? nullptr : &entries_[it->second].second;
-  }
-  Tensor* Find(const std::string& name) {
-    const auto it = index_.find(name);
-    return it == index_.end() ? nullptr : &entries_[it->second].second;
-  }
+  DLB_INLINE const Tensor* Find(const std::string& name) const;
+  DLB_INLINE Tensor* Find(const std::string& name);
 
   /// The tensor called `name`; throws StateError naming it when absent.
-  const Tensor& At(const std::string& name) const {
-    if (const Tensor* tensor = Find(name)) return *tensor;
-    throw StateError("StateDict: no tensor named " + QuoteForTerminal(name));
-  }
+  DLB_INLINE const Tensor& At(const std::string& name) const;
 
   /// Makes room for `count` entries in all, so that adding up to that many allocates only
   /// their names and tensors: a reader that knows how many it will add needs no spare room.
-  void Reserve(std::size_t count) {
-    entries_.reserve(count);
-    index_.reserve(count);
-  }
+  DLB_INLINE void Reserve(std::size_t count);
 
-  bool Contains(const std::string& name) const { return index_.count(name) != 0; }
+  DLB_INLINE bool Contains(const std::string& name) const;
   std::size_t Size() const { return entries_.size(); }
   bool Empty() const { return entries_.empty(); }
   const std::vector<Entry>& Entries() const { return entries_; }
 
   /// Copies every entry of `other` in, each name prefixed with `prefix` ("optimizer.").
-  void Merge(const StateDict& other, const std::string& prefix = "") {
-    for (const auto& [name, tensor] : other.entries_) Insert(prefix + name, tensor);
-  }
+  DLB_INLINE void Merge(const StateDict& other, const std::string& prefix = "");
 
   /// The entries whose names start with `prefix`, with the prefix removed.
-  StateDict WithPrefix(const std::string& prefix) const {
-    StateDict part;
-    for (const auto& [name, tensor] : entries_) {
-      if (name.compare(0, prefix.size(), prefix) == 0) part.Insert(name.substr(prefix.size()), tensor);
-    }
-    return part;
-  }
+  DLB_INLINE StateDict WithPrefix(const std::string& prefix) const;
 
   /// The entries whose names start with none of `prefixes`.
-  StateDict Without(const std::vector<std::string>& prefixes) const {
-    StateDict rest;
-    for (const auto& entry : entries_) {
-      // Not a structured binding: clang before 16 cannot capture one in the lambda.
-      const std::string& name = entry.first;
-      const bool excluded = std::any_of(prefixes.begin(), prefixes.end(), [&](const auto& p) {
-        return name.compare(0, p.size(), p) == 0;
-      });
-      if (!excluded) rest.Insert(name, entry.second);
-    }
-    return rest;
-  }
+  DLB_INLINE StateDict Without(const std::vector<std::string>& prefixes) const;
 
  private:
   std::vector<Entry> entries_;
@@ -227,24 +171,16 @@ struct StateRef {
 
 namespace internal {
 
-inline std::vector<std::uint64_t> GeneratorWords(const Generator& gen) {
-  const auto words = gen.Words();
-  return {words.begin(), words.end()};
-}
+/// The generator's state words, as a vector.
+DLB_INLINE std::vector<std::uint64_t> GeneratorWords(const Generator& gen);
 
 /// Throws StateError, naming the state and the problem, unless `words` can be a generator's
 /// state (Generator::WordsProblem).
-inline void RequireGeneratorWords(const std::vector<std::uint64_t>& words, const std::string& name) {
-  if (const char* problem = Generator::WordsProblem(words)) {
-    throw StateError("state '" + name + "': not a random generator's state: " + problem);
-  }
-}
+DLB_INLINE void RequireGeneratorWords(const std::vector<std::uint64_t>& words, const std::string& name);
 
-inline void SetGeneratorWords(Generator& gen, const std::vector<std::uint64_t>& words,
-                              const std::string& name) {
-  RequireGeneratorWords(words, name);
-  gen = *Generator::FromWords(words);
-}
+/// Sets `gen` to the state `words` (RequireGeneratorWords first).
+DLB_INLINE void SetGeneratorWords(Generator& gen, const std::vector<std::uint64_t>& words,
+                                  const std::string& name);
 
 template <Scalar T>
 std::vector<std::int64_t> MatrixShape(const Matrix<T>& m, const std::vector<std::int64_t>& shape) {
@@ -441,3 +377,7 @@ void RestoreState(const std::vector<StateRef<T>>& refs, StateScope scope, const 
 }
 
 }  // namespace dlb
+
+#if DLB_HEADER_DEFINITIONS
+#include "dlb/core/impl/state.ipp"
+#endif

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "dlb/core/error.hpp"
+#include "dlb/core/linkage.hpp"
 #include "dlb/core/parallel.hpp"
 #include "dlb/core/shape.hpp"
 #include "dlb/core/types.hpp"
@@ -119,75 +120,10 @@ void ShiftPlane(T* plane, Index height, Index width, Index dy, Index dx) {
 /// "crop:2,flip,erase:0.25" -> {RandomCrop{2}, HorizontalFlip{0.5}, RandomErasing{0.25}}.
 /// Items: crop[:PAD] (pad 0..64, default 2), flip[:P] (default 0.5), erase[:P] (default 0.5),
 /// P in [0, 1]; "none" or "" -> no transform. Throws ArgumentError naming the bad item.
-inline std::vector<ImageTransform> ParseAugmentation(const std::string& text) {
-  std::vector<ImageTransform> transforms;
-  if (text.empty() || text == "none") return transforms;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    const std::size_t end = std::min(text.find(',', start), text.size());
-    const std::string item = text.substr(start, end - start);
-    const std::size_t colon = item.find(':');
-    const std::string name = item.substr(0, colon);
-    const bool has_value = colon != std::string::npos;
-    const std::string value = has_value ? item.substr(colon + 1) : "";
-    auto fail = [&](const std::string& why) {
-      return ArgumentError("ParseAugmentation: item '" + item + "' of '" + text + "': " + why +
-                           " (expected e.g. crop:2,flip,erase:0.25)");
-    };
-    auto number = [&](double low, double high) {
-      std::size_t used = 0;
-      double x = 0;
-      try {
-        x = std::stod(value, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (value.empty() || used != value.size() || !(x >= low && x <= high)) {
-        throw fail("the value must be a number from " + std::to_string(low) + " to " +
-                   std::to_string(high));
-      }
-      return x;
-    };
-    if (name == "crop") {
-      const double pad = has_value ? number(0, 64) : 2;
-      if (pad != std::floor(pad)) throw fail("the padding must be a whole number of pixels");
-      transforms.emplace_back(RandomCrop{static_cast<Index>(pad)});
-    } else if (name == "flip") {
-      transforms.emplace_back(HorizontalFlip{has_value ? number(0, 1) : 0.5});
-    } else if (name == "erase") {
-      RandomErasing erase;
-      erase.p = has_value ? number(0, 1) : 0.5;
-      transforms.emplace_back(erase);
-    } else {
-      throw fail("unknown transform '" + name + "'; known: crop, flip, erase");
-    }
-    if (end == text.size()) break;
-    start = end + 1;
-  }
-  return transforms;
-}
+DLB_INLINE std::vector<ImageTransform> ParseAugmentation(const std::string& text);
 
 /// The canonical text of `transforms` (ParseAugmentation's format), "none" when empty.
-inline std::string DescribeAugmentation(const std::vector<ImageTransform>& transforms) {
-  auto number = [](double x) {
-    std::string text = std::to_string(x);
-    text.erase(text.find_last_not_of('0') + 1);
-    if (text.back() == '.') text.pop_back();
-    return text;
-  };
-  std::string text;
-  for (const ImageTransform& transform : transforms) {
-    if (!text.empty()) text += ",";
-    if (const auto* crop = std::get_if<RandomCrop>(&transform)) {
-      text += "crop:" + std::to_string(crop->pad);
-    } else if (const auto* flip = std::get_if<HorizontalFlip>(&transform)) {
-      text += "flip:" + number(flip->p);
-    } else {
-      text += "erase:" + number(std::get<RandomErasing>(transform).p);
-    }
-  }
-  return text.empty() ? "none" : text;
-}
+DLB_INLINE std::string DescribeAugmentation(const std::vector<ImageTransform>& transforms);
 
 /// A sequence of image transforms applied to each sample, in order, with per-sample random
 /// streams.
@@ -314,3 +250,7 @@ class Augmentation {
 };
 
 }  // namespace dlb
+
+#if DLB_HEADER_DEFINITIONS
+#include "dlb/data/impl/augmentation.ipp"
+#endif

@@ -39,6 +39,7 @@
 
 #include "dlb/core/checked.hpp"
 #include "dlb/core/error.hpp"
+#include "dlb/core/linkage.hpp"
 #include "dlb/core/types.hpp"
 #include "dlb/core/window2d.hpp"
 #include "dlb/layers/layer_spec.hpp"
@@ -65,96 +66,53 @@ class LayerArgs {
 
   const std::string& Type() const { return spec_.type; }
   const LayerSpec& Spec() const { return spec_; }
-  bool Has(const std::string& name) const { return Find(name) != nullptr; }
+  DLB_INLINE bool Has(const std::string& name) const;
 
   /// A whole-number argument.
-  std::int64_t Int(const std::string& name) const { return Get<std::int64_t>(name, "a whole number"); }
-  std::int64_t Int(const std::string& name, std::int64_t fallback) const {
-    return Has(name) ? Int(name) : fallback;
-  }
+  DLB_INLINE std::int64_t Int(const std::string& name) const;
+  DLB_INLINE std::int64_t Int(const std::string& name, std::int64_t fallback) const;
   /// A real argument; a whole number is accepted too.
-  double Real(const std::string& name) const {
-    if (const auto* value = Find(name); value && std::holds_alternative<std::int64_t>(*value)) {
-      return static_cast<double>(std::get<std::int64_t>(*value));
-    }
-    return Get<double>(name, "a number");
-  }
-  double Real(const std::string& name, double fallback) const {
-    return Has(name) ? Real(name) : fallback;
-  }
+  DLB_INLINE double Real(const std::string& name) const;
+  DLB_INLINE double Real(const std::string& name, double fallback) const;
   /// A text argument (an initialisation scheme's name ...).
-  std::string Text(const std::string& name) const { return Get<std::string>(name, "a name"); }
-  std::string Text(const std::string& name, const std::string& fallback) const {
-    return Has(name) ? Text(name) : fallback;
-  }
+  DLB_INLINE std::string Text(const std::string& name) const;
+  DLB_INLINE std::string Text(const std::string& name, const std::string& fallback) const;
 
   /// Called by a factory before it builds a layer that allocates state of these shapes; adds
   /// their number of values to Reserved(). Throws ArgumentError when the total exceeds the
   /// limit given at construction (none: no limit) or a shape's size overflows.
-  void RequireStateSize(const StateShapes& shapes) const {
-    const std::int64_t limit =
-        state_limit_ ? std::max<std::int64_t>(*state_limit_, 0) : std::numeric_limits<std::int64_t>::max();
-    std::int64_t total = 0;
-    bool over = false;
-    std::string shapes_text;
-    for (const auto& shape : shapes) {
-      const Index count = ProductOrInvalid(shape);
-      over = over || count < 0 || count > limit - total;
-      if (!over) total += count;
-      std::string text = "[";
-      for (std::size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
-      shapes_text += (shapes_text.empty() ? "" : " + ") + text + "]";
-    }
-    if (over) {
-      throw ArgumentError(spec_.type + " with these arguments holds " + shapes_text +
-                          " values, more than " +
-                          (state_limit_ ? "the saved tensors account for (" + std::to_string(limit) +
-                                              " values left)"
-                                        : std::string("a tensor can hold (2^48)")));
-    }
-    reserved_ += total;
-  }
+  DLB_INLINE void RequireStateSize(const StateShapes& shapes) const;
 
   /// Values of state announced through RequireStateSize so far.
   std::int64_t Reserved() const { return reserved_; }
 
   /// Throws ArgumentError naming every argument never read (a misspelt or unsupported
   /// argument would otherwise be ignored silently).
-  void RequireAllRead() const {
-    std::string unread;
-    for (std::size_t i = 0; i < spec_.args.size(); ++i) {
-      if (read_[i] == 0) unread += (unread.empty() ? "'" : ", '") + spec_.args[i].first + "'";
-    }
-    if (!unread.empty()) throw ArgumentError(spec_.type + ": unknown argument(s) " + unread);
-  }
+  DLB_INLINE void RequireAllRead() const;
 
  private:
   /// The first argument called `name` (none: nullptr); marks every argument of that name read.
-  const SpecValue* Find(const std::string& name) const {
-    const SpecValue* found = nullptr;
-    for (std::size_t i = 0; i < spec_.args.size(); ++i) {
-      if (spec_.args[i].first != name) continue;
-      read_[i] = 1;
-      if (found == nullptr) found = &spec_.args[i].second;
-    }
-    return found;
-  }
+  DLB_INLINE const SpecValue* Find(const std::string& name) const;
 
+  /// The argument `name` as a V; throws ArgumentError saying it must be `kind` otherwise.
   template <class V>
-  V Get(const std::string& name, const char* kind) const {
-    const SpecValue* value = Find(name);
-    if (value == nullptr) throw ArgumentError(spec_.type + ": missing argument '" + name + "'");
-    if (!std::holds_alternative<V>(*value)) {
-      throw ArgumentError(spec_.type + ": argument '" + name + "' must be " + kind);
-    }
-    return std::get<V>(*value);
-  }
+  V Get(const std::string& name, const char* kind) const;
 
   const LayerSpec& spec_;
   std::optional<std::int64_t> state_limit_;
   mutable std::vector<char> read_;  // read_[i]: whether spec_.args[i] was read
   mutable std::int64_t reserved_ = 0;
 };
+
+template <class V>
+V LayerArgs::Get(const std::string& name, const char* kind) const {
+  const SpecValue* value = Find(name);
+  if (value == nullptr) throw ArgumentError(spec_.type + ": missing argument '" + name + "'");
+  if (!std::holds_alternative<V>(*value)) {
+    throw ArgumentError(spec_.type + ": argument '" + name + "' must be " + kind);
+  }
+  return std::get<V>(*value);
+}
 
 /// One argument of a layer's options: the name a spec stores it under, the member that holds
 /// it, and whether a spec must give it (otherwise the member's default stays).
@@ -179,46 +137,20 @@ constexpr Argument<Options, Value> Optional(const char* name, Value Options::*me
 // How each kind of argument value is written to and read from a spec. Enum types add their
 // own overloads of both next to their definition (found by argument-dependent lookup).
 
-inline void AppendSpecArgument(LayerSpec& spec, const std::string& name, Index value) {
-  spec.args.emplace_back(name, std::int64_t{value});
-}
-inline void AppendSpecArgument(LayerSpec& spec, const std::string& name, double value) {
-  spec.args.emplace_back(name, value);
-}
-inline void AppendSpecArgument(LayerSpec& spec, const std::string& name, bool value) {
-  spec.args.emplace_back(name, std::int64_t{value ? 1 : 0});
-}
-inline void AppendSpecArgument(LayerSpec& spec, const std::string& name, const std::string& value) {
-  spec.args.emplace_back(name, value);
-}
-inline void AppendSpecArgument(LayerSpec& spec, const std::string& name, Size2D value) {
-  spec.args.emplace_back(name + "_height", std::int64_t{value.height});
-  spec.args.emplace_back(name + "_width", std::int64_t{value.width});
-}
+DLB_INLINE void AppendSpecArgument(LayerSpec& spec, const std::string& name, Index value);
+DLB_INLINE void AppendSpecArgument(LayerSpec& spec, const std::string& name, double value);
+DLB_INLINE void AppendSpecArgument(LayerSpec& spec, const std::string& name, bool value);
+DLB_INLINE void AppendSpecArgument(LayerSpec& spec, const std::string& name, const std::string& value);
+/// A Size2D as two whole numbers, name_height and name_width.
+DLB_INLINE void AppendSpecArgument(LayerSpec& spec, const std::string& name, Size2D value);
 
-inline void ReadSpecArgument(const LayerArgs& args, const std::string& name, bool required, Index& value) {
-  if (required || args.Has(name)) value = args.Int(name);
-}
-inline void ReadSpecArgument(const LayerArgs& args, const std::string& name, bool required, double& value) {
-  if (required || args.Has(name)) value = args.Real(name);
-}
-inline void ReadSpecArgument(const LayerArgs& args, const std::string& name, bool required, bool& value) {
-  if (!required && !args.Has(name)) return;
-  const std::int64_t flag = args.Int(name);
-  if (flag != 0 && flag != 1) {
-    throw ArgumentError(args.Type() + ": argument '" + name + "' must be 0 or 1, got " +
-                        std::to_string(flag));
-  }
-  value = flag == 1;
-}
-inline void ReadSpecArgument(const LayerArgs& args, const std::string& name, bool required,
-                             std::string& value) {
-  if (required || args.Has(name)) value = args.Text(name);
-}
-inline void ReadSpecArgument(const LayerArgs& args, const std::string& name, bool required, Size2D& value) {
-  ReadSpecArgument(args, name + "_height", required, value.height);
-  ReadSpecArgument(args, name + "_width", required, value.width);
-}
+DLB_INLINE void ReadSpecArgument(const LayerArgs& args, const std::string& name, bool required, Index& value);
+DLB_INLINE void ReadSpecArgument(const LayerArgs& args, const std::string& name, bool required, double& value);
+/// A boolean, saved as 0 or 1: another number throws ArgumentError.
+DLB_INLINE void ReadSpecArgument(const LayerArgs& args, const std::string& name, bool required, bool& value);
+DLB_INLINE void ReadSpecArgument(const LayerArgs& args, const std::string& name, bool required,
+                                 std::string& value);
+DLB_INLINE void ReadSpecArgument(const LayerArgs& args, const std::string& name, bool required, Size2D& value);
 
 /// Satisfied by a layer's options struct (see the file comment).
 template <class O>
@@ -322,3 +254,7 @@ class DescribedBy {
 };
 
 }  // namespace dlb
+
+#if DLB_HEADER_DEFINITIONS
+#include "dlb/layers/impl/layer_options.ipp"
+#endif
