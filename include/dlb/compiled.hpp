@@ -6,6 +6,14 @@
 /// skips the layers' Forward/Backward (Eigen's matrix products), the model, the optimizers'
 /// update rules and the training loop, and the linker takes them from the library.
 ///
+/// An extern declaration does not cover inline functions, and a member function defined in
+/// its class is inline: compilers instantiate it wherever a program calls it (and at -O1 and
+/// above compile its body for inlining). So the members a program calls directly and that do
+/// real work (ModelNN's constructor, AddPointer and Summary, Linear's constructor, the
+/// optimizer's rule holder's constructor) are defined after their class instead; members a
+/// program reaches only through a virtual call (a layer's Forward and Backward, behind
+/// LayerAdapter) need not be, since the vtable that names them is the library's.
+///
 /// Requires: the program links dlb::compiled (built from src/compiled/*.cpp with the same
 /// DLBlocks headers, the same DLB_HAVE_BLAS and compatible flags: an Eigen object must look the
 /// same to both, so build the library with the program's -march). <dlb/dlb.hpp> includes this
@@ -101,6 +109,7 @@ extern "C" const int DLB_COMPILED_ABI_SYMBOL;
   DLB_COMPILED_RULE(EXTERN, T, Adam)                                                    \
   DLB_COMPILED_RULE(EXTERN, T, AdamW)                                                   \
   EXTERN template class ::dlb::DataSet<T>;                                              \
+  EXTERN template class ::dlb::Callback<T>;                                             \
   EXTERN template class ::dlb::Standardizer<T>;                                         \
   DLB_COMPILED_LOSS(EXTERN, T, CrossEntropyLoss)                                        \
   DLB_COMPILED_LOSS(EXTERN, T, MseLoss)

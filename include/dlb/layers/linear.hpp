@@ -70,21 +70,7 @@ class Linear : public DescribedBy<LinearOptions> {
   /// that T cannot hold; MemoryError when the weights and gradients, 2 (out * in + out) *
   /// sizeof(T) bytes, exceed the memory this process may have or cannot be allocated (see
   /// RequireMemory).
-  explicit Linear(const LinearOptions& options)
-      : DescribedBy<LinearOptions>(options),
-        init_std_(RepresentableAs<T>("Linear", "init_std", options.init_std)) {
-    const std::string name = Name(options.in, options.out);
-    const double elements =
-        static_cast<double>(options.out) * (static_cast<double>(options.in) + 1.0);
-    AllocateOrThrow(2.0 * elements * sizeof(T), name + ": its weights and gradients", [&] {
-      weight_.resize(options.out, options.in);
-      bias_.setZero(options.out, 1);
-      grad_weight_.setZero(options.out, options.in);
-      grad_bias_.setZero(options.out, 1);
-    });
-    Generator gen(kDefaultSeed);
-    Init(gen);
-  }
+  explicit Linear(const LinearOptions& options);
   /// `Linear<float>(784, 350)`: in -> out features, weights drawn by `init`.
   Linear(Index in, Index out, dlb::Init init = dlb::Init::Kaiming, T init_std = T(0.01))
       : Linear(LinearOptions(in, out).WeightInit(init, static_cast<double>(init_std))) {}
@@ -145,5 +131,24 @@ class Linear : public DescribedBy<LinearOptions> {
   T init_std_;
   Matrix<T> weight_, bias_, grad_weight_, grad_bias_;
 };
+
+// Defined outside the class so that it is not inline: a program that links dlb::compiled
+// (which declares Linear<float> and Linear<double> extern) takes it from the library.
+template <Scalar T>
+Linear<T>::Linear(const LinearOptions& options)
+    : DescribedBy<LinearOptions>(options),
+      init_std_(RepresentableAs<T>("Linear", "init_std", options.init_std)) {
+  const std::string name = Name(options.in, options.out);
+  const double elements =
+      static_cast<double>(options.out) * (static_cast<double>(options.in) + 1.0);
+  AllocateOrThrow(2.0 * elements * sizeof(T), name + ": its weights and gradients", [&] {
+    weight_.resize(options.out, options.in);
+    bias_.setZero(options.out, 1);
+    grad_weight_.setZero(options.out, options.in);
+    grad_bias_.setZero(options.out, 1);
+  });
+  Generator gen(kDefaultSeed);
+  Init(gen);
+}
 
 }  // namespace dlb

@@ -51,16 +51,7 @@ class ModelNN {
   /// 784 for a flat vector) and whose layers are initialised from Generator(seed) as they
   /// are added. Throws ArgumentError unless every extent of the shape is >= 1 (and the shape
   /// holds at most kMaxValues values).
-  explicit ModelNN(Shape input_shape, std::uint64_t seed = 0)
-      : gen_(seed), input_shape_(input_shape) {
-    if (!input_shape.IsValid()) {
-      throw ArgumentError("ModelNN: the input shape must have every extent >= 1, got " +
-                          std::to_string(input_shape.channels) + " x " +
-                          std::to_string(input_shape.height) + " x " +
-                          std::to_string(input_shape.width));
-    }
-    layers_.input_shape_ = input_shape;
-  }
+  explicit ModelNN(Shape input_shape, std::uint64_t seed = 0);
 
   ModelNN(const ModelNN&) = delete;
   ModelNN& operator=(const ModelNN&) = delete;
@@ -114,30 +105,7 @@ class ModelNN {
     return *this;
   }
   /// Appends a layer built at run time (by a LayerRegistry); see Add.
-  ModelNN& AddPointer(std::string name, internal::LayerPointer<T> layer) {
-    layers_.layers_.RequireNewName("ModelNN::Add", name);
-    const Shape input = OutputShape();
-    try {
-      internal::ForChild(name, *layer, [&] {
-        const Shape produced = layer->OutputShape(input);
-        Sequential<T>::RequireValidOutput(produced, input);
-        layer->SetInputShape(input);
-      });
-    } catch (const LayerShapeError& error) {
-      throw ShapeError("ModelNN::Add: " + DescribePath(error.Path()) + " (" + error.LayerName() +
-                       ") " + error.Problem());
-    }
-    layer->Init(gen_);
-    layers_.layers_.Append(std::move(name), std::move(layer));
-    layers_.outputs_.emplace_back();
-    layers_.grads_.emplace_back();
-    // Only the plans of the two layers before can change (so that Summary() shows them
-    // before the first Forward): a layer applies at most the two after it.
-    layers_.PlanFusion(layers_.layers_.Size() >= 3 ? layers_.layers_.Size() - 3 : 0);
-    forward_done_ = false;  // the new layer has no activations until the next Forward
-    ++*structure_version_;
-    return *this;
-  }
+  ModelNN& AddPointer(std::string name, internal::LayerPointer<T> layer);
 
   /// Number of layers (a block counts as one).
   Index NumLayers() const { return layers_.NumLayers(); }
@@ -362,44 +330,7 @@ class ModelNN {
   /// with the name (path), the layer, its output shape and its parameter count; then the
   /// total. An activation or a max-pooling that a layer before it applies in its own passes
   /// (fused when it was added, see Sequential) is marked "ReLU (fused into bn1)".
-  std::string Summary() const {
-    struct Row {
-      std::string name, layer, shape, count;
-    };
-    std::vector<Row> rows = {{"name", "layer", "output shape", "parameters"},
-                             {"(input)", "", input_shape_.ToString(), ""}};
-    FusionTracker fusion;
-    VisitLayers([&](const std::string& path, const internal::AnyLayer<T>& layer, int depth) {
-      Index count = 0;
-      for (const auto& p : const_cast<internal::AnyLayer<T>&>(layer).Parameters()) {
-        count += p.value->size();
-      }
-      std::string name = layer.Name();
-      if (const std::string fuser = fusion.FusedInto(path, layer); !fuser.empty()) {
-        name += " (fused into " + fuser + ")";
-      }
-      rows.push_back({std::string(2 * static_cast<std::size_t>(depth), ' ') + path, name,
-                      layer.CurrentOutputShape().ToString(), std::to_string(count)});
-    });
-    std::size_t widths[3] = {0, 0, 0};
-    for (const Row& row : rows) {
-      widths[0] = std::max(widths[0], row.name.size());
-      widths[1] = std::max(widths[1], row.layer.size());
-      widths[2] = std::max(widths[2], row.shape.size());
-    }
-    std::string text;
-    for (const Row& row : rows) {
-      const auto pad = [](const std::string& s, std::size_t width) {
-        return s + std::string(width - s.size(), ' ');
-      };
-      text += pad(row.name, widths[0]) + "  " + pad(row.layer, widths[1]) + "  " +
-              pad(row.shape, widths[2]) + "  " +
-              std::string(std::max<std::size_t>(10, row.count.size()) - row.count.size(), ' ') +
-              row.count + "\n";
-    }
-    text += "Total parameters: " + std::to_string(NumParameters()) + "\n";
-    return text;
-  }
+  std::string Summary() const;
 
  private:
   template <class F>
@@ -518,5 +449,88 @@ class ModelNN {
   bool forward_done_ = false;
   std::shared_ptr<std::int64_t> structure_version_ = std::make_shared<std::int64_t>(0);
 };
+
+// The members below are defined outside the class so that they are not inline: a program
+// that links dlb::compiled (whose <dlb/compiled.hpp> declares ModelNN<float> and
+// ModelNN<double> extern) then takes them from the library. Compilers instantiate a member
+// defined in the class (inline) wherever it is called, extern declaration or not.
+
+template <Scalar T>
+ModelNN<T>::ModelNN(Shape input_shape, std::uint64_t seed)
+    : gen_(seed), input_shape_(input_shape) {
+  if (!input_shape.IsValid()) {
+    throw ArgumentError("ModelNN: the input shape must have every extent >= 1, got " +
+                        std::to_string(input_shape.channels) + " x " +
+                        std::to_string(input_shape.height) + " x " +
+                        std::to_string(input_shape.width));
+  }
+  layers_.input_shape_ = input_shape;
+}
+
+template <Scalar T>
+ModelNN<T>& ModelNN<T>::AddPointer(std::string name, internal::LayerPointer<T> layer) {
+  layers_.layers_.RequireNewName("ModelNN::Add", name);
+  const Shape input = OutputShape();
+  try {
+    internal::ForChild(name, *layer, [&] {
+      const Shape produced = layer->OutputShape(input);
+      Sequential<T>::RequireValidOutput(produced, input);
+      layer->SetInputShape(input);
+    });
+  } catch (const LayerShapeError& error) {
+    throw ShapeError("ModelNN::Add: " + DescribePath(error.Path()) + " (" + error.LayerName() +
+                     ") " + error.Problem());
+  }
+  layer->Init(gen_);
+  layers_.layers_.Append(std::move(name), std::move(layer));
+  layers_.outputs_.emplace_back();
+  layers_.grads_.emplace_back();
+  // Only the plans of the two layers before can change (so that Summary() shows them
+  // before the first Forward): a layer applies at most the two after it.
+  layers_.PlanFusion(layers_.layers_.Size() >= 3 ? layers_.layers_.Size() - 3 : 0);
+  forward_done_ = false;  // the new layer has no activations until the next Forward
+  ++*structure_version_;
+  return *this;
+}
+
+template <Scalar T>
+std::string ModelNN<T>::Summary() const {
+  struct Row {
+    std::string name, layer, shape, count;
+  };
+  std::vector<Row> rows = {{"name", "layer", "output shape", "parameters"},
+                           {"(input)", "", input_shape_.ToString(), ""}};
+  FusionTracker fusion;
+  VisitLayers([&](const std::string& path, const internal::AnyLayer<T>& layer, int depth) {
+    Index count = 0;
+    for (const auto& p : const_cast<internal::AnyLayer<T>&>(layer).Parameters()) {
+      count += p.value->size();
+    }
+    std::string name = layer.Name();
+    if (const std::string fuser = fusion.FusedInto(path, layer); !fuser.empty()) {
+      name += " (fused into " + fuser + ")";
+    }
+    rows.push_back({std::string(2 * static_cast<std::size_t>(depth), ' ') + path, name,
+                    layer.CurrentOutputShape().ToString(), std::to_string(count)});
+  });
+  std::size_t widths[3] = {0, 0, 0};
+  for (const Row& row : rows) {
+    widths[0] = std::max(widths[0], row.name.size());
+    widths[1] = std::max(widths[1], row.layer.size());
+    widths[2] = std::max(widths[2], row.shape.size());
+  }
+  std::string text;
+  for (const Row& row : rows) {
+    const auto pad = [](const std::string& s, std::size_t width) {
+      return s + std::string(width - s.size(), ' ');
+    };
+    text += pad(row.name, widths[0]) + "  " + pad(row.layer, widths[1]) + "  " +
+            pad(row.shape, widths[2]) + "  " +
+            std::string(std::max<std::size_t>(10, row.count.size()) - row.count.size(), ' ') +
+            row.count + "\n";
+  }
+  text += "Total parameters: " + std::to_string(NumParameters()) + "\n";
+  return text;
+}
 
 }  // namespace dlb

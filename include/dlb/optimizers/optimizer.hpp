@@ -147,23 +147,7 @@ class Optimizer {
 
   template <class Rule>
   struct RuleHolder final : RuleBase {
-    RuleHolder(Rule r, const std::vector<Parameter<T>>& params) : rule(std::move(r)) {
-      states.reserve(params.size());
-      for (const auto& p : params) {
-        if (p.value == nullptr || p.grad == nullptr) {
-          throw ArgumentError("Optimizer: parameter '" + p.name + "' has a null value or grad");
-        }
-        if (p.value->rows() != p.grad->rows() || p.value->cols() != p.grad->cols()) {
-          throw ShapeError("Optimizer: parameter '" + p.name + "' is " +
-                           std::to_string(p.value->rows()) + " x " +
-                           std::to_string(p.value->cols()) + " but its gradient is " +
-                           std::to_string(p.grad->rows()) + " x " +
-                           std::to_string(p.grad->cols()));
-        }
-        states.push_back(rule.MakeState(*p.value));
-        shapes.emplace_back(p.value->rows(), p.value->cols());
-      }
-    }
+    RuleHolder(Rule r, const std::vector<Parameter<T>>& params);
     void CheckShapes(const std::vector<Parameter<T>>& params) const override {
       for (std::size_t i = 0; i < params.size(); ++i) {
         const auto [rows, cols] = shapes[i];
@@ -217,6 +201,30 @@ class Optimizer {
   std::shared_ptr<const std::int64_t> structure_;
   std::int64_t structure_seen_ = 0;
 };
+
+// Defined outside the class so that it is not inline: a program that links dlb::compiled,
+// which declares each rule's holder extern, takes it from the library (a member defined in
+// the class would be instantiated wherever it is called).
+template <Scalar T>
+template <class Rule>
+Optimizer<T>::RuleHolder<Rule>::RuleHolder(Rule r, const std::vector<Parameter<T>>& params)
+    : rule(std::move(r)) {
+  states.reserve(params.size());
+  for (const auto& p : params) {
+    if (p.value == nullptr || p.grad == nullptr) {
+      throw ArgumentError("Optimizer: parameter '" + p.name + "' has a null value or grad");
+    }
+    if (p.value->rows() != p.grad->rows() || p.value->cols() != p.grad->cols()) {
+      throw ShapeError("Optimizer: parameter '" + p.name + "' is " +
+                       std::to_string(p.value->rows()) + " x " +
+                       std::to_string(p.value->cols()) + " but its gradient is " +
+                       std::to_string(p.grad->rows()) + " x " +
+                       std::to_string(p.grad->cols()));
+    }
+    states.push_back(rule.MakeState(*p.value));
+    shapes.emplace_back(p.value->rows(), p.value->cols());
+  }
+}
 
 template <UpdateRule Rule>
 Optimizer(std::vector<Parameter<typename Rule::Scalar>>, Rule)
