@@ -79,6 +79,16 @@ struct BatchNormOptions {
 
 namespace internal {
 
+/// Batch norm's value before the activation, (x - mean) scale + shift: the one expression for
+/// the passes that compute it on scalars and on array expressions, so that they all round
+/// alike (the tests compare them bit for bit). The pooling kernels' functors below write it
+/// out on Eigen's packets, since a function returning a vector type by value changes the ABI
+/// with the target's flags (GCC's -Wpsabi).
+template <class Values, class Mean, class Scale, class Shift>
+auto NormalizedValues(const Values& x, const Mean& mean, const Scale& scale, const Shift& shift) {
+  return (x - mean) * scale + shift;
+}
+
 /// Batch norm's value with a fused ReLU or not (kRelu), as BatchNorm computes it on Eigen's
 /// packets: value = (x - mean) scale + shift, then max(., 0): MaxPool2x2Forward's `transform`.
 template <Scalar T, bool kRelu>
@@ -87,7 +97,7 @@ struct NormalizedValue {
 #if DLB_MAX_POOL_2X2_VECTORS_
   template <class Values>
   void operator()(const Values& inputs, Values& value) const {
-    value = (inputs - mean) * scale + shift;
+    value = (inputs - mean) * scale + shift;  // NormalizedValues, on packets
     if constexpr (kRelu) MaxWithZeroLanes(value);
   }
 #endif
@@ -426,11 +436,11 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
   /// every pass that needs it, so that they all round alike (array expressions).
   template <class Values>
   auto Normalised(const Values& values, Index group) const {
-    return (values - mean_(group)) * scale_(group) + shift_(group);
+    return internal::NormalizedValues(values, mean_(group), scale_(group), shift_(group));
   }
   template <class Values>
   auto Normalised(const Values& values) const {
-    return (values - mean_.array()) * scale_.array() + shift_.array();
+    return internal::NormalizedValues(values, mean_.array(), scale_.array(), shift_.array());
   }
   /// max(values, 0) with a fused ReLU, the values themselves without (array expressions).
   template <class Relu, class Values>
@@ -482,7 +492,8 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
           // a fused ReLU only.
           const auto masked = [=](Index i) {
             if constexpr (Relu::value) {
-              return internal::KeepWherePositive(grad[i], (value[i] - mean) * scale + shift);
+              return internal::KeepWherePositive(
+                  grad[i], internal::NormalizedValues(value[i], mean, scale, shift));
             } else {
               return grad[i];
             }
@@ -618,7 +629,8 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
               [&](Index o, Index position) {
                 T grad = grad_out[o];
                 if constexpr (Relu::value) {
-                  grad = internal::KeepWherePositive(grad, (values[position] - mean) * scale + shift);
+                  grad = internal::KeepWherePositive(
+                      grad, internal::NormalizedValues(values[position], mean, scale, shift));
                 }
                 grads[position] = a * grad + slope * (values[position] - mean) + d;
               });
