@@ -14,7 +14,6 @@
 ///   RestoreState copies a StateDict back, checking names, dtypes and shapes and reporting
 ///   every missing and unexpected name at once.
 
-#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <cstring>

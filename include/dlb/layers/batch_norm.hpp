@@ -431,9 +431,9 @@ class BatchNorm : public SpatialLayer<BatchNorm<T, kOver>>,
       f(std::false_type{});
     }
   }
-  /// Forward's value before the activation, (x - mu_T) scale + shift in T, of a run of group
-  /// `group` or (flat samples, see ForEachGroupRun) of every group at once: one expression for
-  /// every pass that needs it, so that they all round alike (array expressions).
+  /// Forward's value before the activation, internal::NormalizedValues with mu_T, scale and
+  /// shift in T, of a run of group `group` or (flat samples, see ForEachGroupRun) of every
+  /// group at once (array expressions).
   template <class Values>
   auto Normalised(const Values& values, Index group) const {
     return internal::NormalizedValues(values, mean_(group), scale_(group), shift_(group));

@@ -24,7 +24,6 @@
 /// (saved as name_height and name_width) or an enum with AppendSpecArgument/ReadSpecArgument
 /// overloads (Init, ActivationKind).
 
-#include <algorithm>
 #include <cmath>
 #include <concepts>
 #include <cstdint>
