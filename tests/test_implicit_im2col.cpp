@@ -5,7 +5,13 @@
 // reads zero even next to an infinity; nothing is allocated once the sizes have been seen.
 // The cases' plane sizes and column counts reach every part of PatchesTimes's kernel: full
 // tiles of 3 packets of rows by 8 (AVX-512) or 4 columns, the tiles of 2 and 1 packets and the
-// single rows after them, and the columns after the last full tile (33 columns).
+// single rows after them, and the columns after the last full tile (33 columns); and both paths
+// of PatchesTransposeTimes: Eigen's kernel on planes under 8 packets, its own on larger ones
+// (28 x 28; 17 x 19 with 75 columns of P and 33 of D, past the last full tile of each, and a
+// last partial packet of positions; 26 x 24), in tiles of 3 x 8 (AVX-512) or 3 x 4 columns.
+// CMake builds this program twice: for the generic target (SSE2 on x86-64: packets of 4
+// floats) and, as test_implicit_im2col_native, for the machine (-march=native, as the examples
+// and benchmarks are built: on AVX-512, packets of 16 floats and the larger tiles).
 
 #include <catch2/catch.hpp>
 

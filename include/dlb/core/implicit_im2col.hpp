@@ -13,17 +13,18 @@
 /// kx, a mask of the positions whose column is inside the plane, so that P(p..p+n, k) is one
 /// unaligned load and one AND with the mask: the patch matrix is never written, and the pass
 /// that im2col spends writing it and the products reading it back is saved. PatchesTimes
-/// (P B: a convolution's output, and its input gradient as the transposed convolution) runs
-/// its own register-tiled kernel on those loads; PatchesTransposeTimes (P^T D: the weight
-/// gradient) has Eigen's packing routine read them (a 16 -> 16 channel 3x3 convolution on
-/// 28 x 28, batch 128, took half the time for its forward and its dW that way, and a ResNet
-/// epoch 11% less; PatchesTimes's kernel then took up to a third more off: docs/performance.md).
+/// (P B: a convolution's output, and its input gradient as the transposed convolution) and
+/// PatchesTransposeTimes (P^T D: the weight gradient) run their own register-tiled kernels on
+/// those loads; on small planes PatchesTransposeTimes has Eigen's packing routine read them
+/// instead (a 16 -> 16 channel 3x3 convolution on 28 x 28, batch 128, took half the time for
+/// its forward and its dW with Eigen's kernels reading the planes, and a ResNet epoch 11% less;
+/// the two kernels then took more off: docs/performance.md).
 ///
-/// PatchesTransposeTimes uses Eigen 3.4's internal GEMM building blocks (gemm_pack_lhs,
+/// The small planes' path uses Eigen 3.4's internal GEMM building blocks (gemm_pack_lhs,
 /// gemm_pack_rhs, gebp_kernel, the data mappers), as dlb::Gemm's Eigen engine already does
-/// through general_matrix_matrix_product, and PatchesTimes Eigen's packet functions (ploadu,
-/// pand, pmadd: the target's vectors); tests/test_implicit_im2col.cpp checks every product
-/// against im2col and dlb::Gemm.
+/// through general_matrix_matrix_product, and the kernels Eigen's packet functions (ploadu,
+/// pand, pmadd, predux: the target's vectors); tests/test_implicit_im2col.cpp checks every
+/// product against im2col and dlb::Gemm, built for the generic target and for the machine.
 
 #include <algorithm>
 #include <bit>
@@ -108,12 +109,14 @@ class ImplicitPatches {
     }
     offsets_.resize(static_cast<std::size_t>(columns));
     mask_offsets_.resize(static_cast<std::size_t>(columns));
+    masks_or_ones_offsets_.resize(static_cast<std::size_t>(columns));
     for (Index c = 0; c < in.channels; ++c) {
       for (Index ky = 0; ky < kh; ++ky) {
         for (Index kx = 0; kx < kw; ++kx) {
           const auto k = static_cast<std::size_t>((c * kh + ky) * kw + kx);
           offsets_[k] = margin_ + c * plane_stride_ + (ky - ph) * in.width + (kx - pw);
           mask_offsets_[k] = kx == pw ? kNoMask : kx * positions_;
+          masks_or_ones_offsets_[k] = kx * positions_;
         }
       }
     }
@@ -141,6 +144,13 @@ class ImplicitPatches {
   const T* ColumnMask(Index k) const {
     const Index mask = mask_offsets_[static_cast<std::size_t>(k)];
     return mask == kNoMask ? nullptr : masks_.data() + mask;
+  }
+
+  /// The mask of column k's kernel column kx for every column, all ones where kx == pw (where
+  /// ColumnMask is null): P(p, k) is ColumnValues(k)[p] AND ColumnMaskOrOnes(k)[p], for p in
+  /// [0, Rows()), with one instruction per packet and no branch.
+  const T* ColumnMaskOrOnes(Index k) const {
+    return masks_.data() + masks_or_ones_offsets_[static_cast<std::size_t>(k)];
   }
 
   /// Eigen's data-mapper view of P from (row0, column0) on, as gemm_pack_lhs reads it.
@@ -207,6 +217,7 @@ class ImplicitPatches {
   std::vector<Index> offsets_;           // per column k: where P(0, k) sits in guarded_
   std::vector<Index> mask_offsets_;      // per column k: where its kx's mask starts in masks_
                                          // (kNoMask: kx == pw, every column inside)
+  std::vector<Index> masks_or_ones_offsets_;  // per column k: kx * positions_, for every kx
 };
 
 namespace internal {
@@ -383,6 +394,113 @@ void PatchesTimesRow(const PatchesOperands<T>& op, Index p, T* row) {
   }
 }
 
+/// The register tile of PatchesTransposeTimes's kernel: kPatchColumns columns of P by
+/// kGradientColumns columns of D, one accumulator packet each, plus P's packets and one of D's:
+/// 3 x 8 with 32 vector registers (AVX-512), 3 x 4 with 16.
+template <Scalar T>
+struct TransposeTile {
+  static constexpr int kPatchColumns = 3;
+  static constexpr int kGradientColumns = EIGEN_ARCH_DEFAULT_NUMBER_OF_REGISTERS >= 32 ? 8 : 4;
+};
+
+/// Makes the compiler keep `packet` in a vector register. GCC otherwise folds each use of a
+/// loaded packet into a multiply-add's memory operand, which reloads it once per use: in
+/// PatchesTransposeTile, a packet of D 3 times instead of once, and the kernel ran at 120-135
+/// GFLOP/s instead of 160-175 on a 16 -> 16 channel 28 x 28 weight gradient (AVX-512). "v" is
+/// x86's vector register (SSE to AVX-512), "w" AArch64's; elsewhere a no-op. Eigen's own
+/// EIGEN_OPTIMIZATION_BARRIER also allows memory and the first 16 registers only (145-157).
+template <class Packet>
+EIGEN_ALWAYS_INLINE void KeepInRegister(Packet& packet) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  __asm__("" : "+v"(packet));
+#elif defined(__GNUC__) && defined(__aarch64__)
+  __asm__("" : "+w"(packet));
+#else
+  (void)packet;
+#endif
+}
+
+/// The operands of one PatchesTransposeTimes call as its own kernel reads them: G (column-major:
+/// g + o*ldg + k) += P^T D over the first `packets` packets of rows, with D column-major
+/// (d + o*ldd + p), and, where `tail_patches` is not null, over one more packet read from
+/// tail_patches + k*kLanes and tail_gradient + o*kLanes: the last Rows() % kLanes rows of P
+/// (masked) and of D, zero-padded to a packet.
+template <Scalar T>
+struct TransposeOperands {
+  const ImplicitPatches<T>& patches;
+  const T* d;
+  Index ldd, packets;
+  const T* tail_patches;
+  const T* tail_gradient;
+  T* g;
+  Index ldg;
+};
+
+/// G's tile of rows k0 .. k0 + kRows by columns o0 .. o0 + kCols: per packet of positions,
+/// kRows masked packets of P's columns times kCols packets of D's columns (one at a time, held
+/// in a register) added into kRows x kCols accumulators, each the lane-wise partial sums of one
+/// dot product G(k, o); their horizontal sums are added to G at the end.
+template <Scalar T, int kRows, int kCols, std::size_t... kR, std::size_t... kC>
+void PatchesTransposeTile(const TransposeOperands<T>& op, Index k0, Index o0,
+                          std::index_sequence<kR...>, std::index_sequence<kC...>) {
+  namespace ei = Eigen::internal;
+  using Packet = typename PatchesTile<T>::Packet;
+  constexpr Index kLanes = PatchesTile<T>::kLanes;
+  Packet acc[kRows][kCols] = {};  // zeros
+  const T* values[kRows] = {op.patches.ColumnValues(k0 + static_cast<Index>(kR))...};
+  const T* masks[kRows] = {op.patches.ColumnMaskOrOnes(k0 + static_cast<Index>(kR))...};
+  const T* gradients[kCols] = {op.d + (o0 + static_cast<Index>(kC)) * op.ldd...};
+  // acc(:, c) += a * gradient, for the kRows packets a of P's columns.
+  const auto add = [&](const Packet (&a)[kRows], auto c, Packet gradient) {
+    KeepInRegister(gradient);
+    ((acc[kR][decltype(c)::value] = ei::pmadd(a[kR], gradient, acc[kR][decltype(c)::value])),
+     ...);
+  };
+  for (Index q = 0; q < op.packets; ++q) {
+    const Index p = q * kLanes;
+    const Packet a[kRows] = {ei::pand(ei::ploadu<Packet>(values[kR] + p),
+                                      ei::ploadu<Packet>(masks[kR] + p))...};
+    (add(a, std::integral_constant<std::size_t, kC>{}, ei::ploadu<Packet>(gradients[kC] + p)),
+     ...);
+  }
+  if (op.tail_patches != nullptr) {
+    const Packet a[kRows] = {
+        ei::ploadu<Packet>(op.tail_patches + (k0 + static_cast<Index>(kR)) * kLanes)...};
+    (add(a, std::integral_constant<std::size_t, kC>{},
+         ei::ploadu<Packet>(op.tail_gradient + (o0 + static_cast<Index>(kC)) * kLanes)),
+     ...);
+  }
+  const auto store_row = [&](auto r) {
+    ((op.g[(o0 + static_cast<Index>(kC)) * op.ldg + k0 + static_cast<Index>(decltype(r)::value)] +=
+      ei::predux(acc[decltype(r)::value][kC])),
+     ...);
+  };
+  (store_row(std::integral_constant<std::size_t, kR>{}), ...);
+}
+
+/// The tiles of kCols columns of D from o0 on, over every column of P: full tiles of
+/// TransposeTile::kPatchColumns, then one column at a time. D's columns stay in the first-level
+/// cache while P's stream past them, shifts of the same planes one after another.
+template <Scalar T, int kCols>
+void PatchesTransposeColumns(const TransposeOperands<T>& op, Index o0, Index depth) {
+  constexpr int kRows = TransposeTile<T>::kPatchColumns;
+  Index k0 = 0;
+  for (; k0 + kRows <= depth; k0 += kRows) {
+    PatchesTransposeTile<T, kRows, kCols>(op, k0, o0, std::make_index_sequence<kRows>{},
+                                          std::make_index_sequence<kCols>{});
+  }
+  for (; k0 < depth; ++k0) {
+    PatchesTransposeTile<T, 1, kCols>(op, k0, o0, std::make_index_sequence<1>{},
+                                      std::make_index_sequence<kCols>{});
+  }
+}
+
+/// PatchesTransposeTimes's own kernel runs on planes of at least this many packets of
+/// positions (128 floats: 14 x 14 planes and larger), Eigen's below (see there). On 14 x 14
+/// planes (12 packets) the two ran alike (113-119 GFLOP/s against Eigen's 107-113), on 7 x 7
+/// Eigen's was 2.5 times faster.
+inline constexpr Index kTransposeDirectMinimumPackets = 8;
+
 }  // namespace internal
 
 /// Y = P op(B) + 1 c^T + beta Y on the calling thread, with P the loaded sample's patch matrix
@@ -449,17 +567,70 @@ void PatchesTimes(const ImplicitPatches<T>& patches, Op op_b, const ConstMatrixR
 /// G = P^T D + beta G on the calling thread: P the loaded sample's patch matrix (Rows() x
 /// Columns()), D Rows() x n (column-major, e.g. a Map over a sample's output gradient), G
 /// Columns() x n in existing storage. beta is 0 or 1. Allocates nothing once `workspace` has
-/// seen the sizes.
+/// seen the sizes. Throws ShapeError when the sizes do not match.
+///
+/// G(k, o) is the dot product of P's column k (a shifted plane, masked) with D's column o, both
+/// contiguous in memory. On planes of internal::kTransposeDirectMinimumPackets packets of
+/// positions or more, its own kernel multiplies them straight from the planes, vectorised over
+/// the positions: a register tile of 3 columns of P by 8 of D (AVX-512; by 4 with 16 registers)
+/// sums a packet of positions at a time in lanes, with D's 8 columns held in the first-level
+/// cache while P's stream past, and adds the horizontal sums to G once per tile. Eigen's GEMM
+/// packs P^T for every sample, 9 copies of each input for a 3x3 kernel: a 16 -> 16 channel 3x3
+/// convolution's weight gradient on 28 x 28 planes ran at 84-94 GFLOP/s that way, 160-175 in
+/// the kernel (docs/performance.md). Smaller planes, where the horizontal sums cost as much as
+/// the products (7 x 7: 40-50 GFLOP/s against Eigen's 125), keep Eigen's kernel with P^T read
+/// by its packing routine. The sum over positions runs in lanes, so it rounds differently from
+/// a GEMM's blocked sum, within its usual error.
 template <Scalar T>
 void PatchesTransposeTimes(const ImplicitPatches<T>& patches, const ConstMatrixRef<T>& d,
                            Eigen::Ref<Matrix<T>> g, T beta, GemmWorkspace<T>& workspace) {
+  const Index depth = patches.Columns(), n = d.cols(), positions = patches.Rows();
+  if (d.rows() != positions || g.rows() != depth || g.cols() != n) {
+    throw ShapeError("PatchesTransposeTimes: P is " + std::to_string(positions) + " x " +
+                     std::to_string(depth) + ", D " + std::to_string(d.rows()) + " x " +
+                     std::to_string(n) + ", G " + std::to_string(g.rows()) + " x " +
+                     std::to_string(g.cols()));
+  }
   if (beta == T(0)) g.setZero();
-  const typename ImplicitPatches<T>::TransposedMapper lhs(
-      typename ImplicitPatches<T>::Mapper(patches, 0, 0));
-  internal::PackedProductAccumulate<T, Eigen::RowMajor, decltype(lhs),
-                                    internal::ConstMapper<T, Eigen::ColMajor>, Eigen::ColMajor>(
-      lhs, internal::ConstMapper<T, Eigen::ColMajor>(d.data(), d.outerStride()), g.rows(),
-      g.cols(), patches.Rows(), g.data(), g.outerStride(), workspace);
+  constexpr Index kLanes = internal::PatchesTile<T>::kLanes;
+  const Index packets = positions / kLanes, first_tail_row = packets * kLanes;
+  if (packets < internal::kTransposeDirectMinimumPackets) {
+    const typename ImplicitPatches<T>::TransposedMapper lhs(
+        typename ImplicitPatches<T>::Mapper(patches, 0, 0));
+    internal::PackedProductAccumulate<T, Eigen::RowMajor, decltype(lhs),
+                                      internal::ConstMapper<T, Eigen::ColMajor>, Eigen::ColMajor>(
+        lhs, internal::ConstMapper<T, Eigen::ColMajor>(d.data(), d.outerStride()), depth, n,
+        positions, g.data(), g.outerStride(), workspace);
+    return;
+  }
+  internal::TransposeOperands<T> op{patches, d.data(), d.outerStride(), packets, nullptr,
+                                    nullptr, g.data(),  g.outerStride()};
+  if (first_tail_row < positions) {
+    // The last rows of P (masked) and of D, zero-padded to one packet per column.
+    const Index tail_patches = depth * kLanes, tail_size = (depth + n) * kLanes;
+    if (workspace.packed_lhs.size() < tail_size) workspace.packed_lhs.resize(tail_size);
+    T* tail = workspace.packed_lhs.data();
+    std::fill_n(tail, tail_size, T(0));
+    const typename ImplicitPatches<T>::Mapper patch(patches, 0, 0);
+    for (Index k = 0; k < depth; ++k) {
+      for (Index p = first_tail_row; p < positions; ++p) {
+        tail[k * kLanes + p - first_tail_row] = patch(p, k);
+      }
+    }
+    for (Index o = 0; o < n; ++o) {
+      for (Index p = first_tail_row; p < positions; ++p) {
+        tail[tail_patches + o * kLanes + p - first_tail_row] = d(p, o);
+      }
+    }
+    op.tail_patches = tail;
+    op.tail_gradient = tail + tail_patches;
+  }
+  constexpr int kColumns = internal::TransposeTile<T>::kGradientColumns;
+  Index o0 = 0;
+  for (; o0 + kColumns <= n; o0 += kColumns) {
+    internal::PatchesTransposeColumns<T, kColumns>(op, o0, depth);
+  }
+  for (; o0 < n; ++o0) internal::PatchesTransposeColumns<T, 1>(op, o0, depth);
 }
 
 }  // namespace dlb
