@@ -63,13 +63,19 @@ class StepProducts {
         const dlb::Shape in = conv.InputShape();
         const dlb::Index taps = conv.Window().kernel.height * conv.Window().kernel.width;
         // On implicit patches the layer multiplies sample by sample and takes dX by the
-        // transposed convolution: the same products as those two paths.
+        // transposed convolution: the same products as those two paths. With stride 2 it
+        // takes dX phase by phase (a quarter of the positions each, with the taps that read
+        // the phase): together one product of the phases' positions by all taps.
         const dlb::Conv2D<float>::Plan& plan = conv.ProductPlan();
         const bool implicit = plan.implicit_patches && dlb::ImplicitPatchesEnabled();
+        const dlb::Size2D stride = conv.Window().stride;
+        const dlb::Index dx_positions =
+            implicit ? (in.height / stride.height) * (in.width / stride.width)
+                     : in.height * in.width;
         Conv c{out.height * out.width, conv.OutChannels(), first, plan.per_sample || implicit,
                plan.transposed_input_gradient || implicit, conv.SamplesPerChunk(),
                Mat::Random(conv.OutChannels(), conv.Weight().cols()),
-               Mat::Random(conv.OutChannels() * taps, in.channels), in.height * in.width, {}};
+               Mat::Random(conv.OutChannels() * taps, in.channels), dx_positions, {}};
         for (int part = 0; part < parts; ++part) {
           ConvPart buffers;
           buffers.patches = Mat::Random(c.chunk * c.positions, c.weight.cols());
@@ -178,7 +184,7 @@ class StepProducts {
     bool first, per_sample, transposed;
     dlb::Index chunk;
     Mat weight, flipped;  // W, and W' for the transposed convolution
-    dlb::Index in_positions;
+    dlb::Index in_positions;  // rows of dX's product: the input's positions, or one phase's
     std::vector<ConvPart> parts;
   };
   struct Linear {

@@ -45,6 +45,10 @@ const std::vector<Geometry> kGeometries = {
     {"3x3, stride 2, no padding, floor", {1, 7, 6}, 2, 3, 2, 0},
     {"1x2, stride 1x2, padding 0x1", {3, 4, 5}, 2, {1, 2}, {1, 2}, {0, 1}},
     {"5x5 with padding 2 on 3x4", {2, 3, 4}, 2, 5, 1, 2},
+    // Stride 2 over even planes: implicit patches over the input's phases (the ResNet's
+    // downsampling convolution and its 1x1 shortcut), with dX phase by phase.
+    {"3x3, stride 2, padding 1 on 6x8: phases", {2, 6, 8}, 3, 3, 2, 1},
+    {"1x1, stride 2 on 6x8: one phase", {3, 6, 8}, 2, 1, 2, 0},
     // 24 x 24 = 576 output positions: Conv2D::Plan::per_sample (the test below checks that),
     // with dX by the transposed convolution ("same", then "valid": its padding 2) or, under
     // stride 2, by col2im.
@@ -326,8 +330,11 @@ TEST_CASE("Conv2D multiplies large planes sample by sample, with and without a b
   CHECK(MakeConv(kGeometries[4]).ProductPlan().implicit_patches);
   CHECK(MakeConv(g).ProductPlan().implicit_patches);
   CHECK_FALSE(MakeConv(kGeometries[kGeometries.size() - 2]).ProductPlan().implicit_patches);
-  CHECK_FALSE(MakeConv(kGeometries.back()).ProductPlan().implicit_patches);
-  CHECK_FALSE(MakeConv(kGeometries[1]).ProductPlan().implicit_patches);
+  CHECK_FALSE(MakeConv(kGeometries[1]).ProductPlan().implicit_patches);  // stride 2 over 5 rows
+  // Stride 2 over even planes reads the input's phases.
+  CHECK(MakeConv(kGeometries[5]).ProductPlan().implicit_patches);
+  CHECK(MakeConv(kGeometries[6]).ProductPlan().implicit_patches);
+  CHECK(MakeConv(kGeometries.back()).ProductPlan().implicit_patches);
   CHECK(Conv2D<float>(1, 32, 3, 1, 1).OutputShape({1, 28, 28}).height *
             Conv2D<float>(1, 32, 3, 1, 1).OutputShape({1, 28, 28}).width >=
         Conv2D<float>::kPerSamplePositions);  // the example CNN's first layer
@@ -357,7 +364,8 @@ TEST_CASE("Conv2D on implicit patches agrees with the explicit paths of the BLAS
     return;
   }
   const std::optional<dlb::GemmEngine> saved = dlb::GemmEngineOverride();
-  for (const Geometry& g : {kGeometries[0], kGeometries[4], kGeometries[kGeometries.size() - 3]}) {
+  for (const Geometry& g : {kGeometries[0], kGeometries[4], kGeometries[5], kGeometries[6],
+                            kGeometries[kGeometries.size() - 3], kGeometries.back()}) {
     INFO(g.label);
     Conv2D<double> conv = MakeConv(g);
     REQUIRE(conv.ProductPlan().implicit_patches);

@@ -168,7 +168,7 @@ TEST_CASE("ChooseGemmEngine keeps OpenBLAS on a core that matches the CPU") {
   choice = dlb::ChooseGemmEngine(OpenBlasFacts("Haswell", SimdLevel::Avx2, SimdLevel::Avx2));
   CHECK(choice.engine == GemmEngine::Blas);
   CHECK(choice.description ==
-        "OpenBLAS 0.3.21 (Haswell kernels); stride-1 convolutions: Eigen (AVX2 kernels, patches "
+        "OpenBLAS 0.3.21 (Haswell kernels); stride-1 and 2 convolutions: Eigen (AVX2 kernels, patches "
         "read from the image)");
   choice = dlb::ChooseGemmEngine(OpenBlasFacts("Haswell", SimdLevel::Avx2, SimdLevel::Avx512));
   CHECK(choice.engine == GemmEngine::Blas);
@@ -197,7 +197,7 @@ TEST_CASE("ChooseGemmEngine sends convolutions' patch products to Eigen compiled
     CHECK(choice.engine == GemmEngine::Blas);
     CHECK(choice.implicit_patches);
     CHECK_THAT(choice.description,
-               Contains(std::string("stride-1 convolutions: Eigen (") + dlb::SimdName(cpu)));
+               Contains(std::string("stride-1 and 2 convolutions: Eigen (") + dlb::SimdName(cpu)));
   }
   // Eigen narrower than the CPU (no -march=native): everything on the BLAS, im2col included.
   auto choice =
@@ -280,7 +280,7 @@ TEST_CASE("ChooseGemmEngine keeps a BLAS that is not OpenBLAS and names it") {
   auto choice = dlb::ChooseGemmEngine(facts);
   CHECK(choice.engine == GemmEngine::Blas);
   CHECK(choice.description ==
-        "libblis.so.4; stride-1 convolutions: Eigen (AVX-512 kernels, patches read from the image)");
+        "libblis.so.4; stride-1 and 2 convolutions: Eigen (AVX-512 kernels, patches read from the image)");
   facts.blas_name.clear();
   facts.eigen = SimdLevel::Avx2;
   CHECK(dlb::ChooseGemmEngine(facts).description == "BLAS");
@@ -316,7 +316,7 @@ TEST_CASE("SetGemmEngine overrides the choice, and refuses a BLAS the build lack
     CHECK(dlb::ActiveGemmEngine() == GemmEngine::Blas);
     CHECK_FALSE(dlb::ImplicitPatchesEnabled());  // forced: every product on the BLAS
     CHECK_THAT(dlb::GemmEngineDescription(),
-               Contains("(set by SetGemmEngine)") && !Contains("stride-1 convolutions"));
+               Contains("(set by SetGemmEngine)") && !Contains("stride-1 and 2 convolutions"));
     dlb::SetGemmEngine(std::nullopt);
     CHECK_FALSE(dlb::GemmEngineOverride().has_value());
     CHECK(dlb::ActiveGemmEngine() == detected);

@@ -124,7 +124,7 @@ inline GemmEngineChoice ChooseGemmEngine(const GemmEngineFacts& facts) {
   const bool patches_on_eigen = facts.eigen != SimdLevel::None && facts.eigen >= facts.cpu;
   const auto on_blas = [&](std::string description) {
     if (patches_on_eigen) {
-      description += std::string("; stride-1 convolutions: Eigen (") + SimdName(facts.eigen) +
+      description += std::string("; stride-1 and 2 convolutions: Eigen (") + SimdName(facts.eigen) +
                      " kernels, patches read from the image)";
     }
     return GemmEngineChoice{GemmEngine::Blas, patches_on_eigen, std::move(description)};

@@ -1,24 +1,29 @@
 #pragma once
 /// \file
 /// Products with one sample's patch matrix that read the patches straight from the image
-/// ("implicit im2col"), for windows whose patches are shifts of the image planes: stride 1 and
-/// an output as wide as the input ("same" widths, 2 pw = kw - 1).
+/// ("implicit im2col"), for windows whose patches are shifts of planes: stride 1 and an output
+/// as wide as the input ("same" widths, 2 pw = kw - 1), or stride 2 over even planes, whose
+/// patches are shifts of the input's phases (its even and odd rows and columns).
 ///
 /// With Wo == W and stride 1, output position p = oy*W + ox of patch column
 /// k = (c*kh + ky)*kw + kx reads input position p + (ky - ph)*W + (kx - pw) of plane c (see
 /// dlb/core/im2col.hpp for the patch matrix P): a column of P is the plane shifted by a
 /// constant, less the entries whose ox + kx - pw falls outside [0, W) (which wrap to the
-/// neighbouring row) and those whose row falls outside the plane. ImplicitPatches copies a
-/// sample's planes between zero margins (so rows outside the plane read zeros) and keeps, per
-/// kx, a mask of the positions whose column is inside the plane, so that P(p..p+n, k) is one
-/// unaligned load and one AND with the mask: the patch matrix is never written, and the pass
-/// that im2col spends writing it and the products reading it back is saved. PatchesTimes
-/// (P B: a convolution's output, and its input gradient as the transposed convolution) and
-/// PatchesTransposeTimes (P^T D: the weight gradient) run their own register-tiled kernels on
-/// those loads; on small planes PatchesTransposeTimes has Eigen's packing routine read them
-/// instead (a 16 -> 16 channel 3x3 convolution on 28 x 28, batch 128, took half the time for
-/// its forward and its dW with Eigen's kernels reading the planes, and a ResNet epoch 11% less;
-/// the two kernels then took more off: docs/performance.md).
+/// neighbouring row) and those whose row falls outside the plane. With stride 2, input row
+/// 2 oy - ph + ky is row oy + shift of the phase of rows (ky - ph) mod 2 (PatchTap), so the
+/// same holds of the phase planes, W/2 wide: a strided convolution reads shifted planes too
+/// (its polyphase form), and so does its input gradient, phase by phase. ImplicitPatches
+/// copies a sample's planes (or phases) between zero margins (so rows outside a plane read
+/// zeros) and keeps, per column shift, a mask of the positions whose column is inside the
+/// plane, so that P(p..p+n, k) is one unaligned load and one AND with the mask: the patch
+/// matrix is never written, and the pass that im2col spends writing it and the products
+/// reading it back is saved. PatchesTimes (P B: a convolution's output, and its input gradient
+/// as the transposed convolution) and PatchesTransposeTimes (P^T D: the weight gradient) run
+/// their own register-tiled kernels on those loads; on small planes PatchesTransposeTimes has
+/// Eigen's packing routine read them instead (a 16 -> 16 channel 3x3 convolution on 28 x 28,
+/// batch 128, took half the time for its forward and its dW with Eigen's kernels reading the
+/// planes, and a ResNet epoch 11% less; the two kernels then took more off, and the strided
+/// convolutions' phases more again: docs/performance.md).
 ///
 /// The small planes' path uses Eigen 3.4's internal GEMM building blocks (gemm_pack_lhs,
 /// gemm_pack_rhs, gebp_kernel, the data mappers), as dlb::Gemm's Eigen engine already does
@@ -29,6 +34,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -43,21 +49,74 @@
 
 namespace dlb {
 
-/// Whether `window`'s patches over `in` are shifts of the planes (ImplicitPatches applies):
-/// stride 1 and an output as wide as the input (2 pw == kw - 1), with an output of at least
-/// one position.
+/// Whether `window`'s patches over `in` are shifts of planes, so that ImplicitPatches reads
+/// them: in each direction a stride of 1, or of 2 over an even extent (the planes are then the
+/// input's phases, every second row or column); an output row as wide as the planes' (W with
+/// stride 1: 2 pw == kw - 1; W / 2 with stride 2: kw - 2 pw is 1 or 2, e.g. a 3x3 kernel
+/// with padding 1 or a 1x1 without); and an output of at least one position.
 inline bool PatchesAreShifts(const Shape& in, const Window2D& window) {
-  if (window.stride.height != 1 || window.stride.width != 1) return false;
-  if (2 * window.padding.width != window.kernel.width - 1) return false;
+  const auto stride_fits = [](Index stride, Index extent) {
+    return stride == 1 || (stride == 2 && extent % 2 == 0);
+  };
+  if (!stride_fits(window.stride.height, in.height) || !stride_fits(window.stride.width, in.width)) {
+    return false;
+  }
   const Size2D out = window.OutputSize(in);
-  return out.height >= 1 && out.width == in.width;
+  return out.height >= 1 && out.width == in.width / window.stride.width;
 }
 
-/// One sample's patch matrix P (Ho*W x C*kh*kw) for a window where PatchesAreShifts, held as
-/// the sample's planes between zero margins and a mask per kernel column, for the products
-/// PatchesTimes and PatchesTransposeTimes. Load() takes the sample; the tables follow the
-/// shape and window given to Configure, and reuse their storage: once a shape has been seen,
-/// Configure and Load allocate nothing.
+/// One tap of a window along one direction, as the planes of ImplicitPatches see it: kernel
+/// index t reads input index s*o - p + t for output index o, i.e. index o + shift of the
+/// phase plane `phase` (the input's indices phase, phase + s, phase + 2s, ...), with
+/// t - p = s*shift + phase, 0 <= phase < s.
+struct PatchTap {
+  Index phase, shift;
+  static PatchTap Of(Index t, Index stride, Index padding) {
+    const Index u = t - padding;
+    const Index phase = ((u % stride) + stride) % stride;
+    return {phase, (u - phase) / stride};
+  }
+};
+
+/// Calls f(ky, kx) for every tap of `window` (kernel rows and columns in ascending order) that
+/// reads the input's phase `phase` (row phase, column phase: see PatchTap): the columns of
+/// ImplicitPatches::ConfigureTransposed's patches per output channel, in their order.
+template <class F>
+void ForEachPhaseTap(const Window2D& window, Size2D phase, F&& f) {
+  for (Index ky = 0; ky < window.kernel.height; ++ky) {
+    if (PatchTap::Of(ky, window.stride.height, window.padding.height).phase != phase.height) {
+      continue;
+    }
+    for (Index kx = 0; kx < window.kernel.width; ++kx) {
+      if (PatchTap::Of(kx, window.stride.width, window.padding.width).phase == phase.width) {
+        f(ky, kx);
+      }
+    }
+  }
+}
+
+/// A patch matrix read from planes instead of written out, for the products PatchesTimes and
+/// PatchesTransposeTimes, in one of two configurations:
+///   - Configure(in, window): one sample's patch matrix P (Ho*Wo x C*kh*kw, im2col's, see
+///     dlb/core/im2col.hpp) for a window where PatchesAreShifts. Column k = (c*kh + ky)*kw + kx
+///     is a plane of the sample, shifted: with stride 1 the channel's plane itself (position
+///     p = oy*W + ox reads p + (ky - ph)*W + (kx - pw)); with stride 2 in a direction, the
+///     phase of the plane that the tap reads (PatchTap), so that a strided convolution reads
+///     shifted planes too (its "polyphase" form). Load takes the sample X_b (C x H x W) and
+///     splits it into the phases its columns read.
+///   - ConfigureTransposed(in, out_channels, window), then SelectPhase(a, b): the patches
+///     P'_ab of an output gradient dY_b (out_channels x Ho x Wo) whose product with the taps
+///     of phase (a, b) gives that phase of the input gradient: dX_b(c, s y + a, s x + b) = sum over the taps
+///     (ky, kx) of the phase (ForEachPhaseTap) and o of W(o, c, ky, kx) dY_b(o, y - shift_y,
+///     x - shift_x), i.e. P'_ab is (H/sh * W/sw) x (out_channels * taps), column o*taps + t
+///     the plane o shifted by minus tap t's shifts. With stride 1 this is the transposed
+///     convolution (one phase, every tap). Load takes dY_b.
+/// The planes sit between zero margins, so that rows outside a plane read zeros, and each
+/// distinct column shift has a mask of the positions whose column stays inside the plane, so
+/// that P(p..p+n, k) is one unaligned load and one AND: the patch matrix is never written.
+/// The tables follow the configuration and reuse their storage: once a configuration has been
+/// seen, Configure, ConfigureTransposed, SelectPhase and Load allocate nothing. One Load of
+/// dY_b serves every phase.
 template <Scalar T>
 class ImplicitPatches {
  public:
@@ -65,92 +124,156 @@ class ImplicitPatches {
   using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
   static_assert(sizeof(Bits) == sizeof(T), "ImplicitPatches needs a 4- or 8-byte scalar");
 
-  /// Sets the image shape and window (nothing to do when they are the last ones). Throws
-  /// ArgumentError unless PatchesAreShifts(in, window), and ShapeError when a size of the
-  /// tables overflows Index.
+  /// The patches of a sample of shape `in` under `window` (nothing to do when they are the
+  /// last configuration). Throws ArgumentError unless PatchesAreShifts(in, window), and
+  /// ShapeError when a size of the tables overflows Index.
   void Configure(const Shape& in, const Window2D& window) {
-    if (in == in_ && window == window_) return;
-    if (!PatchesAreShifts(in, window)) {
-      throw ArgumentError("ImplicitPatches: the window (kernel " + window.kernel.ToString() +
-                          ", stride " + window.stride.ToString() + ", padding " +
-                          window.padding.ToString() + ") over " + in.ToString() +
-                          " does not read shifted planes: it needs stride 1 and an output as "
-                          "wide as the input");
+    const Key key{in, window, false, 0};
+    if (key == key_) return;
+    RequireShifts(in, window);
+    const Size2D out = window.OutputSize(in);
+    const Index sh = window.stride.height, sw = window.stride.width;
+    // The phases that some tap reads, in order, and the plane of (phase, channel).
+    std::vector<bool> used(static_cast<std::size_t>(sh * sw), false);
+    ForEachTap(window, [&](Index, Index, PatchTap row, PatchTap column) {
+      used[static_cast<std::size_t>(row.phase * sw + column.phase)] = true;
+    });
+    std::vector<Index> phase_plane(used.size(), -1);
+    load_phases_.clear();
+    for (std::size_t phase = 0; phase < used.size(); ++phase) {
+      if (!used[phase]) continue;
+      phase_plane[phase] = static_cast<Index>(load_phases_.size()) * in.channels;
+      load_phases_.push_back(static_cast<Index>(phase));
     }
-    const Index kh = window.kernel.height, kw = window.kernel.width;
-    const Index ph = window.padding.height, pw = window.padding.width;
-    const Index plane = CheckedMultiply(in.height, in.width, "ImplicitPatches: the plane");
-    const Index positions = CheckedMultiply(window.OutputSize(in).height, in.width,
-                                            "ImplicitPatches: the output positions");
-    const Index margin = CheckedAdd(CheckedMultiply(ph, in.width, "ImplicitPatches: the margin"),
-                                    pw, "ImplicitPatches: the margin");
-    const Index plane_stride = CheckedAdd(plane, margin, "ImplicitPatches: a plane and margin");
-    const Index guarded_size = CheckedAdd(
-        margin, CheckedMultiply(in.channels, plane_stride, "ImplicitPatches: the planes"),
-        "ImplicitPatches: the planes");
-    const Index mask_size = CheckedMultiply(kw, positions, "ImplicitPatches: the masks");
-    const Index columns = CheckedMultiply(in.channels, CheckedMultiply(kh, kw, "ImplicitPatches: the kernel"),
-                                          "ImplicitPatches: the columns");
-    in_ = in;
-    window_ = window;
-    positions_ = positions;
-    margin_ = margin;
-    plane_stride_ = plane_stride;
-    // Zero everywhere; Load writes only the planes, so the margins stay zero.
-    guarded_.setZero(guarded_size);
-    // masks_.segment(kx * positions, positions): all ones where 0 <= ox + kx - pw < W.
-    masks_.resize(mask_size);
-    const T inside = std::bit_cast<T>(~Bits{0}), outside = std::bit_cast<T>(Bits{0});
-    for (Index kx = 0; kx < kw; ++kx) {
-      for (Index p = 0; p < positions_; ++p) {
-        const Index column = p % in.width + kx - pw;
-        masks_(kx * positions_ + p) = column >= 0 && column < in.width ? inside : outside;
-      }
-    }
-    offsets_.resize(static_cast<std::size_t>(columns));
-    mask_offsets_.resize(static_cast<std::size_t>(columns));
-    masks_or_ones_offsets_.resize(static_cast<std::size_t>(columns));
+    std::vector<Column> columns;
+    columns.reserve(static_cast<std::size_t>(
+        CheckedMultiply(in.channels, CheckedMultiply(window.kernel.height, window.kernel.width,
+                                                     "ImplicitPatches: the kernel"),
+                        "ImplicitPatches: the columns")));
     for (Index c = 0; c < in.channels; ++c) {
-      for (Index ky = 0; ky < kh; ++ky) {
-        for (Index kx = 0; kx < kw; ++kx) {
-          const auto k = static_cast<std::size_t>((c * kh + ky) * kw + kx);
-          offsets_[k] = margin_ + c * plane_stride_ + (ky - ph) * in.width + (kx - pw);
-          mask_offsets_[k] = kx == pw ? kNoMask : kx * positions_;
-          masks_or_ones_offsets_[k] = kx * positions_;
+      ForEachTap(window, [&](Index, Index, PatchTap row, PatchTap column) {
+        columns.push_back({phase_plane[static_cast<std::size_t>(row.phase * sw + column.phase)] + c,
+                           row.shift, column.shift});
+      });
+    }
+    Build(CheckedMultiply(in.channels, static_cast<Index>(load_phases_.size()),
+                          "ImplicitPatches: the planes"),
+          Size2D{in.height / sh, in.width / sw}, out.height, columns);
+    load_shape_ = in;
+    load_stride_ = window.stride;
+    key_ = key;
+    first_column_ = 0;
+    columns_ = static_cast<Index>(columns.size());
+  }
+
+  /// The patches P'_ab of an output gradient for every phase (a, b) of the input gradient of a
+  /// convolution from `in` to out_channels planes under `window` (see the class comment;
+  /// nothing to do when they are the last configuration), phase (0, 0) selected: SelectPhase
+  /// picks the phase whose columns the products read, with no new Load. Throws ArgumentError
+  /// unless PatchesAreShifts(in, window) and out_channels >= 1, and ShapeError when a size of
+  /// the tables overflows Index.
+  void ConfigureTransposed(const Shape& in, Index out_channels, const Window2D& window) {
+    const Key key{in, window, true, out_channels};
+    if (key == key_) {
+      SelectPhase(Size2D{0});
+      return;
+    }
+    RequireShifts(in, window);
+    if (out_channels < 1) {
+      throw ArgumentError("ImplicitPatches: a convolution needs an output channel, got " +
+                          std::to_string(out_channels));
+    }
+    const Size2D out = window.OutputSize(in);
+    const Index sh = window.stride.height, sw = window.stride.width;
+    std::vector<Column> columns;
+    columns.reserve(static_cast<std::size_t>(CheckedMultiply(
+        out_channels, CheckedMultiply(window.kernel.height, window.kernel.width, "ImplicitPatches: the kernel"),
+        "ImplicitPatches: the columns")));
+    phase_columns_.assign(1, 0);
+    for (Index phase = 0; phase < sh * sw; ++phase) {
+      const Size2D of{phase / sw, phase % sw};
+      for (Index o = 0; o < out_channels; ++o) {
+        ForEachPhaseTap(window, of, [&](Index ky, Index kx) {
+          columns.push_back({o, -PatchTap::Of(ky, sh, window.padding.height).shift,
+                             -PatchTap::Of(kx, sw, window.padding.width).shift});
+        });
+      }
+      phase_columns_.push_back(static_cast<Index>(columns.size()));
+    }
+    load_phases_.assign(1, 0);
+    Build(out_channels, out, in.height / sh, columns);
+    load_shape_ = Shape{out_channels, out.height, out.width};
+    load_stride_ = Size2D{1};
+    transposed_stride_ = window.stride;
+    key_ = key;
+    SelectPhase(Size2D{0});
+  }
+
+  /// After ConfigureTransposed: P'_ab for phase (a, b) of its window's stride is the matrix
+  /// the products read (Columns(), ColumnValues, ...: out_channels x the phase's taps
+  /// columns, in ForEachPhaseTap's order per channel; none where no tap reads the phase).
+  /// Throws ArgumentError for a phase outside the stride, or after Configure.
+  void SelectPhase(Size2D phase) {
+    const Index sh = transposed_stride_.height, sw = transposed_stride_.width;
+    if (!key_.transposed || phase.height < 0 || phase.height >= sh || phase.width < 0 ||
+        phase.width >= sw) {
+      throw ArgumentError("ImplicitPatches: no phase " + phase.ToString() +
+                          (key_.transposed ? " of stride " + transposed_stride_.ToString()
+                                           : " outside ConfigureTransposed's patches"));
+    }
+    const auto index = static_cast<std::size_t>(phase.height * sw + phase.width);
+    first_column_ = phase_columns_[index];
+    columns_ = phase_columns_[index + 1] - first_column_;
+  }
+
+  /// Takes the sample (Configure: C x H x W values, X_b; ConfigureTransposed: out_channels x
+  /// Ho x Wo, dY_b) whose patches the products read, split into the phases its columns read.
+  void Load(const T* sample) {
+    const Index channels = load_shape_.channels, height = load_shape_.height,
+                width = load_shape_.width;
+    const Index sh = load_stride_.height, sw = load_stride_.width;
+    const Index plane = height * width;
+    if (sh == 1 && sw == 1) {
+      for (Index c = 0; c < channels; ++c) {
+        std::copy_n(sample + c * plane, plane, guarded_.data() + margin_ + c * plane_stride_);
+      }
+      return;
+    }
+    const Index rows = height / sh, columns = width / sw;
+    for (std::size_t slot = 0; slot < load_phases_.size(); ++slot) {
+      const Index a = load_phases_[slot] / sw, b = load_phases_[slot] % sw;
+      for (Index c = 0; c < channels; ++c) {
+        const T* from = sample + c * plane + a * width + b;
+        T* to = guarded_.data() + margin_ +
+                (static_cast<Index>(slot) * channels + c) * plane_stride_;
+        for (Index y = 0; y < rows; ++y) {
+          for (Index x = 0; x < columns; ++x) to[y * columns + x] = from[y * sh * width + x * sw];
         }
       }
     }
   }
 
-  /// Takes the sample (in.Size() values, C x H x W) whose patches the products read.
-  void Load(const T* sample) {
-    const Index plane = in_.height * in_.width;
-    for (Index c = 0; c < in_.channels; ++c) {
-      std::copy_n(sample + c * plane, plane, guarded_.data() + margin_ + c * plane_stride_);
-    }
-  }
-
-  /// Rows of P (Ho*W) and columns (C*kh*kw).
+  /// Rows of P (positions: Ho*Wo, or H/sh * W/sw for ConfigureTransposed) and columns.
   Index Rows() const { return positions_; }
-  Index Columns() const { return static_cast<Index>(offsets_.size()); }
+  Index Columns() const { return columns_; }
 
   /// Where column k of P starts: P(p, k) is ColumnValues(k)[p] wherever ColumnMask(k) is null
   /// or ColumnMask(k)[p]'s bits are all set, and 0 where they are clear (the position's
-  /// column kx - pw + ox falls outside the plane; the value there belongs to the neighbouring
-  /// row). Both are valid for p in [0, Rows()).
+  /// column plus the column's shift falls outside the plane; the value there belongs to the
+  /// neighbouring row). Both are valid for p in [0, Rows()).
   const T* ColumnValues(Index k) const {
-    return guarded_.data() + offsets_[static_cast<std::size_t>(k)];
+    return guarded_.data() + offsets_[static_cast<std::size_t>(first_column_ + k)];
   }
   const T* ColumnMask(Index k) const {
-    const Index mask = mask_offsets_[static_cast<std::size_t>(k)];
+    const Index mask = mask_offsets_[static_cast<std::size_t>(first_column_ + k)];
     return mask == kNoMask ? nullptr : masks_.data() + mask;
   }
 
-  /// The mask of column k's kernel column kx for every column, all ones where kx == pw (where
+  /// The mask of column k's shift for every column, all ones where the shift is 0 (where
   /// ColumnMask is null): P(p, k) is ColumnValues(k)[p] AND ColumnMaskOrOnes(k)[p], for p in
   /// [0, Rows()), with one instruction per packet and no branch.
   const T* ColumnMaskOrOnes(Index k) const {
-    return masks_.data() + masks_or_ones_offsets_[static_cast<std::size_t>(k)];
+    return masks_.data() + masks_or_ones_offsets_[static_cast<std::size_t>(first_column_ + k)];
   }
 
   /// Eigen's data-mapper view of P from (row0, column0) on, as gemm_pack_lhs reads it.
@@ -158,8 +281,13 @@ class ImplicitPatches {
    public:
     using LinearMapper = void;  // gemm_pack_lhs names the type and never uses it
     Mapper(const ImplicitPatches& patches, Index row0, Index column0)
-        : patches_(&patches), row0_(row0), column0_(column0) {}
-    Mapper getSubMapper(Index i, Index j) const { return {*patches_, row0_ + i, column0_ + j}; }
+        : patches_(&patches), row0_(row0), column0_(patches.first_column_ + column0) {}
+    Mapper getSubMapper(Index i, Index j) const {
+      Mapper sub = *this;
+      sub.row0_ += i;
+      sub.column0_ += j;
+      return sub;
+    }
     /// P(row0 + i .. + n, column0 + k) for a packet of n values.
     template <class Packet>
     EIGEN_ALWAYS_INLINE Packet loadPacket(Index i, Index k) const {
@@ -184,7 +312,7 @@ class ImplicitPatches {
 
    private:
     const ImplicitPatches* patches_;
-    Index row0_, column0_;
+    Index row0_, column0_;  // column0_ counts from the first of all columns, not the phase's
   };
 
   /// The view of P^T (C*kh*kw x Ho*W) as a row-major lhs: element (i, k) is P(k, i), and a
@@ -207,17 +335,113 @@ class ImplicitPatches {
   };
 
  private:
+  /// Column k of P: plane `plane`'s values shifted by `row_shift` rows and `column_shift`
+  /// columns (position (y, x) reads the plane's (y + row_shift, x + column_shift)).
+  struct Column {
+    Index plane, row_shift, column_shift;
+  };
+  /// What the tables were built for (Configure: transposed false, out_channels 0).
+  struct Key {
+    Shape in{0, 0, 0};
+    Window2D window{Size2D{0}, Size2D{0}, Size2D{0}};
+    bool transposed = true;
+    Index out_channels = -1;
+    bool operator==(const Key&) const = default;
+  };
+
+  static void RequireShifts(const Shape& in, const Window2D& window) {
+    if (!PatchesAreShifts(in, window)) {
+      throw ArgumentError("ImplicitPatches: the window (kernel " + window.kernel.ToString() +
+                          ", stride " + window.stride.ToString() + ", padding " +
+                          window.padding.ToString() + ") over " + in.ToString() +
+                          " does not read shifted planes: it needs a stride of 1, or of 2 over "
+                          "an even extent, and an output row as wide as the input's (stride 1) "
+                          "or half as wide (stride 2)");
+    }
+  }
+
+  /// Calls f(ky, kx, row tap, column tap) for every tap of `window`, rows then columns.
+  template <class F>
+  static void ForEachTap(const Window2D& window, F&& f) {
+    for (Index ky = 0; ky < window.kernel.height; ++ky) {
+      const PatchTap row = PatchTap::Of(ky, window.stride.height, window.padding.height);
+      for (Index kx = 0; kx < window.kernel.width; ++kx) {
+        f(ky, kx, row, PatchTap::Of(kx, window.stride.width, window.padding.width));
+      }
+    }
+  }
+
+  /// The tables for `planes` planes of `plane` (rows x width) values and output positions of
+  /// `output_rows` rows of plane.width, with `columns` as P's columns. The margin between the
+  /// planes covers every read of every column (masked reads included): rows outside a plane
+  /// then read zeros.
+  void Build(Index planes, Size2D plane, Index output_rows, const std::vector<Column>& columns) {
+    const Index width = plane.width;
+    const Index positions = CheckedMultiply(output_rows, width, "ImplicitPatches: the positions");
+    const Index plane_size = CheckedMultiply(plane.height, width, "ImplicitPatches: a plane");
+    Index lowest_shift = 0, highest_shift = 0, lowest_column = 0, highest_column = 0;
+    for (const Column& column : columns) {
+      // Each shift's size checked, then signed: |shift| <= |row_shift| width + |column_shift|.
+      CheckedAdd(CheckedMultiply(std::abs(column.row_shift), width, "ImplicitPatches: a shift"),
+                 std::abs(column.column_shift), "ImplicitPatches: a shift");
+      const Index shift = column.row_shift * width + column.column_shift;
+      lowest_shift = std::min(lowest_shift, shift);
+      highest_shift = std::max(highest_shift, shift);
+      lowest_column = std::min(lowest_column, column.column_shift);
+      highest_column = std::max(highest_column, column.column_shift);
+    }
+    // Reads span [lowest_shift, positions - 1 + highest_shift] around a plane's start.
+    const Index beyond = positions + highest_shift - plane_size;
+    const Index margin = std::max({Index{0}, -lowest_shift, beyond});
+    const Index plane_stride = CheckedAdd(plane_size, margin, "ImplicitPatches: a plane and margin");
+    const Index guarded_size = CheckedAdd(
+        margin, CheckedMultiply(planes, plane_stride, "ImplicitPatches: the planes"),
+        "ImplicitPatches: the planes");
+    const Index shifts = highest_column - lowest_column + 1;
+    const Index mask_size = CheckedMultiply(shifts, positions, "ImplicitPatches: the masks");
+    positions_ = positions;
+    margin_ = margin;
+    plane_stride_ = plane_stride;
+    // Zero everywhere; Load writes only the planes, so the margins stay zero.
+    guarded_.setZero(guarded_size);
+    // masks_.segment((shift - lowest_column) * positions, positions): all ones where
+    // 0 <= x + shift < width for position p's column x = p % width.
+    masks_.resize(mask_size);
+    const T inside = std::bit_cast<T>(~Bits{0}), outside = std::bit_cast<T>(Bits{0});
+    for (Index shift = lowest_column; shift <= highest_column; ++shift) {
+      for (Index p = 0; p < positions; ++p) {
+        const Index x = p % width + shift;
+        masks_((shift - lowest_column) * positions + p) = x >= 0 && x < width ? inside : outside;
+      }
+    }
+    const std::size_t count = columns.size();
+    offsets_.resize(count);
+    mask_offsets_.resize(count);
+    masks_or_ones_offsets_.resize(count);
+    for (std::size_t k = 0; k < count; ++k) {
+      const Column& column = columns[k];
+      offsets_[k] = margin + column.plane * plane_stride + column.row_shift * width + column.column_shift;
+      masks_or_ones_offsets_[k] = (column.column_shift - lowest_column) * positions;
+      mask_offsets_[k] = column.column_shift == 0 ? kNoMask : masks_or_ones_offsets_[k];
+    }
+  }
+
   // Offsets, not pointers, so that a copy (a copied layer's workspace) reads its own tables.
   static constexpr Index kNoMask = -1;
-  Shape in_{0, 0, 0};
-  Window2D window_{Size2D{0}, Size2D{0}, Size2D{0}};
+  Key key_;
+  Index first_column_ = 0, columns_ = 0;  // the columns the products read (SelectPhase)
+  Size2D transposed_stride_{1};          // ConfigureTransposed's window's stride
+  std::vector<Index> phase_columns_;     // its phase i's columns: [phase_columns_[i], [i + 1])
+  Shape load_shape_{0, 0, 0};            // what Load takes: channels x height x width
+  Size2D load_stride_{1};                // and splits into phases of this stride
+  std::vector<Index> load_phases_;       // the phases (a * sw + b) that Load writes, in order
   Index positions_ = 0, margin_ = 0, plane_stride_ = 0;
-  Vector<T> guarded_;                    // margin, then per channel: plane, margin
-  Vector<T> masks_;                      // kw x positions bit masks
+  Vector<T> guarded_;                    // margin, then per plane: plane, margin
+  Vector<T> masks_;                      // per column shift, positions bit masks
   std::vector<Index> offsets_;           // per column k: where P(0, k) sits in guarded_
-  std::vector<Index> mask_offsets_;      // per column k: where its kx's mask starts in masks_
-                                         // (kNoMask: kx == pw, every column inside)
-  std::vector<Index> masks_or_ones_offsets_;  // per column k: kx * positions_, for every kx
+  std::vector<Index> mask_offsets_;      // per column k: where its shift's mask starts in
+                                         // masks_ (kNoMask: shift 0, every column inside)
+  std::vector<Index> masks_or_ones_offsets_;  // per column k: its shift's mask, for every shift
 };
 
 namespace internal {

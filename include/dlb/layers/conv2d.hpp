@@ -3,6 +3,7 @@
 /// Two-dimensional convolution (torch.nn.Conv2d).
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -101,8 +102,9 @@ struct Conv2DOptions {
 ///             dW += dZ^T P                   (C_out x C_in kh kw; P rebuilt from X)
 ///             dP = dZ W,  dX = col2im(dP)    (skipped when dX is not wanted)
 /// and the threads' dW and db are added at the end. Large planes multiply sample by sample
-/// in place, and windows whose patches are shifts of the planes (a "same" 3x3 convolution)
-/// never build P at all: Eigen's packing reads it from the image (Plan, ProductPlan). Each
+/// in place, and windows whose patches are shifts of the planes or of their phases (a "same"
+/// 3x3 convolution, a 3x3 or 1x1 of stride 2 over even planes) never build P at all: the
+/// library's kernels read it from the image (Plan, ProductPlan). Each
 /// thread has its own buffers, reused from batch to batch: nothing is allocated once a batch
 /// of the same size has been seen.
 /// Initialisation: W ~ N(0, 2 / (C_in kh kw)) (Kaiming, the default), b = 0.
@@ -219,7 +221,11 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
     const Plan& plan = plan_;
     if (dx != nullptr) dx->resize(this->input_shape_.Size(), x.cols());
     const bool implicit = UsesImplicitPatches();
-    if (dx != nullptr && (implicit || plan.transposed_input_gradient)) FlipWeight();
+    if (dx != nullptr && implicit) {
+      PhaseWeights();
+    } else if (dx != nullptr && plan.transposed_input_gradient) {
+      FlipWeight();
+    }
     const int parts = ForEachChunk(x.cols(), [&](Workspace& work, ChunkBuffers& buffers,
                                                   Index first, Index count) {
       if (implicit) {
@@ -325,13 +331,14 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
     /// instead of dP = dY W (an inner size of only C_out) and col2im's scatter-add. For
     /// per_sample layers with stride 1 and padding below the kernel.
     bool transposed_input_gradient = false;
-    /// The patches are shifts of the planes (PatchesAreShifts: stride 1, an output as wide
-    /// as the input; and the padding of the height below the kernel, so that the transposed
-    /// window over dY is one too). With the Eigen engine every product then runs sample by
-    /// sample on ImplicitPatches (see dlb/core/implicit_im2col.hpp), taking precedence over
-    /// the paths above: Y_b = P_b W^T, dW^T += P_b^T dY_b and dX_b = P'_b W' (the transposed
-    /// convolution), with the patches read from X_b and dY_b by the products themselves; no patch
-    /// matrix, no rearrangement and no col2im. With the BLAS engine the paths above run.
+    /// The patches are shifts of the planes (PatchesAreShifts: strides of 1, or 2 over even
+    /// extents, where the planes are the input's phases; an output row as wide as the planes';
+    /// and the padding of the height below the kernel). With the Eigen engine every product
+    /// then runs sample by sample on ImplicitPatches (see dlb/core/implicit_im2col.hpp),
+    /// taking precedence over the paths above: Y_b = P_b W^T, dW^T += P_b^T dY_b and dX_b's
+    /// phases P'_ab W_ab (with stride 1 the transposed convolution), with the patches read
+    /// from X_b and dY_b by the products themselves; no patch matrix, no rearrangement and no
+    /// col2im. With the BLAS engine the paths above run.
     bool implicit_patches = false;
     /// A chunk's second buffer per sample (rows x columns): Z or dZ (Ho*Wo x C_out), or with
     /// the transposed convolution dY's patches (H*W x C_out kh kw).
@@ -355,6 +362,9 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
 
  private:
   static constexpr std::uint64_t kDefaultSeed = 0xc0a5;
+  /// Phases of the input that implicit patches split a stride into: 2 x 2 at most
+  /// (PatchesAreShifts).
+  static constexpr std::size_t kMaxStridePhases = 4;
 
   /// The Plan for a layer of this window from `input` to `output` (see Plan); throws
   /// ShapeError when a sample's working memory overflows Index.
@@ -408,15 +418,25 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
   /// Backward of samples [first, first + count) on implicit patches: per sample b, with dY_b
   /// the Ho*Wo x C_out matrix of its column,
   ///   db += dY_b^T 1,   dW^T (+)= P_b^T dY_b   (C_in kh kw x C_out, this thread's sum),
-  ///   dX_b = P'_b W'   (H*W x C_in, P'_b the patches of dY_b for TransposedWindow()),
-  /// with P_b and P'_b read from X_b and dY_b by the products (dlb/core/implicit_im2col.hpp).
+  ///   dX_b's phase (a, b) = P'_ab W_ab   (H/sh * W/sw x C_in) for each phase of the stride,
+  /// P'_ab the patches of dY_b for that phase (ImplicitPatches::ConfigureTransposed and
+  /// SelectPhase, dY_b loaded once) and W_ab
+  /// the kernels' taps that read it (PhaseWeights); with stride 1, one phase: the transposed
+  /// convolution, straight into dX_b, else each phase scattered into every sh-th row and
+  /// sw-th column of dX_b's planes. P_b and P'_ab are read from X_b and dY_b by the products
+  /// (dlb/core/implicit_im2col.hpp).
   template <class Work, class Buffers>
   void BackwardImplicit(const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& dy, Matrix<T>* dx,
                         Work& work, Buffers& buffers, Index first, Index count) {
     const Index positions = Positions();
-    const Index in_positions = this->input_shape_.height * this->input_shape_.width;
-    work.patches.Configure(this->input_shape_, window_);
-    if (dx != nullptr) work.gradient_patches.Configure(this->output_shape_, TransposedWindow());
+    const Shape& in = this->input_shape_;
+    const Index sh = window_.stride.height, sw = window_.stride.width;
+    const Index phases = sh * sw;
+    work.patches.Configure(in, window_);
+    if (dx != nullptr) {
+      work.gradient_patches.ConfigureTransposed(in, OutChannels(), window_);
+      if (phases > 1) work.phase_gradient.resize((in.height / sh) * (in.width / sw), InChannels());
+    }
     work.grad_weight_transposed.resize(weight_.cols(), OutChannels());
     work.grad_bias.resize(OutChannels(), 1);
     for (Index b = 0; b < count; ++b) {
@@ -427,12 +447,42 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
       PatchesTransposeTimes<T>(work.patches, grad, work.grad_weight_transposed,
                                started ? T(1) : T(0), buffers.gemm);
       if (dx == nullptr) continue;
-      work.gradient_patches.Load(dy.col(first + b).data());
-      Eigen::Map<Matrix<T>> grad_in(dx->col(first + b).data(), in_positions, InChannels());
-      PatchesTimes<T>(work.gradient_patches, Op::Transpose, flipped_weight_, grad_in, T(0),
-                      buffers.gemm);
+      T* grad_in = dx->col(first + b).data();
+      ImplicitPatches<T>& patches = work.gradient_patches;
+      patches.Load(dy.col(first + b).data());
+      if (phases == 1) {
+        Eigen::Map<Matrix<T>> out(grad_in, in.height * in.width, InChannels());
+        PatchesTimes<T>(patches, Op::Transpose, phase_weights_[0], out, T(0), buffers.gemm);
+        continue;
+      }
+      // A phase that no tap reads (a 1x1 kernel of stride 2 reads one of four) has a zero
+      // gradient: the sample's column is zeroed at once rather than phase by phase.
+      if (unread_phase_) dx->col(first + b).setZero();
+      for (Index phase = 0; phase < phases; ++phase) {
+        const Matrix<T>& weight = phase_weights_[static_cast<std::size_t>(phase)];
+        if (weight.cols() == 0) continue;
+        const Size2D of{phase / sw, phase % sw};
+        patches.SelectPhase(of);
+        PatchesTimes<T>(patches, Op::Transpose, weight, work.phase_gradient, T(0), buffers.gemm);
+        ScatterPhase(work.phase_gradient, of, grad_in);
+      }
     }
     ++work.chunks_done;
+  }
+
+  /// dX_b(c, sh y + a, sw x + b) = values(y * W/sw + x, c): one phase's input gradient (a
+  /// column per input channel) into the sample's column `grad_in`.
+  void ScatterPhase(const Matrix<T>& values, Size2D phase, T* grad_in) const {
+    const Shape& in = this->input_shape_;
+    const Index sh = window_.stride.height, sw = window_.stride.width;
+    const Index rows = in.height / sh, columns = in.width / sw;
+    for (Index c = 0; c < InChannels(); ++c) {
+      const T* from = values.col(c).data();
+      T* to = grad_in + c * in.height * in.width + phase.height * in.width + phase.width;
+      for (Index y = 0; y < rows; ++y) {
+        for (Index x = 0; x < columns; ++x) to[y * sh * in.width + x * sw] = from[y * columns + x];
+      }
+    }
   }
 
   /// Backward of samples [first, first + count) when Plan::per_sample: per sample b, with
@@ -503,6 +553,34 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
     }
   }
 
+  /// phase_weights_[a * sw + b] = W_ab^T (C_in x C_out taps), the kernels' taps that read phase
+  /// (a, b) of the input (ForEachPhaseTap, in its order): W_ab^T(c, o * taps + t) = W(o, (c kh
+  /// + ky_t) kw + kx_t), stored transposed as PatchesTimes reads a weight in place. With
+  /// stride 1, one phase of every tap: the transposed convolution's W'^T with its taps in
+  /// ConfigureTransposed's order.
+  void PhaseWeights() {
+    const Index sw = window_.stride.width, phases = window_.stride.height * sw;
+    const Index kh = window_.kernel.height, kw = window_.kernel.width;
+    unread_phase_ = false;
+    for (Index phase = 0; phase < phases; ++phase) {
+      const Size2D of{phase / sw, phase % sw};
+      Index taps = 0;
+      ForEachPhaseTap(window_, of, [&](Index, Index) { ++taps; });
+      if (taps == 0) unread_phase_ = true;
+      Matrix<T>& weight = phase_weights_[static_cast<std::size_t>(phase)];
+      weight.resize(InChannels(), OutChannels() * taps);
+      for (Index o = 0; o < OutChannels(); ++o) {
+        Index t = 0;
+        ForEachPhaseTap(window_, of, [&](Index ky, Index kx) {
+          for (Index c = 0; c < InChannels(); ++c) {
+            weight(c, o * taps + t) = weight_(o, (c * kh + ky) * kw + kx);
+          }
+          ++t;
+        });
+      }
+    }
+  }
+
   /// A chunk's buffers.
   struct ChunkBuffers {
     Matrix<T> patches;   // P, then dP in Backward
@@ -517,8 +595,11 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
     ChunkBuffers full, last;
     Matrix<T> grad_weight, grad_bias;  // this thread's sums in Backward
     Matrix<T> grad_weight_transposed;  // dW^T, this thread's sum on implicit patches
-    ImplicitPatches<T> patches;           // X_b's (Plan::implicit_patches)
-    ImplicitPatches<T> gradient_patches;  // dY_b's for the transposed convolution
+    ImplicitPatches<T> patches;  // X_b's (Plan::implicit_patches)
+    // dY_b's for the phases of the input gradient (one with stride 1: the transposed
+    // convolution), and a phase's values before they are scattered into dX_b (stride 2).
+    ImplicitPatches<T> gradient_patches;
+    Matrix<T> phase_gradient;
     Index chunks_done = 0;
   };
 
@@ -546,6 +627,9 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
   T init_std_;
   Matrix<T> weight_, bias_, grad_weight_, grad_bias_;
   Matrix<T> flipped_weight_;  // W'^T of the latest Backward (Plan::transposed_input_gradient)
+  // W_ab^T of the latest Backward on implicit patches (PhaseWeights).
+  std::array<Matrix<T>, kMaxStridePhases> phase_weights_;
+  bool unread_phase_ = false;  // some phase has no taps (PhaseWeights): its dX is zero
   Plan plan_;                 // for the input shape (SetInputShape)
   std::vector<Workspace> workspaces_ = std::vector<Workspace>(kMaxParallelParts);
 };
