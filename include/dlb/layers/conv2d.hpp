@@ -420,11 +420,10 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
   ///   db += dY_b^T 1,   dW^T (+)= P_b^T dY_b   (C_in kh kw x C_out, this thread's sum),
   ///   dX_b's phase (a, b) = P'_ab W_ab   (H/sh * W/sw x C_in) for each phase of the stride,
   /// P'_ab the patches of dY_b for that phase (ImplicitPatches::ConfigureTransposed and
-  /// SelectPhase, dY_b loaded once) and W_ab
-  /// the kernels' taps that read it (PhaseWeights); with stride 1, one phase: the transposed
-  /// convolution, straight into dX_b, else each phase scattered into every sh-th row and
-  /// sw-th column of dX_b's planes. P_b and P'_ab are read from X_b and dY_b by the products
-  /// (dlb/core/implicit_im2col.hpp).
+  /// SelectPhase, dY_b loaded once) and W_ab the kernels' taps that read it (PhaseWeights);
+  /// with stride 1, one phase: the transposed convolution, straight into dX_b; else each
+  /// phase scattered into every sh-th row and sw-th column of dX_b's planes. P_b and P'_ab
+  /// are read from X_b and dY_b by the products (dlb/core/implicit_im2col.hpp).
   template <class Work, class Buffers>
   void BackwardImplicit(const ConstMatrixRef<T>& x, const ConstMatrixRef<T>& dy, Matrix<T>* dx,
                         Work& work, Buffers& buffers, Index first, Index count) {
