@@ -238,6 +238,14 @@ TEST_CASE("implicit im2col: a window that does not shift the planes is refused, 
                        dlb_test::MessageContains({"ImplicitPatches: no phase 2x0 of stride 2x2"}));
   CHECK(implicit.Rows() == 16);
   CHECK(implicit.Columns() == 4);  // phase (0, 0): the kernel's centre tap per output channel
+  // Tables too large to build: a ShapeError, and the previous configuration stays whole.
+  CHECK_THROWS_AS(implicit.Configure({1, Index{1} << 30, Index{1} << 30},
+                                     {Size2D{3}, Size2D{2}, Size2D{1}}),
+                  dlb::ShapeError);
+  CHECK(implicit.Rows() == 16);
+  CHECK(implicit.Columns() == 4);
+  implicit.SelectPhase(Size2D{1});  // still ConfigureTransposed's: 4 taps per output channel
+  CHECK(implicit.Columns() == 16);
 }
 
 TEST_CASE("implicit im2col: the padding reads zero next to an infinity", "[im2col]") {

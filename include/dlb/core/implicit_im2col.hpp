@@ -138,12 +138,11 @@ class ImplicitPatches {
     ForEachTap(window, [&](Index, Index, PatchTap row, PatchTap column) {
       used[static_cast<std::size_t>(row.phase * sw + column.phase)] = true;
     });
-    std::vector<Index> phase_plane(used.size(), -1);
-    load_phases_.clear();
+    std::vector<Index> phase_plane(used.size(), -1), load_phases;
     for (std::size_t phase = 0; phase < used.size(); ++phase) {
       if (!used[phase]) continue;
-      phase_plane[phase] = static_cast<Index>(load_phases_.size()) * in.channels;
-      load_phases_.push_back(static_cast<Index>(phase));
+      phase_plane[phase] = static_cast<Index>(load_phases.size()) * in.channels;
+      load_phases.push_back(static_cast<Index>(phase));
     }
     std::vector<Column> columns;
     columns.reserve(static_cast<std::size_t>(
@@ -156,9 +155,12 @@ class ImplicitPatches {
                            row.shift, column.shift});
       });
     }
-    Build(CheckedMultiply(in.channels, static_cast<Index>(load_phases_.size()),
+    // Build checks every size before it changes anything, so a throw keeps the previous
+    // configuration whole; the members below change only after it.
+    Build(CheckedMultiply(in.channels, static_cast<Index>(load_phases.size()),
                           "ImplicitPatches: the planes"),
           Size2D{in.height / sh, in.width / sw}, out.height, columns);
+    load_phases_ = std::move(load_phases);
     load_shape_ = in;
     load_stride_ = window.stride;
     key_ = key;
@@ -189,7 +191,7 @@ class ImplicitPatches {
     columns.reserve(static_cast<std::size_t>(CheckedMultiply(
         out_channels, CheckedMultiply(window.kernel.height, window.kernel.width, "ImplicitPatches: the kernel"),
         "ImplicitPatches: the columns")));
-    phase_columns_.assign(1, 0);
+    std::vector<Index> phase_columns{0};
     for (Index phase = 0; phase < sh * sw; ++phase) {
       const Size2D of{phase / sw, phase % sw};
       for (Index o = 0; o < out_channels; ++o) {
@@ -198,10 +200,11 @@ class ImplicitPatches {
                              -PatchTap::Of(kx, sw, window.padding.width).shift});
         });
       }
-      phase_columns_.push_back(static_cast<Index>(columns.size()));
+      phase_columns.push_back(static_cast<Index>(columns.size()));
     }
+    Build(out_channels, out, in.height / sh, columns);  // as in Configure: checks first
+    phase_columns_ = std::move(phase_columns);
     load_phases_.assign(1, 0);
-    Build(out_channels, out, in.height / sh, columns);
     load_shape_ = Shape{out_channels, out.height, out.width};
     load_stride_ = Size2D{1};
     transposed_stride_ = window.stride;
