@@ -78,21 +78,26 @@ struct PatchTap {
   }
 };
 
-/// Calls f(ky, kx) for every tap of `window` (kernel rows and columns in ascending order) that
-/// reads the input's phase `phase` (row phase, column phase: see PatchTap): the columns of
+/// Calls f(ky, kx, row tap, column tap) for every tap of `window`, kernel rows then columns in
+/// ascending order, with the PatchTap of each direction.
+template <class F>
+void ForEachTap(const Window2D& window, F&& f) {
+  for (Index ky = 0; ky < window.kernel.height; ++ky) {
+    const PatchTap row = PatchTap::Of(ky, window.stride.height, window.padding.height);
+    for (Index kx = 0; kx < window.kernel.width; ++kx) {
+      f(ky, kx, row, PatchTap::Of(kx, window.stride.width, window.padding.width));
+    }
+  }
+}
+
+/// Calls f(ky, kx) for every tap of `window` (in ForEachTap's order) that reads the input's
+/// phase `phase` (row phase, column phase: see PatchTap): the columns of
 /// ImplicitPatches::ConfigureTransposed's patches per output channel, in their order.
 template <class F>
 void ForEachPhaseTap(const Window2D& window, Size2D phase, F&& f) {
-  for (Index ky = 0; ky < window.kernel.height; ++ky) {
-    if (PatchTap::Of(ky, window.stride.height, window.padding.height).phase != phase.height) {
-      continue;
-    }
-    for (Index kx = 0; kx < window.kernel.width; ++kx) {
-      if (PatchTap::Of(kx, window.stride.width, window.padding.width).phase == phase.width) {
-        f(ky, kx);
-      }
-    }
-  }
+  ForEachTap(window, [&](Index ky, Index kx, PatchTap row, PatchTap column) {
+    if (row.phase == phase.height && column.phase == phase.width) f(ky, kx);
+  });
 }
 
 /// A patch matrix read from planes instead of written out, for the products PatchesTimes and
@@ -269,14 +274,14 @@ class ImplicitPatches {
   }
   const T* ColumnMask(Index k) const {
     const Index mask = mask_offsets_[static_cast<std::size_t>(first_column_ + k)];
-    return mask == kNoMask ? nullptr : masks_.data() + mask;
+    return mask == unshifted_mask_ ? nullptr : masks_.data() + mask;
   }
 
   /// The mask of column k's shift for every column, all ones where the shift is 0 (where
   /// ColumnMask is null): P(p, k) is ColumnValues(k)[p] AND ColumnMaskOrOnes(k)[p], for p in
   /// [0, Rows()), with one instruction per packet and no branch.
   const T* ColumnMaskOrOnes(Index k) const {
-    return masks_.data() + masks_or_ones_offsets_[static_cast<std::size_t>(first_column_ + k)];
+    return masks_.data() + mask_offsets_[static_cast<std::size_t>(first_column_ + k)];
   }
 
   /// Eigen's data-mapper view of P from (row0, column0) on, as gemm_pack_lhs reads it.
@@ -298,7 +303,7 @@ class ImplicitPatches {
       const Index row = row0_ + i;
       Packet values = Eigen::internal::ploadu<Packet>(patches_->guarded_.data() +
                                                       patches_->offsets_[column] + row);
-      if (const Index mask = patches_->mask_offsets_[column]; mask != kNoMask) {
+      if (const Index mask = patches_->mask_offsets_[column]; mask != patches_->unshifted_mask_) {
         values = Eigen::internal::pand(
             values, Eigen::internal::ploadu<Packet>(patches_->masks_.data() + mask + row));
       }
@@ -309,7 +314,7 @@ class ImplicitPatches {
       const auto column = static_cast<std::size_t>(column0_ + k);
       const Index row = row0_ + i;
       const Index mask = patches_->mask_offsets_[column];
-      if (mask != kNoMask && std::bit_cast<Bits>(patches_->masks_(mask + row)) == 0) return T(0);
+      if (std::bit_cast<Bits>(patches_->masks_(mask + row)) == 0) return T(0);
       return patches_->guarded_(patches_->offsets_[column] + row);
     }
 
@@ -363,17 +368,6 @@ class ImplicitPatches {
     }
   }
 
-  /// Calls f(ky, kx, row tap, column tap) for every tap of `window`, rows then columns.
-  template <class F>
-  static void ForEachTap(const Window2D& window, F&& f) {
-    for (Index ky = 0; ky < window.kernel.height; ++ky) {
-      const PatchTap row = PatchTap::Of(ky, window.stride.height, window.padding.height);
-      for (Index kx = 0; kx < window.kernel.width; ++kx) {
-        f(ky, kx, row, PatchTap::Of(kx, window.stride.width, window.padding.width));
-      }
-    }
-  }
-
   /// The tables for `planes` planes of `plane` (rows x width) values and output positions of
   /// `output_rows` rows of plane.width, with `columns` as P's columns. The margin between the
   /// planes covers every read of every column (masked reads included): rows outside a plane
@@ -420,17 +414,15 @@ class ImplicitPatches {
     const std::size_t count = columns.size();
     offsets_.resize(count);
     mask_offsets_.resize(count);
-    masks_or_ones_offsets_.resize(count);
+    unshifted_mask_ = -lowest_column * positions;
     for (std::size_t k = 0; k < count; ++k) {
       const Column& column = columns[k];
       offsets_[k] = margin + column.plane * plane_stride + column.row_shift * width + column.column_shift;
-      masks_or_ones_offsets_[k] = (column.column_shift - lowest_column) * positions;
-      mask_offsets_[k] = column.column_shift == 0 ? kNoMask : masks_or_ones_offsets_[k];
+      mask_offsets_[k] = (column.column_shift - lowest_column) * positions;
     }
   }
 
   // Offsets, not pointers, so that a copy (a copied layer's workspace) reads its own tables.
-  static constexpr Index kNoMask = -1;
   Key key_;
   Index first_column_ = 0, columns_ = 0;  // the columns the products read (SelectPhase)
   Size2D transposed_stride_{1};          // ConfigureTransposed's window's stride
@@ -442,9 +434,8 @@ class ImplicitPatches {
   Vector<T> guarded_;                    // margin, then per plane: plane, margin
   Vector<T> masks_;                      // per column shift, positions bit masks
   std::vector<Index> offsets_;           // per column k: where P(0, k) sits in guarded_
-  std::vector<Index> mask_offsets_;      // per column k: where its shift's mask starts in
-                                         // masks_ (kNoMask: shift 0, every column inside)
-  std::vector<Index> masks_or_ones_offsets_;  // per column k: its shift's mask, for every shift
+  std::vector<Index> mask_offsets_;      // per column k: where its shift's mask starts in masks_
+  Index unshifted_mask_ = 0;             // where shift 0's (all ones) starts: ColumnMask null
 };
 
 namespace internal {

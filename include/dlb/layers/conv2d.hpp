@@ -436,6 +436,11 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
       work.gradient_patches.ConfigureTransposed(in, OutChannels(), window_);
       if (phases > 1) work.phase_gradient.resize((in.height / sh) * (in.width / sw), InChannels());
     }
+    // A phase that no tap reads (a 1x1 kernel of stride 2 reads one of four) has a zero
+    // gradient: a sample's column is then zeroed at once rather than phase by phase.
+    const bool unread_phase =
+        std::any_of(phase_weights_.begin(), phase_weights_.begin() + phases,
+                    [](const Matrix<T>& weight) { return weight.cols() == 0; });
     work.grad_weight_transposed.resize(weight_.cols(), OutChannels());
     work.grad_bias.resize(OutChannels(), 1);
     for (Index b = 0; b < count; ++b) {
@@ -454,9 +459,7 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
         PatchesTimes<T>(patches, Op::Transpose, phase_weights_[0], out, T(0), buffers.gemm);
         continue;
       }
-      // A phase that no tap reads (a 1x1 kernel of stride 2 reads one of four) has a zero
-      // gradient: the sample's column is zeroed at once rather than phase by phase.
-      if (unread_phase_) dx->col(first + b).setZero();
+      if (unread_phase) dx->col(first + b).setZero();
       for (Index phase = 0; phase < phases; ++phase) {
         const Matrix<T>& weight = phase_weights_[static_cast<std::size_t>(phase)];
         if (weight.cols() == 0) continue;
@@ -560,12 +563,10 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
   void PhaseWeights() {
     const Index sw = window_.stride.width, phases = window_.stride.height * sw;
     const Index kh = window_.kernel.height, kw = window_.kernel.width;
-    unread_phase_ = false;
     for (Index phase = 0; phase < phases; ++phase) {
       const Size2D of{phase / sw, phase % sw};
       Index taps = 0;
       ForEachPhaseTap(window_, of, [&](Index, Index) { ++taps; });
-      if (taps == 0) unread_phase_ = true;
       Matrix<T>& weight = phase_weights_[static_cast<std::size_t>(phase)];
       weight.resize(InChannels(), OutChannels() * taps);
       for (Index o = 0; o < OutChannels(); ++o) {
@@ -628,7 +629,6 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
   Matrix<T> flipped_weight_;  // W'^T of the latest Backward (Plan::transposed_input_gradient)
   // W_ab^T of the latest Backward on implicit patches (PhaseWeights).
   std::array<Matrix<T>, kMaxStridePhases> phase_weights_;
-  bool unread_phase_ = false;  // some phase has no taps (PhaseWeights): its dX is zero
   Plan plan_;                 // for the input shape (SetInputShape)
   std::vector<Workspace> workspaces_ = std::vector<Workspace>(kMaxParallelParts);
 };
