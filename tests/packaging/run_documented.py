@@ -17,6 +17,9 @@ with only the paths replaced by the test's own, so that the page cannot drift fr
         WAY compiled: add_subdirectory as above, plus the ```cmake block of building.md (beside
         DOC) that links dlb::compiled, so that the consumer's program takes the library's
         templates and functions from the compiled part, built with the consumer's flags.
+        WAY precompiled: add_subdirectory as above, plus building.md's ```cmake block that
+        precompiles <dlb/dlb.hpp> (target_precompile_headers); the build must leave the
+        precompiled header (GCC's .gch, clang's .pch) in the consumer's build tree.
 """
 
 import os
@@ -94,14 +97,18 @@ def git_repository(source, repo, version):
 def consume(doc, way, source, work, version):
     work = pathlib.Path(work)
     needle = {"find_package": "find_package(dlb", "fetch_content": "FetchContent_Declare(",
-              "add_subdirectory": "add_subdirectory(", "compiled": "add_subdirectory("}[way]
+              "add_subdirectory": "add_subdirectory(", "compiled": "add_subdirectory(",
+              "precompiled": "add_subdirectory("}[way]
     snippet = block_with(doc, "cmake", needle)
+    building = pathlib.Path(doc).parent / "building.md"
     if way == "compiled":
-        snippet += block_with(pathlib.Path(doc).parent / "building.md", "cmake", "dlb::compiled")
+        snippet += block_with(building, "cmake", "dlb::compiled")
+    if way == "precompiled":
+        snippet += block_with(building, "cmake", "target_precompile_headers(")
     project = work / way
     shutil.rmtree(project, ignore_errors=True)
     shutil.copytree(CONSUMER, project / "src")
-    if way in ("add_subdirectory", "compiled"):
+    if way in ("add_subdirectory", "compiled", "precompiled"):
         (project / "src" / "third_party").mkdir()
         os.symlink(source, project / "src" / "third_party" / "dlblocks")
     if way == "fetch_content":
@@ -118,6 +125,12 @@ def consume(doc, way, source, work, version):
     run(["cmake", "-S", project / "src", "-B", project / "build",
          f"-DCMAKE_PREFIX_PATH={work / 'prefix'}", "-DFETCHCONTENT_QUIET=ON"], work)
     run(["cmake", "--build", project / "build"], work)
+    if way == "precompiled":
+        built = [path for pattern in ("*.gch", "*.pch")
+                 for path in (project / "build").rglob(pattern)]
+        if not built:
+            sys.exit("run_documented.py: the build made no precompiled header")
+        print(f"precompiled header: {built[0]}", flush=True)
     run([project / "build" / "app"], work)
 
 
