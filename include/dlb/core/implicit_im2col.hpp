@@ -65,6 +65,22 @@ inline bool PatchesAreShifts(const Shape& in, const Window2D& window) {
   return out.height >= 1 && out.width == in.width / window.stride.width;
 }
 
+/// Calls f(i, p) for every value of phase `phase` (a, b) of a plane of height x width values
+/// stored row by row, the values at rows a, a + sh, ... and columns b, b + sw, ... of `stride`
+/// (sh, sw): i is the value's index in the phase, (height / sh) x (width / sw) stored row by
+/// row, p its index in the plane, i = y (width / sw) + x and p = (sh y + a) width + sw x + b.
+/// The one description of a phase, for copying it out of a plane (ImplicitPatches::Load) and
+/// into one (Conv2D's input gradient by phases).
+/// Requires: height and width multiples of the stride's, 0 <= a < sh and 0 <= b < sw.
+template <class F>
+void ForEachPhaseValue(Index height, Index width, Size2D stride, Size2D phase, F&& f) {
+  const Index rows = height / stride.height, columns = width / stride.width;
+  for (Index y = 0; y < rows; ++y) {
+    const Index row = (stride.height * y + phase.height) * width + phase.width;
+    for (Index x = 0; x < columns; ++x) f(y * columns + x, row + stride.width * x);
+  }
+}
+
 /// One tap of a window along one direction, as the planes of ImplicitPatches see it: kernel
 /// index t reads input index s*o - p + t for output index o, i.e. index o + shift of the
 /// phase plane `phase` (the input's indices phase, phase + s, phase + 2s, ...), with
@@ -247,16 +263,14 @@ class ImplicitPatches {
       }
       return;
     }
-    const Index rows = height / sh, columns = width / sw;
     for (std::size_t slot = 0; slot < load_phases_.size(); ++slot) {
-      const Index a = load_phases_[slot] / sw, b = load_phases_[slot] % sw;
+      const Size2D phase{load_phases_[slot] / sw, load_phases_[slot] % sw};
       for (Index c = 0; c < channels; ++c) {
-        const T* from = sample + c * plane + a * width + b;
+        const T* from = sample + c * plane;
         T* to = guarded_.data() + margin_ +
                 (static_cast<Index>(slot) * channels + c) * plane_stride_;
-        for (Index y = 0; y < rows; ++y) {
-          for (Index x = 0; x < columns; ++x) to[y * columns + x] = from[y * sh * width + x * sw];
-        }
+        ForEachPhaseValue(height, width, load_stride_, phase,
+                          [&](Index i, Index p) { to[i] = from[p]; });
       }
     }
   }

@@ -476,14 +476,11 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
   /// column per input channel) into the sample's column `grad_in`.
   void ScatterPhase(const Matrix<T>& values, Size2D phase, T* grad_in) const {
     const Shape& in = this->input_shape_;
-    const Index sh = window_.stride.height, sw = window_.stride.width;
-    const Index rows = in.height / sh, columns = in.width / sw;
     for (Index c = 0; c < InChannels(); ++c) {
       const T* from = values.col(c).data();
-      T* to = grad_in + c * in.height * in.width + phase.height * in.width + phase.width;
-      for (Index y = 0; y < rows; ++y) {
-        for (Index x = 0; x < columns; ++x) to[y * sh * in.width + x * sw] = from[y * columns + x];
-      }
+      T* to = grad_in + c * in.height * in.width;
+      ForEachPhaseValue(in.height, in.width, window_.stride, phase,
+                        [&](Index i, Index p) { to[p] = from[i]; });
     }
   }
 
