@@ -566,15 +566,15 @@ class Conv2D : public SpatialLayer<Conv2D<T>>, public DescribedBy<Conv2DOptions>
       ForEachPhaseTap(window_, of, [&](Index, Index) { ++taps; });
       Matrix<T>& weight = phase_weights_[static_cast<std::size_t>(phase)];
       weight.resize(InChannels(), OutChannels() * taps);
-      for (Index o = 0; o < OutChannels(); ++o) {
-        Index t = 0;
-        ForEachPhaseTap(window_, of, [&](Index ky, Index kx) {
+      Index t = 0;
+      ForEachPhaseTap(window_, of, [&](Index ky, Index kx) {
+        for (Index o = 0; o < OutChannels(); ++o) {
           for (Index c = 0; c < InChannels(); ++c) {
             weight(c, o * taps + t) = weight_(o, (c * kh + ky) * kw + kx);
           }
-          ++t;
-        });
-      }
+        }
+        ++t;
+      });
     }
   }
 
